@@ -1,0 +1,19 @@
+//! Reward's domain, free of I/O.
+//!
+//! - [`ids`]: prefixed ULID identifiers (`wh_`, `we_`, `dl_`, `at_`, `te_`, ...).
+//! - [`time`]: millisecond UTC timestamps and their RFC 3339 form.
+//! - [`event`]: the event types, their JSON Schemas and examples, and payload building.
+//! - [`credit`]: how a trigger's rule turns a trigger event's value into credit points.
+//! - [`names`]: validated newtypes for user-supplied names, user ids, trigger ids and URLs.
+//! - [`retry`]: the retry schedule (backoff, jitter, give-up).
+//! - [`signing`]: webhook secrets and Standard Webhooks signatures.
+//! - [`api_key`]: API key generation and hashing.
+
+pub mod api_key;
+pub mod credit;
+pub mod event;
+pub mod ids;
+pub mod names;
+pub mod retry;
+pub mod signing;
+pub mod time;
