@@ -4,7 +4,8 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 use base64::Engine;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
+
+use crate::digest::sha256_hex;
 
 const KEY_PREFIX: &str = "rwd_";
 /// How many leading characters of a key are kept to help a person recognise it.
@@ -30,8 +31,7 @@ pub fn generate() -> NewApiKey {
 
 /// The stored form of a key: lowercase hex SHA-256.
 pub fn hash(plaintext: &str) -> String {
-    let digest = Sha256::digest(plaintext.as_bytes());
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    sha256_hex(plaintext.as_bytes())
 }
 
 #[cfg(test)]

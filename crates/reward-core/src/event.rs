@@ -36,9 +36,7 @@ impl EventType {
 
     pub fn description(self) -> &'static str {
         match self {
-            EventType::TriggerEventCreated => {
-                "Triggered whenever a new trigger event is created."
-            }
+            EventType::TriggerEventCreated => "Triggered whenever a new trigger event is created.",
             EventType::BalanceCreditPointsIssued => {
                 "Triggered when credits are issued to a user, by a trigger's rule or by hand."
             }

@@ -17,7 +17,9 @@ static GENERATOR: Mutex<Option<Generator>> = Mutex::new(None);
 
 /// A new ULID, strictly greater than any other made by this process.
 fn next_ulid() -> Ulid {
-    let mut guard = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut guard = GENERATOR
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let generator = guard.get_or_insert_with(Generator::new);
     // `generate` only fails when 2^80 ids were made in one millisecond; a fresh ULID is then
     // still unique, only not monotonic.

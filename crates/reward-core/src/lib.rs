@@ -7,10 +7,11 @@
 //! - [`names`]: validated newtypes for user-supplied names, user ids, trigger ids and URLs.
 //! - [`retry`]: the retry schedule (backoff, jitter, give-up).
 //! - [`signing`]: webhook secrets and Standard Webhooks signatures.
-//! - [`api_key`]: API key generation and hashing.
+//! - [`api_key`]: API key generation and hashing; [`digest`]: SHA-256 hex.
 
 pub mod api_key;
 pub mod credit;
+pub mod digest;
 pub mod event;
 pub mod ids;
 pub mod names;

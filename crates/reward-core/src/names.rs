@@ -110,7 +110,9 @@ impl Name {
     pub fn parse(text: &str) -> Result<Self, Invalid> {
         let length = text.chars().count();
         if length == 0 || length > Self::MAX_LEN || text.trim().is_empty() {
-            return Err(invalid("A name must be 1 to 100 characters long and not blank."));
+            return Err(invalid(
+                "A name must be 1 to 100 characters long and not blank.",
+            ));
         }
         if text.chars().any(char::is_control) {
             return Err(invalid("A name may not contain control characters."));
@@ -124,7 +126,9 @@ impl IdempotencyKey {
 
     pub fn parse(text: &str) -> Result<Self, Invalid> {
         if text.is_empty() || text.len() > Self::MAX_LEN {
-            return Err(invalid("An Idempotency-Key must be 1 to 255 characters long."));
+            return Err(invalid(
+                "An Idempotency-Key must be 1 to 255 characters long.",
+            ));
         }
         if !text.chars().all(|c| c.is_ascii_graphic()) {
             return Err(invalid(
@@ -203,7 +207,8 @@ impl WebhookUrl {
 /// In secure mode a URL whose host is a literal non-public address (or `localhost`) is refused at
 /// once; names that resolve to such addresses are refused when connecting.
 fn literal_host_refusal(url: &url::Url) -> Option<&'static str> {
-    let refused = "The URL's host is a loopback, private, link-local or otherwise non-public address.";
+    let refused =
+        "The URL's host is a loopback, private, link-local or otherwise non-public address.";
     match url.host()? {
         url::Host::Domain(domain) => {
             let domain = domain.trim_end_matches('.').to_ascii_lowercase();
@@ -281,9 +286,22 @@ mod tests {
         assert!(public("93.184.216.34"));
         assert!(public("2606:2800:220:1:248:1893:25c8:1946"));
         for private in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0",
-            "224.0.0.1", "100.64.0.1", "255.255.255.255", "::1", "::", "fe80::1", "fd00::1",
-            "ff02::1", "::ffff:127.0.0.1", "fd00:ec2::254",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "224.0.0.1",
+            "100.64.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "fd00:ec2::254",
         ] {
             assert!(!public(private), "{private} must not be public");
         }

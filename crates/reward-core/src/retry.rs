@@ -106,7 +106,10 @@ mod tests {
     fn gives_up_after_max_retries() {
         let policy = default_policy();
         for attempts in 1..=5 {
-            assert!(matches!(policy.after_failure(attempts, 0.5, None), AfterFailure::RetryIn(_)));
+            assert!(matches!(
+                policy.after_failure(attempts, 0.5, None),
+                AfterFailure::RetryIn(_)
+            ));
         }
         assert_eq!(policy.after_failure(6, 0.5, None), AfterFailure::GiveUp);
     }
@@ -133,7 +136,10 @@ mod tests {
 
     #[test]
     fn huge_factors_saturate() {
-        let policy = RetryPolicy { factor: 1e12, ..default_policy() };
+        let policy = RetryPolicy {
+            factor: 1e12,
+            ..default_policy()
+        };
         assert_eq!(policy.nominal_delay(5), MAX_DELAY);
     }
 

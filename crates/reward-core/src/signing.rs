@@ -49,7 +49,10 @@ impl WebhookSecret {
     }
 
     pub fn parse(text: &str) -> Result<Self, SecretError> {
-        let encoded = text.trim().strip_prefix(SECRET_PREFIX).ok_or(SecretError::MissingPrefix)?;
+        let encoded = text
+            .trim()
+            .strip_prefix(SECRET_PREFIX)
+            .ok_or(SecretError::MissingPrefix)?;
         let key = BASE64.decode(encoded).map_err(|_| SecretError::NotBase64)?;
         if !(24..=64).contains(&key.len()) {
             return Err(SecretError::WrongLength);
@@ -67,7 +70,10 @@ impl WebhookSecret {
 
     /// `v1,<base64 signature>` of one message.
     pub fn sign(&self, message_id: &str, timestamp: i64, body: &[u8]) -> String {
-        format!("v1,{}", BASE64.encode(self.mac(message_id, timestamp, body)))
+        format!(
+            "v1,{}",
+            BASE64.encode(self.mac(message_id, timestamp, body))
+        )
     }
 
     fn mac(&self, message_id: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
@@ -135,7 +141,13 @@ mod tests {
     #[test]
     fn parse_rejects_malformed_secrets() {
         assert_eq!(WebhookSecret::parse("abc"), Err(SecretError::MissingPrefix));
-        assert_eq!(WebhookSecret::parse("whsec_!!"), Err(SecretError::NotBase64));
-        assert_eq!(WebhookSecret::parse("whsec_YWJj"), Err(SecretError::WrongLength));
+        assert_eq!(
+            WebhookSecret::parse("whsec_!!"),
+            Err(SecretError::NotBase64)
+        );
+        assert_eq!(
+            WebhookSecret::parse("whsec_YWJj"),
+            Err(SecretError::WrongLength)
+        );
     }
 }

@@ -64,7 +64,10 @@ mod tests {
     fn formats_with_milliseconds_and_z() {
         let time = Timestamp::from_millis(1_734_190_158_821);
         assert_eq!(time.to_rfc3339(), "2024-12-14T15:29:18.821Z");
-        assert_eq!(Timestamp::from_millis(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp::from_millis(0).to_rfc3339(),
+            "1970-01-01T00:00:00.000Z"
+        );
     }
 
     #[test]

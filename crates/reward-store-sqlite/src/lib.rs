@@ -1,1 +1,390 @@
+//! The embedded SQLite store: Reward's default.
+//!
+//! - [`writer`]: one writing connection on its own thread, committing jobs in groups.
+//! - [`readers`]: read-only connections for queries, which WAL lets run beside the writer.
+//! - [`migrations`]: the schema, applied on open.
+//! - one module per resource (`accounts`, `webhooks`, `deliveries`, `events`, `rewards`) holds its
+//!   SQL; [`outbox`] writes events and their deliveries inside the caller's transaction.
 
+mod accounts;
+mod connection;
+mod cursor;
+mod deliveries;
+mod errors;
+mod events;
+mod migrations;
+mod outbox;
+mod readers;
+mod rewards;
+mod rows;
+mod webhooks;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use reward_core::event::{EventType, NewEvent};
+use reward_core::ids::{AccountId, ApiKeyId, DeliveryId, EventId, WebhookId};
+use reward_core::names::{Name, TriggerId, UserId};
+use reward_core::signing::WebhookSecret;
+use reward_core::time::Timestamp;
+use reward_store::records::*;
+use reward_store::{Store, StoreError, StoreResult};
+use thiserror::Error;
+use tokio::sync::Notify;
+
+pub use connection::path_from_url;
+
+use readers::Readers;
+use writer::Writer;
+
+/// Read connections kept open.
+const READERS: usize = 4;
+
+#[derive(Debug, Error)]
+pub enum OpenError {
+    #[error("cannot create the database folder {path}: {source}")]
+    CreateFolder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot migrate the database {path}: {source}")]
+    Migrate {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot start the database writer: {0}")]
+    Writer(std::io::Error),
+}
+
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Readers,
+    /// Woken after every commit that wrote something, so idle delivery workers look for work at
+    /// once instead of polling.
+    committed: Arc<Notify>,
+}
+
+impl SqliteStore {
+    /// Opens (creating the file and its folder when missing) and migrates the database.
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        if let Some(folder) = path
+            .parent()
+            .filter(|folder| !folder.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(folder).map_err(|source| OpenError::CreateFolder {
+                path: folder.to_owned(),
+                source,
+            })?;
+        }
+        let mut connection = connection::open_writer(path).map_err(|source| OpenError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        migrations::migrate(&mut connection).map_err(|source| OpenError::Migrate {
+            path: path.to_owned(),
+            source,
+        })?;
+        let committed = Arc::new(Notify::new());
+        let wake = Arc::clone(&committed);
+        let writer = Writer::start(connection, Box::new(move || wake.notify_waiters()))
+            .map_err(OpenError::Writer)?;
+        Ok(Self {
+            writer,
+            readers: Readers::new(path.to_owned(), READERS),
+            committed,
+        })
+    }
+
+    /// Signalled after every commit that changed something.
+    pub fn commit_signal(&self) -> Arc<Notify> {
+        Arc::clone(&self.committed)
+    }
+}
+
+/// Clones the arguments a job needs onto its thread.
+macro_rules! owned {
+    ($($name:ident),*) => { $(let $name = $name.clone();)* };
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_account(&self, name: Name, key: NewApiKeyRecord) -> StoreResult<Account> {
+        self.writer
+            .write(move |c| accounts::create(c, &name, &key))
+            .await
+    }
+
+    async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
+        self.readers.read(accounts::list).await
+    }
+
+    async fn authenticate(&self, key_hash: &str) -> StoreResult<Option<AccountId>> {
+        let key_hash = key_hash.to_owned();
+        self.readers
+            .read(move |c| accounts::authenticate(c, &key_hash))
+            .await
+    }
+
+    async fn create_api_key(
+        &self,
+        account: &AccountId,
+        key: NewApiKeyRecord,
+    ) -> StoreResult<ApiKey> {
+        owned!(account);
+        self.writer
+            .write(move |c| accounts::insert_key(c, &account, &key, Timestamp::now()))
+            .await
+    }
+
+    async fn list_api_keys(&self, account: &AccountId) -> StoreResult<Vec<ApiKey>> {
+        owned!(account);
+        self.readers
+            .read(move |c| accounts::list_keys(c, &account))
+            .await
+    }
+
+    async fn revoke_api_key(&self, account: &AccountId, key: &ApiKeyId) -> StoreResult<()> {
+        owned!(account, key);
+        self.writer
+            .write(move |c| accounts::revoke_key(c, &account, &key))
+            .await
+    }
+
+    async fn touch_api_keys(&self, used: Vec<(String, Timestamp)>) -> StoreResult<()> {
+        self.writer
+            .write(move |c| accounts::touch_keys(c, &used))
+            .await
+    }
+
+    async fn create_webhook(
+        &self,
+        account: &AccountId,
+        webhook: NewWebhook,
+    ) -> StoreResult<Webhook> {
+        owned!(account);
+        self.writer
+            .write(move |c| webhooks::create(c, &account, &webhook))
+            .await
+    }
+
+    async fn list_webhooks(
+        &self,
+        account: &AccountId,
+        page: PageRequest,
+    ) -> StoreResult<Page<Webhook>> {
+        owned!(account);
+        self.readers
+            .read(move |c| webhooks::list(c, &account, &page))
+            .await
+    }
+
+    async fn get_webhook(&self, account: &AccountId, id: &WebhookId) -> StoreResult<Webhook> {
+        owned!(account, id);
+        self.readers
+            .read(move |c| webhooks::get(c, &account, &id))
+            .await
+    }
+
+    async fn update_webhook(
+        &self,
+        account: &AccountId,
+        id: &WebhookId,
+        patch: WebhookPatch,
+    ) -> StoreResult<Webhook> {
+        owned!(account, id);
+        self.writer
+            .write(move |c| webhooks::update(c, &account, &id, &patch))
+            .await
+    }
+
+    async fn delete_webhook(&self, account: &AccountId, id: &WebhookId) -> StoreResult<()> {
+        owned!(account, id);
+        self.writer
+            .write(move |c| webhooks::delete(c, &account, &id))
+            .await
+    }
+
+    async fn webhook_secrets(
+        &self,
+        account: &AccountId,
+        id: &WebhookId,
+    ) -> StoreResult<WebhookSecrets> {
+        owned!(account, id);
+        self.readers
+            .read(move |c| webhooks::secrets(c, &account, &id))
+            .await
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        account: &AccountId,
+        id: &WebhookId,
+        secret: WebhookSecret,
+        previous_expires_at: Timestamp,
+    ) -> StoreResult<WebhookSecrets> {
+        owned!(account, id);
+        self.writer
+            .write(move |c| webhooks::rotate_secret(c, &account, &id, &secret, previous_expires_at))
+            .await
+    }
+
+    async fn send_test_event(
+        &self,
+        account: &AccountId,
+        id: &WebhookId,
+        event: NewEvent,
+    ) -> StoreResult<Delivery> {
+        owned!(account, id);
+        self.writer
+            .write(move |c| {
+                webhooks::get(c, &account, &id)?;
+                outbox::insert_event(c, &account, &event)?;
+                outbox::insert_delivery(c, &account, &id, &event)
+            })
+            .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        account: &AccountId,
+        webhook: &WebhookId,
+        status: Option<DeliveryStatus>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Delivery>> {
+        owned!(account, webhook);
+        self.readers
+            .read(move |c| deliveries::list(c, &account, &webhook, status, &page))
+            .await
+    }
+
+    async fn get_delivery(
+        &self,
+        account: &AccountId,
+        id: &DeliveryId,
+    ) -> StoreResult<DeliveryWithAttempts> {
+        owned!(account, id);
+        self.readers
+            .read(move |c| deliveries::get_with_attempts(c, &account, &id))
+            .await
+    }
+
+    async fn request_retry(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Delivery> {
+        owned!(account, id);
+        self.writer
+            .write(move |c| deliveries::request_retry(c, &account, &id))
+            .await
+    }
+
+    async fn recover_deliveries(
+        &self,
+        account: &AccountId,
+        webhook: &WebhookId,
+        since: Timestamp,
+    ) -> StoreResult<u64> {
+        owned!(account, webhook);
+        self.writer
+            .write(move |c| deliveries::recover(c, &account, &webhook, since))
+            .await
+    }
+
+    async fn list_events(
+        &self,
+        account: &AccountId,
+        event_type: Option<EventType>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Event>> {
+        owned!(account);
+        self.readers
+            .read(move |c| events::list(c, &account, event_type, &page))
+            .await
+    }
+
+    async fn get_event(&self, account: &AccountId, id: &EventId) -> StoreResult<Event> {
+        owned!(account, id);
+        self.readers
+            .read(move |c| events::get(c, &account, &id))
+            .await
+    }
+
+    async fn put_trigger(
+        &self,
+        account: &AccountId,
+        trigger: TriggerSpec,
+    ) -> StoreResult<(Trigger, bool)> {
+        owned!(account);
+        self.writer
+            .write(move |c| rewards::put_trigger(c, &account, &trigger))
+            .await
+    }
+
+    async fn list_triggers(
+        &self,
+        account: &AccountId,
+        page: PageRequest,
+    ) -> StoreResult<Page<Trigger>> {
+        owned!(account);
+        self.readers
+            .read(move |c| rewards::list_triggers(c, &account, &page))
+            .await
+    }
+
+    async fn get_trigger(&self, account: &AccountId, id: &TriggerId) -> StoreResult<Trigger> {
+        owned!(account, id);
+        self.readers
+            .read(move |c| rewards::find_trigger(c, &account, &id)?.ok_or(StoreError::NotFound))
+            .await
+    }
+
+    async fn delete_trigger(&self, account: &AccountId, id: &TriggerId) -> StoreResult<()> {
+        owned!(account, id);
+        self.writer
+            .write(move |c| rewards::delete_trigger(c, &account, &id))
+            .await
+    }
+
+    async fn record_trigger_event(
+        &self,
+        account: &AccountId,
+        request: RecordTriggerEvent,
+    ) -> StoreResult<TriggerEventOutcome> {
+        owned!(account);
+        self.writer
+            .write(move |c| rewards::record_trigger_event(c, &account, &request))
+            .await
+    }
+
+    async fn issue_credits(
+        &self,
+        account: &AccountId,
+        request: IssueCredits,
+    ) -> StoreResult<CreditsIssued> {
+        owned!(account);
+        self.writer
+            .write(move |c| rewards::issue_credits(c, &account, &request))
+            .await
+    }
+
+    async fn get_user(&self, account: &AccountId, id: &UserId) -> StoreResult<User> {
+        owned!(account, id);
+        self.readers
+            .read(move |c| rewards::get_user(c, &account, &id))
+            .await
+    }
+
+    async fn purge_expired(
+        &self,
+        events_before: Timestamp,
+        idempotency_before: Timestamp,
+    ) -> StoreResult<()> {
+        self.writer
+            .write(move |c| events::purge_expired(c, events_before, idempotency_before))
+            .await
+    }
+}

@@ -1,0 +1,81 @@
+//! `POST /v1/trigger_events`: record what a user did; the trigger's rule may issue points.
+//! Honours `Idempotency-Key` for 24 hours.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use reward_core::digest::sha256_hex;
+use reward_core::names::{IdempotencyKey, TriggerId, UserId};
+use reward_store::records::{RecordTriggerEvent, TriggerEventOutcome};
+
+use super::error::{ApiError, ApiResult};
+use super::extract::Authenticated;
+use super::input::JsonObject;
+use super::views::trigger_event_view;
+use super::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/trigger_events", post(record))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<IdempotencyKey>> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| {
+        ApiError::invalid(
+            "Idempotency-Key",
+            "An Idempotency-Key may only contain visible ASCII characters.",
+        )
+    })?;
+    IdempotencyKey::parse(text)
+        .map(Some)
+        .map_err(|error| ApiError::invalid("Idempotency-Key", error.0))
+}
+
+/// What makes two requests "the same body": the validated fields, not their spelling.
+fn fingerprint(user: &UserId, trigger: &TriggerId, value: Option<&serde_json::Number>) -> String {
+    let value = value.map_or_else(|| "null".to_owned(), ToString::to_string);
+    sha256_hex(format!("{}\0{}\0{}", user.as_str(), trigger.as_str(), value).as_bytes())
+}
+
+async fn record(
+    State(state): State<AppState>,
+    Authenticated(account): Authenticated,
+    headers: HeaderMap,
+    mut body: JsonObject,
+) -> ApiResult<Response> {
+    let key = idempotency_key(&headers)?;
+    body.only(&["user_id", "trigger_id", "value"])?;
+    let user = UserId::parse(&body.string("user_id")?)
+        .map_err(|error| ApiError::invalid("user_id", error.0))?;
+    let trigger = TriggerId::parse(&body.string("trigger_id")?)
+        .map_err(|error| ApiError::invalid("trigger_id", error.0))?;
+    let value = body.optional_number("value")?;
+    let idempotency = key.map(|key| (key, fingerprint(&user, &trigger, value.as_ref())));
+    let outcome = state
+        .store
+        .record_trigger_event(
+            &account,
+            RecordTriggerEvent {
+                user,
+                trigger,
+                value,
+                idempotency,
+            },
+        )
+        .await?;
+    let (recorded, replayed) = match outcome {
+        TriggerEventOutcome::Recorded(recorded) => (recorded, false),
+        TriggerEventOutcome::Replayed(recorded) => (recorded, true),
+    };
+    let mut response = (StatusCode::CREATED, Json(trigger_event_view(&recorded))).into_response();
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}

@@ -1,0 +1,132 @@
+//! `/v1/triggers`: the account's triggers and the credit rule of each.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use reward_core::credit::CreditRule;
+use reward_core::names::{Name, TriggerId};
+use reward_store::records::TriggerSpec;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{Authenticated, ListBody, QueryParams};
+use super::input::JsonObject;
+use super::views::TriggerView;
+use super::AppState;
+
+/// Bounds that keep a rule's arithmetic meaningful.
+const MAX_PER_UNIT: f64 = 1e9;
+const MAX_FIXED: i64 = 1_000_000_000_000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/triggers", get(list))
+        .route("/v1/triggers/{id}", get(show).put(put).delete(remove))
+}
+
+/// A trigger id in a path: one that cannot be valid cannot exist either.
+pub fn trigger_id(id: &str) -> ApiResult<TriggerId> {
+    TriggerId::parse(id).map_err(|_| ApiError::not_found("trigger"))
+}
+
+fn parse_rule(body: &mut JsonObject) -> ApiResult<Option<CreditRule>> {
+    let Some(mut rule) = body.optional_object("credit_points")? else {
+        return Ok(None);
+    };
+    rule.only(&["per_unit", "fixed"])?;
+    let both_or_neither = rule.has("per_unit") == rule.has("fixed");
+    if both_or_neither {
+        return Err(ApiError::invalid(
+            "credit_points",
+            "credit_points must be {\"per_unit\": n} or {\"fixed\": n}, or null.",
+        ));
+    }
+    if rule.has("per_unit") {
+        let field = rule.field_path("per_unit");
+        let per_unit = rule.number("per_unit")?;
+        let positive = per_unit
+            .as_f64()
+            .is_some_and(|n| n > 0.0 && n <= MAX_PER_UNIT);
+        if !positive {
+            return Err(ApiError::invalid(
+                &field,
+                "per_unit must be a number above 0 and at most 1e9.",
+            ));
+        }
+        return Ok(Some(CreditRule::PerUnit(per_unit)));
+    }
+    let field = rule.field_path("fixed");
+    let fixed = rule.integer("fixed")?;
+    if !(1..=MAX_FIXED).contains(&fixed) {
+        return Err(ApiError::invalid(
+            &field,
+            "fixed must be a whole number from 1 to 10^12.",
+        ));
+    }
+    Ok(Some(CreditRule::Fixed(fixed)))
+}
+
+async fn put(
+    State(state): State<AppState>,
+    Authenticated(account): Authenticated,
+    Path(id): Path<String>,
+    mut body: JsonObject,
+) -> ApiResult<(StatusCode, Json<TriggerView>)> {
+    let id = TriggerId::parse(&id).map_err(|error| ApiError::invalid("id", error.0))?;
+    body.only(&["name", "credit_points"])?;
+    let name =
+        Name::parse(&body.string("name")?).map_err(|error| ApiError::invalid("name", error.0))?;
+    let credit_points = parse_rule(&mut body)?;
+    let (trigger, created) = state
+        .store
+        .put_trigger(
+            &account,
+            TriggerSpec {
+                id,
+                name,
+                credit_points,
+            },
+        )
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(trigger.into())))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Authenticated(account): Authenticated,
+    query: QueryParams,
+) -> ApiResult<Json<ListBody<TriggerView>>> {
+    let page = state.store.list_triggers(&account, query.page()?).await?;
+    Ok(Json(ListBody::from_page(page, TriggerView::from)))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Authenticated(account): Authenticated,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TriggerView>> {
+    let trigger = state
+        .store
+        .get_trigger(&account, &trigger_id(&id)?)
+        .await
+        .map_err(ApiError::from_store("trigger"))?;
+    Ok(Json(trigger.into()))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Authenticated(account): Authenticated,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state
+        .store
+        .delete_trigger(&account, &trigger_id(&id)?)
+        .await
+        .map_err(ApiError::from_store("trigger"))?;
+    Ok(StatusCode::NO_CONTENT)
+}

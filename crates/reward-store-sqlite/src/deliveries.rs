@@ -1,0 +1,157 @@
+//! Reading deliveries and their attempts, and the account's manual controls (retry, recover).
+
+use reward_core::ids::{AccountId, AttemptId, DeliveryId, EventId, WebhookId};
+use reward_core::time::Timestamp;
+use reward_store::records::{
+    Attempt, Delivery, DeliveryStatus, DeliveryWithAttempts, Page, PageRequest,
+};
+use reward_store::{StoreError, StoreResult};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::errors::from_sqlite;
+use crate::rows;
+
+const COLUMNS: &str =
+    "id, event_id, webhook_id, event_type, status, attempt_count, next_attempt_at, \
+                       last_status_code, created_at, updated_at";
+
+fn from_row(row: &Row) -> rusqlite::Result<Delivery> {
+    let status = rows::delivery_status(row, 4)?;
+    Ok(Delivery {
+        id: DeliveryId::from_trusted(row.get(0)?),
+        event_id: EventId::from_trusted(row.get(1)?),
+        webhook_id: WebhookId::from_trusted(row.get(2)?),
+        event_type: rows::event_type(row, 3)?,
+        status,
+        attempt_count: row.get(5)?,
+        // Only a pending delivery has a next attempt to show.
+        next_attempt_at: match status {
+            DeliveryStatus::Pending => rows::optional_timestamp(row, 6)?,
+            _ => None,
+        },
+        last_status_code: rows::status_code(row, 7)?,
+        created_at: rows::timestamp(row, 8)?,
+        updated_at: rows::timestamp(row, 9)?,
+    })
+}
+
+pub fn list(
+    connection: &Connection,
+    account: &AccountId,
+    webhook: &WebhookId,
+    status: Option<DeliveryStatus>,
+    page: &PageRequest,
+) -> StoreResult<Page<Delivery>> {
+    crate::webhooks::get(connection, account, webhook)?;
+    let after = crate::cursor::id_cursor::<DeliveryId>(page)?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM deliveries WHERE account_id = ?1 AND webhook_id = ?2
+         AND (?3 IS NULL OR status = ?3) AND id < ?4 ORDER BY id DESC LIMIT ?5"
+    );
+    let mut statement = connection.prepare_cached(&sql).map_err(from_sqlite)?;
+    let found = statement
+        .query_map(
+            params![
+                account.as_str(),
+                webhook.as_str(),
+                status.map(DeliveryStatus::as_str),
+                after,
+                page.limit + 1
+            ],
+            from_row,
+        )
+        .and_then(Iterator::collect)
+        .map_err(from_sqlite)?;
+    Ok(rows::page_of(found, page.limit, |delivery: &Delivery| {
+        delivery.id.to_string()
+    }))
+}
+
+pub fn get(connection: &Connection, account: &AccountId, id: &DeliveryId) -> StoreResult<Delivery> {
+    let sql = format!("SELECT {COLUMNS} FROM deliveries WHERE account_id = ?1 AND id = ?2");
+    connection
+        .prepare_cached(&sql)
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![account.as_str(), id.as_str()], from_row)
+                .optional()
+        })
+        .map_err(from_sqlite)?
+        .ok_or(StoreError::NotFound)
+}
+
+pub fn get_with_attempts(
+    connection: &Connection,
+    account: &AccountId,
+    id: &DeliveryId,
+) -> StoreResult<DeliveryWithAttempts> {
+    let delivery = get(connection, account, id)?;
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT id, number, started_at, duration_ms, status_code, response_body, error
+             FROM attempts WHERE account_id = ?1 AND delivery_id = ?2 ORDER BY number, id",
+        )
+        .map_err(from_sqlite)?;
+    let attempts = statement
+        .query_map(params![account.as_str(), id.as_str()], |row| {
+            Ok(Attempt {
+                id: AttemptId::from_trusted(row.get(0)?),
+                number: row.get(1)?,
+                started_at: rows::timestamp(row, 2)?,
+                duration_ms: row.get::<_, i64>(3)?.max(0) as u64,
+                status_code: rows::status_code(row, 4)?,
+                response_body: row.get(5)?,
+                error: row.get(6)?,
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(from_sqlite)?;
+    Ok(DeliveryWithAttempts { delivery, attempts })
+}
+
+/// Marks the delivery for one attempt now; its status and schedule are left as they are.
+pub fn request_retry(
+    connection: &Connection,
+    account: &AccountId,
+    id: &DeliveryId,
+) -> StoreResult<Delivery> {
+    let now = Timestamp::now().as_millis();
+    let changed = connection
+        .prepare_cached(
+            "UPDATE deliveries SET manual_attempt_at = ?3, updated_at = ?3 WHERE account_id = ?1 AND id = ?2",
+        )
+        .and_then(|mut statement| statement.execute(params![account.as_str(), id.as_str(), now]))
+        .map_err(from_sqlite)?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    get(connection, account, id)
+}
+
+/// Puts every failed delivery of the webhook created since `since` back in the queue, due now,
+/// with a fresh retry schedule.
+pub fn recover(
+    connection: &Connection,
+    account: &AccountId,
+    webhook: &WebhookId,
+    since: Timestamp,
+) -> StoreResult<u64> {
+    crate::webhooks::get(connection, account, webhook)?;
+    let now = Timestamp::now().as_millis();
+    let changed = connection
+        .prepare_cached(
+            "UPDATE deliveries SET status = 'pending', schedule_attempts = 0, next_attempt_at = ?4,
+             updated_at = ?4 WHERE account_id = ?1 AND webhook_id = ?2 AND status = 'failed'
+             AND created_at >= ?3",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                account.as_str(),
+                webhook.as_str(),
+                since.as_millis(),
+                now
+            ])
+        })
+        .map_err(from_sqlite)?;
+    Ok(changed as u64)
+}

@@ -1,0 +1,20 @@
+//! Schema migrations, applied in order on start. `PRAGMA user_version` records how many ran.
+
+use rusqlite::Connection;
+
+/// Each entry is one migration; append, never edit.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+
+/// Brings the schema up to date. Safe to run from several processes at once: the check and the
+/// migrations share one immediate (write-locked) transaction.
+pub fn migrate(connection: &mut Connection) -> rusqlite::Result<usize> {
+    let transaction =
+        connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let applied: usize = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    for migration in MIGRATIONS.iter().skip(applied) {
+        transaction.execute_batch(migration)?;
+    }
+    transaction.pragma_update(None, "user_version", MIGRATIONS.len())?;
+    transaction.commit()?;
+    Ok(MIGRATIONS.len().saturating_sub(applied))
+}

@@ -1,0 +1,357 @@
+//! Triggers, trigger events, users' balances and credits: the rewards domain, each change
+//! emitting its events through the outbox in the same transaction.
+
+use reward_core::credit::CreditRule;
+use reward_core::event::NewEvent;
+use reward_core::ids::{AccountId, TriggerEventId};
+use reward_core::names::{IdempotencyKey, Name, TriggerId, UserId};
+use reward_core::time::Timestamp;
+use reward_store::records::{
+    CreditsIssued, IssueCredits, Page, PageRequest, RecordTriggerEvent, Trigger, TriggerEvent,
+    TriggerEventOutcome, TriggerSpec, User,
+};
+use reward_store::{StoreError, StoreResult};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::errors::from_sqlite;
+use crate::{outbox, rows};
+
+/// How long an `Idempotency-Key` is remembered.
+pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+const TRIGGER_COLUMNS: &str = "id, name, rule_kind, rule_amount, created_at, updated_at";
+
+fn trigger_from_row(row: &Row) -> rusqlite::Result<Trigger> {
+    let kind: Option<String> = row.get(2)?;
+    let amount = rows::json_number(row, 3)?;
+    let credit_points = match (kind.as_deref(), amount) {
+        (Some("per_unit"), Some(amount)) => Some(CreditRule::PerUnit(amount)),
+        (Some("fixed"), Some(amount)) => amount.as_i64().map(CreditRule::Fixed),
+        _ => None,
+    };
+    Ok(Trigger {
+        id: TriggerId::from_trusted(row.get(0)?),
+        name: Name::from_trusted(row.get(1)?),
+        credit_points,
+        created_at: rows::timestamp(row, 4)?,
+        updated_at: rows::timestamp(row, 5)?,
+    })
+}
+
+fn rule_columns(rule: Option<&CreditRule>) -> (Option<&'static str>, Option<String>) {
+    match rule {
+        None => (None, None),
+        Some(CreditRule::PerUnit(amount)) => (Some("per_unit"), Some(amount.to_string())),
+        Some(CreditRule::Fixed(points)) => (Some("fixed"), Some(points.to_string())),
+    }
+}
+
+pub fn put_trigger(
+    connection: &Connection,
+    account: &AccountId,
+    spec: &TriggerSpec,
+) -> StoreResult<(Trigger, bool)> {
+    let existed = find_trigger(connection, account, &spec.id)?.is_some();
+    let now = Timestamp::now().as_millis();
+    let (kind, amount) = rule_columns(spec.credit_points.as_ref());
+    connection
+        .prepare_cached(
+            "INSERT INTO triggers (account_id, id, name, rule_kind, rule_amount, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+             ON CONFLICT (account_id, id) DO UPDATE SET name = excluded.name,
+               rule_kind = excluded.rule_kind, rule_amount = excluded.rule_amount,
+               updated_at = excluded.updated_at",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![account.as_str(), spec.id.as_str(), spec.name.as_str(), kind, amount, now])
+        })
+        .map_err(from_sqlite)?;
+    let trigger = find_trigger(connection, account, &spec.id)?.ok_or(StoreError::NotFound)?;
+    Ok((trigger, !existed))
+}
+
+pub fn find_trigger(
+    connection: &Connection,
+    account: &AccountId,
+    id: &TriggerId,
+) -> StoreResult<Option<Trigger>> {
+    let sql = format!("SELECT {TRIGGER_COLUMNS} FROM triggers WHERE account_id = ?1 AND id = ?2");
+    connection
+        .prepare_cached(&sql)
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![account.as_str(), id.as_str()], trigger_from_row)
+                .optional()
+        })
+        .map_err(from_sqlite)
+}
+
+/// Newest first by creation time; the cursor is `<created_at millis>:<trigger id>`.
+pub fn list_triggers(
+    connection: &Connection,
+    account: &AccountId,
+    page: &PageRequest,
+) -> StoreResult<Page<Trigger>> {
+    let (before_time, before_id) = match &page.cursor {
+        None => (i64::MAX, String::new()),
+        Some(cursor) => {
+            let (time, id) = cursor.split_once(':').ok_or(StoreError::InvalidCursor)?;
+            let time = time.parse::<i64>().map_err(|_| StoreError::InvalidCursor)?;
+            let id = TriggerId::parse(id).map_err(|_| StoreError::InvalidCursor)?;
+            (time, id.as_str().to_owned())
+        }
+    };
+    let sql = format!(
+        "SELECT {TRIGGER_COLUMNS} FROM triggers WHERE account_id = ?1
+         AND (created_at < ?2 OR (created_at = ?2 AND id < ?3))
+         ORDER BY created_at DESC, id DESC LIMIT ?4"
+    );
+    // With no cursor every row qualifies: created_at < i64::MAX.
+    let mut statement = connection.prepare_cached(&sql).map_err(from_sqlite)?;
+    let found = statement
+        .query_map(
+            params![account.as_str(), before_time, before_id, page.limit + 1],
+            trigger_from_row,
+        )
+        .and_then(Iterator::collect)
+        .map_err(from_sqlite)?;
+    Ok(rows::page_of(found, page.limit, |trigger: &Trigger| {
+        format!("{}:{}", trigger.created_at.as_millis(), trigger.id)
+    }))
+}
+
+pub fn delete_trigger(
+    connection: &Connection,
+    account: &AccountId,
+    id: &TriggerId,
+) -> StoreResult<()> {
+    let removed = connection
+        .prepare_cached("DELETE FROM triggers WHERE account_id = ?1 AND id = ?2")
+        .and_then(|mut statement| statement.execute(params![account.as_str(), id.as_str()]))
+        .map_err(from_sqlite)?;
+    if removed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+fn trigger_event_by_id(
+    connection: &Connection,
+    account: &AccountId,
+    id: &str,
+) -> StoreResult<TriggerEvent> {
+    connection
+        .prepare_cached(
+            "SELECT id, user_id, trigger_id, value, credit_points_issued, created_at FROM trigger_events
+             WHERE account_id = ?1 AND id = ?2",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![account.as_str(), id], |row| {
+                    Ok(TriggerEvent {
+                        id: TriggerEventId::from_trusted(row.get(0)?),
+                        user: UserId::from_trusted(row.get(1)?),
+                        trigger: TriggerId::from_trusted(row.get(2)?),
+                        value: rows::json_number(row, 3)?,
+                        credit_points_issued: row.get(4)?,
+                        created_at: rows::timestamp(row, 5)?,
+                    })
+                })
+                .optional()
+        })
+        .map_err(from_sqlite)?
+        .ok_or(StoreError::NotFound)
+}
+
+/// What an idempotency key already answers, if anything.
+fn replay(
+    connection: &Connection,
+    account: &AccountId,
+    key: &IdempotencyKey,
+    fingerprint: &str,
+    now: Timestamp,
+) -> StoreResult<Option<TriggerEvent>> {
+    let seen: Option<(String, String, i64)> = connection
+        .prepare_cached(
+            "SELECT request_fingerprint, trigger_event_id, created_at FROM idempotency_keys
+             WHERE account_id = ?1 AND key = ?2",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![account.as_str(), key.as_str()], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
+                .optional()
+        })
+        .map_err(from_sqlite)?;
+    match seen {
+        Some((_, _, created_at)) if created_at + IDEMPOTENCY_WINDOW_MS <= now.as_millis() => {
+            Ok(None)
+        }
+        Some((seen_fingerprint, _, _)) if seen_fingerprint != fingerprint => {
+            Err(StoreError::IdempotencyConflict)
+        }
+        Some((_, trigger_event, _)) => {
+            trigger_event_by_id(connection, account, &trigger_event).map(Some)
+        }
+        None => Ok(None),
+    }
+}
+
+/// Creates the user at balance 0 if new, then adds `points`; returns the new balance.
+fn add_to_balance(
+    connection: &Connection,
+    account: &AccountId,
+    user: &UserId,
+    points: i64,
+    now: Timestamp,
+) -> StoreResult<i64> {
+    connection
+        .prepare_cached(
+            "INSERT INTO users (account_id, id, balance, created_at) VALUES (?1, ?2, 0, ?3)
+             ON CONFLICT (account_id, id) DO NOTHING",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![account.as_str(), user.as_str(), now.as_millis()])
+        })
+        .map_err(from_sqlite)?;
+    if points == 0 {
+        return Ok(get_user(connection, account, user)?.balance);
+    }
+    let balance = get_user(connection, account, user)?.balance;
+    let balance = balance
+        .checked_add(points)
+        .ok_or(StoreError::BalanceOverflow)?;
+    connection
+        .prepare_cached("UPDATE users SET balance = ?3 WHERE account_id = ?1 AND id = ?2")
+        .and_then(|mut statement| {
+            statement.execute(params![account.as_str(), user.as_str(), balance])
+        })
+        .map_err(from_sqlite)?;
+    Ok(balance)
+}
+
+pub fn record_trigger_event(
+    connection: &Connection,
+    account: &AccountId,
+    request: &RecordTriggerEvent,
+) -> StoreResult<TriggerEventOutcome> {
+    let now = Timestamp::now();
+    if let Some((key, fingerprint)) = &request.idempotency {
+        if let Some(first) = replay(connection, account, key, fingerprint, now)? {
+            return Ok(TriggerEventOutcome::Replayed(first));
+        }
+    }
+    let trigger = find_trigger(connection, account, &request.trigger)?
+        .ok_or_else(|| StoreError::UnknownTrigger(request.trigger.to_string()))?;
+    let points = trigger
+        .credit_points
+        .as_ref()
+        .map_or(0, |rule| rule.points_for(request.value.as_ref()));
+    let balance = add_to_balance(connection, account, &request.user, points, now)?;
+    let recorded = TriggerEvent {
+        id: TriggerEventId::generate(),
+        user: request.user.clone(),
+        trigger: request.trigger.clone(),
+        value: request.value.clone(),
+        credit_points_issued: points,
+        created_at: now,
+    };
+    connection
+        .prepare_cached(
+            "INSERT INTO trigger_events (account_id, id, user_id, trigger_id, value, credit_points_issued, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                account.as_str(),
+                recorded.id.as_str(),
+                recorded.user.as_str(),
+                recorded.trigger.as_str(),
+                recorded.value.as_ref().map(ToString::to_string),
+                points,
+                now.as_millis(),
+            ])
+        })
+        .map_err(from_sqlite)?;
+    let created = NewEvent::trigger_event_created(
+        now,
+        &recorded.id,
+        &recorded.user,
+        recorded.value.as_ref(),
+        &recorded.trigger,
+    );
+    outbox::emit(connection, account, &created)?;
+    if points > 0 {
+        let issued = NewEvent::credit_points_issued(
+            now,
+            &recorded.user,
+            points,
+            balance,
+            Some(&recorded.id),
+            None,
+        );
+        outbox::emit(connection, account, &issued)?;
+    }
+    if let Some((key, fingerprint)) = &request.idempotency {
+        connection
+            .prepare_cached(
+                "INSERT OR REPLACE INTO idempotency_keys (account_id, key, request_fingerprint, trigger_event_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    account.as_str(),
+                    key.as_str(),
+                    fingerprint,
+                    recorded.id.as_str(),
+                    now.as_millis()
+                ])
+            })
+            .map_err(from_sqlite)?;
+    }
+    Ok(TriggerEventOutcome::Recorded(recorded))
+}
+
+pub fn issue_credits(
+    connection: &Connection,
+    account: &AccountId,
+    request: &IssueCredits,
+) -> StoreResult<CreditsIssued> {
+    let now = Timestamp::now();
+    let balance = add_to_balance(connection, account, &request.user, request.points, now)?;
+    let issued = NewEvent::credit_points_issued(
+        now,
+        &request.user,
+        request.points,
+        balance,
+        None,
+        request.reason.as_deref(),
+    );
+    outbox::emit(connection, account, &issued)?;
+    Ok(CreditsIssued {
+        user: request.user.clone(),
+        points: request.points,
+        balance,
+    })
+}
+
+pub fn get_user(connection: &Connection, account: &AccountId, id: &UserId) -> StoreResult<User> {
+    connection
+        .prepare_cached(
+            "SELECT id, balance, created_at FROM users WHERE account_id = ?1 AND id = ?2",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![account.as_str(), id.as_str()], |row| {
+                    Ok(User {
+                        id: UserId::from_trusted(row.get(0)?),
+                        balance: row.get(1)?,
+                        created_at: rows::timestamp(row, 2)?,
+                    })
+                })
+                .optional()
+        })
+        .map_err(from_sqlite)?
+        .ok_or(StoreError::NotFound)
+}

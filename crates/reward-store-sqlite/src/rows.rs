@@ -1,0 +1,93 @@
+//! Reading columns back into domain types, and paging.
+
+use reward_core::event::EventType;
+use reward_core::names::WebhookUrl;
+use reward_core::signing::WebhookSecret;
+use reward_core::time::Timestamp;
+use reward_store::records::{DeliveryStatus, Page};
+use rusqlite::types::Type;
+use rusqlite::Row;
+
+fn corrupt(index: usize, what: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        index,
+        Type::Text,
+        format!("stored value is not a valid {what}").into(),
+    )
+}
+
+pub fn timestamp(row: &Row, index: usize) -> rusqlite::Result<Timestamp> {
+    row.get::<_, i64>(index).map(Timestamp::from_millis)
+}
+
+pub fn optional_timestamp(row: &Row, index: usize) -> rusqlite::Result<Option<Timestamp>> {
+    Ok(row
+        .get::<_, Option<i64>>(index)?
+        .map(Timestamp::from_millis))
+}
+
+pub fn event_type(row: &Row, index: usize) -> rusqlite::Result<EventType> {
+    let text: String = row.get(index)?;
+    EventType::parse(&text).ok_or_else(|| corrupt(index, "event type"))
+}
+
+pub fn event_types(row: &Row, index: usize) -> rusqlite::Result<Vec<EventType>> {
+    let text: String = row.get(index)?;
+    let names: Vec<String> =
+        serde_json::from_str(&text).map_err(|_| corrupt(index, "event list"))?;
+    names
+        .iter()
+        .map(|name| EventType::parse(name).ok_or_else(|| corrupt(index, "event type")))
+        .collect()
+}
+
+pub fn event_types_json(events: &[EventType]) -> String {
+    let names: Vec<&str> = events.iter().map(|kind| kind.as_str()).collect();
+    serde_json::to_string(&names).unwrap_or_else(|_| "[]".into())
+}
+
+pub fn delivery_status(row: &Row, index: usize) -> rusqlite::Result<DeliveryStatus> {
+    let text: String = row.get(index)?;
+    DeliveryStatus::parse(&text).ok_or_else(|| corrupt(index, "delivery status"))
+}
+
+pub fn webhook_url(row: &Row, index: usize) -> rusqlite::Result<WebhookUrl> {
+    let text: String = row.get(index)?;
+    WebhookUrl::from_trusted(&text).ok_or_else(|| corrupt(index, "URL"))
+}
+
+pub fn secret(row: &Row, index: usize) -> rusqlite::Result<WebhookSecret> {
+    let text: String = row.get(index)?;
+    WebhookSecret::parse(&text).map_err(|_| corrupt(index, "secret"))
+}
+
+pub fn json_number(row: &Row, index: usize) -> rusqlite::Result<Option<serde_json::Number>> {
+    match row.get::<_, Option<String>>(index)? {
+        None => Ok(None),
+        Some(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|_| corrupt(index, "number")),
+    }
+}
+
+pub fn status_code(row: &Row, index: usize) -> rusqlite::Result<Option<u16>> {
+    Ok(row
+        .get::<_, Option<i64>>(index)?
+        .and_then(|code| u16::try_from(code).ok()))
+}
+
+/// Cuts a newest-first result fetched with `limit + 1` rows into a page.
+pub fn page_of<T>(mut rows: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) -> Page<T> {
+    let limit = limit as usize;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next_cursor = if more {
+        rows.last().map(cursor_of)
+    } else {
+        None
+    };
+    Page {
+        items: rows,
+        next_cursor,
+    }
+}

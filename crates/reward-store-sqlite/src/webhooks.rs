@@ -1,0 +1,245 @@
+//! Webhooks and their secrets.
+
+use reward_core::event::EventType;
+use reward_core::ids::{AccountId, WebhookId};
+use reward_core::names::Name;
+use reward_core::signing::WebhookSecret;
+use reward_core::time::Timestamp;
+use reward_store::records::{NewWebhook, Page, PageRequest, Webhook, WebhookPatch, WebhookSecrets};
+use reward_store::{StoreError, StoreResult};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::errors::from_sqlite;
+use crate::rows;
+
+const COLUMNS: &str = "id, name, url, events, enabled, disabled_reason, created_at, updated_at";
+
+fn from_row(row: &Row) -> rusqlite::Result<Webhook> {
+    Ok(Webhook {
+        id: WebhookId::from_trusted(row.get(0)?),
+        name: Name::from_trusted(row.get(1)?),
+        url: rows::webhook_url(row, 2)?,
+        events: rows::event_types(row, 3)?,
+        enabled: row.get(4)?,
+        disabled_reason: row.get(5)?,
+        created_at: rows::timestamp(row, 6)?,
+        updated_at: rows::timestamp(row, 7)?,
+    })
+}
+
+pub fn create(
+    connection: &Connection,
+    account: &AccountId,
+    new: &NewWebhook,
+) -> StoreResult<Webhook> {
+    let now = Timestamp::now();
+    let webhook = Webhook {
+        id: WebhookId::generate(),
+        name: new.name.clone(),
+        url: new.url.clone(),
+        events: new.events.clone(),
+        enabled: new.enabled,
+        disabled_reason: None,
+        created_at: now,
+        updated_at: now,
+    };
+    connection
+        .prepare_cached(
+            "INSERT INTO webhooks (account_id, id, name, url, events, enabled, secret, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                account.as_str(),
+                webhook.id.as_str(),
+                webhook.name.as_str(),
+                webhook.url.as_str(),
+                rows::event_types_json(&webhook.events),
+                webhook.enabled,
+                new.secret.expose(),
+                now.as_millis(),
+            ])
+        })
+        .map_err(from_sqlite)?;
+    Ok(webhook)
+}
+
+pub fn list(
+    connection: &Connection,
+    account: &AccountId,
+    page: &PageRequest,
+) -> StoreResult<Page<Webhook>> {
+    let after = crate::cursor::id_cursor::<WebhookId>(page)?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM webhooks WHERE account_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+    );
+    let mut statement = connection.prepare_cached(&sql).map_err(from_sqlite)?;
+    let found = statement
+        .query_map(params![account.as_str(), after, page.limit + 1], from_row)
+        .and_then(Iterator::collect)
+        .map_err(from_sqlite)?;
+    Ok(rows::page_of(found, page.limit, |webhook: &Webhook| {
+        webhook.id.to_string()
+    }))
+}
+
+pub fn get(connection: &Connection, account: &AccountId, id: &WebhookId) -> StoreResult<Webhook> {
+    let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE account_id = ?1 AND id = ?2");
+    connection
+        .prepare_cached(&sql)
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![account.as_str(), id.as_str()], from_row)
+                .optional()
+        })
+        .map_err(from_sqlite)?
+        .ok_or(StoreError::NotFound)
+}
+
+pub fn update(
+    connection: &Connection,
+    account: &AccountId,
+    id: &WebhookId,
+    patch: &WebhookPatch,
+) -> StoreResult<Webhook> {
+    let mut webhook = get(connection, account, id)?;
+    if let Some(name) = &patch.name {
+        webhook.name = name.clone();
+    }
+    if let Some(url) = &patch.url {
+        webhook.url = url.clone();
+    }
+    if let Some(events) = &patch.events {
+        webhook.events = events.clone();
+    }
+    if let Some(enabled) = patch.enabled {
+        webhook.enabled = enabled;
+        // Enabling again is the account's answer to whatever made Reward disable it.
+        if enabled {
+            webhook.disabled_reason = None;
+        }
+    }
+    webhook.updated_at = Timestamp::now();
+    connection
+        .prepare_cached(
+            "UPDATE webhooks SET name = ?3, url = ?4, events = ?5, enabled = ?6, disabled_reason = ?7,
+             updated_at = ?8 WHERE account_id = ?1 AND id = ?2",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                account.as_str(),
+                id.as_str(),
+                webhook.name.as_str(),
+                webhook.url.as_str(),
+                rows::event_types_json(&webhook.events),
+                webhook.enabled,
+                webhook.disabled_reason,
+                webhook.updated_at.as_millis(),
+            ])
+        })
+        .map_err(from_sqlite)?;
+    Ok(webhook)
+}
+
+/// Deletes the webhook with its deliveries and their attempts: pending ones are thereby cancelled.
+pub fn delete(connection: &Connection, account: &AccountId, id: &WebhookId) -> StoreResult<()> {
+    let removed = connection
+        .prepare_cached("DELETE FROM webhooks WHERE account_id = ?1 AND id = ?2")
+        .and_then(|mut statement| statement.execute(params![account.as_str(), id.as_str()]))
+        .map_err(from_sqlite)?;
+    if removed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    connection
+        .prepare_cached(
+            "DELETE FROM attempts WHERE account_id = ?1 AND delivery_id IN
+             (SELECT id FROM deliveries WHERE account_id = ?1 AND webhook_id = ?2)",
+        )
+        .and_then(|mut statement| statement.execute(params![account.as_str(), id.as_str()]))
+        .map_err(from_sqlite)?;
+    connection
+        .prepare_cached("DELETE FROM deliveries WHERE account_id = ?1 AND webhook_id = ?2")
+        .and_then(|mut statement| statement.execute(params![account.as_str(), id.as_str()]))
+        .map_err(from_sqlite)?;
+    Ok(())
+}
+
+pub fn secrets(
+    connection: &Connection,
+    account: &AccountId,
+    id: &WebhookId,
+) -> StoreResult<WebhookSecrets> {
+    connection
+        .prepare_cached(
+            "SELECT secret, previous_secret, previous_secret_expires_at FROM webhooks
+             WHERE account_id = ?1 AND id = ?2",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![account.as_str(), id.as_str()], |row| {
+                    let previous = match row.get::<_, Option<String>>(1)? {
+                        None => None,
+                        Some(_) => Some((rows::secret(row, 1)?, rows::timestamp(row, 2)?)),
+                    };
+                    Ok(WebhookSecrets {
+                        current: rows::secret(row, 0)?,
+                        previous,
+                    })
+                })
+                .optional()
+        })
+        .map_err(from_sqlite)?
+        .ok_or(StoreError::NotFound)
+}
+
+pub fn rotate_secret(
+    connection: &Connection,
+    account: &AccountId,
+    id: &WebhookId,
+    secret: &WebhookSecret,
+    previous_expires_at: Timestamp,
+) -> StoreResult<WebhookSecrets> {
+    let old = secrets(connection, account, id)?;
+    connection
+        .prepare_cached(
+            "UPDATE webhooks SET secret = ?3, previous_secret = ?4, previous_secret_expires_at = ?5,
+             updated_at = ?6 WHERE account_id = ?1 AND id = ?2",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                account.as_str(),
+                id.as_str(),
+                secret.expose(),
+                old.current.expose(),
+                previous_expires_at.as_millis(),
+                Timestamp::now().as_millis(),
+            ])
+        })
+        .map_err(from_sqlite)?;
+    Ok(WebhookSecrets {
+        current: secret.clone(),
+        previous: Some((old.current, previous_expires_at)),
+    })
+}
+
+/// The enabled webhooks of an account subscribed to `event_type`.
+pub fn subscribed(
+    connection: &Connection,
+    account: &AccountId,
+    event_type: EventType,
+) -> StoreResult<Vec<WebhookId>> {
+    let mut statement = connection
+        .prepare_cached("SELECT id, events FROM webhooks WHERE account_id = ?1 AND enabled = 1")
+        .map_err(from_sqlite)?;
+    let webhooks: Vec<(String, Vec<EventType>)> = statement
+        .query_map([account.as_str()], |row| {
+            Ok((row.get(0)?, rows::event_types(row, 1)?))
+        })
+        .and_then(Iterator::collect)
+        .map_err(from_sqlite)?;
+    Ok(webhooks
+        .into_iter()
+        .filter(|(_, events)| events.contains(&event_type))
+        .map(|(id, _)| WebhookId::from_trusted(id))
+        .collect())
+}

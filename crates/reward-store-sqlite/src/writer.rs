@@ -1,0 +1,182 @@
+//! The single writer, with group commit.
+//!
+//! SQLite allows one writer at a time, and with `synchronous=FULL` every commit costs an fsync.
+//! So one thread owns the writing connection and runs jobs in batches: it takes every job waiting,
+//! runs each inside its own savepoint (a failing job rolls back alone), commits the batch once
+//! (one fsync for all), and only then answers each caller. An answer therefore always means
+//! "durable", and throughput grows with concurrency instead of being capped by the disk.
+
+use std::thread;
+
+use reward_store::{StoreError, StoreResult};
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::errors::{from_sqlite, Duplicate};
+
+/// Most jobs committed together; bounds the latency one batch adds to its first job.
+const MAX_BATCH: usize = 512;
+/// Jobs waiting for the writer before callers wait to enqueue (back-pressure).
+const QUEUE_DEPTH: usize = 4096;
+
+/// Called after every committed batch in which at least one job succeeded.
+pub type AfterCommit = Box<dyn Fn() + Send>;
+
+/// One caller's work and the channel its answer goes back on.
+trait Job: Send {
+    /// Runs the work inside the batch's transaction; returns whether it succeeded and how to
+    /// answer once the batch's fate is known.
+    fn run(self: Box<Self>, connection: &Connection) -> (bool, Box<dyn Answer>);
+    /// Answers without running: the batch could not start.
+    fn abandon(self: Box<Self>, error: StoreError);
+}
+
+trait Answer: Send {
+    fn send(self: Box<Self>, committed: Result<(), StoreError>);
+}
+
+struct WriteJob<F, T> {
+    work: F,
+    reply: oneshot::Sender<StoreResult<T>>,
+}
+
+struct PendingAnswer<T> {
+    outcome: StoreResult<T>,
+    reply: oneshot::Sender<StoreResult<T>>,
+}
+
+impl<F, T> Job for WriteJob<F, T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+{
+    fn run(self: Box<Self>, connection: &Connection) -> (bool, Box<dyn Answer>) {
+        let outcome = (self.work)(connection);
+        let succeeded = outcome.is_ok();
+        let answer = PendingAnswer {
+            outcome,
+            reply: self.reply,
+        };
+        (succeeded, Box::new(answer))
+    }
+
+    fn abandon(self: Box<Self>, error: StoreError) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+impl<T: Send> Answer for PendingAnswer<T> {
+    fn send(self: Box<Self>, committed: Result<(), StoreError>) {
+        // A job's own error wins; otherwise a failed commit fails everyone in the batch.
+        let answer = match (self.outcome, committed) {
+            (Err(error), _) => Err(error),
+            (Ok(_), Err(error)) => Err(error),
+            (Ok(value), Ok(())) => Ok(value),
+        };
+        let _ = self.reply.send(answer);
+    }
+}
+
+pub struct Writer {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+}
+
+fn writer_stopped() -> StoreError {
+    StoreError::Unavailable("the database writer has stopped".into())
+}
+
+impl Writer {
+    pub fn start(connection: Connection, after_commit: AfterCommit) -> std::io::Result<Self> {
+        let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
+        thread::Builder::new()
+            .name("reward-sqlite-writer".into())
+            .spawn(move || run_batches(connection, queue, after_commit))?;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `work` in a write transaction and answers once it is committed (durable).
+    pub async fn write<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(WriteJob { work, reply });
+        self.jobs.send(job).await.map_err(|_| writer_stopped())?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+}
+
+fn run_batches(
+    connection: Connection,
+    mut queue: mpsc::Receiver<Box<dyn Job>>,
+    after_commit: AfterCommit,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if run_batch(&connection, &mut batch) {
+            after_commit();
+        }
+    }
+}
+
+/// Runs and commits one batch; returns whether a successful job was committed.
+fn run_batch(connection: &Connection, batch: &mut Vec<Box<dyn Job>>) -> bool {
+    if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+        let error = from_sqlite(error);
+        for job in batch.drain(..) {
+            job.abandon(error.duplicate());
+        }
+        return false;
+    }
+    let mut answers = Vec::with_capacity(batch.len());
+    let mut any_succeeded = false;
+    let mut jobs = batch.drain(..);
+    while let Some(job) = jobs.next() {
+        if let Err(error) = connection.execute_batch("SAVEPOINT job") {
+            job.abandon(from_sqlite(error));
+            continue;
+        }
+        let (succeeded, answer) = job.run(connection);
+        let closed = if succeeded {
+            connection.execute_batch("RELEASE job")
+        } else {
+            connection.execute_batch("ROLLBACK TO job; RELEASE job")
+        };
+        answers.push(answer);
+        any_succeeded |= succeeded;
+        if let Err(error) = closed {
+            // The transaction is in an unknown state: give it up whole.
+            let _ = connection.execute_batch("ROLLBACK");
+            let error = from_sqlite(error);
+            for answer in answers {
+                answer.send(Err(error.duplicate()));
+            }
+            for job in jobs {
+                job.abandon(error.duplicate());
+            }
+            return false;
+        }
+    }
+    drop(jobs);
+    let committed = connection.execute_batch("COMMIT").map_err(from_sqlite);
+    if committed.is_err() {
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+    let durable = committed.is_ok() && any_succeeded;
+    for answer in answers {
+        let result = match &committed {
+            Ok(()) => Ok(()),
+            Err(error) => Err(error.duplicate()),
+        };
+        answer.send(result);
+    }
+    durable
+}

@@ -1,0 +1,235 @@
+//! What store operations take and return.
+
+use reward_core::credit::CreditRule;
+use reward_core::event::EventType;
+use reward_core::ids::{
+    AccountId, ApiKeyId, AttemptId, DeliveryId, EventId, TriggerEventId, WebhookId,
+};
+use reward_core::names::{IdempotencyKey, Name, TriggerId, UserId, WebhookUrl};
+use reward_core::signing::WebhookSecret;
+use reward_core::time::Timestamp;
+
+/// Which page of a newest-first list to read.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    /// 1..=100.
+    pub limit: u32,
+    /// The `next_cursor` of the page before, as the store made it.
+    pub cursor: Option<String>,
+}
+
+/// One page of a newest-first list.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Present when more items follow.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: AccountId,
+    pub name: Name,
+    pub created_at: Timestamp,
+}
+
+/// An API key as stored: never the key itself.
+#[derive(Debug, Clone)]
+pub struct NewApiKeyRecord {
+    pub id: ApiKeyId,
+    pub name: Name,
+    pub hash: String,
+    pub display_prefix: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub name: Name,
+    pub display_prefix: String,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    pub name: Name,
+    pub url: WebhookUrl,
+    pub events: Vec<EventType>,
+    pub enabled: bool,
+    pub secret: WebhookSecret,
+}
+
+/// Fields to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookPatch {
+    pub name: Option<Name>,
+    pub url: Option<WebhookUrl>,
+    pub events: Option<Vec<EventType>>,
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub id: WebhookId,
+    pub name: Name,
+    pub url: WebhookUrl,
+    pub events: Vec<EventType>,
+    pub enabled: bool,
+    /// Why Reward itself disabled the webhook, if it did.
+    pub disabled_reason: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The secrets that sign a webhook's deliveries: the current one, and during a rotation's
+/// overlap the previous one.
+#[derive(Debug, Clone)]
+pub struct WebhookSecrets {
+    pub current: WebhookSecret,
+    pub previous: Option<(WebhookSecret, Timestamp)>,
+}
+
+impl WebhookSecrets {
+    /// The secrets that sign a message sent at `now`.
+    pub fn signing_at(&self, now: Timestamp) -> Vec<&WebhookSecret> {
+        let mut secrets = vec![&self.current];
+        if let Some((previous, expires_at)) = &self.previous {
+            if now < *expires_at {
+                secrets.push(previous);
+            }
+        }
+        secrets
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Succeeded => "succeeded",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(DeliveryStatus::Pending),
+            "succeeded" => Some(DeliveryStatus::Succeeded),
+            "failed" => Some(DeliveryStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: DeliveryId,
+    pub event_id: EventId,
+    pub webhook_id: WebhookId,
+    pub event_type: EventType,
+    pub status: DeliveryStatus,
+    pub attempt_count: u32,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_status_code: Option<u16>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub id: AttemptId,
+    pub number: u32,
+    pub started_at: Timestamp,
+    pub duration_ms: u64,
+    pub status_code: Option<u16>,
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryWithAttempts {
+    pub delivery: Delivery,
+    /// Oldest first.
+    pub attempts: Vec<Attempt>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: EventId,
+    pub event_type: EventType,
+    pub created_at: Timestamp,
+    /// The exact payload bytes sent to receivers.
+    pub payload: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TriggerSpec {
+    pub id: TriggerId,
+    pub name: Name,
+    pub credit_points: Option<CreditRule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    pub id: TriggerId,
+    pub name: Name,
+    pub credit_points: Option<CreditRule>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordTriggerEvent {
+    pub user: UserId,
+    pub trigger: TriggerId,
+    pub value: Option<serde_json::Number>,
+    /// The key, and a fingerprint of the request it came with.
+    pub idempotency: Option<(IdempotencyKey, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TriggerEvent {
+    pub id: TriggerEventId,
+    pub user: UserId,
+    pub trigger: TriggerId,
+    pub value: Option<serde_json::Number>,
+    pub credit_points_issued: i64,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub enum TriggerEventOutcome {
+    /// Recorded now.
+    Recorded(TriggerEvent),
+    /// The idempotency key was seen before with the same request: the first result.
+    Replayed(TriggerEvent),
+}
+
+#[derive(Debug, Clone)]
+pub struct IssueCredits {
+    pub user: UserId,
+    pub points: i64,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreditsIssued {
+    pub user: UserId,
+    pub points: i64,
+    pub balance: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: UserId,
+    pub balance: i64,
+    pub created_at: Timestamp,
+}

@@ -1,0 +1,103 @@
+//! The command line (SPEC §2). Every setting is a flag and an environment variable of the same
+//! meaning; `reward serve --help` lists them.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+use reward_core::retry::parse_duration;
+
+#[derive(Parser)]
+#[command(
+    name = "reward",
+    version,
+    about = "Reward: rewards and webhooks in one binary."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the API, the dashboard and the delivery workers.
+    Serve(ServeArgs),
+    /// Manage accounts.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+}
+
+#[derive(Args, Clone)]
+pub struct DatabaseArgs {
+    /// Where data lives: sqlite://PATH (created when missing) or postgres://...
+    #[arg(long, env = "REWARD_DATABASE_URL", default_value = reward_server::Config::DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "REWARD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Retries after a delivery's first attempt.
+    #[arg(long, env = "REWARD_MAX_RETRIES", default_value_t = 5)]
+    pub max_retries: u32,
+
+    /// Delay before the first retry (e.g. 30s, 250ms, 2h).
+    #[arg(long, env = "REWARD_RETRY_BASE", default_value = "30s", value_parser = parse_duration)]
+    pub retry_base: Duration,
+
+    /// Backoff factor: retry k waits base × factor^(k-1).
+    #[arg(long, env = "REWARD_RETRY_FACTOR", default_value_t = 6.0, value_parser = parse_factor)]
+    pub retry_factor: f64,
+
+    /// One delivery attempt's timeout.
+    #[arg(long, env = "REWARD_DELIVERY_TIMEOUT", default_value = "15s", value_parser = parse_positive_duration)]
+    pub delivery_timeout: Duration,
+
+    /// Allow http:// and private or loopback targets (development and tests only).
+    #[arg(
+        long,
+        env = "REWARD_ALLOW_INSECURE_TARGETS",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = ArgAction::Set
+    )]
+    pub allow_insecure_targets: bool,
+
+    /// How long a claimed delivery stays reserved for the node that claimed it.
+    #[arg(long, env = "REWARD_LEASE", default_value = "30s", value_parser = parse_positive_duration)]
+    pub lease: Duration,
+}
+
+#[derive(Subcommand)]
+pub enum AccountsCommand {
+    /// Create an account; prints {"account_id", "api_key"} as one JSON line. The key is shown
+    /// only here.
+    Create {
+        /// The account's name.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+fn parse_factor(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(factor) if factor.is_finite() && factor >= 1.0 => Ok(factor),
+        _ => Err(format!("'{text}' is not a number of at least 1")),
+    }
+}
+
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        duration if duration.is_zero() => Err(format!("'{text}' must be longer than zero")),
+        duration => Ok(duration),
+    }
+}

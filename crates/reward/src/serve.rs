@@ -1,0 +1,73 @@
+//! `reward serve`: logging, signals, and the server library.
+
+use anyhow::Context;
+use reward_core::names::TargetPolicy;
+use reward_core::retry::RetryPolicy;
+use reward_server::Config;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ServeArgs;
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
+    let config = Config {
+        database_url: args.database.database_url,
+        retry: RetryPolicy {
+            max_retries: args.max_retries,
+            base: args.retry_base,
+            factor: args.retry_factor,
+        },
+        delivery_timeout: args.delivery_timeout,
+        target_policy: if args.allow_insecure_targets {
+            TargetPolicy::AllowInsecure
+        } else {
+            TargetPolicy::SecureOnly
+        },
+        lease: args.lease,
+    };
+    if config.target_policy == TargetPolicy::AllowInsecure {
+        tracing::warn!(
+            "REWARD_ALLOW_INSECURE_TARGETS is on: http:// and private targets are allowed"
+        );
+    }
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("REWARD_LISTEN: cannot listen on {}", args.listen))?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    reward_server::run(config, listener, shutdown).await
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Cancels `shutdown` on SIGTERM or ctrl-c.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+    shutdown.cancel();
+}
