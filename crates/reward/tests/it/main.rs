@@ -1,0 +1,11 @@
+//! Integration tests: the real server on a random loopback port, a fresh SQLite file per test,
+//! driven over HTTP like its users drive it. One binary, one module per area.
+
+mod common;
+
+mod credits;
+mod idempotency;
+mod isolation;
+mod outbox;
+mod resources;
+mod validation;
