@@ -5,12 +5,13 @@
 //! - [`event`]: the event types, their JSON Schemas and examples, and payload building.
 //! - [`credit`]: how a trigger's rule turns a trigger event's value into credit points.
 //! - [`names`]: validated newtypes for user-supplied names, user ids, trigger ids and URLs.
-//! - [`retry`]: the retry schedule (backoff, jitter, give-up).
+//! - [`retry`]: the retry schedule (backoff, jitter, give-up); [`delivery`]: the state after an attempt.
 //! - [`signing`]: webhook secrets and Standard Webhooks signatures.
 //! - [`api_key`]: API key generation and hashing; [`digest`]: SHA-256 hex.
 
 pub mod api_key;
 pub mod credit;
+pub mod delivery;
 pub mod digest;
 pub mod event;
 pub mod ids;

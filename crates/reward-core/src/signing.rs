@@ -100,6 +100,49 @@ impl WebhookSecret {
     }
 }
 
+/// How far a `webhook-timestamp` may be from the receiver's clock (replay protection).
+pub const TIMESTAMP_TOLERANCE_SECONDS: i64 = 5 * 60;
+
+/// Why a received webhook was refused.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum VerifyError {
+    #[error("missing {0} header")]
+    MissingHeader(&'static str),
+    #[error("webhook-timestamp is not a Unix time in seconds")]
+    BadTimestamp,
+    #[error("webhook-timestamp is more than 5 minutes away from now (replay or clock skew)")]
+    StaleTimestamp,
+    #[error("no signature in webhook-signature matches this secret and body")]
+    NoMatchingSignature,
+}
+
+/// Verifies a received webhook as a Standard Webhooks receiver does: headers present, timestamp
+/// within 5 minutes of `now_unix`, and a `v1` signature of this exact body under `secret`.
+pub fn verify_request(
+    secret: &WebhookSecret,
+    message_id: Option<&str>,
+    timestamp: Option<&str>,
+    signatures: Option<&str>,
+    body: &[u8],
+    now_unix: i64,
+) -> Result<(), VerifyError> {
+    let message_id = message_id.ok_or(VerifyError::MissingHeader("webhook-id"))?;
+    let timestamp = timestamp.ok_or(VerifyError::MissingHeader("webhook-timestamp"))?;
+    let signatures = signatures.ok_or(VerifyError::MissingHeader("webhook-signature"))?;
+    let timestamp: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| VerifyError::BadTimestamp)?;
+    if (now_unix - timestamp).abs() > TIMESTAMP_TOLERANCE_SECONDS {
+        return Err(VerifyError::StaleTimestamp);
+    }
+    if secret.verify(message_id, timestamp, body, signatures) {
+        Ok(())
+    } else {
+        Err(VerifyError::NoMatchingSignature)
+    }
+}
+
 /// The `webhook-signature` header value for a message: one entry per active secret.
 pub fn signature_header(
     secrets: &[&WebhookSecret],
@@ -136,6 +179,37 @@ mod tests {
         assert!(again.verify("we_x", 10, b"{}", &header));
         assert!(!again.verify("we_x", 10, b"{ }", &header));
         assert!(!again.verify("we_x", 11, b"{}", &header));
+    }
+
+    #[test]
+    fn verify_request_checks_headers_time_and_signature() {
+        let secret = WebhookSecret::generate();
+        let signature = secret.sign("we_1", 1000, b"{}");
+        let check = |id, ts, sig, body: &[u8], now| verify_request(&secret, id, ts, sig, body, now);
+        assert_eq!(
+            check(Some("we_1"), Some("1000"), Some(&signature), b"{}", 1000),
+            Ok(())
+        );
+        assert_eq!(
+            check(Some("we_1"), Some("1000"), Some(&signature), b"{}", 1299),
+            Ok(())
+        );
+        assert_eq!(
+            check(Some("we_1"), Some("1000"), Some(&signature), b"{}", 1301),
+            Err(VerifyError::StaleTimestamp)
+        );
+        assert_eq!(
+            check(Some("we_1"), Some("1000"), Some(&signature), b"{ }", 1000),
+            Err(VerifyError::NoMatchingSignature)
+        );
+        assert_eq!(
+            check(None, Some("1000"), Some(&signature), b"{}", 1000),
+            Err(VerifyError::MissingHeader("webhook-id"))
+        );
+        assert_eq!(
+            check(Some("we_1"), Some("soon"), Some(&signature), b"{}", 1000),
+            Err(VerifyError::BadTimestamp)
+        );
     }
 
     #[test]

@@ -1,15 +1,17 @@
-//! Reward's server as a library: [`run`] serves the API (and, as they land, the dashboard and the
-//! delivery workers) on a listener it is given, until the shutdown token is cancelled.
+//! Reward's server as a library: [`run`] serves the API and runs the delivery worker (and, as it
+//! lands, the dashboard) on a listener it is given, until the shutdown token is cancelled.
 //!
 //! - [`config`]: the settings of SPEC §2.
 //! - [`api`]: the HTTP API, one module per resource.
 //! - [`store`]: picks and opens the storage backend from the database URL.
+//! - [`worker`]: claims, signs, sends and schedules deliveries.
 //! - [`upkeep`]: retention of events and idempotency keys.
 
 pub mod api;
 pub mod config;
 pub mod store;
 mod upkeep;
+pub mod worker;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -24,13 +26,21 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let opened = store::open(&config.database_url)?;
+    let store = store::open(&config.database_url)?;
     let state = api::AppState {
-        store: opened.store.clone(),
+        store: store.clone(),
         target_policy: config.target_policy,
     };
     let app = api::router(state).layer(TraceLayer::new_for_http());
-    let upkeep = tokio::spawn(upkeep::run(opened.store.clone(), shutdown.clone()));
+    let upkeep = tokio::spawn(upkeep::run(store.clone(), shutdown.clone()));
+    let worker = worker::Worker {
+        store: store.clone(),
+        sender: worker::sender::Sender::new(config.delivery_timeout, config.target_policy)
+            .context("building the delivery HTTP client")?,
+        retry: config.retry,
+        lease: config.lease,
+    };
+    let delivering = tokio::spawn(worker.run(shutdown.clone()));
     let address = listener
         .local_addr()
         .context("reading the listening address")?;
@@ -40,6 +50,7 @@ pub async fn run(
         .await
         .context("serving HTTP")?;
     shutdown.cancel();
+    let _ = delivering.await;
     let _ = upkeep.await;
     Ok(())
 }

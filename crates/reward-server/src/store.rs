@@ -6,14 +6,7 @@ use anyhow::{bail, Context};
 use reward_store::Store;
 use reward_store_sqlite::SqliteStore;
 
-/// An opened, migrated store.
-pub struct OpenedStore {
-    pub store: Arc<dyn Store>,
-    /// Signalled whenever the store committed a change (wakes idle workers).
-    pub commit_signal: Arc<tokio::sync::Notify>,
-}
-
-pub fn open(database_url: &str) -> anyhow::Result<OpenedStore> {
+pub fn open(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
         bail!("REWARD_DATABASE_URL: PostgreSQL support is not built yet; use a sqlite:// URL");
     }
@@ -22,9 +15,5 @@ pub fn open(database_url: &str) -> anyhow::Result<OpenedStore> {
     })?;
     let store =
         SqliteStore::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-    let commit_signal = store.commit_signal();
-    Ok(OpenedStore {
-        store: Arc::new(store),
-        commit_signal,
-    })
+    Ok(Arc::new(store))
 }

@@ -14,6 +14,7 @@ mod errors;
 mod events;
 mod migrations;
 mod outbox;
+mod queue;
 mod readers;
 mod rewards;
 mod rows;
@@ -66,9 +67,9 @@ pub enum OpenError {
 pub struct SqliteStore {
     writer: Writer,
     readers: Readers,
-    /// Woken after every commit that wrote something, so idle delivery workers look for work at
-    /// once instead of polling.
-    committed: Arc<Notify>,
+    /// Woken when a change may have made a delivery due, so an idle worker starts at once instead
+    /// of polling.
+    work: Arc<Notify>,
 }
 
 impl SqliteStore {
@@ -91,20 +92,20 @@ impl SqliteStore {
             path: path.to_owned(),
             source,
         })?;
-        let committed = Arc::new(Notify::new());
-        let wake = Arc::clone(&committed);
-        let writer = Writer::start(connection, Box::new(move || wake.notify_waiters()))
-            .map_err(OpenError::Writer)?;
+        let writer = Writer::start(connection).map_err(OpenError::Writer)?;
         Ok(Self {
             writer,
             readers: Readers::new(path.to_owned(), READERS),
-            committed,
+            work: Arc::new(Notify::new()),
         })
     }
 
-    /// Signalled after every commit that changed something.
-    pub fn commit_signal(&self) -> Arc<Notify> {
-        Arc::clone(&self.committed)
+    /// Passes a result through, waking the delivery worker when it succeeded.
+    fn wake_on_success<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
+        if result.is_ok() {
+            self.work.notify_one();
+        }
+        result
     }
 }
 
@@ -199,9 +200,11 @@ impl Store for SqliteStore {
         patch: WebhookPatch,
     ) -> StoreResult<Webhook> {
         owned!(account, id);
-        self.writer
+        let result = self
+            .writer
             .write(move |c| webhooks::update(c, &account, &id, &patch))
-            .await
+            .await;
+        self.wake_on_success(result)
     }
 
     async fn delete_webhook(&self, account: &AccountId, id: &WebhookId) -> StoreResult<()> {
@@ -242,13 +245,15 @@ impl Store for SqliteStore {
         event: NewEvent,
     ) -> StoreResult<Delivery> {
         owned!(account, id);
-        self.writer
+        let result = self
+            .writer
             .write(move |c| {
                 webhooks::get(c, &account, &id)?;
                 outbox::insert_event(c, &account, &event)?;
                 outbox::insert_delivery(c, &account, &id, &event)
             })
-            .await
+            .await;
+        self.wake_on_success(result)
     }
 
     async fn list_deliveries(
@@ -277,9 +282,11 @@ impl Store for SqliteStore {
 
     async fn request_retry(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Delivery> {
         owned!(account, id);
-        self.writer
+        let result = self
+            .writer
             .write(move |c| deliveries::request_retry(c, &account, &id))
-            .await
+            .await;
+        self.wake_on_success(result)
     }
 
     async fn recover_deliveries(
@@ -289,9 +296,11 @@ impl Store for SqliteStore {
         since: Timestamp,
     ) -> StoreResult<u64> {
         owned!(account, webhook);
-        self.writer
+        let result = self
+            .writer
             .write(move |c| deliveries::recover(c, &account, &webhook, since))
-            .await
+            .await;
+        self.wake_on_success(result)
     }
 
     async fn list_events(
@@ -355,9 +364,11 @@ impl Store for SqliteStore {
         request: RecordTriggerEvent,
     ) -> StoreResult<TriggerEventOutcome> {
         owned!(account);
-        self.writer
+        let result = self
+            .writer
             .write(move |c| rewards::record_trigger_event(c, &account, &request))
-            .await
+            .await;
+        self.wake_on_success(result)
     }
 
     async fn issue_credits(
@@ -366,9 +377,11 @@ impl Store for SqliteStore {
         request: IssueCredits,
     ) -> StoreResult<CreditsIssued> {
         owned!(account);
-        self.writer
+        let result = self
+            .writer
             .write(move |c| rewards::issue_credits(c, &account, &request))
-            .await
+            .await;
+        self.wake_on_success(result)
     }
 
     async fn get_user(&self, account: &AccountId, id: &UserId) -> StoreResult<User> {
@@ -376,6 +389,31 @@ impl Store for SqliteStore {
         self.readers
             .read(move |c| rewards::get_user(c, &account, &id))
             .await
+    }
+
+    async fn claim_due_deliveries(
+        &self,
+        request: ClaimRequest,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        self.writer.write(move |c| queue::claim(c, &request)).await
+    }
+
+    async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()> {
+        self.writer
+            .write(move |c| queue::record_attempt(c, &record))
+            .await
+    }
+
+    async fn next_due_at(&self, now: Timestamp) -> StoreResult<Option<Timestamp>> {
+        self.readers.read(move |c| queue::next_due_at(c, now)).await
+    }
+
+    async fn release_all_leases(&self) -> StoreResult<u64> {
+        self.writer.write(queue::release_all_leases).await
+    }
+
+    async fn work_signal(&self) {
+        self.work.notified().await;
     }
 
     async fn purge_expired(

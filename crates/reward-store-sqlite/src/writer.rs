@@ -19,9 +19,6 @@ const MAX_BATCH: usize = 512;
 /// Jobs waiting for the writer before callers wait to enqueue (back-pressure).
 const QUEUE_DEPTH: usize = 4096;
 
-/// Called after every committed batch in which at least one job succeeded.
-pub type AfterCommit = Box<dyn Fn() + Send>;
-
 /// One caller's work and the channel its answer goes back on.
 trait Job: Send {
     /// Runs the work inside the batch's transaction; returns whether it succeeded and how to
@@ -86,11 +83,11 @@ fn writer_stopped() -> StoreError {
 }
 
 impl Writer {
-    pub fn start(connection: Connection, after_commit: AfterCommit) -> std::io::Result<Self> {
+    pub fn start(connection: Connection) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         thread::Builder::new()
             .name("reward-sqlite-writer".into())
-            .spawn(move || run_batches(connection, queue, after_commit))?;
+            .spawn(move || run_batches(connection, queue))?;
         Ok(Self { jobs })
     }
 
@@ -107,11 +104,7 @@ impl Writer {
     }
 }
 
-fn run_batches(
-    connection: Connection,
-    mut queue: mpsc::Receiver<Box<dyn Job>>,
-    after_commit: AfterCommit,
-) {
+fn run_batches(connection: Connection, mut queue: mpsc::Receiver<Box<dyn Job>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
@@ -121,23 +114,20 @@ fn run_batches(
                 Err(_) => break,
             }
         }
-        if run_batch(&connection, &mut batch) {
-            after_commit();
-        }
+        run_batch(&connection, &mut batch);
     }
 }
 
-/// Runs and commits one batch; returns whether a successful job was committed.
-fn run_batch(connection: &Connection, batch: &mut Vec<Box<dyn Job>>) -> bool {
+/// Runs and commits one batch, then answers every job in it.
+fn run_batch(connection: &Connection, batch: &mut Vec<Box<dyn Job>>) {
     if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
         let error = from_sqlite(error);
         for job in batch.drain(..) {
             job.abandon(error.duplicate());
         }
-        return false;
+        return;
     }
     let mut answers = Vec::with_capacity(batch.len());
-    let mut any_succeeded = false;
     let mut jobs = batch.drain(..);
     while let Some(job) = jobs.next() {
         if let Err(error) = connection.execute_batch("SAVEPOINT job") {
@@ -151,7 +141,6 @@ fn run_batch(connection: &Connection, batch: &mut Vec<Box<dyn Job>>) -> bool {
             connection.execute_batch("ROLLBACK TO job; RELEASE job")
         };
         answers.push(answer);
-        any_succeeded |= succeeded;
         if let Err(error) = closed {
             // The transaction is in an unknown state: give it up whole.
             let _ = connection.execute_batch("ROLLBACK");
@@ -162,7 +151,7 @@ fn run_batch(connection: &Connection, batch: &mut Vec<Box<dyn Job>>) -> bool {
             for job in jobs {
                 job.abandon(error.duplicate());
             }
-            return false;
+            return;
         }
     }
     drop(jobs);
@@ -170,7 +159,6 @@ fn run_batch(connection: &Connection, batch: &mut Vec<Box<dyn Job>>) -> bool {
     if committed.is_err() {
         let _ = connection.execute_batch("ROLLBACK");
     }
-    let durable = committed.is_ok() && any_succeeded;
     for answer in answers {
         let result = match &committed {
             Ok(()) => Ok(()),
@@ -178,5 +166,4 @@ fn run_batch(connection: &Connection, batch: &mut Vec<Box<dyn Job>>) -> bool {
         };
         answer.send(result);
     }
-    durable
 }

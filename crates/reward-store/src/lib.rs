@@ -150,6 +150,24 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<CreditsIssued>;
     async fn get_user(&self, account: &AccountId, id: &UserId) -> StoreResult<User>;
 
+    // The delivery queue.
+
+    /// Claims due deliveries under a lease: pending ones whose time has come (webhook enabled)
+    /// and ones a manual retry asked for, skipping webhooks at their in-flight limit.
+    async fn claim_due_deliveries(
+        &self,
+        request: ClaimRequest,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Records an attempt and the delivery's new state, and releases the lease.
+    async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()>;
+    /// When the earliest pending delivery after `now` falls due, if any.
+    async fn next_due_at(&self, now: Timestamp) -> StoreResult<Option<Timestamp>>;
+    /// Releases every lease (single-node backends call this on start: no other worker exists).
+    async fn release_all_leases(&self) -> StoreResult<u64>;
+    /// Resolves when new work may be due (a delivery created, retried or recovered). Waking
+    /// spuriously is allowed; missing work is not, so workers also poll now and then.
+    async fn work_signal(&self);
+
     // Upkeep.
 
     /// Removes events older than `events_before` (with their deliveries) and idempotency keys

@@ -233,3 +233,59 @@ pub struct User {
     pub balance: i64,
     pub created_at: Timestamp,
 }
+
+/// A delivery a worker has claimed, with everything needed to attempt it.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub account_id: reward_core::ids::AccountId,
+    pub id: DeliveryId,
+    pub webhook_id: WebhookId,
+    pub event_id: EventId,
+    pub url: WebhookUrl,
+    pub secrets: WebhookSecrets,
+    /// The exact bytes to send.
+    pub payload: String,
+    pub status: DeliveryStatus,
+    pub attempt_count: u32,
+    pub schedule_attempts: u32,
+    /// A manual retry asked for this attempt.
+    pub manual: bool,
+}
+
+/// What to claim.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub now: Timestamp,
+    /// The claim's expiry: no other worker attempts the delivery before it.
+    pub lease_until: Timestamp,
+    pub limit: u32,
+    /// Webhooks with this many attempts in flight are skipped (per-endpoint isolation).
+    pub per_webhook_limit: u32,
+    /// Attempts this worker already has in flight, per webhook.
+    pub in_flight: std::collections::HashMap<WebhookId, u32>,
+}
+
+/// The delivery's state after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DeliveryUpdate {
+    Succeeded,
+    /// Still pending; retry at this time; the attempt counted in the schedule.
+    RetryAt(Timestamp),
+    Failed,
+    /// A manual attempt that failed: status and schedule as they were.
+    Unchanged,
+}
+
+/// One finished attempt, to be recorded with the delivery's new state.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub account_id: reward_core::ids::AccountId,
+    pub delivery_id: DeliveryId,
+    pub webhook_id: WebhookId,
+    pub attempt: Attempt,
+    pub update: DeliveryUpdate,
+    /// The attempt counted in the retry schedule.
+    pub scheduled: bool,
+    /// Disable the webhook, with this reason (e.g. it answered 410 Gone).
+    pub disable_webhook: Option<String>,
+}

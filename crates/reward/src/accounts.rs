@@ -14,7 +14,7 @@ pub async fn run(command: AccountsCommand) -> anyhow::Result<()> {
     match command {
         AccountsCommand::Create { name, database } => {
             let name = Name::parse(&name).map_err(|error| anyhow::anyhow!("--name: {error}"))?;
-            let opened = reward_server::store::open(&database.database_url)?;
+            let store = reward_server::store::open(&database.database_url)?;
             let key = api_key::generate();
             let record = NewApiKeyRecord {
                 id: ApiKeyId::generate(),
@@ -22,8 +22,7 @@ pub async fn run(command: AccountsCommand) -> anyhow::Result<()> {
                 hash: key.hash,
                 display_prefix: key.display_prefix,
             };
-            let account = opened
-                .store
+            let account = store
                 .create_account(name, record)
                 .await
                 .context("creating the account")?;

@@ -25,6 +25,19 @@ pub enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     Accounts(AccountsCommand),
+    /// Receive webhooks locally: verify each signature, print the event, answer 204 (400 when
+    /// the signature is bad).
+    Listen(ListenArgs),
+}
+
+#[derive(Args)]
+pub struct ListenArgs {
+    /// The webhook's signing secret (whsec_...).
+    #[arg(long, env = "REWARD_LISTEN_SECRET")]
+    pub secret: String,
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 9000)]
+    pub port: u16,
 }
 
 #[derive(Args, Clone)]

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod cli;
+mod listen;
 mod serve;
 
 use std::process::ExitCode;
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
         match cli.command {
             cli::Command::Serve(args) => serve::run(args).await,
             cli::Command::Accounts(command) => accounts::run(command).await,
+            cli::Command::Listen(args) => listen::run(args).await,
         }
     });
     match outcome {

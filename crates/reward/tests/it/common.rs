@@ -24,8 +24,8 @@ pub struct TestServer {
     pub database_url: String,
     shutdown: CancellationToken,
     task: Option<JoinHandle<anyhow::Result<()>>>,
-    /// Keeps the database folder alive as long as the server.
-    _dir: TempDir,
+    /// Keeps the database folder alive as long as the server (when the server made it).
+    _dir: Option<TempDir>,
 }
 
 /// Settings for tests: loopback receivers allowed, short retries.
@@ -46,6 +46,14 @@ impl TestServer {
     pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Self {
         let dir = TempDir::new().expect("temp dir");
         let database_url = format!("sqlite://{}/reward.db", dir.path().display());
+        let mut server = Self::start_on(&database_url, configure).await;
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Starts on an existing database (e.g. to restart with other settings).
+    pub async fn start_on(database_url: &str, configure: impl FnOnce(&mut Config)) -> Self {
+        let database_url = database_url.to_owned();
         let mut config = test_config(&database_url);
         configure(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -57,7 +65,7 @@ impl TestServer {
             database_url,
             shutdown,
             task: Some(task),
-            _dir: dir,
+            _dir: None,
         };
         server.wait_healthy().await;
         server
@@ -300,6 +308,39 @@ impl Api {
             &[],
         )
         .await
+    }
+
+    /// Polls a delivery until `done` holds for it; returns it (with attempts).
+    pub async fn wait_delivery(
+        &self,
+        id: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let reply = self.get(&format!("/v1/deliveries/{id}")).await;
+            assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+            if done(&reply.body) {
+                return reply.body;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!(
+                    "delivery {id} did not get there in {timeout:?}: {}",
+                    reply.body
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The deliveries of a webhook (first page of 100).
+    pub async fn deliveries(&self, webhook_id: &str) -> Vec<Value> {
+        let reply = self
+            .get(&format!("/v1/webhooks/{webhook_id}/deliveries?limit=100"))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        reply.body["data"].as_array().expect("data").clone()
     }
 
     /// Creates a webhook subscribed to both event types; returns its JSON.

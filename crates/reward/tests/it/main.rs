@@ -2,8 +2,11 @@
 //! driven over HTTP like its users drive it. One binary, one module per area.
 
 mod common;
+mod receiver;
 
 mod credits;
+mod delivery;
+mod delivery_faults;
 mod idempotency;
 mod isolation;
 mod outbox;

@@ -1,0 +1,232 @@
+//! The delivery worker: claims due deliveries from the store, attempts each on its own task, and
+//! records the outcome with the delivery's next state.
+//!
+//! - [`sender`]: one HTTP attempt (signing, headers, timeout, 1 KiB answer).
+//! - [`targets`]: which addresses a delivery may connect to.
+//!
+//! Isolation: at most [`PER_WEBHOOK_IN_FLIGHT`] attempts per webhook run at once, and claiming
+//! skips webhooks at that limit, so a slow or dead endpoint only ever holds its own slots.
+//! Latency: the store wakes the worker when a change makes work due; it polls only as a safety
+//! net ([`IDLE_POLL`]) and to meet retries whose time has come.
+
+pub mod sender;
+pub mod targets;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reward_core::delivery::{
+    counts_in_schedule, next_state, AttemptContext, AttemptResult, NextState,
+};
+use reward_core::ids::{AttemptId, WebhookId};
+use reward_core::retry::RetryPolicy;
+use reward_core::time::Timestamp;
+use reward_store::records::{
+    Attempt, AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryStatus, DeliveryUpdate,
+};
+use reward_store::Store;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use sender::{SendOutcome, Sender};
+
+/// Attempts in flight to one webhook at most.
+pub const PER_WEBHOOK_IN_FLIGHT: u32 = 32;
+/// Attempts in flight in this process at most.
+pub const MAX_IN_FLIGHT: usize = 1024;
+/// Deliveries claimed per store call at most.
+const CLAIM_BATCH: u32 = 256;
+/// Longest sleep while idle: bounds how late a retry (or another node's expired lease) is seen.
+pub const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Pause after the store failed, before trying again.
+const STORE_BACKOFF: Duration = Duration::from_millis(500);
+
+pub struct Worker {
+    pub store: Arc<dyn Store>,
+    pub sender: Sender,
+    pub retry: RetryPolicy,
+    pub lease: Duration,
+}
+
+impl Worker {
+    /// Runs until `shutdown`; then stops claiming and lets attempts in flight finish (each is
+    /// bounded by the delivery timeout) before returning.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let worker = Arc::new(self);
+        match worker.store.release_all_leases().await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(
+                released,
+                "re-queued deliveries in flight when the last run stopped"
+            ),
+            Err(error) => tracing::warn!(%error, "could not release old leases; they will expire"),
+        }
+        let mut in_flight: HashMap<WebhookId, u32> = HashMap::new();
+        let mut tasks: JoinSet<WebhookId> = JoinSet::new();
+        while !shutdown.is_cancelled() {
+            while let Some(done) = tasks.try_join_next() {
+                finished(&mut in_flight, done);
+            }
+            let room = MAX_IN_FLIGHT.saturating_sub(tasks.len());
+            let mut claimed_full_batch = false;
+            if room > 0 {
+                let limit = CLAIM_BATCH.min(room as u32);
+                match worker.claim(limit, &in_flight).await {
+                    Ok(claimed) => {
+                        claimed_full_batch = claimed.len() == limit as usize;
+                        for delivery in claimed {
+                            *in_flight.entry(delivery.webhook_id.clone()).or_insert(0) += 1;
+                            let worker = Arc::clone(&worker);
+                            tasks.spawn(async move { worker.attempt(delivery).await });
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "claiming deliveries failed; retrying shortly");
+                        tokio::select! {
+                            () = tokio::time::sleep(STORE_BACKOFF) => {}
+                            () = shutdown.cancelled() => {}
+                        }
+                        continue;
+                    }
+                }
+            }
+            if claimed_full_batch {
+                continue; // more may be due right now
+            }
+            let pause = worker.idle_pause().await;
+            tokio::select! {
+                () = worker.store.work_signal() => {}
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => finished(&mut in_flight, done),
+                () = tokio::time::sleep(pause) => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+        if !tasks.is_empty() {
+            tracing::info!(in_flight = tasks.len(), "waiting for attempts in flight");
+        }
+        while let Some(done) = tasks.join_next().await {
+            finished(&mut in_flight, done);
+        }
+    }
+
+    async fn claim(
+        &self,
+        limit: u32,
+        in_flight: &HashMap<WebhookId, u32>,
+    ) -> reward_store::StoreResult<Vec<ClaimedDelivery>> {
+        let now = Timestamp::now();
+        let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
+        self.store
+            .claim_due_deliveries(ClaimRequest {
+                now,
+                lease_until: now.plus_millis(lease_ms),
+                limit,
+                per_webhook_limit: PER_WEBHOOK_IN_FLIGHT,
+                in_flight: in_flight.clone(),
+            })
+            .await
+    }
+
+    /// How long to sleep when nothing could be claimed: until the next retry falls due, at most
+    /// [`IDLE_POLL`].
+    async fn idle_pause(&self) -> Duration {
+        let now = Timestamp::now();
+        match self.store.next_due_at(now).await {
+            Ok(Some(due)) => {
+                let wait = u64::try_from(due.as_millis() - now.as_millis()).unwrap_or(0);
+                Duration::from_millis(wait).clamp(Duration::from_millis(1), IDLE_POLL)
+            }
+            _ => IDLE_POLL,
+        }
+    }
+
+    /// One attempt, recorded. Returns the webhook, so its in-flight slot can be freed.
+    async fn attempt(&self, delivery: ClaimedDelivery) -> WebhookId {
+        let started_at = Timestamp::now();
+        let clock = Instant::now();
+        let outcome = self.sender.send(&delivery).await;
+        let duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let record = self.record_for(&delivery, outcome, started_at, duration_ms);
+        if let Err(error) = self.store.record_attempt(record).await {
+            // The lease runs out and the delivery is attempted again: at least once holds.
+            tracing::warn!(%error, delivery_id = %delivery.id, "recording an attempt failed");
+        }
+        delivery.webhook_id
+    }
+
+    fn record_for(
+        &self,
+        delivery: &ClaimedDelivery,
+        outcome: SendOutcome,
+        started_at: Timestamp,
+        duration_ms: u64,
+    ) -> AttemptRecord {
+        let context = AttemptContext {
+            manual: delivery.manual,
+            was_failed: delivery.status == DeliveryStatus::Failed,
+            schedule_attempts: delivery.schedule_attempts,
+        };
+        let now = Timestamp::now();
+        let next = next_state(
+            &self.retry,
+            context,
+            outcome.result,
+            now,
+            rand::random::<f64>(),
+        );
+        let update = match next {
+            NextState::Succeeded => DeliveryUpdate::Succeeded,
+            NextState::RetryAt(at) => DeliveryUpdate::RetryAt(at),
+            NextState::Failed => DeliveryUpdate::Failed,
+            NextState::Unchanged => DeliveryUpdate::Unchanged,
+        };
+        let disable_webhook = (outcome.result == AttemptResult::Gone).then(|| {
+            format!("The endpoint answered 410 Gone at {now}; Reward disabled the webhook. Enable it again once the endpoint is back.")
+        });
+        tracing::info!(
+            webhook_id = %delivery.webhook_id,
+            event_id = %delivery.event_id,
+            delivery_id = %delivery.id,
+            host = delivery.url.host(),
+            status = outcome.status_code,
+            duration_ms,
+            outcome = ?update,
+            error = outcome.error.as_deref(),
+            "delivery attempt"
+        );
+        AttemptRecord {
+            account_id: delivery.account_id.clone(),
+            delivery_id: delivery.id.clone(),
+            webhook_id: delivery.webhook_id.clone(),
+            attempt: Attempt {
+                id: AttemptId::generate(),
+                number: delivery.attempt_count + 1,
+                started_at,
+                duration_ms,
+                status_code: outcome.status_code,
+                response_body: outcome.response_body,
+                error: outcome.error,
+            },
+            update,
+            scheduled: counts_in_schedule(context),
+            disable_webhook,
+        }
+    }
+}
+
+fn finished(
+    in_flight: &mut HashMap<WebhookId, u32>,
+    done: Result<WebhookId, tokio::task::JoinError>,
+) {
+    let Ok(webhook) = done else {
+        // A panicked attempt leaves its slot counted; its lease expires and it is retried.
+        return;
+    };
+    if let Some(count) = in_flight.get_mut(&webhook) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            in_flight.remove(&webhook);
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Sending one delivery: the exact payload bytes, the Standard Webhooks headers, one shared
+//! client (keep-alive, rustls), no redirects, no proxies, a hard timeout, and at most 1 KiB of the
+//! answer kept.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use reqwest::StatusCode;
+use reward_core::delivery::AttemptResult;
+use reward_core::names::TargetPolicy;
+use reward_core::retry::parse_retry_after;
+use reward_core::signing::signature_header;
+use reward_core::time::Timestamp;
+use reward_store::records::ClaimedDelivery;
+
+use super::targets::{refusal_for_literal_host, PublicOnlyResolver};
+
+/// How much of a receiver's answer is kept.
+pub const MAX_RESPONSE_BODY: usize = 1024;
+
+pub const USER_AGENT_VALUE: &str = concat!("Reward-Webhooks/", env!("CARGO_PKG_VERSION"));
+
+/// What one attempt produced.
+#[derive(Debug, Clone)]
+pub struct SendOutcome {
+    pub result: AttemptResult,
+    pub status_code: Option<u16>,
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+}
+
+impl SendOutcome {
+    fn failed(error: String) -> Self {
+        Self {
+            result: AttemptResult::Failed { retry_after: None },
+            status_code: None,
+            response_body: None,
+            error: Some(error),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    timeout: Duration,
+    policy: TargetPolicy,
+}
+
+impl Sender {
+    pub fn new(timeout: Duration, policy: TargetPolicy) -> anyhow::Result<Self> {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .user_agent(USER_AGENT_VALUE);
+        if policy == TargetPolicy::SecureOnly {
+            builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
+        }
+        Ok(Self {
+            client: builder.build()?,
+            timeout,
+            policy,
+        })
+    }
+
+    /// Attempts the delivery once. Never fails: every problem is a failed attempt.
+    pub async fn send(&self, delivery: &ClaimedDelivery) -> SendOutcome {
+        if self.policy == TargetPolicy::SecureOnly {
+            if let Some(refusal) = refusal_for_literal_host(&delivery.url) {
+                return SendOutcome::failed(refusal);
+            }
+            if delivery.url.url().scheme() != "https" {
+                return SendOutcome::failed("refused: only https:// targets are allowed".into());
+            }
+        }
+        match tokio::time::timeout(self.timeout, self.exchange(delivery)).await {
+            Ok(outcome) => outcome,
+            Err(_) => SendOutcome::failed(format!("timed out after {}", humanize(self.timeout))),
+        }
+    }
+
+    async fn exchange(&self, delivery: &ClaimedDelivery) -> SendOutcome {
+        let now = Timestamp::now();
+        let timestamp = now.as_unix_seconds();
+        let message_id = delivery.event_id.as_str();
+        let body = delivery.payload.as_bytes();
+        let signature = signature_header(
+            &delivery.secrets.signing_at(now),
+            message_id,
+            timestamp,
+            body,
+        );
+        let mut headers = HeaderMap::with_capacity(5);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        for (name, value) in [
+            ("webhook-id", message_id.to_owned()),
+            ("webhook-timestamp", timestamp.to_string()),
+            ("webhook-signature", signature),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
+        let request = self
+            .client
+            .post(delivery.url.url().clone())
+            .headers(headers)
+            .body(delivery.payload.clone());
+        let mut response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => return SendOutcome::failed(describe(&error, self.timeout)),
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(parse_retry_after);
+        let location = response.headers().contains_key(reqwest::header::LOCATION);
+        let (response_body, read_error) = read_prefix(&mut response, self.timeout).await;
+        let result = classify(status, retry_after);
+        let error = match (&result, read_error) {
+            (AttemptResult::Delivered, _) => None,
+            (_, Some(read_error)) => Some(read_error),
+            _ if status.is_redirection() => Some(format!(
+                "HTTP {}: redirects are not followed{}",
+                status.as_u16(),
+                if location {
+                    " (the Location header was ignored)"
+                } else {
+                    ""
+                }
+            )),
+            _ => Some(format!("HTTP {}", status.as_u16())),
+        };
+        SendOutcome {
+            result,
+            status_code: Some(status.as_u16()),
+            response_body,
+            error,
+        }
+    }
+}
+
+/// 2xx delivers; 410 asks never to be called again; the rest fail (429 and 503 may say when to
+/// come back).
+pub fn classify(status: StatusCode, retry_after: Option<Duration>) -> AttemptResult {
+    if status.is_success() {
+        AttemptResult::Delivered
+    } else if status == StatusCode::GONE {
+        AttemptResult::Gone
+    } else if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+        AttemptResult::Failed { retry_after }
+    } else {
+        AttemptResult::Failed { retry_after: None }
+    }
+}
+
+/// Reads at most [`MAX_RESPONSE_BODY`] bytes of the answer; the rest is never read.
+async fn read_prefix(
+    response: &mut reqwest::Response,
+    timeout: Duration,
+) -> (Option<String>, Option<String>) {
+    let mut kept = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = MAX_RESPONSE_BODY - kept.len();
+                kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if kept.len() >= MAX_RESPONSE_BODY {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(error) => {
+                let text = (!kept.is_empty()).then(|| lossy(&kept));
+                return (text, Some(describe(&error, timeout)));
+            }
+        }
+    }
+    let text = (!kept.is_empty()).then(|| lossy(&kept));
+    (text, None)
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A readable error, with the causes reqwest wraps.
+fn describe(error: &reqwest::Error, timeout: Duration) -> String {
+    if error.is_timeout() {
+        return format!("timed out after {}", humanize(timeout));
+    }
+    let mut text = if error.is_connect() {
+        "connection failed".to_owned()
+    } else {
+        "request failed".to_owned()
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn humanize(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        assert_eq!(
+            classify(StatusCode::NO_CONTENT, None),
+            AttemptResult::Delivered
+        );
+        assert_eq!(classify(StatusCode::GONE, None), AttemptResult::Gone);
+        let later = Some(Duration::from_secs(5));
+        assert_eq!(
+            classify(StatusCode::SERVICE_UNAVAILABLE, later),
+            AttemptResult::Failed { retry_after: later }
+        );
+        assert_eq!(
+            classify(StatusCode::INTERNAL_SERVER_ERROR, later),
+            AttemptResult::Failed { retry_after: None }
+        );
+        assert_eq!(
+            classify(StatusCode::FOUND, None),
+            AttemptResult::Failed { retry_after: None }
+        );
+    }
+}

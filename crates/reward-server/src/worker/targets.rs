@@ -1,0 +1,92 @@
+//! Where deliveries may connect (SPEC §6). In secure mode every address a webhook's host resolves
+//! to is checked, and only public ones are handed to the connector: the check and the connection
+//! use the same resolution, so DNS rebinding has no second lookup to exploit. Literal IP hosts
+//! never reach a resolver, so the sender checks those itself ([`refusal_for_literal_host`]).
+
+use std::net::{IpAddr, SocketAddr};
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reward_core::names::{is_public_ip, WebhookUrl};
+
+/// Resolves names with the system resolver and drops every non-public address.
+pub struct PublicOnlyResolver;
+
+impl Resolve for PublicOnlyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public = public_addresses(resolved);
+            if public.is_empty() {
+                return Err(format!(
+                    "refused: {host} resolves only to non-public addresses (loopback, private, \
+                     link-local, multicast, unspecified or metadata)"
+                )
+                .into());
+            }
+            let addresses: Addrs = Box::new(public.into_iter());
+            Ok(addresses)
+        })
+    }
+}
+
+/// The addresses a secure delivery may connect to.
+pub fn public_addresses(resolved: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    resolved
+        .into_iter()
+        .filter(|address| is_public_ip(address.ip()))
+        .collect()
+}
+
+/// In secure mode, why a URL whose host is a literal IP (or `localhost`) must not be contacted.
+pub fn refusal_for_literal_host(url: &WebhookUrl) -> Option<String> {
+    let host = url.url().host()?;
+    let address: IpAddr = match host {
+        url::Host::Ipv4(v4) => v4.into(),
+        url::Host::Ipv6(v6) => v6.into(),
+        url::Host::Domain(_) => return None,
+    };
+    (!is_public_ip(address)).then(|| format!("refused: {address} is not a public address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reward_core::names::TargetPolicy;
+
+    #[test]
+    fn only_public_addresses_survive() {
+        let resolved = vec![
+            "127.0.0.1:0".parse().expect("addr"),
+            "10.0.0.1:0".parse().expect("addr"),
+            "[::1]:0".parse().expect("addr"),
+            "93.184.216.34:0".parse().expect("addr"),
+        ];
+        assert_eq!(
+            public_addresses(resolved),
+            vec!["93.184.216.34:0".parse().expect("addr")]
+        );
+    }
+
+    #[test]
+    fn literal_private_hosts_are_refused() {
+        let url =
+            WebhookUrl::parse("http://127.0.0.1:9/x", TargetPolicy::AllowInsecure).expect("url");
+        assert!(refusal_for_literal_host(&url).is_some());
+        let url =
+            WebhookUrl::parse("https://93.184.216.34/x", TargetPolicy::SecureOnly).expect("url");
+        assert!(refusal_for_literal_host(&url).is_none());
+        let url =
+            WebhookUrl::parse("https://example.com/x", TargetPolicy::SecureOnly).expect("url");
+        assert!(refusal_for_literal_host(&url).is_none());
+    }
+
+    #[tokio::test]
+    async fn resolver_refuses_names_of_loopback_addresses() {
+        let name: Name = "localhost".parse().expect("name");
+        let outcome = PublicOnlyResolver.resolve(name).await;
+        let error = outcome.err().expect("localhost must be refused");
+        assert!(error.to_string().contains("refused"), "{error}");
+    }
+}
