@@ -1,22 +1,29 @@
-//! Reward's server as a library: [`run`] serves the API and runs the delivery worker (and, as it
-//! lands, the dashboard) on a listener it is given, until the shutdown token is cancelled.
+//! Reward's server as a library: [`run`] serves the API and the dashboard and runs the delivery
+//! worker on a listener it is given, until the shutdown token is cancelled.
 //!
 //! - [`config`]: the settings of SPEC §2.
 //! - [`api`]: the HTTP API, one module per resource.
+//! - [`dashboard`]: the server-rendered dashboard (SPEC §7), one module per page.
+//! - [`metrics`]: Prometheus metrics (`GET /metrics`).
+//! - [`reference`]: `/openapi.json` and `/docs`, generated from the handlers.
 //! - [`store`]: picks and opens the storage backend from the database URL.
 //! - [`worker`]: claims, signs, sends and schedules deliveries.
+//! - [`telemetry`]: request ids and one log line per request.
 //! - [`upkeep`]: retention of events and idempotency keys.
 
 pub mod api;
 pub mod config;
+pub mod dashboard;
+pub mod metrics;
+pub mod reference;
 pub mod store;
+mod telemetry;
 mod upkeep;
 pub mod worker;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::TraceLayer;
 
 pub use config::Config;
 
@@ -26,12 +33,15 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let store = store::open(&config.database_url)?;
+    let store = store::open(&config.database_url).await?;
+    let metrics = std::sync::Arc::new(metrics::Metrics::new());
     let state = api::AppState {
         store: store.clone(),
         target_policy: config.target_policy,
+        key_use: Default::default(),
+        metrics: metrics.clone(),
     };
-    let app = api::router(state).layer(TraceLayer::new_for_http());
+    let app = telemetry::with_request_logging(api::router(state));
     let upkeep = tokio::spawn(upkeep::run(store.clone(), shutdown.clone()));
     let worker = worker::Worker {
         store: store.clone(),
@@ -39,6 +49,7 @@ pub async fn run(
             .context("building the delivery HTTP client")?,
         retry: config.retry,
         lease: config.lease,
+        metrics,
     };
     let delivering = tokio::spawn(worker.run(shutdown.clone()));
     let address = listener

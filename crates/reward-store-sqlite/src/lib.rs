@@ -4,7 +4,8 @@
 //! - [`readers`]: read-only connections for queries, which WAL lets run beside the writer.
 //! - [`migrations`]: the schema, applied on open.
 //! - one module per resource (`accounts`, `webhooks`, `deliveries`, `events`, `rewards`) holds its
-//!   SQL; [`outbox`] writes events and their deliveries inside the caller's transaction.
+//!   SQL; [`outbox`] writes events and their deliveries inside the caller's transaction;
+//!   `sessions` holds the dashboard's sign-ins and its attempt statistics.
 
 mod accounts;
 mod connection;
@@ -18,6 +19,7 @@ mod queue;
 mod readers;
 mod rewards;
 mod rows;
+mod sessions;
 mod webhooks;
 mod writer;
 
@@ -412,8 +414,48 @@ impl Store for SqliteStore {
         self.writer.write(queue::release_all_leases).await
     }
 
+    async fn queue_stats(&self) -> StoreResult<QueueStats> {
+        self.readers.read(queue::queue_stats).await
+    }
+
     async fn work_signal(&self) {
         self.work.notified().await;
+    }
+
+    async fn start_session(
+        &self,
+        key_hash: &str,
+        session: NewSession,
+    ) -> StoreResult<Option<Session>> {
+        let key_hash = key_hash.to_owned();
+        self.writer
+            .write(move |c| sessions::start(c, &key_hash, &session))
+            .await
+    }
+
+    async fn find_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Session>> {
+        let token_hash = token_hash.to_owned();
+        self.readers
+            .read(move |c| sessions::find(c, &token_hash, now))
+            .await
+    }
+
+    async fn end_session(&self, token_hash: &str) -> StoreResult<()> {
+        let token_hash = token_hash.to_owned();
+        self.writer
+            .write(move |c| sessions::end(c, &token_hash))
+            .await
+    }
+
+    async fn attempt_stats(
+        &self,
+        account: &AccountId,
+        since: Timestamp,
+    ) -> StoreResult<Vec<AttemptStats>> {
+        owned!(account);
+        self.readers
+            .read(move |c| sessions::attempt_stats(c, &account, since))
+            .await
     }
 
     async fn purge_expired(

@@ -3,7 +3,10 @@
 use rusqlite::Connection;
 
 /// Each entry is one migration; append, never edit.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_sessions.sql"),
+];
 
 /// Brings the schema up to date. Safe to run from several processes at once: the check and the
 /// migrations share one immediate (write-locked) transaction.

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use reward_core::ids::{AccountId, DeliveryId, EventId, WebhookId};
 use reward_core::time::Timestamp;
 use reward_store::records::{
-    AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryStatus, DeliveryUpdate, WebhookSecrets,
+    AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryStatus, DeliveryUpdate, QueueStats,
+    WebhookSecrets,
 };
 use reward_store::StoreResult;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -234,5 +235,19 @@ pub fn release_all_leases(connection: &Connection) -> StoreResult<u64> {
             [],
         )
         .map(|changed| changed as u64)
+        .map_err(from_sqlite)
+}
+
+pub fn queue_stats(connection: &Connection) -> StoreResult<QueueStats> {
+    connection
+        .prepare_cached("SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE status = 'pending'")
+        .and_then(|mut statement| {
+            statement.query_row([], |row| {
+                Ok(QueueStats {
+                    pending: row.get::<_, i64>(0)?.max(0) as u64,
+                    oldest_pending_created_at: rows::optional_timestamp(row, 1)?,
+                })
+            })
+        })
         .map_err(from_sqlite)
 }

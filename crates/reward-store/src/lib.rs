@@ -164,9 +164,37 @@ pub trait Store: Send + Sync + 'static {
     async fn next_due_at(&self, now: Timestamp) -> StoreResult<Option<Timestamp>>;
     /// Releases every lease (single-node backends call this on start: no other worker exists).
     async fn release_all_leases(&self) -> StoreResult<u64>;
+    /// How many deliveries are pending, and since when the oldest waits.
+    async fn queue_stats(&self) -> StoreResult<QueueStats>;
     /// Resolves when new work may be due (a delivery created, retried or recovered). Waking
     /// spuriously is allowed; missing work is not, so workers also poll now and then.
     async fn work_signal(&self);
+
+    // Dashboard sessions.
+
+    /// Opens a dashboard session for the API key with this hash, when that key exists and is not
+    /// revoked (`None` otherwise). Sessions that have expired are removed on the way, which keeps
+    /// the table small without a sweeper.
+    async fn start_session(
+        &self,
+        key_hash: &str,
+        session: NewSession,
+    ) -> StoreResult<Option<Session>>;
+    /// The session whose token has this hash, while it is live: not expired at `now`, and its API
+    /// key not revoked.
+    async fn find_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Session>>;
+    /// Ends a session (sign out). Ending one that does not exist is not an error.
+    async fn end_session(&self, token_hash: &str) -> StoreResult<()>;
+
+    // Delivery statistics.
+
+    /// Per webhook of the account that had any, the attempts started at or after `since` and how
+    /// many succeeded: the dashboard's recent success rate.
+    async fn attempt_stats(
+        &self,
+        account: &AccountId,
+        since: Timestamp,
+    ) -> StoreResult<Vec<AttemptStats>>;
 
     // Upkeep.
 

@@ -289,3 +289,42 @@ pub struct AttemptRecord {
     /// Disable the webhook, with this reason (e.g. it answered 410 Gone).
     pub disable_webhook: Option<String>,
 }
+
+// Dashboard sessions and statistics.
+
+/// A dashboard sign-in about to be stored: only a hash of its token, never the token.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub token_hash: String,
+    pub created_at: Timestamp,
+    /// The session ends then, whatever happens before.
+    pub expires_at: Timestamp,
+}
+
+/// A live dashboard session, with what the dashboard shows about who is signed in.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub account_id: AccountId,
+    pub account_name: Name,
+    /// The API key the session was opened with: revoking it ends the session.
+    pub api_key_id: ApiKeyId,
+    pub api_key_prefix: String,
+    pub expires_at: Timestamp,
+}
+
+/// One webhook's delivery attempts in a period, and how many of them succeeded (2xx).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptStats {
+    pub webhook_id: WebhookId,
+    pub attempts: u64,
+    pub succeeded: u64,
+}
+
+/// The delivery queue at a glance, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Deliveries pending (due or waiting for a retry).
+    pub pending: u64,
+    /// When the oldest pending delivery was created.
+    pub oldest_pending_created_at: Option<Timestamp>,
+}

@@ -25,6 +25,11 @@ pub enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     Accounts(AccountsCommand),
+    /// Create the database if needed and apply every pending migration, then exit.
+    Migrate {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// Receive webhooks locally: verify each signature, print the event, answer 204 (400 when
     /// the signature is bad).
     Listen(ListenArgs),
@@ -49,6 +54,11 @@ pub struct DatabaseArgs {
 
 #[derive(Args)]
 pub struct ServeArgs {
+    /// A TOML file of settings (keys as the flags, with `_`: `retry_base = "30s"`). Flags and
+    /// environment variables override it; it overrides the defaults.
+    #[arg(long, env = "REWARD_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+
     /// Address to listen on.
     #[arg(long, env = "REWARD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -86,6 +96,16 @@ pub struct ServeArgs {
     /// How long a claimed delivery stays reserved for the node that claimed it.
     #[arg(long, env = "REWARD_LEASE", default_value = "30s", value_parser = parse_positive_duration)]
     pub lease: Duration,
+
+    /// Log format: text (for people) or json (one object per line, for log pipelines).
+    #[arg(long, env = "REWARD_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -96,6 +116,20 @@ pub enum AccountsCommand {
         /// The account's name.
         #[arg(long)]
         name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List accounts, one JSON line each: {"account_id", "name", "created_at"}.
+    List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Issue a new API key for an account and revoke all its others; prints
+    /// {"account_id", "api_key"} as one JSON line.
+    RotateKey {
+        /// The account (acc_...).
+        #[arg(long)]
+        account: String,
         #[command(flatten)]
         database: DatabaseArgs,
     },

@@ -5,13 +5,23 @@ mod accounts;
 mod cli;
 mod listen;
 mod serve;
+mod settings;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match settings::parse() {
+        Ok(cli) => cli,
+        Err((message, code)) => {
+            // Help and --version are answers, not errors: stdout, exit 0.
+            if code == 0 {
+                print!("{message}");
+            } else {
+                eprint!("{message}");
+            }
+            return ExitCode::from(u8::try_from(code).unwrap_or(2));
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -27,6 +37,7 @@ fn main() -> ExitCode {
             cli::Command::Serve(args) => serve::run(args).await,
             cli::Command::Accounts(command) => accounts::run(command).await,
             cli::Command::Listen(args) => listen::run(args).await,
+            cli::Command::Migrate { database } => accounts::migrate(database).await,
         }
     });
     match outcome {

@@ -2,25 +2,31 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use reward_core::ids::DeliveryId;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::Authenticated;
+use super::schemas::ReadErrors;
 use super::views::DeliveryView;
 use super::{parse_path_id, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/deliveries/{id}", get(show))
-        .route("/v1/deliveries/{id}/retry", post(retry))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(show))
+        .routes(routes!(retry))
 }
 
 fn delivery_id(id: &str) -> ApiResult<DeliveryId> {
     parse_path_id(id, DeliveryId::parse, "delivery")
 }
 
+#[utoipa::path(get, path = "/v1/deliveries/{id}", operation_id = "get_delivery", tag = "Deliveries", summary = "Get a delivery with its attempts",
+    params(("id" = String, Path, description = "The delivery id (dl_...)")), security(("api_key" = [])),
+    responses((status = 200, description = "The delivery and its attempts, oldest first", body = DeliveryView), ReadErrors))]
 async fn show(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -34,6 +40,10 @@ async fn show(
     Ok(Json(found.into()))
 }
 
+#[utoipa::path(post, path = "/v1/deliveries/{id}/retry", operation_id = "retry_delivery", tag = "Deliveries", summary = "Retry a delivery now",
+    description = "One attempt now, whatever the status. A failed delivery whose manual attempt fails stays failed; a pending one keeps its schedule.",
+    params(("id" = String, Path, description = "The delivery id (dl_...)")), security(("api_key" = [])),
+    responses((status = 202, description = "The delivery, queued for an attempt", body = DeliveryView), ReadErrors))]
 async fn retry(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,

@@ -1,26 +1,32 @@
 //! `/v1/events` (what was emitted, kept 30 days) and `/v1/event_types` (what can be).
 
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use reward_core::event::EventType;
 use reward_core::ids::EventId;
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody, QueryParams};
-use super::views::{event_type_view, event_view};
+use super::schemas::{ErrorBody, EventFilter, EventView, List, ListErrors, ListParams, ReadErrors};
+use super::views::{event_view, EventTypeView};
 use super::webhooks::parse_event_type;
 use super::{parse_path_id, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/events", get(list))
-        .route("/v1/events/{id}", get(show))
-        .route("/v1/event_types", get(event_types))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show))
+        .routes(routes!(event_types))
 }
 
+#[utoipa::path(get, path = "/v1/events", operation_id = "list_events", tag = "Events", summary = "List events",
+    description = "The events emitted to this account, kept 30 days.",
+    params(ListParams, EventFilter), security(("api_key" = [])),
+    responses((status = 200, description = "A page of events, newest first", body = List<EventView>), ListErrors))]
 async fn list(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -35,6 +41,10 @@ async fn list(
     Ok(Json(ListBody::from_page(found, event_view)))
 }
 
+#[utoipa::path(get, path = "/v1/events/{id}", operation_id = "get_event", tag = "Events", summary = "Get an event",
+    description = "The event exactly as its webhooks received it.",
+    params(("id" = String, Path, description = "The event id (we_...)")), security(("api_key" = [])),
+    responses((status = 200, description = "The event payload", body = EventView), ReadErrors))]
 async fn show(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -49,7 +59,16 @@ async fn show(
     Ok(Json(event_view(event)))
 }
 
-async fn event_types(Authenticated(_account): Authenticated) -> Json<Value> {
-    let data: Vec<Value> = EventType::ALL.into_iter().map(event_type_view).collect();
-    Json(json!({"data": data, "next_cursor": null}))
+#[utoipa::path(get, path = "/v1/event_types", operation_id = "list_event_types", tag = "Events", summary = "List event types",
+    description = "Each type with its description, the JSON Schema of its data and an example payload.", security(("api_key" = [])),
+    responses((status = 200, description = "Every event type", body = List<EventTypeView>),
+        (status = 401, description = "No or wrong API key", body = ErrorBody)))]
+async fn event_types(Authenticated(_account): Authenticated) -> Json<ListBody<EventTypeView>> {
+    Json(ListBody {
+        data: EventType::ALL
+            .into_iter()
+            .map(EventTypeView::from)
+            .collect(),
+        next_cursor: None,
+    })
 }

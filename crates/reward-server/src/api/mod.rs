@@ -1,10 +1,12 @@
 //! The HTTP API of SPEC §4: one module per resource, each with its own `router()`.
 
+pub mod api_keys;
 mod deliveries;
 pub mod error;
 mod events;
 pub mod extract;
 pub mod input;
+pub mod schemas;
 mod trigger_events;
 mod triggers;
 mod users;
@@ -20,6 +22,9 @@ use axum::{Json, Router};
 use reward_core::names::TargetPolicy;
 use reward_store::Store;
 use serde_json::{json, Value};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use error::{ApiError, ApiResult};
 
@@ -32,23 +37,75 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Whether webhook URLs must be public `https://` targets.
     pub target_policy: TargetPolicy,
+    /// Keeps "last used" writes of API keys to one per key per minute.
+    pub key_use: Arc<extract::KeyUseThrottle>,
+    /// Counters and histograms behind `GET /metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
+/// The API's own description; each resource module adds its paths and schemas.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Reward API",
+        description = "Record trigger events, turn them into credit points, and receive every change as a signed webhook.",
+    ),
+    tags(
+        (name = "Webhooks", description = "Endpoints that receive events, and their signing secrets."),
+        (name = "Deliveries", description = "Each event on its way to each webhook, with its attempts."),
+        (name = "Events", description = "What was emitted, and what can be."),
+        (name = "Triggers", description = "What turns trigger events into credit points."),
+        (name = "Trigger events", description = "What your users did."),
+        (name = "Users", description = "Balances, and points issued by hand."),
+        (name = "API keys", description = "The account's keys: create (shown once), list, revoke."),
+        (name = "Health", description = "Liveness."),
+    )
+)]
+struct ApiDoc;
+
+/// The API's routes, each registered with its OpenAPI description: a route cannot exist
+/// without being documented.
+pub fn documented_routes() -> OpenApiRouter<AppState> {
+    let mut description = ApiDoc::openapi();
+    description.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    OpenApiRouter::with_openapi(description)
+        .routes(routes!(healthz))
         .merge(webhooks::router())
         .merge(deliveries::router())
         .merge(events::router())
         .merge(triggers::router())
         .merge(trigger_events::router())
         .merge(users::router())
+        .merge(api_keys::router())
+}
+
+/// The OpenAPI document as served at `/openapi.json`.
+pub fn openapi_document() -> Value {
+    let (_, document) = documented_routes().split_for_parts();
+    crate::reference::openapi::finish(document)
+}
+
+pub fn router(state: AppState) -> Router {
+    let metrics = Arc::clone(&state.metrics);
+    let (api, document) = documented_routes().split_for_parts();
+    let document = crate::reference::openapi::finish(document);
+    Router::new()
+        .merge(api)
+        .route("/metrics", get(crate::metrics::serve_metrics))
+        .merge(crate::dashboard::router())
+        .merge(crate::reference::router(document))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::count_requests,
+        ))
         .with_state(state)
 }
 
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "Health", summary = "Liveness",
+    responses((status = 200, description = "The server is up", body = schemas::Health)))]
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }

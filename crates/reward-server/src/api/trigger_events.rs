@@ -4,20 +4,24 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use reward_core::digest::sha256_hex;
+use reward_core::event::EventType;
 use reward_core::names::{IdempotencyKey, TriggerId, UserId};
 use reward_store::records::{RecordTriggerEvent, TriggerEventOutcome};
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::Authenticated;
 use super::input::JsonObject;
-use super::views::trigger_event_view;
+use super::schemas::{ErrorBody, TriggerEventBody, WriteErrors};
+use super::views::TriggerEventView;
 use super::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/trigger_events", post(record))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(record))
 }
 
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<IdempotencyKey>> {
@@ -41,6 +45,12 @@ fn fingerprint(user: &UserId, trigger: &TriggerId, value: Option<&serde_json::Nu
     sha256_hex(format!("{}\0{}\0{}", user.as_str(), trigger.as_str(), value).as_bytes())
 }
 
+#[utoipa::path(post, path = "/v1/trigger_events", operation_id = "record_trigger_event", tag = "Trigger events", summary = "Record a trigger event",
+    description = "Records what a user did. Emits trigger_event.created, and balance.credit_points_issued when the trigger's rule gives points. With an Idempotency-Key (kept 24 h) the same key and body answer the first response again and emit nothing; the same key with another body answers 409.",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters")),
+    request_body = TriggerEventBody, security(("api_key" = [])),
+    responses((status = 201, description = "The trigger event (or, on a replay, the first answer again, with Idempotent-Replayed: true)", body = TriggerEventView),
+        (status = 409, description = "The Idempotency-Key was used with another body", body = ErrorBody), WriteErrors))]
 async fn record(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -71,7 +81,16 @@ async fn record(
         TriggerEventOutcome::Recorded(recorded) => (recorded, false),
         TriggerEventOutcome::Replayed(recorded) => (recorded, true),
     };
-    let mut response = (StatusCode::CREATED, Json(trigger_event_view(&recorded))).into_response();
+    if !replayed {
+        state.metrics.event_emitted(EventType::TriggerEventCreated);
+        if recorded.credit_points_issued > 0 {
+            state
+                .metrics
+                .event_emitted(EventType::BalanceCreditPointsIssued);
+        }
+    }
+    let mut response =
+        (StatusCode::CREATED, Json(TriggerEventView::from(&recorded))).into_response();
     if replayed {
         response
             .headers_mut()

@@ -2,15 +2,18 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use reward_core::credit::CreditRule;
 use reward_core::names::{Name, TriggerId};
 use reward_store::records::TriggerSpec;
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody, QueryParams};
 use super::input::JsonObject;
+use super::schemas::{List, ListErrors, ListParams, ReadErrors, TriggerBody, WriteErrors};
 use super::views::TriggerView;
 use super::AppState;
 
@@ -18,10 +21,10 @@ use super::AppState;
 const MAX_PER_UNIT: f64 = 1e9;
 const MAX_FIXED: i64 = 1_000_000_000_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/triggers", get(list))
-        .route("/v1/triggers/{id}", get(show).put(put).delete(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show, put, remove))
 }
 
 /// A trigger id in a path: one that cannot be valid cannot exist either.
@@ -66,6 +69,9 @@ fn parse_rule(body: &mut JsonObject) -> ApiResult<Option<CreditRule>> {
     Ok(Some(CreditRule::Fixed(fixed)))
 }
 
+#[utoipa::path(put, path = "/v1/triggers/{id}", operation_id = "put_trigger", tag = "Triggers", summary = "Create or replace a trigger",
+    params(("id" = String, Path, description = "The trigger id, chosen by you (e.g. successful_payment)")), request_body = TriggerBody, security(("api_key" = [])),
+    responses((status = 201, description = "Created", body = TriggerView), (status = 200, description = "Replaced", body = TriggerView), WriteErrors))]
 async fn put(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -96,6 +102,9 @@ async fn put(
     Ok((status, Json(trigger.into())))
 }
 
+#[utoipa::path(get, path = "/v1/triggers", operation_id = "list_triggers", tag = "Triggers", summary = "List triggers",
+    params(ListParams), security(("api_key" = [])),
+    responses((status = 200, description = "A page of triggers, newest first", body = List<TriggerView>), ListErrors))]
 async fn list(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -105,6 +114,9 @@ async fn list(
     Ok(Json(ListBody::from_page(page, TriggerView::from)))
 }
 
+#[utoipa::path(get, path = "/v1/triggers/{id}", operation_id = "get_trigger", tag = "Triggers", summary = "Get a trigger",
+    params(("id" = String, Path, description = "The trigger id, chosen by you (e.g. successful_payment)")), security(("api_key" = [])),
+    responses((status = 200, description = "The trigger", body = TriggerView), ReadErrors))]
 async fn show(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -118,6 +130,9 @@ async fn show(
     Ok(Json(trigger.into()))
 }
 
+#[utoipa::path(delete, path = "/v1/triggers/{id}", operation_id = "delete_trigger", tag = "Triggers", summary = "Delete a trigger",
+    params(("id" = String, Path, description = "The trigger id, chosen by you (e.g. successful_payment)")), security(("api_key" = [])),
+    responses((status = 204, description = "Deleted"), ReadErrors))]
 async fn remove(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,

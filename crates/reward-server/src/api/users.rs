@@ -2,16 +2,19 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use reward_core::event::EventType;
 use reward_core::names::UserId;
 use reward_store::records::IssueCredits;
-use serde_json::Value;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::Authenticated;
 use super::input::JsonObject;
-use super::views::{credits_view, user_view};
+use super::schemas::{CreditsBody, ReadErrors, WriteErrors};
+use super::views::{CreditsView, UserView};
 use super::AppState;
 
 /// Most points one manual issuance may add.
@@ -19,32 +22,40 @@ const MAX_POINTS: i64 = 1_000_000_000_000;
 /// Longest reason accepted, in characters.
 const MAX_REASON: usize = 500;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/users/{user_id}", get(show))
-        .route("/v1/users/{user_id}/credits", post(issue_credits))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(show))
+        .routes(routes!(issue_credits))
 }
 
+#[utoipa::path(get, path = "/v1/users/{user_id}", operation_id = "get_user", tag = "Users", summary = "Get a user's balance",
+    description = "A user exists once a trigger event or credits referenced it.",
+    params(("user_id" = String, Path, description = "Your id of the user")), security(("api_key" = [])),
+    responses((status = 200, description = "The user", body = UserView), ReadErrors))]
 async fn show(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
     Path(user_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserView>> {
     let id = UserId::parse(&user_id).map_err(|_| ApiError::not_found("user"))?;
     let user = state
         .store
         .get_user(&account, &id)
         .await
         .map_err(ApiError::from_store("user"))?;
-    Ok(Json(user_view(&user)))
+    Ok(Json(UserView::from(&user)))
 }
 
+#[utoipa::path(post, path = "/v1/users/{user_id}/credits", operation_id = "issue_credits", tag = "Users", summary = "Issue credit points by hand",
+    description = "Adds points to the user's balance and emits balance.credit_points_issued.",
+    params(("user_id" = String, Path, description = "Your id of the user")), request_body = CreditsBody, security(("api_key" = [])),
+    responses((status = 201, description = "The issuance and the new balance", body = CreditsView), WriteErrors))]
 async fn issue_credits(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
     Path(user_id): Path<String>,
     mut body: JsonObject,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<CreditsView>)> {
     let user = UserId::parse(&user_id).map_err(|error| ApiError::invalid("user_id", error.0))?;
     body.only(&["points", "reason"])?;
     let points = body.integer("points")?;
@@ -75,5 +86,8 @@ async fn issue_credits(
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(credits_view(&issued))))
+    state
+        .metrics
+        .event_emitted(EventType::BalanceCreditPointsIssued);
+    Ok((StatusCode::CREATED, Json(CreditsView::from(&issued))))
 }

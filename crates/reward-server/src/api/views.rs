@@ -1,4 +1,5 @@
-//! The JSON shapes the API answers with, one per resource (SPEC §4).
+//! The JSON shapes the API answers with, one per resource (SPEC §4). Each derives its OpenAPI
+//! schema, so `/openapi.json` describes exactly what is serialized.
 
 use reward_core::credit::CreditRule;
 use reward_core::event::EventType;
@@ -9,19 +10,28 @@ use reward_store::records::{
 };
 use serde::Serialize;
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
+use serde_json::Value;
+use utoipa::ToSchema;
 
-#[derive(Serialize)]
+use super::schemas::{CreditPointsBody, EventTypeName, Reference};
+
+#[derive(Serialize, ToSchema)]
 pub struct WebhookView {
+    #[schema(example = "wh_01jf2wkmvcfw6ts1qmgzya291c")]
     pub id: String,
     pub name: String,
+    #[schema(example = "https://example.com/webhooks/reward")]
     pub url: String,
+    #[schema(value_type = Vec<EventTypeName>)]
     pub events: Vec<&'static str>,
     pub enabled: bool,
+    /// Why Reward itself disabled the webhook (e.g. the endpoint answered 410 Gone), else null.
     pub disabled_reason: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
-    /// Only in the answer to create.
+    /// The signing secret (`whsec_...`); only in the answer to create.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
 }
@@ -42,18 +52,28 @@ impl From<Webhook> for WebhookView {
     }
 }
 
-#[derive(Serialize)]
+/// One event on its way to one webhook.
+#[derive(Serialize, ToSchema)]
 pub struct DeliveryView {
+    #[schema(example = "dl_01jf2wkmvcfw6ts1qmgzya291c")]
     pub id: String,
     pub event_id: String,
     pub webhook_id: String,
+    #[schema(value_type = EventTypeName)]
     pub event_type: &'static str,
+    /// pending, succeeded or failed.
+    #[schema(example = "succeeded")]
     pub status: &'static str,
     pub attempt_count: u32,
+    /// When a pending delivery is attempted next; null otherwise.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub next_attempt_at: Option<Timestamp>,
     pub last_status_code: Option<u16>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
+    /// Only in `GET /v1/deliveries/{id}`: every attempt, oldest first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<AttemptView>>,
 }
@@ -84,13 +104,18 @@ impl From<DeliveryWithAttempts> for DeliveryView {
     }
 }
 
-#[derive(Serialize)]
+/// One HTTP attempt of a delivery.
+#[derive(Serialize, ToSchema)]
 pub struct AttemptView {
     pub id: String,
+    /// 1 for the first attempt.
     pub number: u32,
+    #[schema(value_type = String, format = DateTime)]
     pub started_at: Timestamp,
     pub duration_ms: u64,
+    /// The receiver's status; null when none came back (timeout, connection error, refusal).
     pub status_code: Option<u16>,
+    /// The first 1 KiB of the receiver's answer.
     pub response_body: Option<String>,
     pub error: Option<String>,
 }
@@ -109,7 +134,7 @@ impl From<Attempt> for AttemptView {
     }
 }
 
-/// An event is shown as the payload its webhooks received, byte for byte.
+/// An event is shown as the payload its webhooks received, byte for byte (schema: `EventView`).
 pub fn event_view(event: Event) -> Box<RawValue> {
     RawValue::from_string(event.payload).unwrap_or_else(|_| {
         // Payloads are written by us as JSON; this only guards a damaged row.
@@ -117,21 +142,42 @@ pub fn event_view(event: Event) -> Box<RawValue> {
     })
 }
 
-pub fn event_type_view(kind: EventType) -> Value {
-    json!({
-        "type": kind.as_str(),
-        "description": kind.description(),
-        "schema": kind.data_schema(),
-        "example": kind.example(),
-    })
+/// An event type: what it means, the JSON Schema of its `data`, and a whole example payload.
+#[derive(Serialize, ToSchema)]
+pub struct EventTypeView {
+    #[serde(rename = "type")]
+    #[schema(value_type = EventTypeName)]
+    pub event_type: &'static str,
+    pub description: &'static str,
+    /// JSON Schema (2020-12) of the payload's `data`.
+    #[schema(value_type = Object)]
+    pub schema: Value,
+    /// A whole example payload.
+    #[schema(value_type = Object)]
+    pub example: Value,
 }
 
-#[derive(Serialize)]
+impl From<EventType> for EventTypeView {
+    fn from(kind: EventType) -> Self {
+        Self {
+            event_type: kind.as_str(),
+            description: kind.description(),
+            schema: kind.data_schema(),
+            example: kind.example(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
 pub struct TriggerView {
+    #[schema(example = "successful_payment")]
     pub id: String,
     pub name: String,
+    #[schema(value_type = Option<CreditPointsBody>)]
     pub credit_points: Option<CreditRule>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -147,29 +193,65 @@ impl From<Trigger> for TriggerView {
     }
 }
 
-pub fn trigger_event_view(recorded: &TriggerEvent) -> Value {
-    json!({
-        "id": recorded.id,
-        "user": {"id": recorded.user},
-        "trigger": {"id": recorded.trigger},
-        "value": recorded.value,
-        "created_at": recorded.created_at,
-        "credit_points_issued": recorded.credit_points_issued,
-    })
+#[derive(Serialize, ToSchema)]
+pub struct TriggerEventView {
+    #[schema(example = "te_01jf2wkmvc2k4m7h1r3b9v6x5d")]
+    pub id: String,
+    pub user: Reference,
+    pub trigger: Reference,
+    #[schema(value_type = Option<f64>)]
+    pub value: Option<serde_json::Number>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    /// Points the trigger's rule issued (0 when none).
+    pub credit_points_issued: i64,
 }
 
-pub fn credits_view(issued: &CreditsIssued) -> Value {
-    json!({
-        "user": {"id": issued.user},
-        "points": issued.points,
-        "balance": issued.balance,
-    })
+impl From<&TriggerEvent> for TriggerEventView {
+    fn from(recorded: &TriggerEvent) -> Self {
+        Self {
+            id: recorded.id.to_string(),
+            user: Reference::new(recorded.user.as_str()),
+            trigger: Reference::new(recorded.trigger.as_str()),
+            value: recorded.value.clone(),
+            created_at: recorded.created_at,
+            credit_points_issued: recorded.credit_points_issued,
+        }
+    }
 }
 
-pub fn user_view(user: &User) -> Value {
-    json!({
-        "id": user.id,
-        "balance": user.balance,
-        "created_at": user.created_at,
-    })
+#[derive(Serialize, ToSchema)]
+pub struct CreditsView {
+    pub user: Reference,
+    pub points: i64,
+    /// The balance after this issuance.
+    pub balance: i64,
+}
+
+impl From<&CreditsIssued> for CreditsView {
+    fn from(issued: &CreditsIssued) -> Self {
+        Self {
+            user: Reference::new(issued.user.as_str()),
+            points: issued.points,
+            balance: issued.balance,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub balance: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id.to_string(),
+            balance: user.balance,
+            created_at: user.created_at,
+        }
+    }
 }

@@ -2,8 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use reward_core::event::{EventType, NewEvent};
 use reward_core::ids::WebhookId;
 use reward_core::names::{Name, WebhookUrl};
@@ -11,25 +10,32 @@ use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::records::{DeliveryStatus, NewWebhook, WebhookPatch};
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody, QueryParams};
 use super::input::JsonObject;
+use super::schemas::{
+    DeliveryFilter, ErrorBody, List, ListErrors, ListParams, ReadErrors, RecoverBody,
+    RecoveredView, RotatedSecretView, SecretView, TestEventBody, WebhookCreateBody,
+    WebhookPatchBody, WriteErrors,
+};
 use super::views::{DeliveryView, WebhookView};
 use super::{parse_path_id, AppState};
 
 /// How long a rotated-out secret keeps signing beside the new one.
 const ROTATION_OVERLAP_MS: i64 = 24 * 3600 * 1000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/webhooks", post(create).get(list))
-        .route("/v1/webhooks/{id}", get(show).patch(update).delete(remove))
-        .route("/v1/webhooks/{id}/secret", get(secret))
-        .route("/v1/webhooks/{id}/secret/rotate", post(rotate_secret))
-        .route("/v1/webhooks/{id}/test", post(send_test))
-        .route("/v1/webhooks/{id}/deliveries", get(deliveries))
-        .route("/v1/webhooks/{id}/recover", post(recover))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(show, update, remove))
+        .routes(routes!(secret))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(send_test))
+        .routes(routes!(deliveries))
+        .routes(routes!(recover))
 }
 
 const FIELDS: [&str; 4] = ["name", "url", "events", "enabled"];
@@ -72,6 +78,9 @@ fn parse_events(names: Vec<String>) -> ApiResult<Vec<EventType>> {
     Ok(events)
 }
 
+#[utoipa::path(post, path = "/v1/webhooks", operation_id = "create_webhook", tag = "Webhooks", summary = "Create a webhook",
+    request_body = WebhookCreateBody, security(("api_key" = [])),
+    responses((status = 201, description = "The webhook, with its signing secret", body = WebhookView), WriteErrors))]
 async fn create(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -102,6 +111,9 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+#[utoipa::path(get, path = "/v1/webhooks", operation_id = "list_webhooks", tag = "Webhooks", summary = "List webhooks",
+    params(ListParams), security(("api_key" = [])),
+    responses((status = 200, description = "A page of webhooks, newest first", body = List<WebhookView>), ListErrors))]
 async fn list(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -115,6 +127,9 @@ fn webhook_id(id: &str) -> ApiResult<WebhookId> {
     parse_path_id(id, WebhookId::parse, "webhook")
 }
 
+#[utoipa::path(get, path = "/v1/webhooks/{id}", operation_id = "get_webhook", tag = "Webhooks", summary = "Get a webhook",
+    params(("id" = String, Path, description = "The webhook id (wh_...)")), security(("api_key" = [])),
+    responses((status = 200, description = "The webhook", body = WebhookView), ReadErrors))]
 async fn show(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -128,6 +143,9 @@ async fn show(
     Ok(Json(webhook.into()))
 }
 
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", operation_id = "update_webhook", tag = "Webhooks", summary = "Update a webhook",
+    params(("id" = String, Path, description = "The webhook id (wh_...)")), request_body = WebhookPatchBody, security(("api_key" = [])),
+    responses((status = 200, description = "The updated webhook", body = WebhookView), WriteErrors))]
 async fn update(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -160,6 +178,10 @@ async fn update(
     Ok(Json(webhook.into()))
 }
 
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", operation_id = "delete_webhook", tag = "Webhooks", summary = "Delete a webhook",
+    description = "Deletes the webhook and cancels its pending deliveries.",
+    params(("id" = String, Path, description = "The webhook id (wh_...)")), security(("api_key" = [])),
+    responses((status = 204, description = "Deleted"), ReadErrors))]
 async fn remove(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -173,6 +195,9 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/v1/webhooks/{id}/secret", operation_id = "get_webhook_secret", tag = "Webhooks", summary = "Get a webhook's signing secret",
+    params(("id" = String, Path, description = "The webhook id (wh_...)")), security(("api_key" = [])),
+    responses((status = 200, description = "The current secret", body = SecretView), ReadErrors))]
 async fn secret(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -186,6 +211,10 @@ async fn secret(
     Ok(Json(json!({"secret": secrets.current.expose()})))
 }
 
+#[utoipa::path(post, path = "/v1/webhooks/{id}/secret/rotate", operation_id = "rotate_webhook_secret", tag = "Webhooks", summary = "Rotate a webhook's signing secret",
+    description = "Makes a new secret current. The previous one keeps signing beside it for 24 hours.",
+    params(("id" = String, Path, description = "The webhook id (wh_...)")), security(("api_key" = [])),
+    responses((status = 200, description = "The new secret", body = RotatedSecretView), ReadErrors))]
 async fn rotate_secret(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -208,6 +237,10 @@ async fn rotate_secret(
     })))
 }
 
+#[utoipa::path(post, path = "/v1/webhooks/{id}/test", operation_id = "send_test_event", tag = "Webhooks", summary = "Send a test event",
+    description = "Emits the type's example event, under a fresh id, to this webhook only.",
+    params(("id" = String, Path, description = "The webhook id (wh_...)")), request_body = TestEventBody, security(("api_key" = [])),
+    responses((status = 202, description = "The delivery of the test event", body = DeliveryView), WriteErrors))]
 async fn send_test(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -223,9 +256,14 @@ async fn send_test(
         .send_test_event(&account, &id, event)
         .await
         .map_err(ApiError::from_store("webhook"))?;
+    state.metrics.event_emitted(kind);
     Ok((StatusCode::ACCEPTED, Json(delivery.into())))
 }
 
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", operation_id = "list_deliveries", tag = "Deliveries", summary = "List a webhook's deliveries",
+    params(("id" = String, Path, description = "The webhook id (wh_...)"), ListParams, DeliveryFilter), security(("api_key" = [])),
+    responses((status = 200, description = "A page of deliveries, newest first", body = List<DeliveryView>),
+        (status = 404, description = "No such webhook", body = ErrorBody), ListErrors))]
 async fn deliveries(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -251,6 +289,10 @@ async fn deliveries(
     Ok(Json(ListBody::from_page(found, DeliveryView::from)))
 }
 
+#[utoipa::path(post, path = "/v1/webhooks/{id}/recover", operation_id = "recover_deliveries", tag = "Deliveries", summary = "Recover failed deliveries",
+    description = "Re-queues every failed delivery of this webhook created since the given time, with a fresh retry schedule.",
+    params(("id" = String, Path, description = "The webhook id (wh_...)")), request_body = RecoverBody, security(("api_key" = [])),
+    responses((status = 202, description = "How many were re-queued", body = RecoveredView), WriteErrors))]
 async fn recover(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,

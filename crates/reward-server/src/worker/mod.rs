@@ -47,6 +47,7 @@ pub struct Worker {
     pub sender: Sender,
     pub retry: RetryPolicy,
     pub lease: Duration,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Worker {
@@ -146,8 +147,12 @@ impl Worker {
         let started_at = Timestamp::now();
         let clock = Instant::now();
         let outcome = self.sender.send(&delivery).await;
-        let duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let elapsed = clock.elapsed();
+        let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        let status_code = outcome.status_code;
         let record = self.record_for(&delivery, outcome, started_at, duration_ms);
+        self.metrics
+            .attempt(outcome_name(record.update), status_code, elapsed);
         if let Err(error) = self.store.record_attempt(record).await {
             // The lease runs out and the delivery is attempted again: at least once holds.
             tracing::warn!(%error, delivery_id = %delivery.id, "recording an attempt failed");
@@ -184,6 +189,10 @@ impl Worker {
         let disable_webhook = (outcome.result == AttemptResult::Gone).then(|| {
             format!("The endpoint answered 410 Gone at {now}; Reward disabled the webhook. Enable it again once the endpoint is back.")
         });
+        let next_attempt_at = match update {
+            DeliveryUpdate::RetryAt(at) => Some(at.to_rfc3339()),
+            _ => None,
+        };
         tracing::info!(
             webhook_id = %delivery.webhook_id,
             event_id = %delivery.event_id,
@@ -191,7 +200,8 @@ impl Worker {
             host = delivery.url.host(),
             status = outcome.status_code,
             duration_ms,
-            outcome = ?update,
+            outcome = outcome_name(update),
+            next_attempt_at,
             error = outcome.error.as_deref(),
             "delivery attempt"
         );
@@ -212,6 +222,16 @@ impl Worker {
             scheduled: counts_in_schedule(context),
             disable_webhook,
         }
+    }
+}
+
+/// The state an attempt left its delivery in, as logs and metrics name it.
+fn outcome_name(update: DeliveryUpdate) -> &'static str {
+    match update {
+        DeliveryUpdate::Succeeded => "succeeded",
+        DeliveryUpdate::RetryAt(_) => "retry",
+        DeliveryUpdate::Failed => "failed",
+        DeliveryUpdate::Unchanged => "unchanged",
     }
 }
 

@@ -6,10 +6,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::common::{create_account, Api, ServerProcess, TestServer, REWARD_BIN};
+use crate::common::{create_account, fresh_database, Api, ServerProcess, TestServer, REWARD_BIN};
 use crate::receiver::{Answer, Receiver};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -60,8 +59,7 @@ async fn slow_and_dead_endpoints_do_not_delay_a_healthy_one() {
 
 #[tokio::test]
 async fn sigkill_during_a_burst_loses_no_acknowledged_event() {
-    let dir = TempDir::new().expect("temp dir");
-    let database_url = format!("sqlite://{}/reward.db", dir.path().display());
+    let (_database, database_url) = fresh_database().await;
     let receiver = Receiver::start().await;
     let env = [
         ("REWARD_ALLOW_INSECURE_TARGETS", "true"),
@@ -143,8 +141,7 @@ async fn sigkill_during_a_burst_loses_no_acknowledged_event() {
 
 #[tokio::test]
 async fn sigterm_lets_attempts_in_flight_finish_and_exits_zero() {
-    let dir = TempDir::new().expect("temp dir");
-    let database_url = format!("sqlite://{}/reward.db", dir.path().display());
+    let (_database, database_url) = fresh_database().await;
     let receiver = Receiver::start().await;
     receiver.answer(Answer::After(Duration::from_millis(1500)));
     let env = [("REWARD_ALLOW_INSECURE_TARGETS", "true")];
@@ -190,8 +187,7 @@ async fn sigterm_lets_attempts_in_flight_finish_and_exits_zero() {
 
 #[tokio::test]
 async fn secure_mode_refuses_private_targets_without_connecting() {
-    let dir = TempDir::new().expect("temp dir");
-    let database_url = format!("sqlite://{}/reward.db", dir.path().display());
+    let (_database, database_url) = fresh_database().await;
     let receiver = Receiver::start().await;
     let port = receiver
         .url

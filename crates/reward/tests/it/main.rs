@@ -1,14 +1,21 @@
-//! Integration tests: the real server on a random loopback port, a fresh SQLite file per test,
-//! driven over HTTP like its users drive it. One binary, one module per area.
+//! Integration tests: the real server on a random loopback port, a fresh database per test (SQLite,
+//! or PostgreSQL with `REWARD_TEST_BACKEND=postgres`), driven over HTTP like its users drive it.
+//! One binary, one module per area.
 
 mod common;
+mod databases;
 mod receiver;
 
+mod api_keys;
+mod cli;
 mod credits;
+mod dashboard;
 mod delivery;
 mod delivery_faults;
 mod idempotency;
 mod isolation;
+mod many_nodes;
+mod operations;
 mod outbox;
 mod resources;
 mod validation;

@@ -5,14 +5,12 @@
 use std::collections::HashSet;
 
 use serde_json::{json, Value};
-use tempfile::TempDir;
 
-use crate::common::{create_account, Api, ServerProcess};
+use crate::common::{create_account, fresh_database, Api, ServerProcess};
 
 #[tokio::test]
 async fn acknowledged_events_and_deliveries_survive_sigkill() {
-    let dir = TempDir::new().expect("temp dir");
-    let database_url = format!("sqlite://{}/reward.db", dir.path().display());
+    let (_database, database_url) = fresh_database().await;
     // Retries far in the future: deliveries stay pending, whatever the (absent) receiver says.
     let env = [
         ("REWARD_ALLOW_INSECURE_TARGETS", "true"),

@@ -1,0 +1,128 @@
+//! `/v1/api_keys`: an account's API keys. A key's text is shown once, in the answer that creates
+//! it; afterwards only its prefix is known (the store keeps a hash).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use reward_core::api_key;
+use reward_core::ids::{AccountId, ApiKeyId};
+use reward_core::names::Name;
+use reward_core::time::Timestamp;
+use reward_store::records::{ApiKey, NewApiKeyRecord};
+use reward_store::StoreResult;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{Authenticated, ListBody};
+use super::input::JsonObject;
+use super::schemas::{ApiKeyCreateBody, List, ListErrors, ReadErrors, WriteErrors};
+use super::{parse_path_id, AppState};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(revoke))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyView {
+    #[schema(example = "key_01jf2wkmvcfw6ts1qmgzya291c")]
+    pub id: String,
+    pub name: String,
+    /// The key's first characters, to recognise it.
+    #[schema(example = "rwd_8ZsHASTx")]
+    pub prefix: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    /// Updated at most once a minute.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<Timestamp>,
+    /// Only in the answer to create: the key itself, never retrievable again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl From<ApiKey> for ApiKeyView {
+    fn from(key: ApiKey) -> Self {
+        Self {
+            id: key.id.to_string(),
+            name: key.name.to_string(),
+            prefix: key.display_prefix,
+            created_at: key.created_at,
+            last_used_at: key.last_used_at,
+            key: None,
+        }
+    }
+}
+
+/// Makes and stores a new key for the account; returns it with its text, to be shown once.
+/// The dashboard creates keys through here too.
+pub async fn issue_key(
+    state: &AppState,
+    account: &AccountId,
+    name: Name,
+) -> StoreResult<(ApiKey, String)> {
+    let generated = api_key::generate();
+    let record = NewApiKeyRecord {
+        id: ApiKeyId::generate(),
+        name,
+        hash: generated.hash,
+        display_prefix: generated.display_prefix,
+    };
+    let key = state.store.create_api_key(account, record).await?;
+    Ok((key, generated.plaintext))
+}
+
+#[utoipa::path(post, path = "/v1/api_keys", operation_id = "create_api_key", tag = "API keys", summary = "Create an API key",
+    description = "The key itself is in this answer only; afterwards only its prefix is shown.",
+    request_body = ApiKeyCreateBody, security(("api_key" = [])),
+    responses((status = 201, description = "The key, with its text", body = ApiKeyView), WriteErrors))]
+async fn create(
+    State(state): State<AppState>,
+    Authenticated(account): Authenticated,
+    mut body: JsonObject,
+) -> ApiResult<(StatusCode, Json<ApiKeyView>)> {
+    body.only(&["name"])?;
+    let name =
+        Name::parse(&body.string("name")?).map_err(|error| ApiError::invalid("name", error.0))?;
+    let (key, plaintext) = issue_key(&state, &account, name).await?;
+    let mut view = ApiKeyView::from(key);
+    view.key = Some(plaintext);
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Every live key of the account, newest first. An account holds few keys, so the list is one
+/// page; it keeps the list shape (`next_cursor` is always null) so clients page as elsewhere.
+#[utoipa::path(get, path = "/v1/api_keys", operation_id = "list_api_keys", tag = "API keys", summary = "List API keys", security(("api_key" = [])),
+    responses((status = 200, description = "The account's live keys, newest first", body = List<ApiKeyView>), ListErrors))]
+async fn list(
+    State(state): State<AppState>,
+    Authenticated(account): Authenticated,
+) -> ApiResult<Json<ListBody<ApiKeyView>>> {
+    let keys = state.store.list_api_keys(&account).await?;
+    Ok(Json(ListBody {
+        data: keys.into_iter().map(ApiKeyView::from).collect(),
+        next_cursor: None,
+    }))
+}
+
+/// Revoking the key that signs this very request is allowed: it is how a leaked key is retired.
+#[utoipa::path(delete, path = "/v1/api_keys/{id}", operation_id = "revoke_api_key", tag = "API keys", summary = "Revoke an API key",
+    params(("id" = String, Path, description = "The key's id (key_...)")), security(("api_key" = [])),
+    responses((status = 204, description = "Revoked"), ReadErrors))]
+async fn revoke(
+    State(state): State<AppState>,
+    Authenticated(account): Authenticated,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = parse_path_id(&id, ApiKeyId::parse, "API key")?;
+    state
+        .store
+        .revoke_api_key(&account, &id)
+        .await
+        .map_err(ApiError::from_store("API key"))?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,60 @@
+//! The dashboard (SPEC §7): server-rendered pages for people, beside the API for programs.
+//!
+//! - [`session`]: sign in with an API key, the session cookie, sign out, and the CSRF check
+//!   every form goes through ([`session::SignedForm`]).
+//! - [`webhooks`]: Account Settings → Webhooks, and the Create Webhook / edit form.
+//! - [`webhook_page`]: one webhook: secret, test events, deliveries and attempts, retry,
+//!   enable/disable, delete.
+//! - [`api_keys`]: Account Settings → API keys.
+//! - [`assets`]: the stylesheet, script and icon, compiled in.
+//! - [`page`]: layout data, rendering and error pages; [`form`]: reading form bodies.
+//!
+//! Templates are in `crates/reward-server/templates/` (askama, escaped by default), assets in
+//! `crates/reward-server/assets/`. Pages work without JavaScript; the script only adds
+//! niceties (copy buttons, local times, a confirmation before revoking a key).
+
+mod api_keys;
+mod assets;
+mod form;
+mod page;
+mod session;
+mod webhook_page;
+mod webhooks;
+
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::middleware::map_response;
+use axum::response::Response;
+use axum::Router;
+
+use crate::api::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(session::router())
+        .merge(webhooks::router())
+        .merge(webhook_page::router())
+        .merge(api_keys::router())
+        .layer(map_response(page_headers))
+        .merge(assets::router())
+}
+
+/// Headers on every page: nothing but our own assets may load or run, no other site may frame
+/// a page, and no page (they show secrets) is kept in a cache.
+async fn page_headers(mut response: Response) -> Response {
+    const HEADERS: [(HeaderName, &str); 5] = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    let headers = response.headers_mut();
+    for (name, value) in HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}

@@ -1,0 +1,392 @@
+//! One webhook's page: its signing secret (hidden until revealed, rotatable), test events,
+//! enable/disable, recent deliveries with their attempts and a retry, and deletion after a
+//! confirmation page.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use reward_core::event::{EventType, NewEvent};
+use reward_core::ids::{AccountId, DeliveryId, WebhookId};
+use reward_core::signing::WebhookSecret;
+use reward_core::time::Timestamp;
+use reward_store::records::{
+    Attempt, DeliveryStatus, DeliveryWithAttempts, PageRequest, Webhook, WebhookPatch,
+};
+
+use super::page::{
+    cursor_param, decode_cursor, render, see_other, Layout, PageError, PageResult, Time,
+};
+use super::session::{SignedForm, SignedIn};
+use super::webhooks::{webhook_id, ListQuery};
+use crate::api::AppState;
+
+/// How long a rotated-out secret keeps signing beside the new one: the API's 24 hours
+/// (`POST /v1/webhooks/{id}/secret/rotate`), so both ways of rotating promise the same.
+const ROTATION_OVERLAP_MS: i64 = 24 * 3600 * 1000;
+/// Deliveries per page of the webhook's page.
+const DELIVERIES_PER_PAGE: u32 = 20;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/settings/webhooks/{id}", get(show))
+        .route("/settings/webhooks/{id}/secret/reveal", post(reveal_secret))
+        .route("/settings/webhooks/{id}/secret/rotate", post(rotate_secret))
+        .route("/settings/webhooks/{id}/test", post(send_test))
+        .route("/settings/webhooks/{id}/enable", post(enable))
+        .route("/settings/webhooks/{id}/disable", post(disable))
+        .route(
+            "/settings/webhooks/{id}/delete",
+            get(confirm_delete).post(delete),
+        )
+        .route(
+            "/settings/webhooks/{id}/deliveries/{delivery}/retry",
+            post(retry),
+        )
+}
+
+/// The secret, when the page shows it.
+struct ShownSecret {
+    value: String,
+    /// After a rotation: until when the previous secret still signs.
+    previous_expires_at: Option<Time>,
+}
+
+struct TestChoice {
+    value: &'static str,
+    description: &'static str,
+    subscribed: bool,
+}
+
+struct AttemptRow {
+    number: u32,
+    started: Time,
+    status_code: String,
+    duration: String,
+    response_body: Option<String>,
+    error: Option<String>,
+}
+
+impl From<Attempt> for AttemptRow {
+    fn from(attempt: Attempt) -> Self {
+        Self {
+            number: attempt.number,
+            started: attempt.started_at.into(),
+            status_code: attempt
+                .status_code
+                .map_or_else(|| "—".to_owned(), |code| code.to_string()),
+            duration: format!("{} ms", attempt.duration_ms),
+            response_body: attempt.response_body.filter(|body| !body.is_empty()),
+            error: attempt.error,
+        }
+    }
+}
+
+struct DeliveryRow {
+    id: String,
+    event_type: &'static str,
+    status: DeliveryStatus,
+    attempt_count: u32,
+    last_status_code: String,
+    created: Time,
+    next_attempt: Option<Time>,
+    attempts: Vec<AttemptRow>,
+}
+
+impl DeliveryRow {
+    fn status_name(&self) -> &'static str {
+        self.status.as_str()
+    }
+
+    fn status_label(&self) -> &'static str {
+        match self.status {
+            DeliveryStatus::Pending => "Pending",
+            DeliveryStatus::Succeeded => "Succeeded",
+            DeliveryStatus::Failed => "Failed",
+        }
+    }
+
+    /// Attempts are shown open unless the delivery succeeded: failures are what one looks for.
+    fn attempts_open(&self) -> bool {
+        self.status != DeliveryStatus::Succeeded
+    }
+}
+
+impl From<DeliveryWithAttempts> for DeliveryRow {
+    fn from(found: DeliveryWithAttempts) -> Self {
+        let delivery = found.delivery;
+        Self {
+            id: delivery.id.to_string(),
+            event_type: delivery.event_type.as_str(),
+            status: delivery.status,
+            attempt_count: delivery.attempt_count,
+            last_status_code: delivery
+                .last_status_code
+                .map_or_else(|| "—".to_owned(), |code| code.to_string()),
+            created: delivery.created_at.into(),
+            next_attempt: match delivery.status {
+                DeliveryStatus::Pending => delivery.next_attempt_at.map(Time::from),
+                _ => None,
+            },
+            attempts: found.attempts.into_iter().map(AttemptRow::from).collect(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "webhook.html")]
+struct WebhookPage {
+    layout: Layout,
+    webhook: Webhook,
+    id: String,
+    secret: Option<ShownSecret>,
+    test_choices: Vec<TestChoice>,
+    deliveries: Vec<DeliveryRow>,
+    /// The `?cursor=` of older deliveries, when there are more.
+    older: Option<String>,
+    /// Whether this page shows older deliveries (so it offers a way back to the newest).
+    paged: bool,
+}
+
+/// Builds the page: the webhook, and one page of its deliveries with their attempts.
+async fn webhook_page(
+    state: &AppState,
+    signed_in: &SignedIn,
+    id: &WebhookId,
+    cursor: Option<String>,
+    secret: Option<ShownSecret>,
+) -> PageResult<WebhookPage> {
+    let account = &signed_in.session.account_id;
+    let webhook = state
+        .store
+        .get_webhook(account, id)
+        .await
+        .map_err(PageError::from_store("webhook"))?;
+    let paged = cursor.is_some();
+    let page = state
+        .store
+        .list_deliveries(
+            account,
+            id,
+            None,
+            PageRequest {
+                limit: DELIVERIES_PER_PAGE,
+                cursor,
+            },
+        )
+        .await
+        .map_err(PageError::from_store("webhook"))?;
+    let mut deliveries = Vec::with_capacity(page.items.len());
+    for delivery in &page.items {
+        match state.store.get_delivery(account, &delivery.id).await {
+            Ok(found) => deliveries.push(DeliveryRow::from(found)),
+            // Deleted or purged between the two reads: it is simply no longer listed.
+            Err(reward_store::StoreError::NotFound) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let test_choices = EventType::ALL
+        .iter()
+        .map(|kind| TestChoice {
+            value: kind.as_str(),
+            description: kind.description(),
+            subscribed: webhook.events.contains(kind),
+        })
+        .collect();
+    Ok(WebhookPage {
+        layout: Layout::settings(signed_in, webhook.name.as_str(), "webhooks"),
+        id: webhook.id.to_string(),
+        webhook,
+        secret,
+        test_choices,
+        deliveries,
+        older: cursor_param(page.next_cursor),
+        paged,
+    })
+}
+
+async fn show(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> PageResult {
+    let id = webhook_id(&id)?;
+    let cursor = decode_cursor(query.cursor.as_deref());
+    let mut page = webhook_page(&state, &signed_in, &id, cursor, None).await?;
+    page.layout = page.layout.with_notice(query.notice.as_deref());
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// Shows the page with the secret visible. It answers the POST itself rather than redirecting,
+/// so the secret never appears in a URL or the browser's history.
+async fn reveal_secret(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: SignedForm,
+) -> PageResult {
+    let id = webhook_id(&id)?;
+    let secrets = state
+        .store
+        .webhook_secrets(&form.signed_in.session.account_id, &id)
+        .await
+        .map_err(PageError::from_store("webhook"))?;
+    let shown = ShownSecret {
+        value: secrets.current.expose().to_owned(),
+        previous_expires_at: None,
+    };
+    let page = webhook_page(&state, &form.signed_in, &id, None, Some(shown)).await?;
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// Rotates the secret and shows the new one, with how long the old one keeps signing.
+async fn rotate_secret(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: SignedForm,
+) -> PageResult {
+    let id = webhook_id(&id)?;
+    let previous_expires_at = Timestamp::now().plus_millis(ROTATION_OVERLAP_MS);
+    let secrets = state
+        .store
+        .rotate_webhook_secret(
+            &form.signed_in.session.account_id,
+            &id,
+            WebhookSecret::generate(),
+            previous_expires_at,
+        )
+        .await
+        .map_err(PageError::from_store("webhook"))?;
+    let shown = ShownSecret {
+        value: secrets.current.expose().to_owned(),
+        previous_expires_at: Some(previous_expires_at.into()),
+    };
+    let page = webhook_page(&state, &form.signed_in, &id, None, Some(shown)).await?;
+    Ok(render(StatusCode::OK, &page))
+}
+
+async fn send_test(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: SignedForm,
+) -> PageResult {
+    let id = webhook_id(&id)?;
+    // The buttons only send known types; anything else was not sent by our page.
+    let kind = EventType::parse(form.fields.text("type"))
+        .ok_or(PageError::BadForm(StatusCode::UNPROCESSABLE_ENTITY))?;
+    let event = NewEvent::test_event(Timestamp::now(), kind);
+    state
+        .store
+        .send_test_event(&form.signed_in.session.account_id, &id, event)
+        .await
+        .map_err(PageError::from_store("webhook"))?;
+    Ok(see_other(&format!(
+        "/settings/webhooks/{id}?notice=test_sent#deliveries"
+    )))
+}
+
+async fn set_enabled(state: &AppState, account: &AccountId, id: &str, enabled: bool) -> PageResult {
+    let id = webhook_id(id)?;
+    let patch = WebhookPatch {
+        enabled: Some(enabled),
+        ..WebhookPatch::default()
+    };
+    state
+        .store
+        .update_webhook(account, &id, patch)
+        .await
+        .map_err(PageError::from_store("webhook"))?;
+    let notice = if enabled { "enabled" } else { "disabled" };
+    Ok(see_other(&format!(
+        "/settings/webhooks/{id}?notice={notice}"
+    )))
+}
+
+async fn enable(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: SignedForm,
+) -> PageResult {
+    set_enabled(&state, &form.signed_in.session.account_id, &id, true).await
+}
+
+async fn disable(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: SignedForm,
+) -> PageResult {
+    set_enabled(&state, &form.signed_in.session.account_id, &id, false).await
+}
+
+#[derive(Template)]
+#[template(path = "webhook_delete.html")]
+struct DeletePage {
+    layout: Layout,
+    id: String,
+    name: String,
+    url: String,
+}
+
+async fn confirm_delete(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+) -> PageResult {
+    let id = webhook_id(&id)?;
+    let webhook = state
+        .store
+        .get_webhook(&signed_in.session.account_id, &id)
+        .await
+        .map_err(PageError::from_store("webhook"))?;
+    let page = DeletePage {
+        layout: Layout::settings(&signed_in, "Delete webhook", "webhooks"),
+        id: id.to_string(),
+        name: webhook.name.to_string(),
+        url: webhook.url.as_str().to_owned(),
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: SignedForm,
+) -> PageResult {
+    let id = webhook_id(&id)?;
+    state
+        .store
+        .delete_webhook(&form.signed_in.session.account_id, &id)
+        .await
+        .map_err(PageError::from_store("webhook"))?;
+    Ok(see_other("/settings/webhooks?notice=deleted"))
+}
+
+/// Asks for one attempt of the delivery now, then shows the webhook's page again.
+async fn retry(
+    State(state): State<AppState>,
+    Path((id, delivery)): Path<(String, String)>,
+    form: SignedForm,
+) -> PageResult<Response> {
+    let id = webhook_id(&id)?;
+    let delivery = DeliveryId::parse(&delivery).map_err(|_| PageError::NotFound("delivery"))?;
+    let account = &form.signed_in.session.account_id;
+    let found = state
+        .store
+        .get_delivery(account, &delivery)
+        .await
+        .map_err(PageError::from_store("delivery"))?;
+    // The path names the webhook too: a delivery of another webhook is not this page's.
+    if found.delivery.webhook_id != id {
+        return Err(PageError::NotFound("delivery"));
+    }
+    state
+        .store
+        .request_retry(account, &delivery)
+        .await
+        .map_err(PageError::from_store("delivery"))?;
+    Ok(see_other(&format!(
+        "/settings/webhooks/{id}?notice=retried#deliveries"
+    )))
+}

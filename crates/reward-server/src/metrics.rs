@@ -1,0 +1,202 @@
+//! Prometheus metrics (`GET /metrics`, text format): deliveries by outcome, attempts by status
+//! class, attempt latency, the queue's depth and oldest pending age, events emitted by type, and
+//! API requests by route and status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use reward_core::event::EventType;
+use reward_core::time::Timestamp;
+use reward_store::Store;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusClassLabel {
+    status_class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventTypeLabel {
+    r#type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    deliveries: Family<OutcomeLabel, Counter>,
+    attempts: Family<StatusClassLabel, Counter>,
+    attempt_seconds: Histogram,
+    queue_depth: Gauge,
+    oldest_pending_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    events: Family<EventTypeLabel, Counter>,
+    requests: Family<RequestLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("reward");
+        let deliveries = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "deliveries",
+            "Delivery attempts by the state they left the delivery in (succeeded, retry, failed, unchanged)",
+            deliveries.clone(),
+        );
+        let attempts = Family::<StatusClassLabel, Counter>::default();
+        registry.register(
+            "delivery_attempts",
+            "Delivery attempts by the receiver's status class (2xx..5xx, or error when no status came back)",
+            attempts.clone(),
+        );
+        // 1 ms to about 33 s.
+        let attempt_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "delivery_attempt_duration_seconds",
+            "How long delivery attempts took",
+            attempt_seconds.clone(),
+        );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "delivery_queue_depth",
+            "Pending deliveries",
+            queue_depth.clone(),
+        );
+        let oldest_pending_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "delivery_oldest_pending_age_seconds",
+            "Age of the oldest pending delivery",
+            oldest_pending_seconds.clone(),
+        );
+        let events = Family::<EventTypeLabel, Counter>::default();
+        registry.register("events_emitted", "Events emitted, by type", events.clone());
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "api_requests",
+            "HTTP requests by method, route and status",
+            requests.clone(),
+        );
+        Self {
+            registry,
+            deliveries,
+            attempts,
+            attempt_seconds,
+            queue_depth,
+            oldest_pending_seconds,
+            events,
+            requests,
+        }
+    }
+
+    /// One finished attempt: its outcome for the delivery, the receiver's status, its duration.
+    pub fn attempt(&self, outcome: &'static str, status_code: Option<u16>, duration: Duration) {
+        self.deliveries
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+        let status_class = match status_code {
+            Some(200..=299) => "2xx",
+            Some(300..=399) => "3xx",
+            Some(400..=499) => "4xx",
+            Some(500..=599) => "5xx",
+            Some(_) => "other",
+            None => "error",
+        };
+        self.attempts
+            .get_or_create(&StatusClassLabel { status_class })
+            .inc();
+        self.attempt_seconds.observe(duration.as_secs_f64());
+    }
+
+    pub fn event_emitted(&self, event_type: EventType) {
+        self.events
+            .get_or_create(&EventTypeLabel {
+                r#type: event_type.as_str(),
+            })
+            .inc();
+    }
+
+    /// The text exposition, with the queue gauges read from the store now.
+    pub async fn render(&self, store: &dyn Store) -> String {
+        match store.queue_stats().await {
+            Ok(stats) => {
+                self.queue_depth
+                    .set(i64::try_from(stats.pending).unwrap_or(i64::MAX));
+                let age = stats
+                    .oldest_pending_created_at
+                    .map(|created| {
+                        (Timestamp::now().as_millis() - created.as_millis()).max(0) as f64 / 1000.0
+                    })
+                    .unwrap_or(0.0);
+                self.oldest_pending_seconds.set(age);
+            }
+            Err(error) => tracing::warn!(%error, "could not read queue statistics for /metrics"),
+        }
+        let mut text = String::new();
+        if let Err(error) = encode(&mut text, &self.registry) {
+            tracing::error!(%error, "encoding metrics failed");
+        }
+        text
+    }
+}
+
+/// `GET /metrics`.
+pub async fn serve_metrics(State(state): State<crate::api::AppState>) -> Response {
+    let text = state.metrics.render(state.store.as_ref()).await;
+    (
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// Counts every request by method, matched route (never the raw path: ids would explode the
+/// label set) and status.
+pub async fn count_requests(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method,
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}

@@ -1,0 +1,188 @@
+//! Accounts and their API keys.
+
+use deadpool_postgres::GenericClient;
+use reward_core::ids::{AccountId, ApiKeyId};
+use reward_core::names::Name;
+use reward_core::time::Timestamp;
+use reward_store::records::{Account, ApiKey, NewApiKeyRecord};
+use reward_store::{StoreError, StoreResult};
+
+use crate::errors::from_pg;
+use crate::rows;
+
+pub async fn create(
+    client: &impl GenericClient,
+    name: &Name,
+    key: &NewApiKeyRecord,
+) -> StoreResult<Account> {
+    let account = Account {
+        id: AccountId::generate(),
+        name: name.clone(),
+        created_at: Timestamp::now(),
+    };
+    let statement = client
+        .prepare_cached("INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3)")
+        .await
+        .map_err(from_pg)?;
+    client
+        .execute(
+            &statement,
+            &[
+                &account.id.as_str(),
+                &name.as_str(),
+                &account.created_at.as_millis(),
+            ],
+        )
+        .await
+        .map_err(from_pg)?;
+    insert_key(client, &account.id, key, account.created_at).await?;
+    Ok(account)
+}
+
+pub async fn list(client: &impl GenericClient) -> StoreResult<Vec<Account>> {
+    let statement = client
+        .prepare_cached("SELECT id, name, created_at FROM accounts ORDER BY id DESC")
+        .await
+        .map_err(from_pg)?;
+    let found = client.query(&statement, &[]).await.map_err(from_pg)?;
+    found
+        .iter()
+        .map(|row| {
+            Ok(Account {
+                id: AccountId::from_trusted(rows::get(row, 0)?),
+                name: Name::from_trusted(rows::get(row, 1)?),
+                created_at: rows::timestamp(row, 2)?,
+            })
+        })
+        .collect()
+}
+
+pub async fn insert_key(
+    client: &impl GenericClient,
+    account: &AccountId,
+    key: &NewApiKeyRecord,
+    now: Timestamp,
+) -> StoreResult<ApiKey> {
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO api_keys (account_id, id, name, key_hash, display_prefix, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .await
+        .map_err(from_pg)?;
+    client
+        .execute(
+            &statement,
+            &[
+                &account.as_str(),
+                &key.id.as_str(),
+                &key.name.as_str(),
+                &key.hash,
+                &key.display_prefix,
+                &now.as_millis(),
+            ],
+        )
+        .await
+        .map_err(from_pg)?;
+    Ok(ApiKey {
+        id: key.id.clone(),
+        name: key.name.clone(),
+        display_prefix: key.display_prefix.clone(),
+        created_at: now,
+        last_used_at: None,
+    })
+}
+
+pub async fn authenticate(
+    client: &impl GenericClient,
+    key_hash: &str,
+) -> StoreResult<Option<AccountId>> {
+    let statement = client
+        .prepare_cached(
+            "SELECT account_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .await
+        .map_err(from_pg)?;
+    let found = client
+        .query_opt(&statement, &[&key_hash])
+        .await
+        .map_err(from_pg)?;
+    found
+        .map(|row| rows::get(&row, 0).map(AccountId::from_trusted))
+        .transpose()
+}
+
+pub async fn list_keys(
+    client: &impl GenericClient,
+    account: &AccountId,
+) -> StoreResult<Vec<ApiKey>> {
+    let statement = client
+        .prepare_cached(
+            "SELECT id, name, display_prefix, created_at, last_used_at FROM api_keys
+             WHERE account_id = $1 AND revoked_at IS NULL ORDER BY id DESC",
+        )
+        .await
+        .map_err(from_pg)?;
+    let found = client
+        .query(&statement, &[&account.as_str()])
+        .await
+        .map_err(from_pg)?;
+    found
+        .iter()
+        .map(|row| {
+            Ok(ApiKey {
+                id: ApiKeyId::from_trusted(rows::get(row, 0)?),
+                name: Name::from_trusted(rows::get(row, 1)?),
+                display_prefix: rows::get(row, 2)?,
+                created_at: rows::timestamp(row, 3)?,
+                last_used_at: rows::optional_timestamp(row, 4)?,
+            })
+        })
+        .collect()
+}
+
+pub async fn revoke_key(
+    client: &impl GenericClient,
+    account: &AccountId,
+    key: &ApiKeyId,
+) -> StoreResult<()> {
+    let statement = client
+        .prepare_cached(
+            "UPDATE api_keys SET revoked_at = $3
+             WHERE account_id = $1 AND id = $2 AND revoked_at IS NULL",
+        )
+        .await
+        .map_err(from_pg)?;
+    let changed = client
+        .execute(
+            &statement,
+            &[
+                &account.as_str(),
+                &key.as_str(),
+                &Timestamp::now().as_millis(),
+            ],
+        )
+        .await
+        .map_err(from_pg)?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub async fn touch_keys(
+    client: &impl GenericClient,
+    used: &[(String, Timestamp)],
+) -> StoreResult<()> {
+    let statement = client
+        .prepare_cached("UPDATE api_keys SET last_used_at = $2 WHERE key_hash = $1")
+        .await
+        .map_err(from_pg)?;
+    for (hash, at) in used {
+        client
+            .execute(&statement, &[hash, &at.as_millis()])
+            .await
+            .map_err(from_pg)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! Reaching the server: which URLs are ours, and the connection pool every node keeps.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::OpenError;
+
+/// Connections each node keeps open at most. A handful serve a node well (every statement is short
+/// and the node's work queues for them), and it keeps several nodes under the server's
+/// `max_connections` (100 by default); docs/scaling.md says when to put PgBouncer in front.
+pub const POOL_SIZE: usize = 16;
+
+/// How long a call waits for a free connection, or for a new one to open, before the store
+/// answers "unavailable" (503) instead of hanging.
+const WAIT_FOR_CONNECTION: Duration = Duration::from_secs(5);
+
+/// True for the URLs this backend serves: `postgres://...` and `postgresql://...`.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The connection settings a URL names, with Reward's defaults where it names none.
+pub fn config_from_url(url: &str) -> Result<tokio_postgres::Config, OpenError> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(OpenError::Url)?;
+    if config.get_application_name().is_none() {
+        // Shows which sessions are Reward's in pg_stat_activity.
+        config.application_name("reward");
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(WAIT_FOR_CONNECTION);
+    }
+    Ok(config)
+}
+
+pub fn pool(config: tokio_postgres::Config) -> Result<Pool, OpenError> {
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            // A connection that broke is found out by the next statement on it, which answers
+            // "unavailable"; checking each one before use would cost a round trip every time.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(POOL_SIZE)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(WAIT_FOR_CONNECTION))
+        .create_timeout(Some(WAIT_FOR_CONNECTION))
+        .build()
+        .map_err(|error| OpenError::Pool(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_postgres_urls_are_ours() {
+        assert!(is_postgres_url("postgres://postgres@127.0.0.1:5432/reward"));
+        assert!(is_postgres_url("postgresql://localhost/reward"));
+        assert!(!is_postgres_url("sqlite://reward-data/reward.db"));
+    }
+
+    #[test]
+    fn urls_get_reward_defaults() {
+        let config = config_from_url("postgres://postgres@127.0.0.1:5432/reward").expect("url");
+        assert_eq!(config.get_application_name(), Some("reward"));
+        assert_eq!(config.get_dbname(), Some("reward"));
+        assert!(config_from_url("postgres://host:notaport/db").is_err());
+    }
+}

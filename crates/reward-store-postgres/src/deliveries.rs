@@ -1,0 +1,195 @@
+//! Reading deliveries and their attempts, and the account's manual controls (retry, recover).
+
+use deadpool_postgres::GenericClient;
+use reward_core::ids::{AccountId, AttemptId, DeliveryId, EventId, WebhookId};
+use reward_core::time::Timestamp;
+use reward_store::records::{
+    Attempt, Delivery, DeliveryStatus, DeliveryWithAttempts, Page, PageRequest,
+};
+use reward_store::{StoreError, StoreResult};
+use tokio_postgres::Row;
+
+use crate::errors::from_pg;
+use crate::rows;
+
+const COLUMNS: &str = "id, event_id, webhook_id, event_type, status, attempt_count, \
+                       next_attempt_at, last_status_code, created_at, updated_at";
+
+fn from_row(row: &Row) -> StoreResult<Delivery> {
+    let status = rows::delivery_status(row, 4)?;
+    Ok(Delivery {
+        id: DeliveryId::from_trusted(rows::get(row, 0)?),
+        event_id: EventId::from_trusted(rows::get(row, 1)?),
+        webhook_id: WebhookId::from_trusted(rows::get(row, 2)?),
+        event_type: rows::event_type(row, 3)?,
+        status,
+        attempt_count: rows::count(row, 5)?,
+        // Only a pending delivery has a next attempt to show.
+        next_attempt_at: match status {
+            DeliveryStatus::Pending => rows::optional_timestamp(row, 6)?,
+            _ => None,
+        },
+        last_status_code: rows::status_code(row, 7)?,
+        created_at: rows::timestamp(row, 8)?,
+        updated_at: rows::timestamp(row, 9)?,
+    })
+}
+
+pub async fn list(
+    client: &impl GenericClient,
+    account: &AccountId,
+    webhook: &WebhookId,
+    status: Option<DeliveryStatus>,
+    page: &PageRequest,
+) -> StoreResult<Page<Delivery>> {
+    crate::webhooks::get(client, account, webhook).await?;
+    let before = crate::cursor::id_cursor::<DeliveryId>(page)?;
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM deliveries WHERE account_id = $1 AND webhook_id = $2
+             AND ($3::text IS NULL OR status = $3) AND id < $4 ORDER BY id DESC LIMIT $5"
+        ))
+        .await
+        .map_err(from_pg)?;
+    let found = client
+        .query(
+            &statement,
+            &[
+                &account.as_str(),
+                &webhook.as_str(),
+                &status.map(DeliveryStatus::as_str),
+                &before,
+                &rows::fetch_limit(page.limit),
+            ],
+        )
+        .await
+        .map_err(from_pg)?;
+    let deliveries = found
+        .iter()
+        .map(from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(rows::page_of(
+        deliveries,
+        page.limit,
+        |delivery: &Delivery| delivery.id.to_string(),
+    ))
+}
+
+pub async fn get(
+    client: &impl GenericClient,
+    account: &AccountId,
+    id: &DeliveryId,
+) -> StoreResult<Delivery> {
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM deliveries WHERE account_id = $1 AND id = $2"
+        ))
+        .await
+        .map_err(from_pg)?;
+    let found = client
+        .query_opt(&statement, &[&account.as_str(), &id.as_str()])
+        .await
+        .map_err(from_pg)?;
+    found
+        .as_ref()
+        .map(from_row)
+        .transpose()?
+        .ok_or(StoreError::NotFound)
+}
+
+fn attempt_from_row(row: &Row) -> StoreResult<Attempt> {
+    Ok(Attempt {
+        id: AttemptId::from_trusted(rows::get(row, 0)?),
+        number: rows::count(row, 1)?,
+        started_at: rows::timestamp(row, 2)?,
+        duration_ms: rows::unsigned(row, 3)?,
+        status_code: rows::status_code(row, 4)?,
+        response_body: rows::get(row, 5)?,
+        error: rows::get(row, 6)?,
+    })
+}
+
+pub async fn get_with_attempts(
+    client: &impl GenericClient,
+    account: &AccountId,
+    id: &DeliveryId,
+) -> StoreResult<DeliveryWithAttempts> {
+    let delivery = get(client, account, id).await?;
+    let statement = client
+        .prepare_cached(
+            "SELECT id, number, started_at, duration_ms, status_code, response_body, error
+             FROM attempts WHERE account_id = $1 AND delivery_id = $2 ORDER BY number, id",
+        )
+        .await
+        .map_err(from_pg)?;
+    let found = client
+        .query(&statement, &[&account.as_str(), &id.as_str()])
+        .await
+        .map_err(from_pg)?;
+    let attempts = found
+        .iter()
+        .map(attempt_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(DeliveryWithAttempts { delivery, attempts })
+}
+
+/// Marks the delivery for one attempt now; its status and schedule are left as they are.
+pub async fn request_retry(
+    client: &impl GenericClient,
+    account: &AccountId,
+    id: &DeliveryId,
+) -> StoreResult<Delivery> {
+    let statement = client
+        .prepare_cached(
+            "UPDATE deliveries SET manual_attempt_at = $3, updated_at = $3
+             WHERE account_id = $1 AND id = $2",
+        )
+        .await
+        .map_err(from_pg)?;
+    let changed = client
+        .execute(
+            &statement,
+            &[
+                &account.as_str(),
+                &id.as_str(),
+                &Timestamp::now().as_millis(),
+            ],
+        )
+        .await
+        .map_err(from_pg)?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    get(client, account, id).await
+}
+
+/// Puts every failed delivery of the webhook created since `since` back in the queue, due now,
+/// with a fresh retry schedule.
+pub async fn recover(
+    client: &impl GenericClient,
+    account: &AccountId,
+    webhook: &WebhookId,
+    since: Timestamp,
+) -> StoreResult<u64> {
+    crate::webhooks::get(client, account, webhook).await?;
+    let statement = client
+        .prepare_cached(
+            "UPDATE deliveries SET status = 'pending', schedule_attempts = 0, next_attempt_at = $4,
+             updated_at = $4 WHERE account_id = $1 AND webhook_id = $2 AND status = 'failed'
+             AND created_at >= $3",
+        )
+        .await
+        .map_err(from_pg)?;
+    client
+        .execute(
+            &statement,
+            &[
+                &account.as_str(),
+                &webhook.as_str(),
+                &since.as_millis(),
+                &Timestamp::now().as_millis(),
+            ],
+        )
+        .await
+        .map_err(from_pg)
+}

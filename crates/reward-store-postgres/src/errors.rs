@@ -1,0 +1,70 @@
+//! Mapping PostgreSQL's errors onto the store's. What a retry may cure is "unavailable" (the API
+//! answers 503 with `Retry-After`, a worker tries again): a lost or refused connection, a pool with
+//! no free connection, a server shutting down or out of resources, a deadlock or serialization
+//! failure, a cancelled statement. Anything else is internal.
+
+use deadpool_postgres::PoolError;
+use reward_store::StoreError;
+use tokio_postgres::error::SqlState;
+
+/// SQLSTATE classes that describe the server's state rather than the statement: connection
+/// exceptions (08), insufficient resources (53), operator intervention such as shutdown (57) and
+/// system errors (58).
+const UNAVAILABLE_CLASSES: [&str; 4] = ["08", "53", "57", "58"];
+
+/// A unique violation is internal too: keys that two requests can race for (idempotency keys,
+/// users, triggers) are written with `ON CONFLICT`, so one only happens on a bug.
+pub fn from_pg(error: tokio_postgres::Error) -> StoreError {
+    if is_unavailable(&error) {
+        StoreError::Unavailable(describe(&error))
+    } else {
+        StoreError::Internal(describe(&error))
+    }
+}
+
+pub fn from_pool(error: PoolError) -> StoreError {
+    match error {
+        PoolError::Backend(error) => from_pg(error),
+        other => StoreError::Unavailable(format!("no database connection: {other}")),
+    }
+}
+
+/// Whether this error is the statement's overflowing a BIGINT (a balance past `i64::MAX`).
+pub fn is_numeric_overflow(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&SqlState::NUMERIC_VALUE_OUT_OF_RANGE)
+}
+
+fn is_unavailable(error: &tokio_postgres::Error) -> bool {
+    let Some(code) = error.code() else {
+        // No SQLSTATE: the connection itself failed (I/O, closed, timed out).
+        return true;
+    };
+    code == &SqlState::T_R_SERIALIZATION_FAILURE
+        || code == &SqlState::T_R_DEADLOCK_DETECTED
+        || code == &SqlState::LOCK_NOT_AVAILABLE
+        || UNAVAILABLE_CLASSES
+            .iter()
+            .any(|class| code.code().starts_with(class))
+}
+
+/// The server's message with its detail, without the statement's parameters.
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({}): {detail}", db.message(), db.code().code()),
+            None => format!("{} ({})", db.message(), db.code().code()),
+        },
+        None => error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_exhaustion_is_unavailable() {
+        let error = from_pool(PoolError::Timeout(deadpool_postgres::TimeoutType::Wait));
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    }
+}

@@ -1,0 +1,426 @@
+//! The PostgreSQL store: several `reward serve` nodes share one database and all its work.
+//!
+//! - [`connect`]: which URLs are ours, and the connection pool.
+//! - [`migrations`]: the schema (`migrations/` beside `src/`), applied on open, safely from
+//!   several nodes at once.
+//! - one module per resource (`accounts`, `webhooks`, `deliveries`, `events`, `rewards`,
+//!   `sessions`) holds its SQL, as in the SQLite store; [`outbox`] writes events and their
+//!   deliveries inside the caller's transaction.
+//! - [`queue`]: claims under a lease with `FOR UPDATE SKIP LOCKED`, shared by every node.
+//! - [`signal`]: `LISTEN`/`NOTIFY`, so new work wakes an idle worker on any node.
+//!
+//! Behaviour matches the SQLite store call for call (ids, order, cursors, errors); what differs
+//! is how each invariant survives many writers: see `rewards` (idempotency, balances), `queue`
+//! (leases) and `webhooks` (no delivery outlives its webhook).
+
+mod accounts;
+mod connect;
+mod cursor;
+mod deliveries;
+mod errors;
+mod events;
+mod migrations;
+mod outbox;
+mod queue;
+mod rewards;
+mod rows;
+mod sessions;
+mod signal;
+mod webhooks;
+
+use async_trait::async_trait;
+use deadpool_postgres::Pool;
+use reward_core::event::{EventType, NewEvent};
+use reward_core::ids::{AccountId, ApiKeyId, DeliveryId, EventId, WebhookId};
+use reward_core::names::{Name, TriggerId, UserId};
+use reward_core::signing::WebhookSecret;
+use reward_core::time::Timestamp;
+use reward_store::records::*;
+use reward_store::{Store, StoreError, StoreResult};
+use thiserror::Error;
+
+pub use connect::{is_postgres_url, POOL_SIZE};
+pub use signal::CHANNEL;
+
+use errors::{from_pg, from_pool};
+use signal::WorkSignal;
+
+#[derive(Debug, Error)]
+pub enum OpenError {
+    #[error("not a valid PostgreSQL URL: {0}")]
+    Url(tokio_postgres::Error),
+    #[error("cannot set up the connection pool: {0}")]
+    Pool(String),
+    #[error("cannot connect to the database: {0}")]
+    Connect(StoreError),
+    #[error("cannot migrate the database: {0}")]
+    Migrate(tokio_postgres::Error),
+}
+
+pub struct PostgresStore {
+    pool: Pool,
+    signal: WorkSignal,
+}
+
+impl PostgresStore {
+    /// Connects and migrates. The database itself must exist (creating one needs rights a
+    /// service should not have).
+    pub async fn open(url: &str) -> Result<Self, OpenError> {
+        let config = connect::config_from_url(url)?;
+        let pool = connect::pool(config.clone())?;
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|error| OpenError::Connect(from_pool(error)))?;
+        migrations::migrate(&mut client)
+            .await
+            .map_err(OpenError::Migrate)?;
+        drop(client);
+        Ok(Self {
+            pool,
+            signal: WorkSignal::new(config),
+        })
+    }
+
+    async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
+        self.pool.get().await.map_err(from_pool)
+    }
+}
+
+/// Runs `$body` in a transaction on a pooled connection, bound to `$tx`, and commits. An error
+/// returns early; dropping the transaction rolls it back.
+macro_rules! in_transaction {
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        let mut client = $store.client().await?;
+        let $tx = client.transaction().await.map_err(from_pg)?;
+        let value = $body;
+        $tx.commit().await.map_err(from_pg)?;
+        value
+    }};
+}
+
+/// Like [`in_transaction`], for a change that made work due: every node's worker is told when it
+/// commits, and this node's at once.
+macro_rules! in_transaction_waking {
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        let value = in_transaction!($store, |$tx| {
+            let value = $body;
+            signal::announce(&$tx).await?;
+            value
+        });
+        $store.signal.wake_here();
+        value
+    }};
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn create_account(&self, name: Name, key: NewApiKeyRecord) -> StoreResult<Account> {
+        Ok(in_transaction!(self, |tx| accounts::create(
+            &tx, &name, &key
+        )
+        .await?))
+    }
+
+    async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
+        accounts::list(&self.client().await?).await
+    }
+
+    async fn authenticate(&self, key_hash: &str) -> StoreResult<Option<AccountId>> {
+        accounts::authenticate(&self.client().await?, key_hash).await
+    }
+
+    async fn create_api_key(
+        &self,
+        account: &AccountId,
+        key: NewApiKeyRecord,
+    ) -> StoreResult<ApiKey> {
+        accounts::insert_key(&self.client().await?, account, &key, Timestamp::now()).await
+    }
+
+    async fn list_api_keys(&self, account: &AccountId) -> StoreResult<Vec<ApiKey>> {
+        accounts::list_keys(&self.client().await?, account).await
+    }
+
+    async fn revoke_api_key(&self, account: &AccountId, key: &ApiKeyId) -> StoreResult<()> {
+        accounts::revoke_key(&self.client().await?, account, key).await
+    }
+
+    async fn touch_api_keys(&self, used: Vec<(String, Timestamp)>) -> StoreResult<()> {
+        in_transaction!(self, |tx| accounts::touch_keys(&tx, &used).await?);
+        Ok(())
+    }
+
+    async fn create_webhook(
+        &self,
+        account: &AccountId,
+        webhook: NewWebhook,
+    ) -> StoreResult<Webhook> {
+        webhooks::create(&self.client().await?, account, &webhook).await
+    }
+
+    async fn list_webhooks(
+        &self,
+        account: &AccountId,
+        page: PageRequest,
+    ) -> StoreResult<Page<Webhook>> {
+        webhooks::list(&self.client().await?, account, &page).await
+    }
+
+    async fn get_webhook(&self, account: &AccountId, id: &WebhookId) -> StoreResult<Webhook> {
+        webhooks::get(&self.client().await?, account, id).await
+    }
+
+    async fn update_webhook(
+        &self,
+        account: &AccountId,
+        id: &WebhookId,
+        patch: WebhookPatch,
+    ) -> StoreResult<Webhook> {
+        // Enabling a webhook makes its waiting deliveries due.
+        Ok(in_transaction_waking!(self, |tx| webhooks::update(
+            &tx, account, id, &patch
+        )
+        .await?))
+    }
+
+    async fn delete_webhook(&self, account: &AccountId, id: &WebhookId) -> StoreResult<()> {
+        in_transaction!(self, |tx| webhooks::delete(&tx, account, id).await?);
+        Ok(())
+    }
+
+    async fn webhook_secrets(
+        &self,
+        account: &AccountId,
+        id: &WebhookId,
+    ) -> StoreResult<WebhookSecrets> {
+        webhooks::secrets(&self.client().await?, account, id).await
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        account: &AccountId,
+        id: &WebhookId,
+        secret: WebhookSecret,
+        previous_expires_at: Timestamp,
+    ) -> StoreResult<WebhookSecrets> {
+        Ok(in_transaction!(self, |tx| webhooks::rotate_secret(
+            &tx,
+            account,
+            id,
+            &secret,
+            previous_expires_at
+        )
+        .await?))
+    }
+
+    async fn send_test_event(
+        &self,
+        account: &AccountId,
+        id: &WebhookId,
+        event: NewEvent,
+    ) -> StoreResult<Delivery> {
+        Ok(in_transaction_waking!(self, |tx| {
+            webhooks::get_kept(&tx, account, id).await?;
+            outbox::insert_event(&tx, account, &event).await?;
+            outbox::insert_delivery(&tx, account, id, &event).await?
+        }))
+    }
+
+    async fn list_deliveries(
+        &self,
+        account: &AccountId,
+        webhook: &WebhookId,
+        status: Option<DeliveryStatus>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Delivery>> {
+        deliveries::list(&self.client().await?, account, webhook, status, &page).await
+    }
+
+    async fn get_delivery(
+        &self,
+        account: &AccountId,
+        id: &DeliveryId,
+    ) -> StoreResult<DeliveryWithAttempts> {
+        // One snapshot for the delivery and its attempts, as SQLite's reader gives.
+        let mut client = self.client().await?;
+        let tx = client
+            .build_transaction()
+            .read_only(true)
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .start()
+            .await
+            .map_err(from_pg)?;
+        let found = deliveries::get_with_attempts(&tx, account, id).await?;
+        tx.commit().await.map_err(from_pg)?;
+        Ok(found)
+    }
+
+    async fn request_retry(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Delivery> {
+        Ok(in_transaction_waking!(self, |tx| {
+            deliveries::request_retry(&tx, account, id).await?
+        }))
+    }
+
+    async fn recover_deliveries(
+        &self,
+        account: &AccountId,
+        webhook: &WebhookId,
+        since: Timestamp,
+    ) -> StoreResult<u64> {
+        Ok(in_transaction_waking!(self, |tx| deliveries::recover(
+            &tx, account, webhook, since
+        )
+        .await?))
+    }
+
+    async fn list_events(
+        &self,
+        account: &AccountId,
+        event_type: Option<EventType>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Event>> {
+        events::list(&self.client().await?, account, event_type, &page).await
+    }
+
+    async fn get_event(&self, account: &AccountId, id: &EventId) -> StoreResult<Event> {
+        events::get(&self.client().await?, account, id).await
+    }
+
+    async fn put_trigger(
+        &self,
+        account: &AccountId,
+        trigger: TriggerSpec,
+    ) -> StoreResult<(Trigger, bool)> {
+        rewards::put_trigger(&self.client().await?, account, &trigger).await
+    }
+
+    async fn list_triggers(
+        &self,
+        account: &AccountId,
+        page: PageRequest,
+    ) -> StoreResult<Page<Trigger>> {
+        rewards::list_triggers(&self.client().await?, account, &page).await
+    }
+
+    async fn get_trigger(&self, account: &AccountId, id: &TriggerId) -> StoreResult<Trigger> {
+        rewards::find_trigger(&self.client().await?, account, id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn delete_trigger(&self, account: &AccountId, id: &TriggerId) -> StoreResult<()> {
+        rewards::delete_trigger(&self.client().await?, account, id).await
+    }
+
+    async fn record_trigger_event(
+        &self,
+        account: &AccountId,
+        request: RecordTriggerEvent,
+    ) -> StoreResult<TriggerEventOutcome> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(from_pg)?;
+        let (outcome, queued) = rewards::record_trigger_event(&tx, account, &request).await?;
+        if queued {
+            signal::announce(&tx).await?;
+        }
+        tx.commit().await.map_err(from_pg)?;
+        if queued {
+            self.signal.wake_here();
+        }
+        Ok(outcome)
+    }
+
+    async fn issue_credits(
+        &self,
+        account: &AccountId,
+        request: IssueCredits,
+    ) -> StoreResult<CreditsIssued> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(from_pg)?;
+        let (issued, queued) = rewards::issue_credits(&tx, account, &request).await?;
+        if queued {
+            signal::announce(&tx).await?;
+        }
+        tx.commit().await.map_err(from_pg)?;
+        if queued {
+            self.signal.wake_here();
+        }
+        Ok(issued)
+    }
+
+    async fn get_user(&self, account: &AccountId, id: &UserId) -> StoreResult<User> {
+        rewards::get_user(&self.client().await?, account, id).await
+    }
+
+    async fn claim_due_deliveries(
+        &self,
+        request: ClaimRequest,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        Ok(in_transaction!(self, |tx| queue::claim(&tx, &request).await?))
+    }
+
+    async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()> {
+        in_transaction!(self, |tx| queue::record_attempt(&tx, &record).await?);
+        Ok(())
+    }
+
+    async fn next_due_at(&self, now: Timestamp) -> StoreResult<Option<Timestamp>> {
+        queue::next_due_at(&self.client().await?, now).await
+    }
+
+    /// Does nothing: other nodes may hold leases right now. A dead node's leases run out instead
+    /// (`REWARD_LEASE`), and `next_due_at` wakes a worker when the first one does.
+    async fn release_all_leases(&self) -> StoreResult<u64> {
+        Ok(0)
+    }
+
+    async fn queue_stats(&self) -> StoreResult<QueueStats> {
+        queue::queue_stats(&self.client().await?).await
+    }
+
+    async fn work_signal(&self) {
+        self.signal.wait().await;
+    }
+
+    async fn start_session(
+        &self,
+        key_hash: &str,
+        session: NewSession,
+    ) -> StoreResult<Option<Session>> {
+        Ok(in_transaction!(self, |tx| sessions::start(
+            &tx, key_hash, &session
+        )
+        .await?))
+    }
+
+    async fn find_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Session>> {
+        sessions::find(&self.client().await?, token_hash, now).await
+    }
+
+    async fn end_session(&self, token_hash: &str) -> StoreResult<()> {
+        sessions::end(&self.client().await?, token_hash).await
+    }
+
+    async fn attempt_stats(
+        &self,
+        account: &AccountId,
+        since: Timestamp,
+    ) -> StoreResult<Vec<AttemptStats>> {
+        sessions::attempt_stats(&self.client().await?, account, since).await
+    }
+
+    async fn purge_expired(
+        &self,
+        events_before: Timestamp,
+        idempotency_before: Timestamp,
+    ) -> StoreResult<()> {
+        in_transaction!(self, |tx| events::purge_expired(
+            &tx,
+            events_before,
+            idempotency_before
+        )
+        .await?);
+        Ok(())
+    }
+}

@@ -1,0 +1,99 @@
+//! The transactional outbox: an event and one pending delivery per subscribed, enabled webhook,
+//! written inside the same transaction as the change that caused them.
+
+use deadpool_postgres::GenericClient;
+use reward_core::event::NewEvent;
+use reward_core::ids::{AccountId, DeliveryId, WebhookId};
+use reward_core::time::Timestamp;
+use reward_store::records::{Delivery, DeliveryStatus};
+use reward_store::StoreResult;
+
+use crate::errors::from_pg;
+use crate::webhooks;
+
+/// Stores the event and queues it for every webhook subscribed to its type.
+pub async fn emit(
+    client: &impl GenericClient,
+    account: &AccountId,
+    event: &NewEvent,
+) -> StoreResult<Vec<Delivery>> {
+    insert_event(client, account, event).await?;
+    let mut deliveries = Vec::new();
+    for webhook in webhooks::subscribed(client, account, event.event_type).await? {
+        deliveries.push(insert_delivery(client, account, &webhook, event).await?);
+    }
+    Ok(deliveries)
+}
+
+pub async fn insert_event(
+    client: &impl GenericClient,
+    account: &AccountId,
+    event: &NewEvent,
+) -> StoreResult<()> {
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO events (account_id, id, event_type, created_at, payload)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .await
+        .map_err(from_pg)?;
+    client
+        .execute(
+            &statement,
+            &[
+                &account.as_str(),
+                &event.id.as_str(),
+                &event.event_type.as_str(),
+                &event.time.as_millis(),
+                &event.payload,
+            ],
+        )
+        .await
+        .map_err(from_pg)?;
+    Ok(())
+}
+
+/// A new pending delivery, due now.
+pub async fn insert_delivery(
+    client: &impl GenericClient,
+    account: &AccountId,
+    webhook: &WebhookId,
+    event: &NewEvent,
+) -> StoreResult<Delivery> {
+    let now = Timestamp::now();
+    let delivery = Delivery {
+        id: DeliveryId::generate(),
+        event_id: event.id.clone(),
+        webhook_id: webhook.clone(),
+        event_type: event.event_type,
+        status: DeliveryStatus::Pending,
+        attempt_count: 0,
+        next_attempt_at: Some(now),
+        last_status_code: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO deliveries (account_id, id, webhook_id, event_id, event_type, status,
+             next_attempt_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6, $6)",
+        )
+        .await
+        .map_err(from_pg)?;
+    client
+        .execute(
+            &statement,
+            &[
+                &account.as_str(),
+                &delivery.id.as_str(),
+                &webhook.as_str(),
+                &event.id.as_str(),
+                &event.event_type.as_str(),
+                &now.as_millis(),
+            ],
+        )
+        .await
+        .map_err(from_pg)?;
+    Ok(delivery)
+}

@@ -1,0 +1,435 @@
+//! Triggers, trigger events, users' balances and credits: the rewards domain, each change
+//! emitting its events through the outbox in the same transaction.
+//!
+//! Two invariants must hold with many nodes writing at once, and both rest on a row the database
+//! locks rather than on anything a node remembers:
+//! - one trigger event per `Idempotency-Key`: the key's row is claimed first, with
+//!   `INSERT ... ON CONFLICT`, so a second request with the same key waits for the first one's
+//!   transaction and then answers with its result (see [`claim_idempotency_key`]);
+//! - no lost balance update: the balance is added to in the database
+//!   (`balance = users.balance + n`), never written back from a value read before.
+
+use deadpool_postgres::GenericClient;
+use reward_core::credit::CreditRule;
+use reward_core::event::NewEvent;
+use reward_core::ids::{AccountId, TriggerEventId};
+use reward_core::names::{IdempotencyKey, Name, TriggerId, UserId};
+use reward_core::time::Timestamp;
+use reward_store::records::{
+    CreditsIssued, IssueCredits, Page, PageRequest, RecordTriggerEvent, Trigger, TriggerEvent,
+    TriggerEventOutcome, TriggerSpec, User,
+};
+use reward_store::{StoreError, StoreResult};
+use tokio_postgres::Row;
+
+use crate::errors::{from_pg, is_numeric_overflow};
+use crate::{outbox, rows};
+
+/// How long an `Idempotency-Key` is remembered.
+pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+const TRIGGER_COLUMNS: &str = "id, name, rule_kind, rule_amount, created_at, updated_at";
+
+fn trigger_from_row(row: &Row) -> StoreResult<Trigger> {
+    let kind: Option<&str> = rows::get(row, 2)?;
+    let amount = rows::json_number(row, 3)?;
+    let credit_points = match (kind, amount) {
+        (Some("per_unit"), Some(amount)) => Some(CreditRule::PerUnit(amount)),
+        (Some("fixed"), Some(amount)) => amount.as_i64().map(CreditRule::Fixed),
+        _ => None,
+    };
+    Ok(Trigger {
+        id: TriggerId::from_trusted(rows::get(row, 0)?),
+        name: Name::from_trusted(rows::get(row, 1)?),
+        credit_points,
+        created_at: rows::timestamp(row, 4)?,
+        updated_at: rows::timestamp(row, 5)?,
+    })
+}
+
+fn rule_columns(rule: Option<&CreditRule>) -> (Option<&'static str>, Option<String>) {
+    match rule {
+        None => (None, None),
+        Some(CreditRule::PerUnit(amount)) => (Some("per_unit"), Some(amount.to_string())),
+        Some(CreditRule::Fixed(points)) => (Some("fixed"), Some(points.to_string())),
+    }
+}
+
+pub async fn put_trigger(
+    client: &impl GenericClient,
+    account: &AccountId,
+    spec: &TriggerSpec,
+) -> StoreResult<(Trigger, bool)> {
+    let (kind, amount) = rule_columns(spec.credit_points.as_ref());
+    // `xmax = 0` holds for a row this statement inserted, not for one it updated: whether the
+    // trigger was created is read from the same atomic upsert, so two nodes putting one new
+    // trigger at once answer one 201 and one 200.
+    let statement = client
+        .prepare_cached(&format!(
+            "INSERT INTO triggers (account_id, id, name, rule_kind, rule_amount, created_at,
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
+             ON CONFLICT (account_id, id) DO UPDATE SET name = EXCLUDED.name,
+               rule_kind = EXCLUDED.rule_kind, rule_amount = EXCLUDED.rule_amount,
+               updated_at = EXCLUDED.updated_at
+             RETURNING {TRIGGER_COLUMNS}, xmax = 0"
+        ))
+        .await
+        .map_err(from_pg)?;
+    let row = client
+        .query_one(
+            &statement,
+            &[
+                &account.as_str(),
+                &spec.id.as_str(),
+                &spec.name.as_str(),
+                &kind,
+                &amount,
+                &Timestamp::now().as_millis(),
+            ],
+        )
+        .await
+        .map_err(from_pg)?;
+    Ok((trigger_from_row(&row)?, rows::get(&row, 6)?))
+}
+
+pub async fn find_trigger(
+    client: &impl GenericClient,
+    account: &AccountId,
+    id: &TriggerId,
+) -> StoreResult<Option<Trigger>> {
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {TRIGGER_COLUMNS} FROM triggers WHERE account_id = $1 AND id = $2"
+        ))
+        .await
+        .map_err(from_pg)?;
+    let found = client
+        .query_opt(&statement, &[&account.as_str(), &id.as_str()])
+        .await
+        .map_err(from_pg)?;
+    found.as_ref().map(trigger_from_row).transpose()
+}
+
+/// Newest first by creation time; the cursor is `<created_at millis>:<trigger id>`.
+pub async fn list_triggers(
+    client: &impl GenericClient,
+    account: &AccountId,
+    page: &PageRequest,
+) -> StoreResult<Page<Trigger>> {
+    let (before_time, before_id) = match &page.cursor {
+        None => (i64::MAX, String::new()),
+        Some(cursor) => {
+            let (time, id) = cursor.split_once(':').ok_or(StoreError::InvalidCursor)?;
+            let time = time.parse::<i64>().map_err(|_| StoreError::InvalidCursor)?;
+            let id = TriggerId::parse(id).map_err(|_| StoreError::InvalidCursor)?;
+            (time, id.as_str().to_owned())
+        }
+    };
+    // With no cursor every row qualifies: created_at < i64::MAX.
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {TRIGGER_COLUMNS} FROM triggers WHERE account_id = $1
+             AND (created_at < $2 OR (created_at = $2 AND id < $3))
+             ORDER BY created_at DESC, id DESC LIMIT $4"
+        ))
+        .await
+        .map_err(from_pg)?;
+    let found = client
+        .query(
+            &statement,
+            &[
+                &account.as_str(),
+                &before_time,
+                &before_id,
+                &rows::fetch_limit(page.limit),
+            ],
+        )
+        .await
+        .map_err(from_pg)?;
+    let triggers = found
+        .iter()
+        .map(trigger_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(rows::page_of(triggers, page.limit, |trigger: &Trigger| {
+        format!("{}:{}", trigger.created_at.as_millis(), trigger.id)
+    }))
+}
+
+pub async fn delete_trigger(
+    client: &impl GenericClient,
+    account: &AccountId,
+    id: &TriggerId,
+) -> StoreResult<()> {
+    let statement = client
+        .prepare_cached("DELETE FROM triggers WHERE account_id = $1 AND id = $2")
+        .await
+        .map_err(from_pg)?;
+    let removed = client
+        .execute(&statement, &[&account.as_str(), &id.as_str()])
+        .await
+        .map_err(from_pg)?;
+    if removed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+async fn trigger_event_by_id(
+    client: &impl GenericClient,
+    account: &AccountId,
+    id: &str,
+) -> StoreResult<TriggerEvent> {
+    let statement = client
+        .prepare_cached(
+            "SELECT id, user_id, trigger_id, value, credit_points_issued, created_at
+             FROM trigger_events WHERE account_id = $1 AND id = $2",
+        )
+        .await
+        .map_err(from_pg)?;
+    let row = client
+        .query_opt(&statement, &[&account.as_str(), &id])
+        .await
+        .map_err(from_pg)?
+        .ok_or(StoreError::NotFound)?;
+    Ok(TriggerEvent {
+        id: TriggerEventId::from_trusted(rows::get(&row, 0)?),
+        user: UserId::from_trusted(rows::get(&row, 1)?),
+        trigger: TriggerId::from_trusted(rows::get(&row, 2)?),
+        value: rows::json_number(&row, 3)?,
+        credit_points_issued: rows::get(&row, 4)?,
+        created_at: rows::timestamp(&row, 5)?,
+    })
+}
+
+/// Whose the idempotency key is.
+enum KeyClaim {
+    /// Ours: no live request holds it (new, or its 24 hours are over); record the event.
+    Claimed,
+    /// A request recorded before ours holds it: answer as it did.
+    Replay(TriggerEvent),
+}
+
+/// Claims `key` for the trigger event `recorded` is about to become, or finds who holds it.
+///
+/// The insert comes first and relies on the primary key, not on a read: when another node's
+/// transaction has just inserted the same key, `ON CONFLICT` waits for it to commit and then sees
+/// its row, so exactly one of them records a trigger event. (A read-then-insert would let both
+/// read "no key" and record two; SERIALIZABLE would make one fail instead of replaying.) An expired
+/// key is taken over in the same statement, by the `WHERE` of its `DO UPDATE`.
+async fn claim_idempotency_key(
+    client: &impl GenericClient,
+    account: &AccountId,
+    key: &IdempotencyKey,
+    fingerprint: &str,
+    recorded: &TriggerEventId,
+    now: Timestamp,
+) -> StoreResult<KeyClaim> {
+    let claim = client
+        .prepare_cached(
+            "INSERT INTO idempotency_keys (account_id, key, request_fingerprint, trigger_event_id,
+             created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (account_id, key) DO UPDATE SET
+               request_fingerprint = EXCLUDED.request_fingerprint,
+               trigger_event_id = EXCLUDED.trigger_event_id, created_at = EXCLUDED.created_at
+             WHERE idempotency_keys.created_at <= $6
+             RETURNING 1",
+        )
+        .await
+        .map_err(from_pg)?;
+    let expired_at_or_before = now.as_millis() - IDEMPOTENCY_WINDOW_MS;
+    let claimed = client
+        .query_opt(
+            &claim,
+            &[
+                &account.as_str(),
+                &key.as_str(),
+                &fingerprint,
+                &recorded.as_str(),
+                &now.as_millis(),
+                &expired_at_or_before,
+            ],
+        )
+        .await
+        .map_err(from_pg)?;
+    if claimed.is_some() {
+        return Ok(KeyClaim::Claimed);
+    }
+    let holder = client
+        .prepare_cached(
+            "SELECT request_fingerprint, trigger_event_id FROM idempotency_keys
+             WHERE account_id = $1 AND key = $2",
+        )
+        .await
+        .map_err(from_pg)?;
+    let Some(row) = client
+        .query_opt(&holder, &[&account.as_str(), &key.as_str()])
+        .await
+        .map_err(from_pg)?
+    else {
+        // Purged between the two statements: rare, and asking again settles it.
+        return Err(StoreError::Unavailable(
+            "an idempotency key changed while it was read; try again".into(),
+        ));
+    };
+    if rows::get::<&str>(&row, 0)? != fingerprint {
+        return Err(StoreError::IdempotencyConflict);
+    }
+    let first = trigger_event_by_id(client, account, rows::get(&row, 1)?).await?;
+    Ok(KeyClaim::Replay(first))
+}
+
+/// Creates the user at balance 0 if new and adds `points`, in one statement that locks the user's
+/// row until the transaction ends; returns the new balance.
+async fn add_to_balance(
+    client: &impl GenericClient,
+    account: &AccountId,
+    user: &UserId,
+    points: i64,
+    now: Timestamp,
+) -> StoreResult<i64> {
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO users (account_id, id, balance, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (account_id, id) DO UPDATE SET balance = users.balance + EXCLUDED.balance
+             RETURNING balance",
+        )
+        .await
+        .map_err(from_pg)?;
+    let row = client
+        .query_one(
+            &statement,
+            &[&account.as_str(), &user.as_str(), &points, &now.as_millis()],
+        )
+        .await
+        .map_err(|error| {
+            // BIGINT arithmetic refuses to wrap: past i64::MAX the statement fails.
+            if is_numeric_overflow(&error) {
+                StoreError::BalanceOverflow
+            } else {
+                from_pg(error)
+            }
+        })?;
+    rows::get(&row, 0)
+}
+
+/// Records the trigger event; says whether it queued any delivery (so workers need waking).
+pub async fn record_trigger_event(
+    client: &impl GenericClient,
+    account: &AccountId,
+    request: &RecordTriggerEvent,
+) -> StoreResult<(TriggerEventOutcome, bool)> {
+    let now = Timestamp::now();
+    let id = TriggerEventId::generate();
+    if let Some((key, fingerprint)) = &request.idempotency {
+        let claim = claim_idempotency_key(client, account, key, fingerprint, &id, now).await?;
+        if let KeyClaim::Replay(first) = claim {
+            return Ok((TriggerEventOutcome::Replayed(first), false));
+        }
+    }
+    let trigger = find_trigger(client, account, &request.trigger)
+        .await?
+        .ok_or_else(|| StoreError::UnknownTrigger(request.trigger.to_string()))?;
+    let points = trigger
+        .credit_points
+        .as_ref()
+        .map_or(0, |rule| rule.points_for(request.value.as_ref()));
+    let balance = add_to_balance(client, account, &request.user, points, now).await?;
+    let recorded = TriggerEvent {
+        id,
+        user: request.user.clone(),
+        trigger: request.trigger.clone(),
+        value: request.value.clone(),
+        credit_points_issued: points,
+        created_at: now,
+    };
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO trigger_events (account_id, id, user_id, trigger_id, value,
+             credit_points_issued, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .await
+        .map_err(from_pg)?;
+    client
+        .execute(
+            &statement,
+            &[
+                &account.as_str(),
+                &recorded.id.as_str(),
+                &recorded.user.as_str(),
+                &recorded.trigger.as_str(),
+                &recorded.value.as_ref().map(ToString::to_string),
+                &points,
+                &now.as_millis(),
+            ],
+        )
+        .await
+        .map_err(from_pg)?;
+    let created = NewEvent::trigger_event_created(
+        now,
+        &recorded.id,
+        &recorded.user,
+        recorded.value.as_ref(),
+        &recorded.trigger,
+    );
+    let mut queued = !outbox::emit(client, account, &created).await?.is_empty();
+    if points > 0 {
+        let issued = NewEvent::credit_points_issued(
+            now,
+            &recorded.user,
+            points,
+            balance,
+            Some(&recorded.id),
+            None,
+        );
+        queued |= !outbox::emit(client, account, &issued).await?.is_empty();
+    }
+    Ok((TriggerEventOutcome::Recorded(recorded), queued))
+}
+
+/// Issues the credits; says whether it queued any delivery (so workers need waking).
+pub async fn issue_credits(
+    client: &impl GenericClient,
+    account: &AccountId,
+    request: &IssueCredits,
+) -> StoreResult<(CreditsIssued, bool)> {
+    let now = Timestamp::now();
+    let balance = add_to_balance(client, account, &request.user, request.points, now).await?;
+    let issued = NewEvent::credit_points_issued(
+        now,
+        &request.user,
+        request.points,
+        balance,
+        None,
+        request.reason.as_deref(),
+    );
+    let queued = !outbox::emit(client, account, &issued).await?.is_empty();
+    let credits = CreditsIssued {
+        user: request.user.clone(),
+        points: request.points,
+        balance,
+    };
+    Ok((credits, queued))
+}
+
+pub async fn get_user(
+    client: &impl GenericClient,
+    account: &AccountId,
+    id: &UserId,
+) -> StoreResult<User> {
+    let statement = client
+        .prepare_cached(
+            "SELECT id, balance, created_at FROM users WHERE account_id = $1 AND id = $2",
+        )
+        .await
+        .map_err(from_pg)?;
+    let row = client
+        .query_opt(&statement, &[&account.as_str(), &id.as_str()])
+        .await
+        .map_err(from_pg)?
+        .ok_or(StoreError::NotFound)?;
+    Ok(User {
+        id: UserId::from_trusted(rows::get(&row, 0)?),
+        balance: rows::get(&row, 1)?,
+        created_at: rows::timestamp(&row, 2)?,
+    })
+}

@@ -1,0 +1,321 @@
+//! Webhooks and their secrets.
+
+use deadpool_postgres::GenericClient;
+use reward_core::event::EventType;
+use reward_core::ids::{AccountId, WebhookId};
+use reward_core::names::Name;
+use reward_core::signing::WebhookSecret;
+use reward_core::time::Timestamp;
+use reward_store::records::{NewWebhook, Page, PageRequest, Webhook, WebhookPatch, WebhookSecrets};
+use reward_store::{StoreError, StoreResult};
+use tokio_postgres::Row;
+
+use crate::errors::from_pg;
+use crate::rows;
+
+const COLUMNS: &str = "id, name, url, events, enabled, disabled_reason, created_at, updated_at";
+
+fn from_row(row: &Row) -> StoreResult<Webhook> {
+    Ok(Webhook {
+        id: WebhookId::from_trusted(rows::get(row, 0)?),
+        name: Name::from_trusted(rows::get(row, 1)?),
+        url: rows::webhook_url(row, 2)?,
+        events: rows::event_types(row, 3)?,
+        enabled: rows::get(row, 4)?,
+        disabled_reason: rows::get(row, 5)?,
+        created_at: rows::timestamp(row, 6)?,
+        updated_at: rows::timestamp(row, 7)?,
+    })
+}
+
+pub async fn create(
+    client: &impl GenericClient,
+    account: &AccountId,
+    new: &NewWebhook,
+) -> StoreResult<Webhook> {
+    let now = Timestamp::now();
+    let webhook = Webhook {
+        id: WebhookId::generate(),
+        name: new.name.clone(),
+        url: new.url.clone(),
+        events: new.events.clone(),
+        enabled: new.enabled,
+        disabled_reason: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO webhooks (account_id, id, name, url, events, enabled, secret, created_at,
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .await
+        .map_err(from_pg)?;
+    client
+        .execute(
+            &statement,
+            &[
+                &account.as_str(),
+                &webhook.id.as_str(),
+                &webhook.name.as_str(),
+                &webhook.url.as_str(),
+                &rows::event_types_json(&webhook.events),
+                &webhook.enabled,
+                &new.secret.expose(),
+                &now.as_millis(),
+            ],
+        )
+        .await
+        .map_err(from_pg)?;
+    Ok(webhook)
+}
+
+pub async fn list(
+    client: &impl GenericClient,
+    account: &AccountId,
+    page: &PageRequest,
+) -> StoreResult<Page<Webhook>> {
+    let before = crate::cursor::id_cursor::<WebhookId>(page)?;
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM webhooks WHERE account_id = $1 AND id < $2
+             ORDER BY id DESC LIMIT $3"
+        ))
+        .await
+        .map_err(from_pg)?;
+    let found = client
+        .query(
+            &statement,
+            &[&account.as_str(), &before, &rows::fetch_limit(page.limit)],
+        )
+        .await
+        .map_err(from_pg)?;
+    let webhooks = found
+        .iter()
+        .map(from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(rows::page_of(webhooks, page.limit, |webhook: &Webhook| {
+        webhook.id.to_string()
+    }))
+}
+
+pub async fn get(
+    client: &impl GenericClient,
+    account: &AccountId,
+    id: &WebhookId,
+) -> StoreResult<Webhook> {
+    find(client, account, id, "").await
+}
+
+/// The webhook, its row locked against deletion until the transaction ends (`FOR KEY SHARE`
+/// blocks `DELETE` but no update): a delivery queued for it inside the transaction can then never
+/// outlive the webhook, whatever another node does at the same time.
+pub async fn get_kept(
+    client: &impl GenericClient,
+    account: &AccountId,
+    id: &WebhookId,
+) -> StoreResult<Webhook> {
+    find(client, account, id, " FOR KEY SHARE").await
+}
+
+async fn find(
+    client: &impl GenericClient,
+    account: &AccountId,
+    id: &WebhookId,
+    lock: &str,
+) -> StoreResult<Webhook> {
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM webhooks WHERE account_id = $1 AND id = $2{lock}"
+        ))
+        .await
+        .map_err(from_pg)?;
+    let found = client
+        .query_opt(&statement, &[&account.as_str(), &id.as_str()])
+        .await
+        .map_err(from_pg)?;
+    found
+        .as_ref()
+        .map(from_row)
+        .transpose()?
+        .ok_or(StoreError::NotFound)
+}
+
+pub async fn update(
+    client: &impl GenericClient,
+    account: &AccountId,
+    id: &WebhookId,
+    patch: &WebhookPatch,
+) -> StoreResult<Webhook> {
+    // FOR NO KEY UPDATE: two nodes patching one webhook at once apply one patch after the other
+    // instead of each overwriting the other's fields with what it read.
+    let mut webhook = find(client, account, id, " FOR NO KEY UPDATE").await?;
+    if let Some(name) = &patch.name {
+        webhook.name = name.clone();
+    }
+    if let Some(url) = &patch.url {
+        webhook.url = url.clone();
+    }
+    if let Some(events) = &patch.events {
+        webhook.events = events.clone();
+    }
+    if let Some(enabled) = patch.enabled {
+        webhook.enabled = enabled;
+        // Enabling again is the account's answer to whatever made Reward disable it.
+        if enabled {
+            webhook.disabled_reason = None;
+        }
+    }
+    webhook.updated_at = Timestamp::now();
+    let statement = client
+        .prepare_cached(
+            "UPDATE webhooks SET name = $3, url = $4, events = $5, enabled = $6,
+             disabled_reason = $7, updated_at = $8 WHERE account_id = $1 AND id = $2",
+        )
+        .await
+        .map_err(from_pg)?;
+    client
+        .execute(
+            &statement,
+            &[
+                &account.as_str(),
+                &id.as_str(),
+                &webhook.name.as_str(),
+                &webhook.url.as_str(),
+                &rows::event_types_json(&webhook.events),
+                &webhook.enabled,
+                &webhook.disabled_reason,
+                &webhook.updated_at.as_millis(),
+            ],
+        )
+        .await
+        .map_err(from_pg)?;
+    Ok(webhook)
+}
+
+/// Deletes the webhook with its deliveries and their attempts: pending ones are thereby cancelled.
+///
+/// The webhook goes first: that waits for every transaction still queueing a delivery for it
+/// (they hold `FOR KEY SHARE`, see [`get_kept`]), so the deliveries deleted next include theirs.
+pub async fn delete(
+    client: &impl GenericClient,
+    account: &AccountId,
+    id: &WebhookId,
+) -> StoreResult<()> {
+    let statement = client
+        .prepare_cached("DELETE FROM webhooks WHERE account_id = $1 AND id = $2")
+        .await
+        .map_err(from_pg)?;
+    let removed = client
+        .execute(&statement, &[&account.as_str(), &id.as_str()])
+        .await
+        .map_err(from_pg)?;
+    if removed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    for sql in [
+        "DELETE FROM attempts WHERE account_id = $1 AND delivery_id IN
+         (SELECT id FROM deliveries WHERE account_id = $1 AND webhook_id = $2)",
+        "DELETE FROM deliveries WHERE account_id = $1 AND webhook_id = $2",
+    ] {
+        let statement = client.prepare_cached(sql).await.map_err(from_pg)?;
+        client
+            .execute(&statement, &[&account.as_str(), &id.as_str()])
+            .await
+            .map_err(from_pg)?;
+    }
+    Ok(())
+}
+
+pub async fn secrets(
+    client: &impl GenericClient,
+    account: &AccountId,
+    id: &WebhookId,
+) -> StoreResult<WebhookSecrets> {
+    read_secrets(client, account, id, "").await
+}
+
+async fn read_secrets(
+    client: &impl GenericClient,
+    account: &AccountId,
+    id: &WebhookId,
+    lock: &str,
+) -> StoreResult<WebhookSecrets> {
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT secret, previous_secret, previous_secret_expires_at FROM webhooks
+             WHERE account_id = $1 AND id = $2{lock}"
+        ))
+        .await
+        .map_err(from_pg)?;
+    let row = client
+        .query_opt(&statement, &[&account.as_str(), &id.as_str()])
+        .await
+        .map_err(from_pg)?
+        .ok_or(StoreError::NotFound)?;
+    Ok(WebhookSecrets {
+        current: rows::secret(&row, 0)?,
+        previous: rows::previous_secret(&row, 1, 2)?,
+    })
+}
+
+pub async fn rotate_secret(
+    client: &impl GenericClient,
+    account: &AccountId,
+    id: &WebhookId,
+    secret: &WebhookSecret,
+    previous_expires_at: Timestamp,
+) -> StoreResult<WebhookSecrets> {
+    // Locked: two rotations at once must not both keep the same "previous" secret.
+    let old = read_secrets(client, account, id, " FOR NO KEY UPDATE").await?;
+    let statement = client
+        .prepare_cached(
+            "UPDATE webhooks SET secret = $3, previous_secret = $4, previous_secret_expires_at = $5,
+             updated_at = $6 WHERE account_id = $1 AND id = $2",
+        )
+        .await
+        .map_err(from_pg)?;
+    client
+        .execute(
+            &statement,
+            &[
+                &account.as_str(),
+                &id.as_str(),
+                &secret.expose(),
+                &old.current.expose(),
+                &previous_expires_at.as_millis(),
+                &Timestamp::now().as_millis(),
+            ],
+        )
+        .await
+        .map_err(from_pg)?;
+    Ok(WebhookSecrets {
+        current: secret.clone(),
+        previous: Some((old.current, previous_expires_at)),
+    })
+}
+
+/// The enabled webhooks of an account subscribed to `event_type`, kept from deletion until the
+/// transaction ends (see [`get_kept`]). Only the subscribed rows are locked, so events of one type
+/// never wait on webhooks of another.
+pub async fn subscribed(
+    client: &impl GenericClient,
+    account: &AccountId,
+    event_type: EventType,
+) -> StoreResult<Vec<WebhookId>> {
+    let statement = client
+        .prepare_cached(
+            "SELECT id FROM webhooks WHERE account_id = $1 AND enabled AND events::jsonb ? $2
+             FOR KEY SHARE",
+        )
+        .await
+        .map_err(from_pg)?;
+    let found = client
+        .query(&statement, &[&account.as_str(), &event_type.as_str()])
+        .await
+        .map_err(from_pg)?;
+    found
+        .iter()
+        .map(|row| rows::get(row, 0).map(WebhookId::from_trusted))
+        .collect()
+}

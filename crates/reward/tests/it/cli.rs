@@ -1,0 +1,225 @@
+//! The command line as operators use it: settings from flags, environment and a config file (with
+//! bad values stopping start-up on one line naming the setting), and the admin subcommands.
+
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::common::{
+    create_account, fresh_database, Api, ServerProcess, TestDatabase, TestServer, REWARD_BIN,
+};
+
+async fn reward(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = tokio::process::Command::new(REWARD_BIN);
+    command.args(args).env_remove("REWARD_DATABASE_URL");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().await.expect("run reward")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+async fn temp_database() -> (TestDatabase, String) {
+    fresh_database().await
+}
+
+#[tokio::test]
+async fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
+    let (_dir, url) = temp_database().await;
+    // (environment, flags, the setting the message must name)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+    let cases: [Case; 4] = [
+        (
+            &[("REWARD_RETRY_FACTOR", "abc")],
+            &[],
+            "REWARD_RETRY_FACTOR",
+        ),
+        (&[("REWARD_RETRY_BASE", "soon")], &[], "REWARD_RETRY_BASE"),
+        (&[], &["--delivery-timeout", "0s"], "--delivery-timeout"),
+        (&[("REWARD_LISTEN", "not-an-address")], &[], "REWARD_LISTEN"),
+    ];
+    for (env, flags, named) in cases {
+        let mut args = vec!["serve", "--database-url", url.as_str()];
+        args.extend_from_slice(flags);
+        let output = reward(&args, env).await;
+        assert!(!output.status.success(), "{named} must stop start-up");
+        let message = stderr(&output);
+        assert_eq!(message.trim().lines().count(), 1, "one line: {message}");
+        assert!(message.contains(named), "{message} names {named}");
+    }
+}
+
+#[tokio::test]
+async fn config_file_settings_are_checked_and_overridden_by_flags() {
+    let (dir, url) = temp_database().await;
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "retry_factor = \"abc\"\n").expect("write");
+    let bad_path = bad.to_str().expect("path");
+    let output = reward(
+        &["serve", "--database-url", &url, "--config", bad_path],
+        &[],
+    )
+    .await;
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("retry_factor"),
+        "{}",
+        stderr(&output)
+    );
+
+    let unknown = dir.path().join("unknown.toml");
+    std::fs::write(&unknown, "colour = \"blue\"\n").expect("write");
+    let output = reward(&["serve", "--config", unknown.to_str().expect("path")], &[]).await;
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("unknown setting 'colour'"),
+        "{}",
+        stderr(&output)
+    );
+
+    // A flag overrides the file's bad value, and the file's other settings apply.
+    let mixed = dir.path().join("mixed.toml");
+    std::fs::write(
+        &mixed,
+        "retry_factor = \"abc\"\nallow_insecure_targets = true\n",
+    )
+    .expect("write");
+    let mixed_path = mixed.to_str().expect("path").to_owned();
+    let server =
+        ServerProcess::spawn_with_args(&url, &["--config", &mixed_path, "--retry-factor", "2"])
+            .await;
+    let account = create_account(&url, "Acme").await;
+    let api = Api::new(&server.base_url, account["api_key"].as_str().expect("key"));
+    // http:// to loopback is accepted only because the file allowed insecure targets.
+    api.create_webhook("http://127.0.0.1:9/hook").await;
+    server.kill().await;
+}
+
+#[tokio::test]
+async fn version_migrate_and_accounts_list() {
+    let output = reward(&["--version"], &[]).await;
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("reward "));
+
+    let (_dir, url) = temp_database().await;
+    let migrated = reward(&["migrate", "--database-url", &url], &[]).await;
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    let first = create_account(&url, "First").await;
+    let second = create_account(&url, "Second").await;
+    let listed = reward(&["accounts", "list", "--database-url", &url], &[]).await;
+    assert!(listed.status.success());
+    let accounts: Vec<Value> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON line"))
+        .collect();
+    assert_eq!(accounts.len(), 2);
+    assert_eq!(accounts[0]["account_id"], second["account_id"]);
+    assert_eq!(accounts[1]["account_id"], first["account_id"]);
+    assert_eq!(accounts[1]["name"], "First");
+    assert!(accounts[0].get("api_key").is_none());
+}
+
+#[tokio::test]
+async fn rotate_key_issues_a_new_key_and_revokes_the_old() {
+    let server = TestServer::start().await;
+    let created = create_account(&server.database_url, "Acme").await;
+    let old = Api::new(&server.base_url, created["api_key"].as_str().expect("key"));
+    assert_eq!(old.get("/v1/webhooks").await.status.as_u16(), 200);
+    let account = created["account_id"].as_str().expect("id");
+    let output = reward(
+        &[
+            "accounts",
+            "rotate-key",
+            "--account",
+            account,
+            "--database-url",
+            &server.database_url,
+        ],
+        &[],
+    )
+    .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rotated: Value = serde_json::from_slice(&output.stdout).expect("JSON line");
+    assert_eq!(rotated["account_id"], account);
+    let new = Api::new(&server.base_url, rotated["api_key"].as_str().expect("key"));
+    assert_eq!(new.get("/v1/webhooks").await.status.as_u16(), 200);
+    old.get("/v1/webhooks")
+        .await
+        .assert_error(401, "unauthorized", None);
+
+    let unknown = reward(
+        &[
+            "accounts",
+            "rotate-key",
+            "--account",
+            "acc_01jf2wkmvcfw6ts1qmgzya291c",
+            "--database-url",
+            &server.database_url,
+        ],
+        &[],
+    )
+    .await;
+    assert!(!unknown.status.success());
+}
+
+#[tokio::test]
+async fn json_logs_carry_request_ids() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let (_dir, url) = temp_database().await;
+    let mut child = tokio::process::Command::new(REWARD_BIN)
+        .args([
+            "serve",
+            "--database-url",
+            &url,
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut base_url = None;
+    while let Some(line) = lines.next_line().await.expect("read") {
+        let entry: Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON log line: {line}"));
+        if let Some(address) = entry["address"].as_str() {
+            base_url = Some(format!("http://{address}"));
+            break;
+        }
+    }
+    let base_url = base_url.expect("the server logged its address");
+    crate::common::wait_healthy(&base_url).await;
+    let reply = reqwest::get(format!("{base_url}/v1/webhooks"))
+        .await
+        .expect("GET");
+    assert_eq!(reply.status().as_u16(), 401);
+    let request_id = reply.headers()["x-request-id"]
+        .to_str()
+        .expect("id")
+        .to_owned();
+    assert!(request_id.starts_with("req_"), "{request_id}");
+    let logged = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await.expect("read") {
+            let entry: Value = serde_json::from_str(&line).expect("JSON log line");
+            if entry["status"] == 401 {
+                return entry;
+            }
+        }
+        panic!("no log line for the request");
+    })
+    .await
+    .expect("logged in time");
+    assert_eq!(
+        logged["span"]["request_id"],
+        request_id.as_str(),
+        "{logged}"
+    );
+    assert!(!logged.to_string().contains("rwd_"), "no API key in logs");
+}
