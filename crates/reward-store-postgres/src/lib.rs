@@ -28,6 +28,8 @@ mod sessions;
 mod signal;
 mod webhooks;
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use reward_core::event::{EventType, NewEvent};
@@ -60,6 +62,9 @@ pub enum OpenError {
 pub struct PostgresStore {
     pool: Pool,
     signal: WorkSignal,
+    /// The `now` of this node's latest claim, in milliseconds (`i64::MIN` before the first):
+    /// what `next_due_at` counts unseen retries from.
+    last_claim_at: AtomicI64,
 }
 
 impl PostgresStore {
@@ -79,6 +84,7 @@ impl PostgresStore {
         Ok(Self {
             pool,
             signal: WorkSignal::new(config),
+            last_claim_at: AtomicI64::new(i64::MIN),
         })
     }
 
@@ -357,6 +363,8 @@ impl Store for PostgresStore {
         &self,
         request: ClaimRequest,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
+        self.last_claim_at
+            .fetch_max(request.now.as_millis(), Ordering::SeqCst);
         Ok(in_transaction!(self, |tx| queue::claim(&tx, &request).await?))
     }
 
@@ -366,7 +374,11 @@ impl Store for PostgresStore {
     }
 
     async fn next_due_at(&self, now: Timestamp) -> StoreResult<Option<Timestamp>> {
-        queue::next_due_at(&self.client().await?, now).await
+        let last_claim_at = match self.last_claim_at.load(Ordering::SeqCst) {
+            i64::MIN => None,
+            millis => Some(Timestamp::from_millis(millis)),
+        };
+        queue::next_due_at(&self.client().await?, now, last_claim_at).await
     }
 
     /// Does nothing: other nodes may hold leases right now. A dead node's leases run out instead

@@ -323,23 +323,31 @@ pub async fn record_attempt(
     Ok(())
 }
 
-/// When an idle worker should look again: the earliest future retry, or the earliest lease that
-/// runs out (a dead node's claims are then taken over promptly).
+/// When an idle worker should look again: the earliest retry its last claim did not see due yet,
+/// or the earliest lease that runs out (a dead node's claims are then taken over promptly).
+///
+/// Retries count from `last_claim_at` (the `now` of this node's latest claim), not from `now`: a
+/// retry that fell due in the moment between that claim and this call was seen by neither, and
+/// would otherwise wait for the worker's next poll, a second later. Such a retry is returned as it
+/// is, due already, and the worker claims it at once. A delivery that was due at the last claim
+/// but not taken (its webhook saturated or disabled) is not returned again, so nothing spins.
 pub async fn next_due_at(
     client: &impl GenericClient,
     now: Timestamp,
+    last_claim_at: Option<Timestamp>,
 ) -> StoreResult<Option<Timestamp>> {
+    let unseen_after = last_claim_at.map_or(now, |claimed| claimed.min(now));
     let statement = client
         .prepare_cached(
             "SELECT LEAST(
                (SELECT min(next_attempt_at) FROM deliveries
                 WHERE status = 'pending' AND next_attempt_at > $1),
-               (SELECT min(lease_expires_at) FROM deliveries WHERE lease_expires_at > $1))",
+               (SELECT min(lease_expires_at) FROM deliveries WHERE lease_expires_at > $2))",
         )
         .await
         .map_err(from_pg)?;
     let row = client
-        .query_one(&statement, &[&now.as_millis()])
+        .query_one(&statement, &[&unseen_after.as_millis(), &now.as_millis()])
         .await
         .map_err(from_pg)?;
     rows::optional_timestamp(&row, 0)

@@ -16,9 +16,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use crate::databases::{
-    backend, fresh_database, fresh_postgres_database, Backend, TestDatabase,
-};
+pub use crate::databases::{fresh_database, fresh_postgres_database, TestDatabase};
 
 pub const REWARD_BIN: &str = env!("CARGO_BIN_EXE_reward");
 

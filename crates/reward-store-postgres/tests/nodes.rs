@@ -1,0 +1,373 @@
+//! The store as several nodes use it: two `PostgresStore`s on one fresh database stand for two
+//! nodes. Leases, the in-flight limit, `SKIP LOCKED` claims and `LISTEN`/`NOTIFY` are checked
+//! here, below the HTTP API; the integration suite (`crates/reward/tests/it/many_nodes.rs`) checks
+//! the same promises with real processes.
+//!
+//! Runs whenever a PostgreSQL server answers at `REWARD_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432`); skipped with one line when none does, unless
+//! `REWARD_REQUIRE_POSTGRES=1` makes that a failure.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use reward_core::event::EventType;
+use reward_core::ids::{AccountId, ApiKeyId, WebhookId};
+use reward_core::names::{Name, TargetPolicy, UserId, WebhookUrl};
+use reward_core::signing::WebhookSecret;
+use reward_core::time::Timestamp;
+use reward_store::records::{
+    Attempt, AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryUpdate, IssueCredits,
+    NewApiKeyRecord, NewWebhook,
+};
+use reward_store::Store;
+use reward_store_postgres::PostgresStore;
+use tokio_postgres::NoTls;
+
+fn server_url() -> String {
+    std::env::var("REWARD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// A database of the test's own, dropped with the guard.
+struct TestDatabase {
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    /// A fresh database, or `None` (said once) when no server answers and none is required.
+    async fn create() -> Option<Self> {
+        let admin = format!("{}/postgres", server_url());
+        let connected = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio_postgres::connect(&admin, NoTls),
+        )
+        .await;
+        let (client, connection) = match connected {
+            Ok(Ok(connected)) => connected,
+            Ok(Err(error)) if error.as_db_error().is_some() => {
+                panic!("PostgreSQL at {admin} refused the test: {error}")
+            }
+            _ => {
+                if std::env::var("REWARD_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                    panic!(
+                        "REWARD_REQUIRE_POSTGRES=1, but no PostgreSQL server answers at {admin}"
+                    );
+                }
+                static SAID: Once = Once::new();
+                SAID.call_once(|| {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "skipped: PostgreSQL tests (no server on 127.0.0.1:5432; .ci/run provides one)"
+                    );
+                });
+                return None;
+            }
+        };
+        tokio::spawn(connection);
+        let unique = AccountId::generate();
+        let name = format!(
+            "reward_store_test_{}",
+            unique.as_str().trim_start_matches(AccountId::PREFIX)
+        );
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create the test database");
+        let url = format!("{}/{name}", server_url());
+        Some(Self { name, url })
+    }
+}
+
+impl Drop for TestDatabase {
+    /// Blocks on a runtime of its own in a thread of its own: Drop cannot await.
+    fn drop(&mut self) {
+        let admin = format!("{}/postgres", server_url());
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let dropping = async {
+                    let (client, connection) = tokio_postgres::connect(&admin, NoTls).await?;
+                    tokio::spawn(connection);
+                    client.batch_execute(&sql).await
+                };
+                if let Ok(Err(error)) =
+                    tokio::time::timeout(Duration::from_secs(30), dropping).await
+                {
+                    eprintln!("could not drop a test database: {error}");
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Two nodes on one database, an account, and a webhook subscribed to credit issuance.
+struct TwoNodes {
+    first: Arc<PostgresStore>,
+    second: Arc<PostgresStore>,
+    account: AccountId,
+    webhook: WebhookId,
+    /// Dropped last: the stores' connections go first.
+    _database: TestDatabase,
+}
+
+impl TwoNodes {
+    async fn start() -> Option<Self> {
+        let database = TestDatabase::create().await?;
+        let first = Arc::new(PostgresStore::open(&database.url).await.expect("open"));
+        let second = Arc::new(PostgresStore::open(&database.url).await.expect("open"));
+        let key = NewApiKeyRecord {
+            id: ApiKeyId::generate(),
+            name: Name::parse("default").expect("name"),
+            hash: format!("hash-{}", ApiKeyId::generate()),
+            display_prefix: "rwd_test".into(),
+        };
+        let account = first
+            .create_account(Name::parse("Acme").expect("name"), key)
+            .await
+            .expect("account")
+            .id;
+        let webhook = first
+            .create_webhook(
+                &account,
+                NewWebhook {
+                    name: Name::parse("Orders").expect("name"),
+                    url: WebhookUrl::parse("http://127.0.0.1:9/hook", TargetPolicy::AllowInsecure)
+                        .expect("url"),
+                    events: vec![EventType::BalanceCreditPointsIssued],
+                    enabled: true,
+                    secret: WebhookSecret::generate(),
+                },
+            )
+            .await
+            .expect("webhook")
+            .id;
+        Some(Self {
+            first,
+            second,
+            account,
+            webhook,
+            _database: database,
+        })
+    }
+
+    /// Queues `count` deliveries, due now.
+    async fn queue(&self, count: usize) {
+        for _ in 0..count {
+            self.first
+                .issue_credits(
+                    &self.account,
+                    IssueCredits {
+                        user: UserId::parse("u1").expect("user"),
+                        points: 1,
+                        reason: None,
+                    },
+                )
+                .await
+                .expect("credits");
+        }
+    }
+}
+
+fn claim_request(limit: u32, per_webhook_limit: u32, lease: Duration) -> ClaimRequest {
+    let now = Timestamp::now();
+    ClaimRequest {
+        now,
+        lease_until: now.plus_millis(i64::try_from(lease.as_millis()).expect("lease")),
+        limit,
+        per_webhook_limit,
+        in_flight: HashMap::new(),
+    }
+}
+
+fn succeeded(claimed: &ClaimedDelivery) -> AttemptRecord {
+    AttemptRecord {
+        account_id: claimed.account_id.clone(),
+        delivery_id: claimed.id.clone(),
+        webhook_id: claimed.webhook_id.clone(),
+        attempt: Attempt {
+            id: reward_core::ids::AttemptId::generate(),
+            number: claimed.attempt_count + 1,
+            started_at: Timestamp::now(),
+            duration_ms: 1,
+            status_code: Some(200),
+            // An endpoint may answer anything, a NUL included: recording must not fail on it.
+            response_body: Some("ok\0".into()),
+            error: None,
+        },
+        update: DeliveryUpdate::Succeeded,
+        scheduled: true,
+        disable_webhook: None,
+    }
+}
+
+#[tokio::test]
+async fn two_nodes_claiming_at_once_never_get_the_same_delivery() {
+    let Some(nodes) = TwoNodes::start().await else {
+        return;
+    };
+    nodes.queue(120).await;
+    let claim_everything = |store: Arc<PostgresStore>| async move {
+        let mut claimed = Vec::new();
+        loop {
+            let batch = store
+                .claim_due_deliveries(claim_request(7, 1000, Duration::from_secs(30)))
+                .await
+                .expect("claim");
+            if batch.is_empty() {
+                return claimed;
+            }
+            claimed.extend(batch.into_iter().map(|delivery| delivery.id));
+        }
+    };
+    let (first, second) = tokio::join!(
+        tokio::spawn(claim_everything(Arc::clone(&nodes.first))),
+        tokio::spawn(claim_everything(Arc::clone(&nodes.second))),
+    );
+    let (first, second) = (first.expect("first"), second.expect("second"));
+    let all: Vec<_> = first.iter().chain(&second).collect();
+    let distinct: HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), 120, "every delivery claimed once: {}", all.len());
+    assert_eq!(distinct.len(), 120, "no delivery claimed twice");
+    assert!(
+        !first.is_empty() && !second.is_empty(),
+        "both nodes took work"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_nodes_leases_run_out_and_the_other_takes_over() {
+    let Some(nodes) = TwoNodes::start().await else {
+        return;
+    };
+    nodes.queue(3).await;
+    let lease = Duration::from_millis(800);
+    let taken = nodes
+        .first
+        .claim_due_deliveries(claim_request(10, 1000, lease))
+        .await
+        .expect("claim");
+    assert_eq!(taken.len(), 3);
+    // The first node "dies" holding its claims. Starting the second releases nothing...
+    assert_eq!(nodes.second.release_all_leases().await.expect("release"), 0);
+    let while_leased = nodes
+        .second
+        .claim_due_deliveries(claim_request(10, 1000, lease))
+        .await
+        .expect("claim");
+    assert!(
+        while_leased.is_empty(),
+        "a live lease keeps other nodes off"
+    );
+    // ...but its idle worker knows when to look again: when the leases run out.
+    let now = Timestamp::now();
+    let due = nodes
+        .second
+        .next_due_at(now)
+        .await
+        .expect("next due")
+        .expect("a lease runs out");
+    assert!(due.as_millis() - now.as_millis() <= 800, "{due} vs {now}");
+    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+    let taken_over = nodes
+        .second
+        .claim_due_deliveries(claim_request(10, 1000, lease))
+        .await
+        .expect("claim");
+    assert_eq!(taken_over.len(), 3, "the expired claims are taken over");
+    for delivery in &taken_over {
+        nodes
+            .second
+            .record_attempt(succeeded(delivery))
+            .await
+            .expect("record");
+    }
+    let recorded = nodes
+        .first
+        .get_delivery(&nodes.account, &taken_over[0].id)
+        .await
+        .expect("delivery");
+    assert_eq!(
+        recorded.attempts[0].response_body.as_deref(),
+        Some("ok\u{FFFD}")
+    );
+}
+
+#[tokio::test]
+async fn the_in_flight_limit_counts_every_nodes_attempts() {
+    let Some(nodes) = TwoNodes::start().await else {
+        return;
+    };
+    nodes.queue(40).await;
+    let limit = 32;
+    let first = nodes
+        .first
+        .claim_due_deliveries(claim_request(256, limit, Duration::from_secs(30)))
+        .await
+        .expect("claim");
+    assert_eq!(first.len(), 32, "one webhook gets 32 at most");
+    let second = nodes
+        .second
+        .claim_due_deliveries(claim_request(256, limit, Duration::from_secs(30)))
+        .await
+        .expect("claim");
+    assert!(
+        second.is_empty(),
+        "the other node sees the webhook's 32 in flight: claimed {}",
+        second.len()
+    );
+    nodes
+        .first
+        .record_attempt(succeeded(&first[0]))
+        .await
+        .expect("record");
+    let freed = nodes
+        .second
+        .claim_due_deliveries(claim_request(256, limit, Duration::from_secs(30)))
+        .await
+        .expect("claim");
+    assert_eq!(freed.len(), 1, "one slot came free");
+    assert_eq!(freed[0].webhook_id, nodes.webhook);
+}
+
+#[tokio::test]
+async fn work_queued_on_one_node_wakes_the_other_within_100_ms() {
+    let Some(nodes) = TwoNodes::start().await else {
+        return;
+    };
+    // The first wait starts listening and returns once it does (a look is due then).
+    tokio::time::timeout(Duration::from_secs(5), nodes.second.work_signal())
+        .await
+        .expect("listening");
+    let mut latencies = Vec::new();
+    for _ in 0..10 {
+        let waiting = {
+            let second = Arc::clone(&nodes.second);
+            tokio::spawn(async move {
+                second.work_signal().await;
+                Instant::now()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let queued_at = Instant::now();
+        nodes.queue(1).await;
+        let woken_at = tokio::time::timeout(Duration::from_secs(2), waiting)
+            .await
+            .expect("the other node woke")
+            .expect("task");
+        latencies.push(woken_at.saturating_duration_since(queued_at));
+    }
+    latencies.sort();
+    let slowest = latencies[latencies.len() - 1];
+    eprintln!("NOTIFY to the other node's worker: slowest {slowest:?} of {latencies:?}");
+    assert!(slowest < Duration::from_millis(100), "{latencies:?}");
+}
