@@ -16,6 +16,8 @@ pub struct Config {
     pub target_policy: TargetPolicy,
     /// How long a claimed delivery is reserved for the worker that claimed it.
     pub lease: Duration,
+    /// Whether this process delivers (false: an API-only node).
+    pub run_worker: bool,
 }
 
 impl Config {
@@ -33,6 +35,7 @@ impl Config {
             delivery_timeout: Duration::from_secs(15),
             target_policy: TargetPolicy::SecureOnly,
             lease: Duration::from_secs(30),
+            run_worker: true,
         }
     }
 }

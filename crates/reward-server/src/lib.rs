@@ -51,7 +51,12 @@ pub async fn run(
         lease: config.lease,
         metrics,
     };
-    let delivering = tokio::spawn(worker.run(shutdown.clone()));
+    let delivering = if config.run_worker {
+        tokio::spawn(worker.run(shutdown.clone()))
+    } else {
+        tracing::info!("REWARD_WORKER=false: this node serves the API only");
+        tokio::spawn(async {})
+    };
     let address = listener
         .local_addr()
         .context("reading the listening address")?;

@@ -105,16 +105,12 @@ macro_rules! in_transaction {
     }};
 }
 
-/// Like [`in_transaction`], for a change that made work due: every node's worker is told when it
-/// commits, and this node's at once.
+/// Like [`in_transaction`], for a change that made work due: once it commits, every node's
+/// worker is told.
 macro_rules! in_transaction_waking {
     ($store:expr, |$tx:ident| $body:expr) => {{
-        let value = in_transaction!($store, |$tx| {
-            let value = $body;
-            signal::announce(&$tx).await?;
-            value
-        });
-        $store.signal.wake_here();
+        let value = in_transaction!($store, |$tx| $body);
+        $store.signal.announce(&$store.pool);
         value
     }};
 }
@@ -327,12 +323,9 @@ impl Store for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(from_pg)?;
         let (outcome, queued) = rewards::record_trigger_event(&tx, account, &request).await?;
-        if queued {
-            signal::announce(&tx).await?;
-        }
         tx.commit().await.map_err(from_pg)?;
         if queued {
-            self.signal.wake_here();
+            self.signal.announce(&self.pool);
         }
         Ok(outcome)
     }
@@ -345,12 +338,9 @@ impl Store for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(from_pg)?;
         let (issued, queued) = rewards::issue_credits(&tx, account, &request).await?;
-        if queued {
-            signal::announce(&tx).await?;
-        }
         tx.commit().await.map_err(from_pg)?;
         if queued {
-            self.signal.wake_here();
+            self.signal.announce(&self.pool);
         }
         Ok(issued)
     }

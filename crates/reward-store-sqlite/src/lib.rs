@@ -406,6 +406,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn record_attempts(&self, records: Vec<AttemptRecord>) -> StoreResult<()> {
+        self.writer
+            .write(move |c| {
+                records
+                    .iter()
+                    .try_for_each(|record| queue::record_attempt(c, record))
+            })
+            .await
+    }
+
     async fn next_due_at(&self, now: Timestamp) -> StoreResult<Option<Timestamp>> {
         self.readers.read(move |c| queue::next_due_at(c, now)).await
     }

@@ -160,6 +160,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<ClaimedDelivery>>;
     /// Records an attempt and the delivery's new state, and releases the lease.
     async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()>;
+    /// Records many attempts at once (one transaction where the backend can).
+    async fn record_attempts(&self, records: Vec<AttemptRecord>) -> StoreResult<()> {
+        for record in records {
+            self.record_attempt(record).await?;
+        }
+        Ok(())
+    }
     /// When the earliest pending delivery after `now` falls due, if any.
     async fn next_due_at(&self, now: Timestamp) -> StoreResult<Option<Timestamp>>;
     /// Releases every lease (single-node backends call this on start: no other worker exists).

@@ -25,6 +25,9 @@ pub enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     Accounts(AccountsCommand),
+    /// Measure: start a server (or use --target), drive load through its API and report
+    /// throughput, latency percentiles, peak memory and CPU per delivery.
+    Bench(crate::bench::BenchArgs),
     /// Create the database if needed and apply every pending migration, then exit.
     Migrate {
         #[command(flatten)]
@@ -96,6 +99,18 @@ pub struct ServeArgs {
     /// How long a claimed delivery stays reserved for the node that claimed it.
     #[arg(long, env = "REWARD_LEASE", default_value = "30s", value_parser = parse_positive_duration)]
     pub lease: Duration,
+
+    /// Run the delivery worker in this process; false makes an API-only node (its events are
+    /// delivered by the nodes that do run workers).
+    #[arg(
+        long,
+        env = "REWARD_WORKER",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = ArgAction::Set
+    )]
+    pub worker: bool,
 
     /// Log format: text (for people) or json (one object per line, for log pipelines).
     #[arg(long, env = "REWARD_LOG_FORMAT", default_value = "text")]

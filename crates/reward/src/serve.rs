@@ -25,6 +25,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             TargetPolicy::SecureOnly
         },
         lease: args.lease,
+        run_worker: args.worker,
     };
     if config.target_policy == TargetPolicy::AllowInsecure {
         tracing::warn!(

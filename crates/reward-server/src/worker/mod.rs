@@ -26,13 +26,16 @@ use reward_store::records::{
     Attempt, AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryStatus, DeliveryUpdate,
 };
 use reward_store::Store;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use sender::{SendOutcome, Sender};
 
 /// Attempts in flight to one webhook at most.
-pub const PER_WEBHOOK_IN_FLIGHT: u32 = 32;
+pub const PER_WEBHOOK_IN_FLIGHT: u32 = 64;
+/// Finished attempts recorded in one store call at most.
+const RECORD_BATCH: usize = 512;
 /// Attempts in flight in this process at most.
 pub const MAX_IN_FLIGHT: usize = 1024;
 /// Deliveries claimed per store call at most.
@@ -63,6 +66,11 @@ impl Worker {
             ),
             Err(error) => tracing::warn!(%error, "could not release old leases; they will expire"),
         }
+        // Finished attempts go to one recorder that writes them in batches: an attempt's slot is
+        // free as soon as its HTTP exchange ends, while its lease keeps the delivery from being
+        // claimed again until the outcome is stored.
+        let (records, recorder_queue) = mpsc::unbounded_channel();
+        let recorder = tokio::spawn(record_in_batches(Arc::clone(&worker.store), recorder_queue));
         let mut in_flight: HashMap<WebhookId, u32> = HashMap::new();
         let mut tasks: JoinSet<WebhookId> = JoinSet::new();
         while !shutdown.is_cancelled() {
@@ -78,8 +86,8 @@ impl Worker {
                         claimed_full_batch = claimed.len() == limit as usize;
                         for delivery in claimed {
                             *in_flight.entry(delivery.webhook_id.clone()).or_insert(0) += 1;
-                            let worker = Arc::clone(&worker);
-                            tasks.spawn(async move { worker.attempt(delivery).await });
+                            let (worker, records) = (Arc::clone(&worker), records.clone());
+                            tasks.spawn(async move { worker.attempt(delivery, &records).await });
                         }
                     }
                     Err(error) => {
@@ -109,6 +117,9 @@ impl Worker {
         while let Some(done) = tasks.join_next().await {
             finished(&mut in_flight, done);
         }
+        // Every attempt has queued its record; closing the queue lets the recorder finish.
+        drop(records);
+        let _ = recorder.await;
     }
 
     async fn claim(
@@ -142,8 +153,13 @@ impl Worker {
         }
     }
 
-    /// One attempt, recorded. Returns the webhook, so its in-flight slot can be freed.
-    async fn attempt(&self, delivery: ClaimedDelivery) -> WebhookId {
+    /// One attempt, handed to the recorder. Returns the webhook, so its in-flight slot can be
+    /// freed.
+    async fn attempt(
+        &self,
+        delivery: ClaimedDelivery,
+        records: &mpsc::UnboundedSender<AttemptRecord>,
+    ) -> WebhookId {
         let started_at = Timestamp::now();
         let clock = Instant::now();
         let outcome = self.sender.send(&delivery).await;
@@ -153,9 +169,8 @@ impl Worker {
         let record = self.record_for(&delivery, outcome, started_at, duration_ms);
         self.metrics
             .attempt(outcome_name(record.update), status_code, elapsed);
-        if let Err(error) = self.store.record_attempt(record).await {
-            // The lease runs out and the delivery is attempted again: at least once holds.
-            tracing::warn!(%error, delivery_id = %delivery.id, "recording an attempt failed");
+        if records.send(record).is_err() {
+            tracing::warn!(delivery_id = %delivery.id, "the recorder has stopped; the lease will expire");
         }
         delivery.webhook_id
     }
@@ -221,6 +236,22 @@ impl Worker {
             update,
             scheduled: counts_in_schedule(context),
             disable_webhook,
+        }
+    }
+}
+
+/// Writes finished attempts in batches until every sender is gone. A failed write is logged: the
+/// deliveries' leases then run out and they are attempted again, so at least once holds.
+async fn record_in_batches(
+    store: Arc<dyn Store>,
+    mut queue: mpsc::UnboundedReceiver<AttemptRecord>,
+) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    while queue.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let records = std::mem::take(&mut batch);
+        let count = records.len();
+        if let Err(error) = store.record_attempts(records).await {
+            tracing::warn!(%error, count, "recording attempts failed; their deliveries will be retried");
         }
     }
 }

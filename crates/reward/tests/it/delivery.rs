@@ -144,9 +144,8 @@ async fn a_failing_endpoint_gets_one_plus_max_retries_attempts_with_growing_gaps
             "gap {k} {gap:?} shorter than {nominal:?} - 10%"
         );
     }
-    for pair in gaps.windows(2) {
-        assert!(pair[1] > pair[0], "gaps grow: {gaps:?}");
-    }
+    // Each gap's floor doubles (the per-gap check above), so the schedule grows; a loaded
+    // machine may only stretch gaps, never shorten them.
     // Nothing more comes after `failed`.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.count(), 6);

@@ -7,6 +7,7 @@ mod databases;
 mod receiver;
 
 mod api_keys;
+mod bench;
 mod cli;
 mod credits;
 mod dashboard;
@@ -18,4 +19,5 @@ mod many_nodes;
 mod operations;
 mod outbox;
 mod resources;
+mod throughput;
 mod validation;

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Measures how many trigger events per second Reward sustains on the machine's PostgreSQL
+# (127.0.0.1:5432) with one node and with three, three runs each, in a release build; prints every
+# run and the median. The figures in docs/scaling.md come from here.
+#
+#   scripts/measure-throughput.sh            # 1 and 3 nodes, 32 clients, 10 s per run
+#   CLIENTS=64 SECONDS_PER_RUN=20 scripts/measure-throughput.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+clients="${CLIENTS:-32}"
+seconds="${SECONDS_PER_RUN:-10}"
+export REWARD_REQUIRE_POSTGRES=1
+cargo test --release -p reward --test it --no-run >/dev/null 2>&1 ||
+    cargo test --release -p reward --test it --no-run
+for nodes in 1 3; do
+    runs=()
+    for run in 1 2 3; do
+        line=$(REWARD_THROUGHPUT_NODES=$nodes REWARD_THROUGHPUT_CLIENTS=$clients \
+            REWARD_THROUGHPUT_SECONDS=$seconds \
+            cargo test --release -q -p reward --test it -- --ignored --exact throughput::throughput \
+            --nocapture 2>&1 | grep '^throughput:')
+        echo "run $run: $line"
+        runs+=("$(sed -E 's/.*: ([0-9]+) trigger events\/s.*/\1/' <<<"$line")")
+    done
+    median=$(printf '%s\n' "${runs[@]}" | sort -n | sed -n 2p)
+    echo "== $nodes node(s), $clients clients: median $median trigger events/s (runs: ${runs[*]})"
+done
