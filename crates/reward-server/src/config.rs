@@ -18,6 +18,14 @@ pub struct Config {
     pub lease: Duration,
     /// Whether this process delivers (false: an API-only node).
     pub run_worker: bool,
+    /// API requests per second per account, bursts of twice that; 0 turns the limit off.
+    pub rate_limit: u32,
+    /// Connections a worker opens to one target host at once, at most.
+    pub per_host_connections: usize,
+    /// Longest wait for a request's headers (slow-client protection).
+    pub header_read_timeout: Duration,
+    /// Longest wait for a request's whole body (slow-client protection).
+    pub body_read_timeout: Duration,
 }
 
 impl Config {
@@ -36,6 +44,10 @@ impl Config {
             target_policy: TargetPolicy::SecureOnly,
             lease: Duration::from_secs(30),
             run_worker: true,
+            rate_limit: 100,
+            per_host_connections: crate::worker::sender::DEFAULT_PER_HOST_CONNECTIONS,
+            header_read_timeout: crate::api::limits::HEADER_READ_TIMEOUT,
+            body_read_timeout: crate::api::limits::BODY_READ_TIMEOUT,
         }
     }
 }

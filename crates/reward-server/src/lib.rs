@@ -14,6 +14,7 @@
 pub mod api;
 pub mod config;
 pub mod dashboard;
+mod http;
 pub mod metrics;
 pub mod reference;
 pub mod store;
@@ -40,13 +41,16 @@ pub async fn run(
         target_policy: config.target_policy,
         key_use: Default::default(),
         metrics: metrics.clone(),
+        rate_limiter: std::sync::Arc::new(api::limits::RateLimiter::new(config.rate_limit)),
+        body_read_timeout: config.body_read_timeout,
     };
     let app = telemetry::with_request_logging(api::router(state));
     let upkeep = tokio::spawn(upkeep::run(store.clone(), shutdown.clone()));
     let worker = worker::Worker {
         store: store.clone(),
         sender: worker::sender::Sender::new(config.delivery_timeout, config.target_policy)
-            .context("building the delivery HTTP client")?,
+            .context("building the delivery HTTP client")?
+            .with_per_host_limit(config.per_host_connections),
         retry: config.retry,
         lease: config.lease,
         metrics,
@@ -61,10 +65,7 @@ pub async fn run(
         .local_addr()
         .context("reading the listening address")?;
     tracing::info!(%address, "reward is serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .context("serving HTTP")?;
+    http::serve(listener, app, config.header_read_timeout, shutdown.clone()).await;
     shutdown.cancel();
     let _ = delivering.await;
     let _ = upkeep.await;

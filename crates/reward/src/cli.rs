@@ -112,6 +112,11 @@ pub struct ServeArgs {
     )]
     pub worker: bool,
 
+    /// API requests per second per account (bursts of twice that); over it, 429 with
+    /// Retry-After. 0 turns the limit off.
+    #[arg(long, env = "REWARD_RATE_LIMIT", default_value_t = 100)]
+    pub rate_limit: u32,
+
     /// Log format: text (for people) or json (one object per line, for log pipelines).
     #[arg(long, env = "REWARD_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

@@ -12,7 +12,6 @@ use crate::cli::{LogFormat, ServeArgs};
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
     let config = Config {
-        database_url: args.database.database_url,
         retry: RetryPolicy {
             max_retries: args.max_retries,
             base: args.retry_base,
@@ -26,6 +25,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         lease: args.lease,
         run_worker: args.worker,
+        rate_limit: args.rate_limit,
+        ..Config::with_database_url(args.database.database_url)
     };
     if config.target_policy == TargetPolicy::AllowInsecure {
         tracing::warn!(

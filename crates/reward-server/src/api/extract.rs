@@ -52,6 +52,7 @@ impl FromRequestParts<AppState> for Authenticated {
             .await?
             .ok_or_else(|| ApiError::unauthorized("This API key is not valid."))?;
         record_key_use(state, key_hash);
+        state.rate_limiter.check(&account)?;
         Ok(Self(account))
     }
 }

@@ -6,6 +6,7 @@ pub mod error;
 mod events;
 pub mod extract;
 pub mod input;
+pub mod limits;
 pub mod schemas;
 mod trigger_events;
 mod triggers;
@@ -41,6 +42,10 @@ pub struct AppState {
     pub key_use: Arc<extract::KeyUseThrottle>,
     /// Counters and histograms behind `GET /metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The per-account request rate limit (`REWARD_RATE_LIMIT`).
+    pub rate_limiter: Arc<limits::RateLimiter>,
+    /// How long a request's body may take to arrive, at most.
+    pub body_read_timeout: std::time::Duration,
 }
 
 /// The API's own description; each resource module adds its paths and schemas.
@@ -97,6 +102,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.body_read_timeout,
+            limits::with_body_deadline,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             crate::metrics::count_requests,

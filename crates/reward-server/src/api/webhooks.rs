@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody, QueryParams};
 use super::input::JsonObject;
+use super::limits::{ensure_room_for_webhook, MAX_EVENT_LIST_ENTRIES};
 use super::schemas::{
     DeliveryFilter, ErrorBody, List, ListErrors, ListParams, ReadErrors, RecoverBody,
     RecoveredView, RotatedSecretView, SecretView, TestEventBody, WebhookCreateBody,
@@ -68,6 +69,12 @@ fn parse_events(names: Vec<String>) -> ApiResult<Vec<EventType>> {
             "Subscribe to at least one event type.",
         ));
     }
+    if names.len() > MAX_EVENT_LIST_ENTRIES {
+        return Err(ApiError::invalid(
+            "events",
+            format!("List at most {MAX_EVENT_LIST_ENTRIES} event types."),
+        ));
+    }
     let mut events = Vec::with_capacity(names.len());
     for name in &names {
         let kind = parse_event_type("events", name)?;
@@ -91,6 +98,7 @@ async fn create(
     let url = parse_url(&state, &body.string("url")?)?;
     let events = parse_events(body.string_list("events")?)?;
     let enabled = body.bool_if_present("enabled")?.unwrap_or(true);
+    ensure_room_for_webhook(state.store.as_ref(), &account).await?;
     let secret = WebhookSecret::generate();
     let exposed = secret.expose().to_owned();
     let webhook = state

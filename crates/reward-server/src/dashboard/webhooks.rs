@@ -20,6 +20,7 @@ use serde::Deserialize;
 use super::form::FormFields;
 use super::page::{cursor_param, decode_cursor, render, see_other, Layout, PageError, PageResult};
 use super::session::{SignedForm, SignedIn, HOME};
+use crate::api::limits::{has_room_for_webhook, webhook_limit_message};
 use crate::api::AppState;
 
 /// The window of the list's success rate.
@@ -282,6 +283,16 @@ async fn create(State(state): State<AppState>, form: SignedForm) -> PageResult {
         Ok(valid) => valid,
         Err(refused) => return Ok(FormPage::create(&form.signed_in, *refused).refused()),
     };
+    let account = &form.signed_in.session.account_id;
+    if !has_room_for_webhook(state.store.as_ref(), account).await? {
+        let mut refused = WebhookForm::new(
+            form.fields.text("name"),
+            form.fields.text("url"),
+            &form.fields.all("events"),
+        );
+        refused.errors.name = Some(webhook_limit_message());
+        return Ok(FormPage::create(&form.signed_in, refused).refused());
+    }
     state
         .store
         .create_webhook(

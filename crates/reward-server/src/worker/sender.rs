@@ -1,9 +1,12 @@
 //! Sending one delivery: the exact payload bytes, the Standard Webhooks headers, one shared
 //! client (keep-alive, rustls), no redirects, no proxies, a hard timeout, and at most 1 KiB of the
-//! answer kept.
+//! answer kept; and at most so many connections to one host at once ([`HostSlots`]).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use reqwest::StatusCode;
@@ -41,11 +44,67 @@ impl SendOutcome {
     }
 }
 
+/// Connections to one host (host and port) at once by default. The worker also caps attempts
+/// per webhook (`PER_WEBHOOK_IN_FLIGHT`, 64); this cap protects a host that many webhooks (of
+/// many accounts) point at, such as a shared integration platform, from being flooded by Reward.
+/// It is four webhooks' worth, so one slow webhook alone cannot take every slot of a host its
+/// neighbours also use.
+pub const DEFAULT_PER_HOST_CONNECTIONS: usize = 256;
+/// Hosts remembered before idle ones are forgotten (bounds the memory).
+const HOSTS_REMEMBERED: usize = 4096;
+
+/// A semaphore per target host: an attempt holds one of its permits for its whole exchange.
+pub struct HostSlots {
+    per_host: usize,
+    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl HostSlots {
+    pub fn new(per_host: usize) -> Self {
+        Self {
+            per_host: per_host.max(1),
+            hosts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Waits for a free connection slot to `host` (`name:port`).
+    pub async fn acquire(&self, host: &str) -> OwnedSemaphorePermit {
+        let semaphore = {
+            let mut hosts = self
+                .hosts
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if hosts.len() >= HOSTS_REMEMBERED && !hosts.contains_key(host) {
+                // Idle: nobody holds or waits for it (the map's own reference is the only one).
+                hosts.retain(|_, semaphore| Arc::strong_count(semaphore) > 1);
+            }
+            Arc::clone(
+                hosts
+                    .entry(host.to_owned())
+                    .or_insert_with(|| Arc::new(Semaphore::new(self.per_host))),
+            )
+        };
+        semaphore
+            .acquire_owned()
+            .await
+            .expect("host semaphores are never closed")
+    }
+
+    /// Hosts remembered right now.
+    pub fn remembered(&self) -> usize {
+        self.hosts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
+    }
+}
+
 #[derive(Clone)]
 pub struct Sender {
     client: reqwest::Client,
     timeout: Duration,
     policy: TargetPolicy,
+    hosts: Arc<HostSlots>,
 }
 
 impl Sender {
@@ -57,6 +116,7 @@ impl Sender {
             .timeout(timeout)
             .connect_timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(DEFAULT_PER_HOST_CONNECTIONS)
             .tcp_nodelay(true)
             .user_agent(USER_AGENT_VALUE);
         if policy == TargetPolicy::SecureOnly {
@@ -66,7 +126,14 @@ impl Sender {
             client: builder.build()?,
             timeout,
             policy,
+            hosts: Arc::new(HostSlots::new(DEFAULT_PER_HOST_CONNECTIONS)),
         })
+    }
+
+    /// At most `per_host` connections to one target host at once.
+    pub fn with_per_host_limit(mut self, per_host: usize) -> Self {
+        self.hosts = Arc::new(HostSlots::new(per_host));
+        self
     }
 
     /// Attempts the delivery once. Never fails: every problem is a failed attempt.
@@ -79,7 +146,22 @@ impl Sender {
                 return SendOutcome::failed("refused: only https:// targets are allowed".into());
             }
         }
-        match tokio::time::timeout(self.timeout, self.exchange(delivery)).await {
+        // Waiting for a slot counts in the attempt's timeout, so an attempt still ends well
+        // within its lease.
+        let started = Instant::now();
+        let host = delivery.url.host();
+        let port = delivery.url.url().port_or_known_default().unwrap_or(0);
+        let target = format!("{host}:{port}");
+        let Ok(_slot) = tokio::time::timeout(self.timeout, self.hosts.acquire(&target)).await
+        else {
+            return SendOutcome::failed(format!(
+                "timed out after {} waiting for a connection to {host} (at most {} at once)",
+                humanize(self.timeout),
+                self.hosts.per_host
+            ));
+        };
+        let remaining = self.timeout.saturating_sub(started.elapsed());
+        match tokio::time::timeout(remaining, self.exchange(delivery)).await {
             Ok(outcome) => outcome,
             Err(_) => SendOutcome::failed(format!("timed out after {}", humanize(self.timeout))),
         }
@@ -219,6 +301,19 @@ fn humanize(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_host_gets_at_most_its_slots() {
+        let slots = HostSlots::new(2);
+        let first = slots.acquire("a.example").await;
+        let _second = slots.acquire("a.example").await;
+        let third = tokio::time::timeout(Duration::from_millis(50), slots.acquire("a.example"));
+        assert!(third.await.is_err(), "a third connection must wait");
+        let _other = slots.acquire("b.example").await;
+        drop(first);
+        let third = tokio::time::timeout(Duration::from_millis(50), slots.acquire("a.example"));
+        assert!(third.await.is_ok(), "a freed slot is taken");
+    }
 
     #[test]
     fn classification() {

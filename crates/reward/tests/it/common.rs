@@ -30,13 +30,15 @@ pub struct TestServer {
     _database: Option<TestDatabase>,
 }
 
-/// Settings for tests: loopback receivers allowed, short retries.
+/// Settings for tests: loopback receivers allowed, short retries, no rate limit.
 pub fn test_config(database_url: &str) -> Config {
     let mut config = Config::with_database_url(database_url);
     config.target_policy = TargetPolicy::AllowInsecure;
     config.retry.base = Duration::from_millis(100);
     config.retry.factor = 2.0;
     config.delivery_timeout = Duration::from_secs(2);
+    // Tests drive the API faster than a client should; hardening.rs tests the limit itself.
+    config.rate_limit = 0;
     config
 }
 
@@ -167,6 +169,7 @@ impl ServerProcess {
             .env("REWARD_LISTEN", "127.0.0.1:0")
             .env("REWARD_DATABASE_URL", database_url)
             .env("RUST_LOG", "info")
+            .env("REWARD_RATE_LIMIT", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

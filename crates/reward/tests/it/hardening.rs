@@ -1,0 +1,347 @@
+//! Hardening: abuse limits, slow clients, outbound caps, automatic disabling and secrets at rest.
+//! Each test asserts what a client sees (status, error code, headers) and that nothing the API
+//! acknowledged is lost.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use axum::Router;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::common::{Api, TestServer};
+use crate::receiver::Receiver;
+
+/// Records trigger events until one is refused; returns the ids of those acknowledged (201) and
+/// the refusal.
+async fn record_until_refused(
+    api: &Api,
+    tries: usize,
+) -> (Vec<String>, Option<crate::common::Reply>) {
+    let mut acknowledged = Vec::new();
+    for n in 0..tries {
+        let reply = api
+            .post(
+                "/v1/trigger_events",
+                json!({"user_id": format!("user-{n}"), "trigger_id": "visit", "value": null}),
+            )
+            .await;
+        if reply.status == StatusCode::CREATED {
+            acknowledged.push(reply.body["id"].as_str().expect("id").to_owned());
+        } else {
+            return (acknowledged, Some(reply));
+        }
+    }
+    (acknowledged, None)
+}
+
+/// The trigger event ids in what the receiver got.
+fn delivered_trigger_events(receiver: &Receiver) -> Vec<String> {
+    let mut ids: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|received| received.json())
+        .filter(|event| event["type"] == "trigger_event.created")
+        .map(|event| event["data"]["id"].as_str().expect("data.id").to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+#[tokio::test]
+async fn over_the_rate_limit_answers_429_with_retry_after_and_loses_nothing() {
+    let server = TestServer::start_with(|config| config.rate_limit = 5).await;
+    let api = server.account("Acme").await;
+    let other = server.account("Other").await;
+    let receiver = Receiver::start().await;
+    api.create_webhook(&receiver.url).await;
+    api.put_trigger("visit", Value::Null).await;
+
+    // A burst of 10 (twice the rate), less the two calls above: then 429.
+    let (mut acknowledged, refused) = record_until_refused(&api, 50).await;
+    let refused = refused.expect("the limit must refuse within 50 requests");
+    refused.assert_error(429, "rate_limited", None);
+    let retry_after: u64 = refused.headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("Retry-After in seconds");
+    assert!((1..=2).contains(&retry_after), "Retry-After {retry_after}");
+    assert!(
+        (5..=20).contains(&acknowledged.len()),
+        "{} acknowledged before the limit",
+        acknowledged.len()
+    );
+
+    // Another account has its own bucket.
+    assert_eq!(other.get("/v1/webhooks").await.status, StatusCode::OK);
+
+    // After Retry-After, requests go through again.
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    let (more, _) = record_until_refused(&api, 3).await;
+    assert_eq!(more.len(), 3);
+    acknowledged.extend(more);
+
+    // Every acknowledged event is delivered; the refused one never came into being.
+    receiver
+        .wait_for(acknowledged.len(), Duration::from_secs(10))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    acknowledged.sort();
+    assert_eq!(delivered_trigger_events(&receiver), acknowledged);
+}
+
+#[tokio::test]
+async fn a_rate_limit_of_zero_is_off() {
+    let server = TestServer::start_with(|config| config.rate_limit = 0).await;
+    let api = server.account("Acme").await;
+    for _ in 0..300 {
+        assert_eq!(api.get("/v1/webhooks").await.status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn an_account_has_at_most_100_webhooks() {
+    let server = TestServer::start_with(|config| config.rate_limit = 0).await;
+    let api = server.account("Acme").await;
+    let receiver = Receiver::start().await;
+    let mut ids = Vec::new();
+    for _ in 0..100 {
+        ids.push(api.create_webhook(&receiver.url).await["id"].clone());
+    }
+    let before = api.snapshot().await;
+    let reply = api
+        .post(
+            "/v1/webhooks",
+            json!({"name": "One more", "url": receiver.url, "events": ["trigger_event.created"]}),
+        )
+        .await;
+    reply.assert_error(422, "limit_exceeded", None);
+    assert_eq!(
+        api.snapshot().await,
+        before,
+        "a refused webhook changes nothing"
+    );
+
+    // Deleting one makes room again.
+    let id = ids[0].as_str().expect("id");
+    assert_eq!(
+        api.delete(&format!("/v1/webhooks/{id}")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    api.create_webhook(&receiver.url).await;
+}
+
+#[tokio::test]
+async fn event_lists_and_urls_have_bounds() {
+    let server = TestServer::start().await;
+    let api = server.account("Acme").await;
+    let receiver = Receiver::start().await;
+    // Duplicates are dropped, so a webhook holds each known type at most once.
+    let reply = api
+        .post(
+            "/v1/webhooks",
+            json!({"name": "Dup", "url": receiver.url, "events": ["trigger_event.created", "trigger_event.created"]}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    assert_eq!(reply.body["events"], json!(["trigger_event.created"]));
+    // A hostile list is refused before any work on its entries.
+    let many = vec!["trigger_event.created"; 101];
+    let reply = api
+        .post(
+            "/v1/webhooks",
+            json!({"name": "Many", "url": receiver.url, "events": many}),
+        )
+        .await;
+    reply.assert_error(422, "invalid_value", Some("events"));
+    // URLs: at most 2048 characters.
+    let long = format!("{}?{}", receiver.url, "a".repeat(2048));
+    let reply = api
+        .post(
+            "/v1/webhooks",
+            json!({"name": "Long", "url": long, "events": ["trigger_event.created"]}),
+        )
+        .await;
+    reply.assert_error(422, "invalid_value", Some("url"));
+    let webhooks = api.get("/v1/webhooks").await;
+    assert_eq!(webhooks.body["data"].as_array().expect("data").len(), 1);
+}
+
+fn address_of(server: &TestServer) -> String {
+    server.base_url.trim_start_matches("http://").to_owned()
+}
+
+/// Reads until the peer closes or `limit` passes; returns what was read and whether it closed.
+async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, bool) {
+    let mut text = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&text).into(), true),
+            Ok(Ok(n)) => text.extend_from_slice(&buffer[..n]),
+            Err(_) => return (String::from_utf8_lossy(&text).into(), false),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_too_slow_to_send_its_headers_is_disconnected() {
+    let server = TestServer::start_with(|config| {
+        config.header_read_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let mut stream = TcpStream::connect(address_of(&server))
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: reward\r\n")
+        .await
+        .expect("write");
+    let started = Instant::now();
+    let (_, closed) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    assert!(closed, "the connection must be closed");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // Others are served as usual.
+    assert_eq!(
+        server.anonymous().get("/healthz").await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_past_its_deadline_answers_408_and_changes_nothing() {
+    let server = TestServer::start_with(|config| {
+        config.body_read_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let api = server.account("Acme").await;
+    let before = api.snapshot().await;
+    let body =
+        json!({"name": "Slow", "url": "http://127.0.0.1:9/", "events": ["trigger_event.created"]})
+            .to_string();
+    let mut stream = TcpStream::connect(address_of(&server))
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /v1/webhooks HTTP/1.1\r\nHost: reward\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        api.key,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    // One byte every 100 ms: each chunk is quick, the whole is not.
+    let started = Instant::now();
+    let mut answer = String::new();
+    for byte in body.as_bytes().iter().take(body.len() - 1) {
+        if stream.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        let mut buffer = [0u8; 4096];
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buffer)).await
+        {
+            answer.push_str(&String::from_utf8_lossy(&buffer[..n]));
+            break;
+        }
+    }
+    if answer.is_empty() {
+        answer = read_until_closed(&mut stream, Duration::from_secs(3))
+            .await
+            .0;
+    }
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"request_timeout\""), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        api.snapshot().await,
+        before,
+        "a timed-out request changes nothing"
+    );
+}
+
+/// A receiver that answers 204 after `delay` and records the most requests it ever held at once.
+async fn counting_receiver(delay: Duration) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let (now, most, total) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let state = (Arc::clone(&now), Arc::clone(&most), Arc::clone(&total));
+    let app = Router::new().route(
+        "/{*path}",
+        post(move || {
+            let (now, most, total) = state.clone();
+            async move {
+                let holding = now.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(holding, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                total.fetch_add(1, Ordering::SeqCst);
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, most, total)
+}
+
+#[tokio::test]
+async fn outbound_connections_to_one_host_are_capped() {
+    let server = TestServer::start_with(|config| {
+        config.per_host_connections = 2;
+        config.delivery_timeout = Duration::from_secs(10);
+        config.rate_limit = 0;
+    })
+    .await;
+    let api = server.account("Acme").await;
+    let (url, most, total) = counting_receiver(Duration::from_millis(150)).await;
+    // Three webhooks on one host: each could have many attempts in flight; the host gets two.
+    for _ in 0..3 {
+        api.create_webhook(&url).await;
+    }
+    api.put_trigger("visit", Value::Null).await;
+    let (acknowledged, refused) = record_until_refused(&api, 6).await;
+    assert!(refused.is_none());
+    let expected = acknowledged.len() * 3;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while total.load(Ordering::SeqCst) < expected {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {expected} delivered",
+            total.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        most.load(Ordering::SeqCst) <= 2,
+        "{} at once",
+        most.load(Ordering::SeqCst)
+    );
+    // Nothing failed for waiting its turn.
+    let webhooks = api.get("/v1/webhooks").await.body["data"].clone();
+    for webhook in webhooks.as_array().expect("data") {
+        let id = webhook["id"].as_str().expect("id");
+        for delivery in api.deliveries(id).await {
+            assert_eq!(delivery["status"], "succeeded", "{delivery}");
+        }
+    }
+}
