@@ -26,6 +26,11 @@ pub fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.pragma_update(None, "foreign_keys", "OFF")?;
+    // Each job runs in a savepoint; its statement journal would otherwise be a temporary file,
+    // written on every change (a profile showed a tenth of the writer's time in those writes).
+    connection.pragma_update(None, "temp_store", "MEMORY")?;
+    // 16 MiB of page cache: the queue's hot indexes stay in memory.
+    connection.pragma_update(None, "cache_size", -16_384)?;
     connection.set_prepared_statement_cache_capacity(64);
     Ok(connection)
 }

@@ -104,6 +104,8 @@ impl ServerChild {
             .env("REWARD_ALLOW_INSECURE_TARGETS", "true")
             .env("REWARD_DELIVERY_TIMEOUT", &delivery_timeout)
             .env("REWARD_WORKER", worker.to_string())
+            // The bench is the account's only client and means to saturate the server.
+            .env("REWARD_RATE_LIMIT", "0")
             .env("REWARD_RETRY_BASE", "1h")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
