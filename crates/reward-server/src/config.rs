@@ -26,6 +26,10 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// Longest wait for a request's whole body (slow-client protection).
     pub body_read_timeout: Duration,
+    /// A webhook whose every delivery attempt failed for this long is disabled.
+    pub disable_after: Duration,
+    /// How often upkeep (retention, disabling failing webhooks) runs; short in tests.
+    pub upkeep_every: Duration,
 }
 
 impl Config {
@@ -48,6 +52,8 @@ impl Config {
             per_host_connections: crate::worker::sender::DEFAULT_PER_HOST_CONNECTIONS,
             header_read_timeout: crate::api::limits::HEADER_READ_TIMEOUT,
             body_read_timeout: crate::api::limits::BODY_READ_TIMEOUT,
+            disable_after: crate::upkeep::DEFAULT_DISABLE_AFTER,
+            upkeep_every: crate::upkeep::DEFAULT_EVERY,
         }
     }
 }

@@ -9,7 +9,7 @@
 //! - [`store`]: picks and opens the storage backend from the database URL.
 //! - [`worker`]: claims, signs, sends and schedules deliveries.
 //! - [`telemetry`]: request ids and one log line per request.
-//! - [`upkeep`]: retention of events and idempotency keys.
+//! - [`upkeep`]: retention of events and idempotency keys; disabling webhooks that only fail.
 
 pub mod api;
 pub mod config;
@@ -19,7 +19,7 @@ pub mod metrics;
 pub mod reference;
 pub mod store;
 mod telemetry;
-mod upkeep;
+pub mod upkeep;
 pub mod worker;
 
 use anyhow::Context;
@@ -45,7 +45,14 @@ pub async fn run(
         body_read_timeout: config.body_read_timeout,
     };
     let app = telemetry::with_request_logging(api::router(state));
-    let upkeep = tokio::spawn(upkeep::run(store.clone(), shutdown.clone()));
+    let upkeep = tokio::spawn(upkeep::run(
+        store.clone(),
+        upkeep::Upkeep {
+            every: config.upkeep_every,
+            disable_after: config.disable_after,
+        },
+        shutdown.clone(),
+    ));
     let worker = worker::Worker {
         store: store.clone(),
         sender: worker::sender::Sender::new(config.delivery_timeout, config.target_policy)

@@ -1,4 +1,6 @@
-//! Background upkeep: events are kept 30 days, idempotency keys 24 hours.
+//! Background upkeep, every [`Upkeep::every`] (an hour by default): events are kept 30 days,
+//! idempotency keys 24 hours, and a webhook whose every delivery attempt has failed for
+//! `REWARD_DISABLE_AFTER` is disabled, saying why in `disabled_reason`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,9 +11,20 @@ use tokio_util::sync::CancellationToken;
 
 pub const EVENT_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
 pub const IDEMPOTENCY_RETENTION_MS: i64 = 24 * 3600 * 1000;
-const EVERY: Duration = Duration::from_secs(3600);
+/// How often upkeep runs, by default.
+pub const DEFAULT_EVERY: Duration = Duration::from_secs(3600);
+/// How long a webhook's attempts may all fail before it is disabled, by default.
+pub const DEFAULT_DISABLE_AFTER: Duration = Duration::from_secs(5 * 24 * 3600);
 
-pub async fn run(store: Arc<dyn Store>, shutdown: CancellationToken) {
+/// What upkeep does, and how often.
+#[derive(Debug, Clone, Copy)]
+pub struct Upkeep {
+    pub every: Duration,
+    /// `REWARD_DISABLE_AFTER`.
+    pub disable_after: Duration,
+}
+
+pub async fn run(store: Arc<dyn Store>, upkeep: Upkeep, shutdown: CancellationToken) {
     loop {
         let now = Timestamp::now();
         let events_before = now.plus_millis(-EVENT_RETENTION_MS);
@@ -19,9 +32,35 @@ pub async fn run(store: Arc<dyn Store>, shutdown: CancellationToken) {
         if let Err(error) = store.purge_expired(events_before, idempotency_before).await {
             tracing::warn!(%error, "purging expired events failed; will try again");
         }
+        disable_failing_webhooks(store.as_ref(), upkeep.disable_after, now).await;
         tokio::select! {
-            () = tokio::time::sleep(EVERY) => {}
+            () = tokio::time::sleep(upkeep.every) => {}
             () = shutdown.cancelled() => return,
         }
     }
+}
+
+async fn disable_failing_webhooks(store: &dyn Store, disable_after: Duration, now: Timestamp) {
+    let window = i64::try_from(disable_after.as_millis()).unwrap_or(i64::MAX);
+    let failing_since = now.plus_millis(-window);
+    let reason = disabled_reason(disable_after, now);
+    match store
+        .disable_failing_webhooks(failing_since, now, reason)
+        .await
+    {
+        Ok(disabled) => {
+            for webhook_id in disabled {
+                tracing::warn!(%webhook_id, "disabled a webhook whose deliveries all failed for {}", humantime::format_duration(disable_after));
+            }
+        }
+        Err(error) => tracing::warn!(%error, "disabling failing webhooks failed; will try again"),
+    }
+}
+
+/// What `disabled_reason` says.
+pub fn disabled_reason(disable_after: Duration, now: Timestamp) -> String {
+    format!(
+        "Every delivery attempt failed for {} (REWARD_DISABLE_AFTER); Reward disabled the webhook at {now}. Enable it again once the endpoint answers 2xx; its pending deliveries then go out.",
+        humantime::format_duration(disable_after)
+    )
 }

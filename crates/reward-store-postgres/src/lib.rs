@@ -17,6 +17,7 @@ mod accounts;
 mod connect;
 mod cursor;
 mod deliveries;
+mod disabling;
 mod errors;
 mod events;
 mod migrations;
@@ -410,6 +411,15 @@ impl Store for PostgresStore {
         since: Timestamp,
     ) -> StoreResult<Vec<AttemptStats>> {
         sessions::attempt_stats(&self.client().await?, account, since).await
+    }
+
+    async fn disable_failing_webhooks(
+        &self,
+        failing_since: Timestamp,
+        now: Timestamp,
+        reason: String,
+    ) -> StoreResult<Vec<WebhookId>> {
+        disabling::disable_failing(&self.client().await?, failing_since, now, &reason).await
     }
 
     async fn purge_expired(

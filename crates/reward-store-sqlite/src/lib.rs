@@ -11,6 +11,7 @@ mod accounts;
 mod connection;
 mod cursor;
 mod deliveries;
+mod disabling;
 mod errors;
 mod events;
 mod migrations;
@@ -465,6 +466,17 @@ impl Store for SqliteStore {
         owned!(account);
         self.readers
             .read(move |c| sessions::attempt_stats(c, &account, since))
+            .await
+    }
+
+    async fn disable_failing_webhooks(
+        &self,
+        failing_since: Timestamp,
+        now: Timestamp,
+        reason: String,
+    ) -> StoreResult<Vec<WebhookId>> {
+        self.writer
+            .write(move |c| disabling::disable_failing(c, failing_since, now, &reason))
             .await
     }
 

@@ -207,6 +207,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes events older than `events_before` (with their deliveries) and idempotency keys
     /// older than `idempotency_before`.
+    /// Disables every enabled webhook whose delivery attempts have all failed since
+    /// `failing_since` or earlier (`REWARD_DISABLE_AFTER`): one failed then or before, none
+    /// succeeded (2xx) since, and the webhook was not changed since (enabling or editing it
+    /// restarts the clock). Sets `disabled_reason` to `reason`; returns the webhooks disabled.
+    async fn disable_failing_webhooks(
+        &self,
+        failing_since: Timestamp,
+        now: Timestamp,
+        reason: String,
+    ) -> StoreResult<Vec<WebhookId>>;
+
     async fn purge_expired(
         &self,
         events_before: Timestamp,

@@ -117,6 +117,10 @@ pub struct ServeArgs {
     #[arg(long, env = "REWARD_RATE_LIMIT", default_value_t = 100)]
     pub rate_limit: u32,
 
+    /// Disable a webhook whose every delivery attempt has failed for this long (e.g. 5d, 12h).
+    #[arg(long, env = "REWARD_DISABLE_AFTER", default_value = "5d", value_parser = parse_positive_duration)]
+    pub disable_after: Duration,
+
     /// Log format: text (for people) or json (one object per line, for log pipelines).
     #[arg(long, env = "REWARD_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

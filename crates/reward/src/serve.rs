@@ -26,6 +26,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         lease: args.lease,
         run_worker: args.worker,
         rate_limit: args.rate_limit,
+        disable_after: args.disable_after,
         ..Config::with_database_url(args.database.database_url)
     };
     if config.target_policy == TargetPolicy::AllowInsecure {

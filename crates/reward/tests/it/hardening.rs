@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::common::{Api, TestServer};
-use crate::receiver::Receiver;
+use crate::receiver::{Answer, Receiver};
 
 /// Records trigger events until one is refused; returns the ids of those acknowledged (201) and
 /// the refusal.
@@ -344,4 +344,96 @@ async fn outbound_connections_to_one_host_are_capped() {
             assert_eq!(delivery["status"], "succeeded", "{delivery}");
         }
     }
+}
+
+#[tokio::test]
+async fn a_webhook_whose_deliveries_all_fail_for_disable_after_is_disabled() {
+    let server = TestServer::start_with(|config| {
+        config.disable_after = Duration::from_secs(1);
+        config.upkeep_every = Duration::from_millis(200);
+        config.retry.max_retries = 20;
+    })
+    .await;
+    let api = server.account("Acme").await;
+    let failing = Receiver::start().await;
+    failing.answer(Answer::Status(500));
+    let healthy = Receiver::start().await;
+    let failing_id = api.create_webhook(&failing.url).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let healthy_id = api.create_webhook(&healthy.url).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    api.put_trigger("visit", Value::Null).await;
+    let started = Instant::now();
+    let (acknowledged, _) = record_until_refused(&api, 3).await;
+    assert_eq!(acknowledged.len(), 3);
+
+    let webhook = loop {
+        let webhook = api.get(&format!("/v1/webhooks/{failing_id}")).await.body;
+        if webhook["enabled"] == false {
+            break webhook;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never disabled: {webhook}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "disabled too early"
+    );
+    let reason = webhook["disabled_reason"]
+        .as_str()
+        .expect("disabled_reason");
+    assert!(reason.contains("failed for 1s"), "{reason}");
+    // The healthy one keeps going.
+    let healthy_webhook = api.get(&format!("/v1/webhooks/{healthy_id}")).await.body;
+    assert_eq!(healthy_webhook["enabled"], true, "{healthy_webhook}");
+    assert!(healthy_webhook["disabled_reason"].is_null());
+
+    // Nothing acknowledged is lost: once the endpoint is back and the webhook enabled again,
+    // every event reaches it (failed deliveries through recover).
+    failing.answer(Answer::Status(204));
+    let reply = api
+        .patch(
+            &format!("/v1/webhooks/{failing_id}"),
+            json!({"enabled": true}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert!(reply.body["disabled_reason"].is_null());
+    let reply = api
+        .post(
+            &format!("/v1/webhooks/{failing_id}/recover"),
+            json!({"since": "2000-01-01T00:00:00.000Z"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut expected = acknowledged.clone();
+    expected.sort();
+    loop {
+        let deliveries = api.deliveries(&failing_id).await;
+        if deliveries.len() == expected.len()
+            && deliveries
+                .iter()
+                .all(|delivery| delivery["status"] == "succeeded")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every event was delivered after recovery: {deliveries:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(delivered_trigger_events(&failing), expected);
+    // Enabling restarted the clock: the next sweeps leave it enabled.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let webhook = api.get(&format!("/v1/webhooks/{failing_id}")).await.body;
+    assert_eq!(webhook["enabled"], true, "{webhook}");
 }
