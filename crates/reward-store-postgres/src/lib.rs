@@ -364,6 +364,11 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn record_attempts(&self, mut records: Vec<AttemptRecord>) -> StoreResult<()> {
+        in_transaction!(self, |tx| queue::record_attempts(&tx, &mut records).await?);
+        Ok(())
+    }
+
     async fn next_due_at(&self, now: Timestamp) -> StoreResult<Option<Timestamp>> {
         let last_claim_at = match self.last_claim_at.load(Ordering::SeqCst) {
             i64::MIN => None,

@@ -284,12 +284,25 @@ async fn a_dead_nodes_leases_run_out_and_the_other_takes_over() {
         .await
         .expect("claim");
     assert_eq!(taken_over.len(), 3, "the expired claims are taken over");
+    // One recorded alone, the others as a worker's batch (one transaction).
+    nodes
+        .second
+        .record_attempt(succeeded(&taken_over[0]))
+        .await
+        .expect("record");
+    nodes
+        .second
+        .record_attempts(taken_over[1..].iter().map(succeeded).collect())
+        .await
+        .expect("record a batch");
     for delivery in &taken_over {
-        nodes
-            .second
-            .record_attempt(succeeded(delivery))
+        let recorded = nodes
+            .first
+            .get_delivery(&nodes.account, &delivery.id)
             .await
-            .expect("record");
+            .expect("delivery");
+        assert_eq!(recorded.delivery.status.as_str(), "succeeded");
+        assert_eq!(recorded.attempts.len(), 1);
     }
     let recorded = nodes
         .first
