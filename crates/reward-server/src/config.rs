@@ -30,6 +30,9 @@ pub struct Config {
     pub disable_after: Duration,
     /// How often upkeep (retention, disabling failing webhooks) runs; short in tests.
     pub upkeep_every: Duration,
+    /// `REWARD_SECRET_KEY`: base64 of the 32-byte key sealing webhook secrets at rest. None: a
+    /// key file beside the SQLite database (PostgreSQL refuses to start without it).
+    pub secret_key: Option<String>,
 }
 
 impl Config {
@@ -54,6 +57,7 @@ impl Config {
             body_read_timeout: crate::api::limits::BODY_READ_TIMEOUT,
             disable_after: crate::upkeep::DEFAULT_DISABLE_AFTER,
             upkeep_every: crate::upkeep::DEFAULT_EVERY,
+            secret_key: None,
         }
     }
 }

@@ -34,7 +34,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let store = store::open(&config.database_url).await?;
+    let store = store::open_for_serving(&config.database_url, config.secret_key.as_deref()).await?;
     let metrics = std::sync::Arc::new(metrics::Metrics::new());
     let state = api::AppState {
         store: store.clone(),

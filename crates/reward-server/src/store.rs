@@ -5,11 +5,13 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use reward_store::secrets::SecretCipher;
 use reward_store::Store;
 use reward_store_postgres::PostgresStore;
 use reward_store_sqlite::SqliteStore;
 
-/// Opens (creating or migrating as needed) the database the URL names.
+/// Opens (creating or migrating as needed) the database the URL names, without a secret key: for
+/// the tools that never touch webhook secrets (`reward accounts`, `reward migrate`).
 pub async fn open(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
     if reward_store_postgres::is_postgres_url(database_url) {
         let store = PostgresStore::open(database_url)
@@ -22,6 +24,40 @@ pub async fn open(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
     })?;
     let store =
         SqliteStore::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// Opens the database for `reward serve`: webhook secrets are sealed with `secret_key`
+/// (`REWARD_SECRET_KEY`, base64 of 32 bytes) or, on SQLite without one, with the key file beside
+/// the database (created, mode 0600, when missing). PostgreSQL needs the key: every node must
+/// seal with the same one, and a key file on one node's disk cannot be shared.
+pub async fn open_for_serving(
+    database_url: &str,
+    secret_key: Option<&str>,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let cipher = secret_key
+        .map(SecretCipher::from_base64)
+        .transpose()
+        .map_err(|error| anyhow::anyhow!(error))?;
+    if reward_store_postgres::is_postgres_url(database_url) {
+        let Some(cipher) = cipher else {
+            anyhow::bail!(
+                "REWARD_SECRET_KEY is required with PostgreSQL (base64 of 32 random bytes, the same on every node; e.g. `openssl rand -base64 32`)"
+            );
+        };
+        let store = PostgresStore::open(database_url)
+            .await
+            .with_context(|| format!("cannot open {}", redacted(database_url)))?
+            .with_secret_cipher(cipher)
+            .await
+            .context("sealing webhook secrets stored before encryption")?;
+        return Ok(Arc::new(store));
+    }
+    let path = reward_store_sqlite::path_from_url(database_url).with_context(|| {
+        format!("REWARD_DATABASE_URL: '{database_url}' is neither sqlite://PATH nor postgres://...")
+    })?;
+    let store = SqliteStore::open_sealed(&path, cipher)
+        .with_context(|| format!("cannot open {}", path.display()))?;
     Ok(Arc::new(store))
 }
 

@@ -25,6 +25,7 @@ mod outbox;
 mod queue;
 mod rewards;
 mod rows;
+mod secrets;
 mod sessions;
 mod signal;
 mod webhooks;
@@ -39,6 +40,7 @@ use reward_core::names::{Name, TriggerId, UserId};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::records::*;
+use reward_store::secrets::SecretCipher;
 use reward_store::{Store, StoreError, StoreResult};
 use thiserror::Error;
 
@@ -66,6 +68,8 @@ pub struct PostgresStore {
     /// The `now` of this node's latest claim, in milliseconds (`i64::MIN` before the first):
     /// what `next_due_at` counts unseen retries from.
     last_claim_at: AtomicI64,
+    /// Seals webhook secrets at rest ([`PostgresStore::with_secret_cipher`]); plain until given.
+    cipher: SecretCipher,
 }
 
 impl PostgresStore {
@@ -86,7 +90,18 @@ impl PostgresStore {
             pool,
             signal: WorkSignal::new(config),
             last_claim_at: AtomicI64::new(i64::MIN),
+            cipher: SecretCipher::plaintext(),
         })
+    }
+
+    /// Seals webhook secrets with `cipher` from now on, and seals those still stored plain.
+    pub async fn with_secret_cipher(mut self, cipher: SecretCipher) -> StoreResult<Self> {
+        let sealed = secrets::seal_plain_secrets(&self.client().await?, &cipher).await?;
+        if sealed > 0 {
+            tracing::info!(sealed, "sealed webhook secrets stored before encryption");
+        }
+        self.cipher = cipher;
+        Ok(self)
     }
 
     async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
@@ -159,7 +174,7 @@ impl Store for PostgresStore {
         account: &AccountId,
         webhook: NewWebhook,
     ) -> StoreResult<Webhook> {
-        webhooks::create(&self.client().await?, account, &webhook).await
+        webhooks::create(&self.client().await?, account, &webhook, &self.cipher).await
     }
 
     async fn list_webhooks(
@@ -197,7 +212,7 @@ impl Store for PostgresStore {
         account: &AccountId,
         id: &WebhookId,
     ) -> StoreResult<WebhookSecrets> {
-        webhooks::secrets(&self.client().await?, account, id).await
+        webhooks::secrets(&self.client().await?, account, id, &self.cipher).await
     }
 
     async fn rotate_webhook_secret(
@@ -212,7 +227,8 @@ impl Store for PostgresStore {
             account,
             id,
             &secret,
-            previous_expires_at
+            previous_expires_at,
+            &self.cipher
         )
         .await?))
     }
@@ -356,7 +372,12 @@ impl Store for PostgresStore {
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         self.last_claim_at
             .fetch_max(request.now.as_millis(), Ordering::SeqCst);
-        Ok(in_transaction!(self, |tx| queue::claim(&tx, &request).await?))
+        Ok(in_transaction!(self, |tx| queue::claim(
+            &tx,
+            &request,
+            &self.cipher
+        )
+        .await?))
     }
 
     async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()> {

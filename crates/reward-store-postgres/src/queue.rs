@@ -22,6 +22,7 @@ use reward_store::records::{
     AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryStatus, DeliveryUpdate, QueueStats,
     WebhookSecrets,
 };
+use reward_store::secrets::SecretCipher;
 use reward_store::StoreResult;
 use tokio_postgres::Row;
 
@@ -106,6 +107,7 @@ impl Busy {
 pub async fn claim(
     client: &impl GenericClient,
     request: &ClaimRequest,
+    cipher: &SecretCipher,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
     let database_now: i64 = rows::get(
         &client.query_one(DATABASE_NOW, &[]).await.map_err(from_pg)?,
@@ -173,7 +175,7 @@ pub async fn claim(
                     refused = true;
                 }
             }
-            claimed.extend(lease_and_load(client, &chosen, lease_until).await?);
+            claimed.extend(lease_and_load(client, &chosen, lease_until, cipher).await?);
             // Another pass only helps when this one filled a webhook up: the next leaves it out.
             if exhausted || !refused {
                 break;
@@ -195,6 +197,7 @@ async fn lease_and_load(
     client: &impl GenericClient,
     chosen: &[Candidate],
     lease_until: i64,
+    cipher: &SecretCipher,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
     if chosen.is_empty() {
         return Ok(Vec::new());
@@ -209,10 +212,14 @@ async fn lease_and_load(
         .query(&statement, &[&accounts, &ids, &lease_until])
         .await
         .map_err(from_pg)?;
-    found.iter().map(claimed_from_row).collect()
+    found
+        .iter()
+        .map(|row| claimed_from_row(row, cipher))
+        .collect()
 }
 
-fn claimed_from_row(row: &Row) -> StoreResult<ClaimedDelivery> {
+fn claimed_from_row(row: &Row, cipher: &SecretCipher) -> StoreResult<ClaimedDelivery> {
+    let webhook_id: &str = rows::get(row, 2)?;
     Ok(ClaimedDelivery {
         account_id: AccountId::from_trusted(rows::get(row, 0)?),
         id: DeliveryId::from_trusted(rows::get(row, 1)?),
@@ -224,8 +231,8 @@ fn claimed_from_row(row: &Row) -> StoreResult<ClaimedDelivery> {
         manual: rows::get(row, 7)?,
         url: rows::webhook_url(row, 8)?,
         secrets: WebhookSecrets {
-            current: rows::secret(row, 9)?,
-            previous: rows::previous_secret(row, 10, 11)?,
+            current: rows::secret(row, 9, cipher, webhook_id)?,
+            previous: rows::previous_secret(row, 10, 11, cipher, webhook_id)?,
         },
         payload: rows::get(row, 12)?,
     })

@@ -5,6 +5,7 @@ use reward_core::names::WebhookUrl;
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::records::{DeliveryStatus, Page};
+use reward_store::secrets::SecretCipher;
 use reward_store::{StoreError, StoreResult};
 use tokio_postgres::types::FromSql;
 use tokio_postgres::Row;
@@ -66,8 +67,14 @@ pub fn webhook_url(row: &Row, index: usize) -> StoreResult<WebhookUrl> {
     WebhookUrl::from_trusted(get::<&str>(row, index)?).ok_or_else(|| corrupt(index, "URL"))
 }
 
-pub fn secret(row: &Row, index: usize) -> StoreResult<WebhookSecret> {
-    WebhookSecret::parse(get::<&str>(row, index)?).map_err(|_| corrupt(index, "secret"))
+/// A webhook's secret, opened from its stored (sealed) form.
+pub fn secret(
+    row: &Row,
+    index: usize,
+    cipher: &SecretCipher,
+    webhook_id: &str,
+) -> StoreResult<WebhookSecret> {
+    cipher.open(webhook_id, get::<&str>(row, index)?)
 }
 
 /// The previous secret and when it stops signing, when a rotation is under way.
@@ -75,11 +82,13 @@ pub fn previous_secret(
     row: &Row,
     secret_index: usize,
     expires_index: usize,
+    cipher: &SecretCipher,
+    webhook_id: &str,
 ) -> StoreResult<Option<(WebhookSecret, Timestamp)>> {
     match get::<Option<&str>>(row, secret_index)? {
         None => Ok(None),
         Some(_) => Ok(Some((
-            secret(row, secret_index)?,
+            secret(row, secret_index, cipher, webhook_id)?,
             timestamp(row, expires_index)?,
         ))),
     }

@@ -7,6 +7,7 @@ use reward_core::names::Name;
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::records::{NewWebhook, Page, PageRequest, Webhook, WebhookPatch, WebhookSecrets};
+use reward_store::secrets::SecretCipher;
 use reward_store::{StoreError, StoreResult};
 use tokio_postgres::Row;
 
@@ -32,6 +33,7 @@ pub async fn create(
     client: &impl GenericClient,
     account: &AccountId,
     new: &NewWebhook,
+    cipher: &SecretCipher,
 ) -> StoreResult<Webhook> {
     let now = Timestamp::now();
     let webhook = Webhook {
@@ -61,7 +63,7 @@ pub async fn create(
                 &webhook.url.as_str(),
                 &rows::event_types_json(&webhook.events),
                 &webhook.enabled,
-                &new.secret.expose(),
+                &cipher.seal(webhook.id.as_str(), &new.secret),
                 &now.as_millis(),
             ],
         )
@@ -231,8 +233,9 @@ pub async fn secrets(
     client: &impl GenericClient,
     account: &AccountId,
     id: &WebhookId,
+    cipher: &SecretCipher,
 ) -> StoreResult<WebhookSecrets> {
-    read_secrets(client, account, id, "").await
+    read_secrets(client, account, id, "", cipher).await
 }
 
 async fn read_secrets(
@@ -240,6 +243,7 @@ async fn read_secrets(
     account: &AccountId,
     id: &WebhookId,
     lock: &str,
+    cipher: &SecretCipher,
 ) -> StoreResult<WebhookSecrets> {
     let statement = client
         .prepare_cached(&format!(
@@ -254,8 +258,8 @@ async fn read_secrets(
         .map_err(from_pg)?
         .ok_or(StoreError::NotFound)?;
     Ok(WebhookSecrets {
-        current: rows::secret(&row, 0)?,
-        previous: rows::previous_secret(&row, 1, 2)?,
+        current: rows::secret(&row, 0, cipher, id.as_str())?,
+        previous: rows::previous_secret(&row, 1, 2, cipher, id.as_str())?,
     })
 }
 
@@ -265,9 +269,10 @@ pub async fn rotate_secret(
     id: &WebhookId,
     secret: &WebhookSecret,
     previous_expires_at: Timestamp,
+    cipher: &SecretCipher,
 ) -> StoreResult<WebhookSecrets> {
     // Locked: two rotations at once must not both keep the same "previous" secret.
-    let old = read_secrets(client, account, id, " FOR NO KEY UPDATE").await?;
+    let old = read_secrets(client, account, id, " FOR NO KEY UPDATE", cipher).await?;
     let statement = client
         .prepare_cached(
             "UPDATE webhooks SET secret = $3, previous_secret = $4, previous_secret_expires_at = $5,
@@ -281,8 +286,8 @@ pub async fn rotate_secret(
             &[
                 &account.as_str(),
                 &id.as_str(),
-                &secret.expose(),
-                &old.current.expose(),
+                &cipher.seal(id.as_str(), secret),
+                &cipher.seal(id.as_str(), &old.current),
                 &previous_expires_at.as_millis(),
                 &Timestamp::now().as_millis(),
             ],

@@ -34,6 +34,7 @@ use reward_core::names::{Name, TriggerId, UserId};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::records::*;
+use reward_store::secrets::SecretCipher;
 use reward_store::{Store, StoreError, StoreResult};
 use thiserror::Error;
 use tokio::sync::Notify;
@@ -65,9 +66,13 @@ pub enum OpenError {
     },
     #[error("cannot start the database writer: {0}")]
     Writer(std::io::Error),
+    #[error("cannot read the secret key: {0}")]
+    Key(String),
 }
 
 pub struct SqliteStore {
+    /// Seals webhook secrets at rest.
+    cipher: SecretCipher,
     writer: Writer,
     readers: Readers,
     /// Woken when a change may have made a delivery due, so an idle worker starts at once instead
@@ -76,8 +81,25 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating the file and its folder when missing) and migrates the database.
+    /// Opens (creating the file and its folder when missing) and migrates the database, without
+    /// a secret key: for tools that never touch webhook secrets (`reward accounts`, `migrate`).
     pub fn open(path: &Path) -> Result<Self, OpenError> {
+        Self::open_inner(path, SecretCipher::plaintext())
+    }
+
+    /// Like [`Self::open`], sealing webhook secrets with `cipher` (from `REWARD_SECRET_KEY`) when
+    /// given, else with the key file beside the database (created, mode 0600, when missing).
+    /// Secrets still stored plain are sealed now.
+    pub fn open_sealed(path: &Path, cipher: Option<SecretCipher>) -> Result<Self, OpenError> {
+        let cipher = match cipher {
+            Some(cipher) => cipher,
+            None => SecretCipher::load_or_create_key_file(&SecretCipher::key_file_beside(path))
+                .map_err(OpenError::Key)?,
+        };
+        Self::open_inner(path, cipher)
+    }
+
+    fn open_inner(path: &Path, cipher: SecretCipher) -> Result<Self, OpenError> {
         if let Some(folder) = path
             .parent()
             .filter(|folder| !folder.as_os_str().is_empty())
@@ -95,8 +117,17 @@ impl SqliteStore {
             path: path.to_owned(),
             source,
         })?;
+        // A migration cannot seal secrets stored before encryption (SQL has no key); opening with
+        // one can. Without a key (tools) there is nothing to do.
+        webhooks::seal_plain_secrets(&connection, &cipher).map_err(|source| {
+            OpenError::Migrate {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
         let writer = Writer::start(connection).map_err(OpenError::Writer)?;
         Ok(Self {
+            cipher,
             writer,
             readers: Readers::new(path.to_owned(), READERS),
             work: Arc::new(Notify::new()),
@@ -173,8 +204,9 @@ impl Store for SqliteStore {
         webhook: NewWebhook,
     ) -> StoreResult<Webhook> {
         owned!(account);
+        let cipher = self.cipher.clone();
         self.writer
-            .write(move |c| webhooks::create(c, &account, &webhook))
+            .write(move |c| webhooks::create(c, &account, &webhook, &cipher))
             .await
     }
 
@@ -223,8 +255,9 @@ impl Store for SqliteStore {
         id: &WebhookId,
     ) -> StoreResult<WebhookSecrets> {
         owned!(account, id);
+        let cipher = self.cipher.clone();
         self.readers
-            .read(move |c| webhooks::secrets(c, &account, &id))
+            .read(move |c| webhooks::secrets(c, &account, &id, &cipher))
             .await
     }
 
@@ -236,8 +269,11 @@ impl Store for SqliteStore {
         previous_expires_at: Timestamp,
     ) -> StoreResult<WebhookSecrets> {
         owned!(account, id);
+        let cipher = self.cipher.clone();
         self.writer
-            .write(move |c| webhooks::rotate_secret(c, &account, &id, &secret, previous_expires_at))
+            .write(move |c| {
+                webhooks::rotate_secret(c, &account, &id, &secret, previous_expires_at, &cipher)
+            })
             .await
     }
 
@@ -398,7 +434,10 @@ impl Store for SqliteStore {
         &self,
         request: ClaimRequest,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        self.writer.write(move |c| queue::claim(c, &request)).await
+        let cipher = self.cipher.clone();
+        self.writer
+            .write(move |c| queue::claim(c, &request, &cipher))
+            .await
     }
 
     async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()> {

@@ -13,6 +13,7 @@ use reward_store::records::{
     AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryStatus, DeliveryUpdate, QueueStats,
     WebhookSecrets,
 };
+use reward_store::secrets::SecretCipher;
 use reward_store::StoreResult;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -60,7 +61,11 @@ const DUE_CANDIDATES: &str = "SELECT d.account_id, d.id, d.webhook_id FROM deliv
       AND d.manual_attempt_at IS NULL AND w.enabled = 1
     ORDER BY d.next_attempt_at LIMIT ?2";
 
-pub fn claim(connection: &Connection, request: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>> {
+pub fn claim(
+    connection: &Connection,
+    request: &ClaimRequest,
+    cipher: &SecretCipher,
+) -> StoreResult<Vec<ClaimedDelivery>> {
     let scan = request.limit.saturating_add(EXTRA_CANDIDATES);
     let mut in_flight: HashMap<WebhookId, u32> = request.in_flight.clone();
     let mut chosen = Vec::new();
@@ -91,7 +96,7 @@ pub fn claim(connection: &Connection, request: &ClaimRequest) -> StoreResult<Vec
                 request.lease_until.as_millis()
             ])
             .map_err(from_sqlite)?;
-        if let Some(delivery) = load_claimed(connection, &candidate)? {
+        if let Some(delivery) = load_claimed(connection, &candidate, cipher)? {
             claimed.push(delivery);
         }
     }
@@ -101,7 +106,9 @@ pub fn claim(connection: &Connection, request: &ClaimRequest) -> StoreResult<Vec
 fn load_claimed(
     connection: &Connection,
     candidate: &Candidate,
+    cipher: &SecretCipher,
 ) -> StoreResult<Option<ClaimedDelivery>> {
+    let webhook_id = candidate.webhook_id.as_str();
     connection
         .prepare_cached(
             "SELECT d.event_id, d.status, d.attempt_count, d.schedule_attempts,
@@ -117,7 +124,10 @@ fn load_claimed(
                 .query_row(params![candidate.account_id, candidate.id], |row| {
                     let previous = match row.get::<_, Option<String>>(7)? {
                         None => None,
-                        Some(_) => Some((rows::secret(row, 7)?, rows::timestamp(row, 8)?)),
+                        Some(_) => Some((
+                            rows::secret(row, 7, cipher, webhook_id)?,
+                            rows::timestamp(row, 8)?,
+                        )),
                     };
                     Ok(ClaimedDelivery {
                         account_id: AccountId::from_trusted(candidate.account_id.clone()),
@@ -130,7 +140,7 @@ fn load_claimed(
                         manual: row.get(4)?,
                         url: rows::webhook_url(row, 5)?,
                         secrets: WebhookSecrets {
-                            current: rows::secret(row, 6)?,
+                            current: rows::secret(row, 6, cipher, webhook_id)?,
                             previous,
                         },
                         payload: row.get(9)?,

@@ -5,6 +5,7 @@ use reward_core::names::WebhookUrl;
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::records::{DeliveryStatus, Page};
+use reward_store::secrets::SecretCipher;
 use rusqlite::types::Type;
 use rusqlite::Row;
 
@@ -56,9 +57,17 @@ pub fn webhook_url(row: &Row, index: usize) -> rusqlite::Result<WebhookUrl> {
     WebhookUrl::from_trusted(&text).ok_or_else(|| corrupt(index, "URL"))
 }
 
-pub fn secret(row: &Row, index: usize) -> rusqlite::Result<WebhookSecret> {
+/// A webhook's secret, opened from its stored (sealed) form.
+pub fn secret(
+    row: &Row,
+    index: usize,
+    cipher: &SecretCipher,
+    webhook_id: &str,
+) -> rusqlite::Result<WebhookSecret> {
     let text: String = row.get(index)?;
-    WebhookSecret::parse(&text).map_err(|_| corrupt(index, "secret"))
+    cipher.open(webhook_id, &text).map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(index, Type::Text, error.to_string().into())
+    })
 }
 
 pub fn json_number(row: &Row, index: usize) -> rusqlite::Result<Option<serde_json::Number>> {

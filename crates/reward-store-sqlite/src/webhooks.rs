@@ -6,6 +6,7 @@ use reward_core::names::Name;
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::records::{NewWebhook, Page, PageRequest, Webhook, WebhookPatch, WebhookSecrets};
+use reward_store::secrets::SecretCipher;
 use reward_store::{StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -31,6 +32,7 @@ pub fn create(
     connection: &Connection,
     account: &AccountId,
     new: &NewWebhook,
+    cipher: &SecretCipher,
 ) -> StoreResult<Webhook> {
     let now = Timestamp::now();
     let webhook = Webhook {
@@ -56,7 +58,7 @@ pub fn create(
                 webhook.url.as_str(),
                 rows::event_types_json(&webhook.events),
                 webhook.enabled,
-                new.secret.expose(),
+                cipher.seal(webhook.id.as_str(), &new.secret),
                 now.as_millis(),
             ])
         })
@@ -168,6 +170,7 @@ pub fn secrets(
     connection: &Connection,
     account: &AccountId,
     id: &WebhookId,
+    cipher: &SecretCipher,
 ) -> StoreResult<WebhookSecrets> {
     connection
         .prepare_cached(
@@ -179,10 +182,13 @@ pub fn secrets(
                 .query_row(params![account.as_str(), id.as_str()], |row| {
                     let previous = match row.get::<_, Option<String>>(1)? {
                         None => None,
-                        Some(_) => Some((rows::secret(row, 1)?, rows::timestamp(row, 2)?)),
+                        Some(_) => Some((
+                            rows::secret(row, 1, cipher, id.as_str())?,
+                            rows::timestamp(row, 2)?,
+                        )),
                     };
                     Ok(WebhookSecrets {
-                        current: rows::secret(row, 0)?,
+                        current: rows::secret(row, 0, cipher, id.as_str())?,
                         previous,
                     })
                 })
@@ -198,8 +204,9 @@ pub fn rotate_secret(
     id: &WebhookId,
     secret: &WebhookSecret,
     previous_expires_at: Timestamp,
+    cipher: &SecretCipher,
 ) -> StoreResult<WebhookSecrets> {
-    let old = secrets(connection, account, id)?;
+    let old = secrets(connection, account, id, cipher)?;
     connection
         .prepare_cached(
             "UPDATE webhooks SET secret = ?3, previous_secret = ?4, previous_secret_expires_at = ?5,
@@ -209,8 +216,8 @@ pub fn rotate_secret(
             statement.execute(params![
                 account.as_str(),
                 id.as_str(),
-                secret.expose(),
-                old.current.expose(),
+                cipher.seal(id.as_str(), secret),
+                cipher.seal(id.as_str(), &old.current),
                 previous_expires_at.as_millis(),
                 Timestamp::now().as_millis(),
             ])
@@ -242,4 +249,54 @@ pub fn subscribed(
         .filter(|(_, events)| events.contains(&event_type))
         .map(|(id, _)| WebhookId::from_trusted(id))
         .collect())
+}
+
+/// Seals the secrets still stored plain (rows written before secrets were encrypted); run when
+/// the store opens, since only then is the key at hand. Returns how many webhooks it sealed.
+pub fn seal_plain_secrets(
+    connection: &Connection,
+    cipher: &SecretCipher,
+) -> rusqlite::Result<usize> {
+    if !cipher.has_key() {
+        return Ok(0);
+    }
+    let plain: Vec<(String, String, String, Option<String>)> = connection
+        .prepare(
+            "SELECT account_id, id, secret, previous_secret FROM webhooks
+             WHERE secret NOT LIKE 'enc:v1:%'
+                OR (previous_secret IS NOT NULL AND previous_secret NOT LIKE 'enc:v1:%')",
+        )?
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut update = connection.prepare(
+        "UPDATE webhooks SET secret = ?3, previous_secret = ?4 WHERE account_id = ?1 AND id = ?2",
+    )?;
+    let reseal = |id: &str, stored: &str| -> rusqlite::Result<String> {
+        if !SecretCipher::is_plain(stored) {
+            return Ok(stored.to_owned());
+        }
+        let secret = WebhookSecret::parse(stored).map_err(|_| {
+            rusqlite::Error::InvalidParameterName(format!(
+                "webhook {id}: stored secret is not valid"
+            ))
+        })?;
+        Ok(cipher.seal(id, &secret))
+    };
+    for (account_id, id, secret, previous) in &plain {
+        let secret = reseal(id, secret)?;
+        let previous = previous
+            .as_deref()
+            .map(|previous| reseal(id, previous))
+            .transpose()?;
+        update.execute(params![account_id, id, secret, previous])?;
+    }
+    if !plain.is_empty() {
+        // The plain text would linger in freed page space and in the write-ahead log: rewrite
+        // the file and empty the log, once, so the file alone no longer holds it.
+        drop(update);
+        connection.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")?;
+    }
+    Ok(plain.len())
 }

@@ -12,6 +12,7 @@
 
 mod error;
 pub mod records;
+pub mod secrets;
 
 use async_trait::async_trait;
 use reward_core::event::{EventType, NewEvent};

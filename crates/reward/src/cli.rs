@@ -121,6 +121,12 @@ pub struct ServeArgs {
     #[arg(long, env = "REWARD_DISABLE_AFTER", default_value = "5d", value_parser = parse_positive_duration)]
     pub disable_after: Duration,
 
+    /// Base64 of 32 random bytes: the key sealing webhook signing secrets in the database.
+    /// Without it, SQLite uses a key file beside the database (created, mode 0600); PostgreSQL
+    /// needs it (the same on every node). Prefer the environment variable to the flag.
+    #[arg(long, env = "REWARD_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
     /// Log format: text (for people) or json (one object per line, for log pipelines).
     #[arg(long, env = "REWARD_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

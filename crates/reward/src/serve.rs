@@ -27,6 +27,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         run_worker: args.worker,
         rate_limit: args.rate_limit,
         disable_after: args.disable_after,
+        secret_key: args.secret_key,
         ..Config::with_database_url(args.database.database_url)
     };
     if config.target_policy == TargetPolicy::AllowInsecure {

@@ -30,6 +30,16 @@ pub struct TestServer {
     _database: Option<TestDatabase>,
 }
 
+/// The secret key tests on PostgreSQL seal webhook secrets with (SQLite tests use the key file
+/// beside their database, as a default install does).
+pub const TEST_SECRET_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+fn secret_key_for(database_url: &str) -> Option<&'static str> {
+    database_url
+        .starts_with("postgres")
+        .then_some(TEST_SECRET_KEY)
+}
+
 /// Settings for tests: loopback receivers allowed, short retries, no rate limit.
 pub fn test_config(database_url: &str) -> Config {
     let mut config = Config::with_database_url(database_url);
@@ -39,6 +49,7 @@ pub fn test_config(database_url: &str) -> Config {
     config.delivery_timeout = Duration::from_secs(2);
     // Tests drive the API faster than a client should; hardening.rs tests the limit itself.
     config.rate_limit = 0;
+    config.secret_key = secret_key_for(database_url).map(str::to_owned);
     config
 }
 
@@ -174,6 +185,9 @@ impl ServerProcess {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if let Some(key) = secret_key_for(database_url) {
+            command.env("REWARD_SECRET_KEY", key);
+        }
         for (name, value) in env {
             command.env(name, value);
         }

@@ -437,3 +437,135 @@ async fn a_webhook_whose_deliveries_all_fail_for_disable_after_is_disabled() {
     let webhook = api.get(&format!("/v1/webhooks/{failing_id}")).await.body;
     assert_eq!(webhook["enabled"], true, "{webhook}");
 }
+
+/// Every byte the database keeps: the SQLite file and its write-ahead log, or on PostgreSQL the
+/// webhooks' secret columns.
+async fn stored_bytes(database_url: &str) -> Vec<u8> {
+    if let Some(path) = database_url.strip_prefix("sqlite://") {
+        let mut bytes = std::fs::read(path).expect("database file");
+        if let Ok(wal) = std::fs::read(format!("{path}-wal")) {
+            bytes.extend(wal);
+        }
+        return bytes;
+    }
+    let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let rows = client
+        .query(
+            "SELECT secret, coalesce(previous_secret, '') FROM webhooks",
+            &[],
+        )
+        .await
+        .expect("query");
+    rows.iter()
+        .flat_map(|row| {
+            let (current, previous): (String, String) = (row.get(0), row.get(1));
+            format!("{current}\n{previous}\n").into_bytes()
+        })
+        .collect()
+}
+
+/// Whether `secret` (`whsec_` + base64 of its key) shows in `stored` in any form.
+fn reveals(stored: &[u8], secret: &str) -> bool {
+    use base64::Engine;
+    let encoded = secret.strip_prefix("whsec_").expect("whsec_ secret");
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .expect("base64 key");
+    let contains = |needle: &[u8]| stored.windows(needle.len()).any(|window| window == needle);
+    contains(b"whsec_") || contains(encoded.as_bytes()) || contains(&key)
+}
+
+fn assert_verifies(received: &crate::receiver::Received, secret: &str) {
+    let secret = reward_core::signing::WebhookSecret::parse(secret).expect("secret");
+    reward_core::signing::verify_request(
+        &secret,
+        Some(received.header("webhook-id")),
+        Some(received.header("webhook-timestamp")),
+        Some(received.header("webhook-signature")),
+        &received.body,
+        reward_core::time::Timestamp::now().as_unix_seconds(),
+    )
+    .expect("the signature verifies with the secret the API returned");
+}
+
+#[tokio::test]
+async fn secrets_are_sealed_at_rest_and_deliveries_still_verify() {
+    let (database, database_url) = crate::common::fresh_database().await;
+    let server = TestServer::start_on(&database_url, |_| {}).await;
+    let api = server.account("Acme").await;
+    let receiver = Receiver::start().await;
+    let webhook = api.create_webhook(&receiver.url).await;
+    let id = webhook["id"].as_str().expect("id").to_owned();
+    let first = webhook["secret"].as_str().expect("secret").to_owned();
+    let rotated = api
+        .post(&format!("/v1/webhooks/{id}/secret/rotate"), json!({}))
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{:?}", rotated.body);
+    let current = rotated.body["secret"].as_str().expect("secret").to_owned();
+    api.put_trigger("visit", Value::Null).await;
+    api.trigger_event("u1", "visit", Value::Null).await;
+    let received = receiver.wait_for(1, Duration::from_secs(10)).await;
+    // Signed by both during the rotation's overlap: each verifies.
+    assert_verifies(&received[0], &first);
+    assert_verifies(&received[0], &current);
+    let shown = api.get(&format!("/v1/webhooks/{id}/secret")).await;
+    assert_eq!(shown.body["secret"], current.as_str());
+
+    // The database alone reveals neither secret.
+    let stored = stored_bytes(&database_url).await;
+    assert!(!stored.is_empty());
+    assert!(
+        !reveals(&stored, &first),
+        "the previous secret is stored readable"
+    );
+    assert!(!reveals(&stored, &current), "the secret is stored readable");
+    if let Some(path) = database_url.strip_prefix("sqlite://") {
+        let key_file = format!("{path}.key");
+        let metadata = std::fs::metadata(&key_file).expect("a key file beside the database");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(metadata.permissions().mode() & 0o777, 0o600);
+        }
+        #[cfg(not(unix))]
+        let _ = metadata;
+    }
+    server.stop().await;
+
+    // A row from before encryption (plain text) is sealed when the server opens the database,
+    // and its deliveries still verify.
+    let legacy = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    if let Some(path) = database_url.strip_prefix("sqlite://") {
+        let connection = rusqlite::Connection::open(path).expect("open");
+        connection
+            .execute(
+                "UPDATE webhooks SET secret = ?1, previous_secret = NULL",
+                [legacy],
+            )
+            .expect("write a plain secret");
+    } else {
+        let (client, connection) = tokio_postgres::connect(&database_url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        client
+            .execute(
+                "UPDATE webhooks SET secret = $1, previous_secret = NULL",
+                &[&legacy],
+            )
+            .await
+            .expect("write a plain secret");
+    }
+    let server = TestServer::start_on(&database_url, |_| {}).await;
+    let stored = stored_bytes(&database_url).await;
+    assert!(!reveals(&stored, legacy), "a plain secret was left plain");
+    let api = Api::new(&server.base_url, &api.key);
+    api.trigger_event("u2", "visit", Value::Null).await;
+    let received = receiver.wait_for(2, Duration::from_secs(10)).await;
+    assert_verifies(&received[1], legacy);
+    server.stop().await;
+    drop(database);
+}

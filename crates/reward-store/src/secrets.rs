@@ -1,0 +1,215 @@
+//! Webhook signing secrets at rest: both backends store them sealed with ChaCha20-Poly1305 under a
+//! 32-byte key that never enters the database (`REWARD_SECRET_KEY`, or for SQLite a key file
+//! beside the database), so a copied database file alone reveals no secret.
+//!
+//! Stored form: `enc:v1:` + base64(12-byte random nonce ‖ ciphertext ‖ 16-byte tag). The column
+//! is also the webhook's id as associated data, so a sealed secret moved to another row does not
+//! open. Rows written before encryption hold the plain `whsec_...` text: [`SecretCipher::open`]
+//! still reads those, every write seals, and each backend re-seals the plain rows it finds when
+//! it is opened with a key (a SQL migration cannot: it has no key).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use reward_core::signing::WebhookSecret;
+
+use crate::StoreError;
+
+const SEALED_PREFIX: &str = "enc:v1:";
+const NONCE_LEN: usize = 12;
+
+/// Seals and opens webhook secrets. Cheap to clone.
+#[derive(Clone)]
+pub struct SecretCipher {
+    /// None: [`SecretCipher::plaintext`].
+    cipher: Option<ChaCha20Poly1305>,
+}
+
+impl std::fmt::Debug for SecretCipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretCipher(..)")
+    }
+}
+
+impl SecretCipher {
+    pub fn new(key: [u8; 32]) -> Self {
+        Self {
+            cipher: Some(ChaCha20Poly1305::new(Key::from_slice(&key))),
+        }
+    }
+
+    /// No key: secrets are written plain and sealed ones cannot be read. Only for tools that
+    /// never touch secrets (`reward accounts`, `reward migrate`) and backend tests; `reward serve`
+    /// always has a key.
+    pub fn plaintext() -> Self {
+        Self { cipher: None }
+    }
+
+    /// Whether secrets are sealed (false: [`Self::plaintext`]).
+    pub fn has_key(&self) -> bool {
+        self.cipher.is_some()
+    }
+
+    /// A key written as base64 of 32 bytes (`REWARD_SECRET_KEY`).
+    pub fn from_base64(text: &str) -> Result<Self, String> {
+        let bytes = BASE64
+            .decode(text.trim())
+            .map_err(|_| "REWARD_SECRET_KEY must be base64 of 32 random bytes".to_owned())?;
+        let key: [u8; 32] = bytes.try_into().map_err(|bytes: Vec<u8>| {
+            format!(
+                "REWARD_SECRET_KEY must be base64 of 32 bytes, not {}",
+                bytes.len()
+            )
+        })?;
+        Ok(Self::new(key))
+    }
+
+    /// A fresh random key, as base64 (what `REWARD_SECRET_KEY` or a key file holds).
+    pub fn generate_key() -> String {
+        BASE64.encode(ChaCha20Poly1305::generate_key(&mut OsRng))
+    }
+
+    /// The key in `path`, created (readable by this user only, mode 0600) when missing.
+    pub fn load_or_create_key_file(path: &Path) -> Result<Self, String> {
+        let describe = |error: std::io::Error| format!("key file {}: {error}", path.display());
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(path) {
+            Ok(mut file) => {
+                file.write_all(Self::generate_key().as_bytes())
+                    .and_then(|()| file.sync_all())
+                    .map_err(describe)?;
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(describe(error)),
+        }
+        let text = std::fs::read_to_string(path).map_err(describe)?;
+        Self::from_base64(&text).map_err(|error| format!("key file {}: {error}", path.display()))
+    }
+
+    /// Where the key file of an SQLite database lives: beside it, named after it.
+    pub fn key_file_beside(database: &Path) -> PathBuf {
+        let mut name = database.file_name().unwrap_or_default().to_os_string();
+        name.push(".key");
+        database.with_file_name(name)
+    }
+
+    /// The stored form of a webhook's secret.
+    pub fn seal(&self, webhook_id: &str, secret: &WebhookSecret) -> String {
+        let Some(cipher) = &self.cipher else {
+            return secret.expose().to_owned();
+        };
+        let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let payload = Payload {
+            msg: secret.expose().as_bytes(),
+            aad: webhook_id.as_bytes(),
+        };
+        let sealed = cipher
+            .encrypt(&nonce, payload)
+            .expect("sealing a short secret cannot fail");
+        let mut bytes = nonce.to_vec();
+        bytes.extend_from_slice(&sealed);
+        format!("{SEALED_PREFIX}{}", BASE64.encode(bytes))
+    }
+
+    /// A webhook's secret from its stored form (sealed, or plain from before encryption).
+    pub fn open(&self, webhook_id: &str, stored: &str) -> Result<WebhookSecret, StoreError> {
+        let corrupt = |why: &str| StoreError::Internal(format!("webhook {webhook_id}: {why}"));
+        let Some(encoded) = stored.strip_prefix(SEALED_PREFIX) else {
+            return WebhookSecret::parse(stored)
+                .map_err(|_| corrupt("the stored secret is not valid"));
+        };
+        let Some(cipher) = &self.cipher else {
+            return Err(corrupt(
+                "the secret is sealed and no REWARD_SECRET_KEY was given",
+            ));
+        };
+        let bytes = BASE64
+            .decode(encoded)
+            .map_err(|_| corrupt("the sealed secret is not base64"))?;
+        if bytes.len() < NONCE_LEN {
+            return Err(corrupt("the sealed secret is too short"));
+        }
+        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+        let payload = Payload {
+            msg: sealed,
+            aad: webhook_id.as_bytes(),
+        };
+        let plain = cipher
+            .decrypt(Nonce::from_slice(nonce), payload)
+            .map_err(|_| {
+                corrupt("the secret does not open with this key (is REWARD_SECRET_KEY or the key file the one it was sealed with?)")
+            })?;
+        let text =
+            String::from_utf8(plain).map_err(|_| corrupt("the opened secret is not text"))?;
+        WebhookSecret::parse(&text).map_err(|_| corrupt("the opened secret is not valid"))
+    }
+
+    /// Whether a stored secret is still plain (written before encryption).
+    pub fn is_plain(stored: &str) -> bool {
+        !stored.starts_with(SEALED_PREFIX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_secrets_open_only_with_their_key_and_row() {
+        let cipher = SecretCipher::from_base64(&SecretCipher::generate_key()).expect("key");
+        let secret = WebhookSecret::generate();
+        let stored = cipher.seal("wh_1", &secret);
+        assert!(!stored.contains("whsec_"));
+        assert!(!stored.contains(&secret.expose()[6..]));
+        assert_eq!(
+            cipher.open("wh_1", &stored).expect("open").expose(),
+            secret.expose()
+        );
+        assert!(cipher.open("wh_2", &stored).is_err(), "another row");
+        let other = SecretCipher::new([7; 32]);
+        assert!(other.open("wh_1", &stored).is_err(), "another key");
+        // Rows from before encryption still read.
+        assert_eq!(
+            cipher
+                .open("wh_1", secret.expose())
+                .expect("plain")
+                .expose(),
+            secret.expose()
+        );
+        assert!(SecretCipher::is_plain(secret.expose()) && !SecretCipher::is_plain(&stored));
+    }
+
+    #[test]
+    fn keys_must_be_32_bytes_of_base64() {
+        assert!(SecretCipher::from_base64("not base64!").is_err());
+        assert!(SecretCipher::from_base64(&BASE64.encode([1u8; 16])).is_err());
+        assert!(SecretCipher::from_base64(&BASE64.encode([1u8; 32])).is_ok());
+    }
+
+    #[test]
+    fn a_key_file_is_created_once_and_private() {
+        let folder = std::env::temp_dir().join(format!("reward-key-{}", std::process::id()));
+        std::fs::create_dir_all(&folder).expect("folder");
+        let path = SecretCipher::key_file_beside(&folder.join("reward.db"));
+        let _ = std::fs::remove_file(&path);
+        let first = SecretCipher::load_or_create_key_file(&path).expect("created");
+        let secret = WebhookSecret::generate();
+        let stored = first.seal("wh_1", &secret);
+        let again = SecretCipher::load_or_create_key_file(&path).expect("read");
+        assert!(again.open("wh_1", &stored).is_ok(), "the same key");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let _ = std::fs::remove_dir_all(&folder);
+    }
+}
