@@ -569,3 +569,27 @@ async fn secrets_are_sealed_at_rest_and_deliveries_still_verify() {
     server.stop().await;
     drop(database);
 }
+
+#[tokio::test]
+async fn postgres_without_a_secret_key_refuses_to_start_with_one_line() {
+    // The key is checked before connecting, so no server need answer at this URL.
+    let output = tokio::process::Command::new(crate::common::REWARD_BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env(
+            "REWARD_DATABASE_URL",
+            "postgres://reward@127.0.0.1:1/reward",
+        )
+        .env_remove("REWARD_SECRET_KEY")
+        .env_remove("REWARD_CONFIG")
+        .output()
+        .await
+        .expect("run reward serve");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("REWARD_SECRET_KEY"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("required with PostgreSQL"), "{stderr}");
+}
