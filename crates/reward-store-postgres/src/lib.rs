@@ -382,11 +382,17 @@ impl Store for PostgresStore {
 
     async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()> {
         in_transaction!(self, |tx| queue::record_attempt(&tx, &record).await?);
+        // The released lease no longer counts against its webhook's in-flight limit.
+        self.signal.wake_here();
         Ok(())
     }
 
     async fn record_attempts(&self, mut records: Vec<AttemptRecord>) -> StoreResult<()> {
         in_transaction!(self, |tx| queue::record_attempts(&tx, &mut records).await?);
+        // Claims count live leases as attempts in flight, and the worker frees an attempt's slot
+        // when its HTTP exchange ends, before the lease is released here: without this wake-up
+        // a busy webhook's next deliveries would wait for the worker's next poll.
+        self.signal.wake_here();
         Ok(())
     }
 

@@ -64,6 +64,12 @@ impl WorkSignal {
         self.work.notified().await;
     }
 
+    /// Wakes this node's worker only: its recorded attempts released leases, which frees their
+    /// webhooks' in-flight slots for the deliveries waiting behind them.
+    pub fn wake_here(&self) {
+        self.work.notify_one();
+    }
+
     /// Tells every node's worker that work may be due; call it after the commit that made it so.
     pub fn announce(&self, pool: &Pool) {
         self.work.notify_one();
