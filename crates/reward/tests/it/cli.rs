@@ -179,6 +179,8 @@ async fn json_logs_carry_request_ids() {
             "--log-format",
             "json",
         ])
+        // PostgreSQL needs the key; on SQLite it stands in for the key file.
+        .env("REWARD_SECRET_KEY", crate::common::TEST_SECRET_KEY)
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
