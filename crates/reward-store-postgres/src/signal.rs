@@ -9,10 +9,10 @@
 //! (while one `pg_notify` is on its way, any number of new ones make one more), not inside each
 //! transaction. A transaction that notifies holds PostgreSQL's database-wide notification lock
 //! from before its commit until the commit is flushed, so notifying in every write serialized all
-//! of them, fsync included: measured, 61% of busy sessions waited on that lock (`Lock:object`)
-//! and throughput halved (docs/scaling.md). After the commit, the cost is one short statement per
-//! burst. What is lost: a node dying between its commit and its `pg_notify` delays the others
-//! until their next poll (1 s), and the work was committed, so it is not lost.
+//! of them, fsync included: measured under load, 61% of busy sessions were waiting on that lock
+//! (`Lock:object`, docs/scaling.md). After the commit, the cost is one short statement per burst.
+//! What is lost: a node dying between its commit and its `pg_notify` delays the others until
+//! their next poll (1 s), and the work was committed, so it is not lost.
 //!
 //! Notifications are not stored: one sent while the listening connection is down is lost. So the
 //! listener wakes the worker each time it (re)starts listening, and workers poll as a safety net.
