@@ -100,6 +100,9 @@ impl WebhookSecret {
     }
 }
 
+/// How long a rotated-out secret keeps signing beside the new one, in milliseconds.
+pub const ROTATION_OVERLAP_MS: i64 = 24 * 3600 * 1000;
+
 /// How far a `webhook-timestamp` may be from the receiver's clock (replay protection).
 pub const TIMESTAMP_TOLERANCE_SECONDS: i64 = 5 * 60;
 

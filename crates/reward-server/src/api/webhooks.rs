@@ -25,9 +25,6 @@ use super::schemas::{
 use super::views::{DeliveryView, WebhookView};
 use super::{parse_path_id, AppState};
 
-/// How long a rotated-out secret keeps signing beside the new one.
-const ROTATION_OVERLAP_MS: i64 = 24 * 3600 * 1000;
-
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create, list))
@@ -228,7 +225,8 @@ async fn rotate_secret(
     Authenticated(account): Authenticated,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let previous_expires_at = Timestamp::now().plus_millis(ROTATION_OVERLAP_MS);
+    let previous_expires_at =
+        Timestamp::now().plus_millis(reward_core::signing::ROTATION_OVERLAP_MS);
     let secrets = state
         .store
         .rotate_webhook_secret(

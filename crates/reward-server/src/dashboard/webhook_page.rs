@@ -23,9 +23,6 @@ use super::session::{SignedForm, SignedIn};
 use super::webhooks::{webhook_id, ListQuery};
 use crate::api::AppState;
 
-/// How long a rotated-out secret keeps signing beside the new one: the API's 24 hours
-/// (`POST /v1/webhooks/{id}/secret/rotate`), so both ways of rotating promise the same.
-const ROTATION_OVERLAP_MS: i64 = 24 * 3600 * 1000;
 /// Deliveries per page of the webhook's page.
 const DELIVERIES_PER_PAGE: u32 = 20;
 
@@ -248,7 +245,8 @@ async fn rotate_secret(
     form: SignedForm,
 ) -> PageResult {
     let id = webhook_id(&id)?;
-    let previous_expires_at = Timestamp::now().plus_millis(ROTATION_OVERLAP_MS);
+    let previous_expires_at =
+        Timestamp::now().plus_millis(reward_core::signing::ROTATION_OVERLAP_MS);
     let secrets = state
         .store
         .rotate_webhook_secret(
