@@ -25,7 +25,8 @@ mod webhooks;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use reward_core::event::{EventType, NewEvent};
@@ -33,6 +34,7 @@ use reward_core::ids::{AccountId, ApiKeyId, DeliveryId, EventId, WebhookId};
 use reward_core::names::{Name, TriggerId, UserId};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
+use reward_store::handoff::Handoff;
 use reward_store::records::*;
 use reward_store::secrets::SecretCipher;
 use reward_store::{Store, StoreError, StoreResult};
@@ -41,11 +43,14 @@ use tokio::sync::Notify;
 
 pub use connection::path_from_url;
 
+use outbox::Outbox;
 use readers::Readers;
 use writer::Writer;
 
 /// Read connections kept open.
 const READERS: usize = 4;
+/// Deliveries handed to the worker and not yet started, at most; past it they are claimed.
+const HANDOFF_CAPACITY: usize = 8192;
 
 #[derive(Debug, Error)]
 pub enum OpenError {
@@ -78,6 +83,8 @@ pub struct SqliteStore {
     /// Woken when a change may have made a delivery due, so an idle worker starts at once instead
     /// of polling.
     work: Arc<Notify>,
+    /// Set once this process's worker takes new deliveries directly (see [`Handoff`]).
+    handoff: OnceLock<Arc<Handoff>>,
 }
 
 impl SqliteStore {
@@ -131,7 +138,26 @@ impl SqliteStore {
             writer,
             readers: Readers::new(path.to_owned(), READERS),
             work: Arc::new(Notify::new()),
+            handoff: OnceLock::new(),
         })
+    }
+
+    /// An outbox for one write, handing off to this process's worker when it takes hand-offs.
+    fn outbox(&self) -> Outbox {
+        Outbox::new(self.handoff.get().map(Arc::as_ref), &self.cipher)
+    }
+
+    /// After a committed write: hands its new deliveries to the worker, or wakes the worker to
+    /// claim the ones left for claiming.
+    fn deliver_committed<T>(&self, result: StoreResult<(T, Outbox)>) -> StoreResult<T> {
+        let (value, outbox) = result?;
+        if outbox.left_for_claiming {
+            self.work.notify_one();
+        }
+        if let Some(handoff) = self.handoff.get() {
+            handoff.push(outbox.ready);
+        }
+        Ok(value)
     }
 
     /// Passes a result through, waking the delivery worker when it succeeded.
@@ -289,7 +315,7 @@ impl Store for SqliteStore {
             .write(move |c| {
                 webhooks::get(c, &account, &id)?;
                 outbox::insert_event(c, &account, &event)?;
-                outbox::insert_delivery(c, &account, &id, &event)
+                outbox::insert_delivery(c, &account, &id, &event, None)
             })
             .await;
         self.wake_on_success(result)
@@ -403,11 +429,15 @@ impl Store for SqliteStore {
         request: RecordTriggerEvent,
     ) -> StoreResult<TriggerEventOutcome> {
         owned!(account);
+        let mut outbox = self.outbox();
         let result = self
             .writer
-            .write(move |c| rewards::record_trigger_event(c, &account, &request))
+            .write(move |c| {
+                let outcome = rewards::record_trigger_event(c, &account, &request, &mut outbox)?;
+                Ok((outcome, outbox))
+            })
             .await;
-        self.wake_on_success(result)
+        self.deliver_committed(result)
     }
 
     async fn issue_credits(
@@ -416,11 +446,15 @@ impl Store for SqliteStore {
         request: IssueCredits,
     ) -> StoreResult<CreditsIssued> {
         owned!(account);
+        let mut outbox = self.outbox();
         let result = self
             .writer
-            .write(move |c| rewards::issue_credits(c, &account, &request))
+            .write(move |c| {
+                let issued = rewards::issue_credits(c, &account, &request, &mut outbox)?;
+                Ok((issued, outbox))
+            })
             .await;
-        self.wake_on_success(result)
+        self.deliver_committed(result)
     }
 
     async fn get_user(&self, account: &AccountId, id: &UserId) -> StoreResult<User> {
@@ -470,6 +504,14 @@ impl Store for SqliteStore {
 
     async fn work_signal(&self) {
         self.work.notified().await;
+    }
+
+    /// SQLite has one process per database file, so this process's worker is the only one and
+    /// may take every delivery it creates.
+    fn start_handoff(&self, lease: Duration) -> Option<Arc<Handoff>> {
+        Some(Arc::clone(self.handoff.get_or_init(|| {
+            Arc::new(Handoff::new(lease, HANDOFF_CAPACITY))
+        })))
     }
 
     async fn start_session(

@@ -1,27 +1,87 @@
 //! The transactional outbox: an event and one pending delivery per subscribed, enabled webhook,
 //! written inside the same transaction as the change that caused them.
+//!
+//! When this process's worker takes hand-offs ([`reward_store::handoff`]), each new delivery is
+//! written already leased and collected in the [`Outbox`], to be handed to the worker once the
+//! transaction has committed.
 
 use reward_core::event::NewEvent;
 use reward_core::ids::{AccountId, DeliveryId, WebhookId};
 use reward_core::time::Timestamp;
-use reward_store::records::{Delivery, DeliveryStatus};
+use reward_store::handoff::Handoff;
+use reward_store::records::{ClaimedDelivery, Delivery, DeliveryStatus};
+use reward_store::secrets::SecretCipher;
 use reward_store::StoreResult;
 use rusqlite::{params, Connection};
 
 use crate::errors::from_sqlite;
-use crate::webhooks;
+use crate::webhooks::{self, Subscriber};
+
+/// What one transaction's new deliveries need besides their rows.
+pub struct Outbox {
+    /// Set when deliveries are handed off: the lease they are written with, and the key to open
+    /// the secrets the worker signs with.
+    handoff: Option<(Timestamp, SecretCipher)>,
+    /// Deliveries to hand to the worker once the transaction commits.
+    pub ready: Vec<ClaimedDelivery>,
+    /// Some delivery was written for claiming (not handed off).
+    pub left_for_claiming: bool,
+}
+
+impl Outbox {
+    /// An outbox for one transaction: handing off when `handoff` is given and has room.
+    pub fn new(handoff: Option<&Handoff>, cipher: &SecretCipher) -> Self {
+        let lease = handoff.and_then(|handoff| handoff.lease_for_new(Timestamp::now()));
+        Self {
+            handoff: lease.map(|lease| (lease, cipher.clone())),
+            ready: Vec::new(),
+            left_for_claiming: false,
+        }
+    }
+}
 
 /// Stores the event and queues it for every webhook subscribed to its type.
 pub fn emit(
     connection: &Connection,
     account: &AccountId,
     event: &NewEvent,
+    outbox: &mut Outbox,
 ) -> StoreResult<Vec<Delivery>> {
     insert_event(connection, account, event)?;
-    webhooks::subscribed(connection, account, event.event_type)?
-        .iter()
-        .map(|webhook| insert_delivery(connection, account, webhook, event))
+    let cipher = outbox.handoff.as_ref().map(|(_, cipher)| cipher);
+    webhooks::subscribed(connection, account, event.event_type, cipher)?
+        .into_iter()
+        .map(|subscriber| queue_for(connection, account, subscriber, event, outbox))
         .collect()
+}
+
+/// One subscriber's delivery: handed off when its target was loaded, else left for claiming.
+fn queue_for(
+    connection: &Connection,
+    account: &AccountId,
+    subscriber: Subscriber,
+    event: &NewEvent,
+    outbox: &mut Outbox,
+) -> StoreResult<Delivery> {
+    let lease = outbox.handoff.as_ref().map(|(lease, _)| *lease);
+    let delivery = insert_delivery(connection, account, &subscriber.id, event, lease)?;
+    match subscriber.target {
+        Some((url, secrets)) => outbox.ready.push(ClaimedDelivery {
+            account_id: account.clone(),
+            id: delivery.id.clone(),
+            webhook_id: subscriber.id,
+            event_id: event.id.clone(),
+            url,
+            secrets,
+            payload: event.payload.clone(),
+            status: DeliveryStatus::Pending,
+            attempt_count: 0,
+            schedule_attempts: 0,
+            manual: false,
+        }),
+        None => outbox.left_for_claiming = true,
+    }
+    Ok(delivery)
 }
 
 pub fn insert_event(
@@ -46,12 +106,13 @@ pub fn insert_event(
     Ok(())
 }
 
-/// A new pending delivery, due now.
+/// A new pending delivery, due now; leased until `lease` when given (handed off).
 pub fn insert_delivery(
     connection: &Connection,
     account: &AccountId,
     webhook: &WebhookId,
     event: &NewEvent,
+    lease: Option<Timestamp>,
 ) -> StoreResult<Delivery> {
     let now = Timestamp::now();
     let delivery = Delivery {
@@ -69,7 +130,8 @@ pub fn insert_delivery(
     connection
         .prepare_cached(
             "INSERT INTO deliveries (account_id, id, webhook_id, event_id, event_type, status,
-             next_attempt_at, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6, ?6)",
+             next_attempt_at, lease_expires_at, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?6, ?6)",
         )
         .and_then(|mut statement| {
             statement.execute(params![
@@ -79,6 +141,7 @@ pub fn insert_delivery(
                 event.id.as_str(),
                 event.event_type.as_str(),
                 now.as_millis(),
+                lease.map(|until| until.as_millis()),
             ])
         })
         .map_err(from_sqlite)?;

@@ -11,7 +11,6 @@ use reward_core::ids::{AccountId, DeliveryId, EventId, WebhookId};
 use reward_core::time::Timestamp;
 use reward_store::records::{
     AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryStatus, DeliveryUpdate, QueueStats,
-    WebhookSecrets,
 };
 use reward_store::secrets::SecretCipher;
 use reward_store::StoreResult;
@@ -122,13 +121,6 @@ fn load_claimed(
         .and_then(|mut statement| {
             statement
                 .query_row(params![candidate.account_id, candidate.id], |row| {
-                    let previous = match row.get::<_, Option<String>>(7)? {
-                        None => None,
-                        Some(_) => Some((
-                            rows::secret(row, 7, cipher, webhook_id)?,
-                            rows::timestamp(row, 8)?,
-                        )),
-                    };
                     Ok(ClaimedDelivery {
                         account_id: AccountId::from_trusted(candidate.account_id.clone()),
                         id: DeliveryId::from_trusted(candidate.id.clone()),
@@ -139,10 +131,7 @@ fn load_claimed(
                         schedule_attempts: row.get(3)?,
                         manual: row.get(4)?,
                         url: rows::webhook_url(row, 5)?,
-                        secrets: WebhookSecrets {
-                            current: rows::secret(row, 6, cipher, webhook_id)?,
-                            previous,
-                        },
+                        secrets: rows::webhook_secrets(row, 6, cipher, webhook_id)?,
                         payload: row.get(9)?,
                     })
                 })
@@ -154,38 +143,7 @@ fn load_claimed(
 pub fn record_attempt(connection: &Connection, record: &AttemptRecord) -> StoreResult<()> {
     let account = record.account_id.as_str();
     let delivery = record.delivery_id.as_str();
-    let exists = connection
-        .prepare_cached("SELECT 1 FROM deliveries WHERE account_id = ?1 AND id = ?2")
-        .and_then(|mut statement| {
-            statement
-                .query_row(params![account, delivery], |_| Ok(()))
-                .optional()
-        })
-        .map_err(from_sqlite)?;
-    if exists.is_none() {
-        // The webhook was deleted while the attempt ran: its deliveries went with it.
-        return Ok(());
-    }
     let attempt = &record.attempt;
-    connection
-        .prepare_cached(
-            "INSERT INTO attempts (account_id, delivery_id, id, number, started_at, duration_ms,
-             status_code, response_body, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )
-        .and_then(|mut statement| {
-            statement.execute(params![
-                account,
-                delivery,
-                attempt.id.as_str(),
-                attempt.number,
-                attempt.started_at.as_millis(),
-                i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX),
-                attempt.status_code,
-                attempt.response_body,
-                attempt.error,
-            ])
-        })
-        .map_err(from_sqlite)?;
     let now = Timestamp::now().as_millis();
     let (status, next_attempt_at): (Option<DeliveryStatus>, Option<i64>) = match record.update {
         DeliveryUpdate::Succeeded => (Some(DeliveryStatus::Succeeded), None),
@@ -193,7 +151,7 @@ pub fn record_attempt(connection: &Connection, record: &AttemptRecord) -> StoreR
         DeliveryUpdate::Failed => (Some(DeliveryStatus::Failed), None),
         DeliveryUpdate::Unchanged => (None, None),
     };
-    connection
+    let updated = connection
         .prepare_cached(
             "UPDATE deliveries SET attempt_count = attempt_count + 1,
                schedule_attempts = schedule_attempts + ?3, last_status_code = ?4,
@@ -211,6 +169,29 @@ pub fn record_attempt(connection: &Connection, record: &AttemptRecord) -> StoreR
                 now,
                 status.map(DeliveryStatus::as_str),
                 next_attempt_at,
+            ])
+        })
+        .map_err(from_sqlite)?;
+    if updated == 0 {
+        // The webhook was deleted while the attempt ran: its deliveries went with it.
+        return Ok(());
+    }
+    connection
+        .prepare_cached(
+            "INSERT INTO attempts (account_id, delivery_id, id, number, started_at, duration_ms,
+             status_code, response_body, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                account,
+                delivery,
+                attempt.id.as_str(),
+                attempt.number,
+                attempt.started_at.as_millis(),
+                i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX),
+                attempt.status_code,
+                attempt.response_body,
+                attempt.error,
             ])
         })
         .map_err(from_sqlite)?;

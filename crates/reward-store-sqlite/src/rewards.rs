@@ -14,7 +14,8 @@ use reward_store::{StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::errors::from_sqlite;
-use crate::{outbox, rows};
+use crate::outbox::{self, Outbox};
+use crate::rows;
 
 /// How long an `Idempotency-Key` is remembered.
 pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
@@ -235,6 +236,7 @@ pub fn record_trigger_event(
     connection: &Connection,
     account: &AccountId,
     request: &RecordTriggerEvent,
+    outbox: &mut Outbox,
 ) -> StoreResult<TriggerEventOutcome> {
     let now = Timestamp::now();
     if let Some((key, fingerprint)) = &request.idempotency {
@@ -281,7 +283,7 @@ pub fn record_trigger_event(
         recorded.value.as_ref(),
         &recorded.trigger,
     );
-    outbox::emit(connection, account, &created)?;
+    outbox::emit(connection, account, &created, outbox)?;
     if points > 0 {
         let issued = NewEvent::credit_points_issued(
             now,
@@ -291,7 +293,7 @@ pub fn record_trigger_event(
             Some(&recorded.id),
             None,
         );
-        outbox::emit(connection, account, &issued)?;
+        outbox::emit(connection, account, &issued, outbox)?;
     }
     if let Some((key, fingerprint)) = &request.idempotency {
         connection
@@ -317,6 +319,7 @@ pub fn issue_credits(
     connection: &Connection,
     account: &AccountId,
     request: &IssueCredits,
+    outbox: &mut Outbox,
 ) -> StoreResult<CreditsIssued> {
     let now = Timestamp::now();
     let balance = add_to_balance(connection, account, &request.user, request.points, now)?;
@@ -328,7 +331,7 @@ pub fn issue_credits(
         None,
         request.reason.as_deref(),
     );
-    outbox::emit(connection, account, &issued)?;
+    outbox::emit(connection, account, &issued, outbox)?;
     Ok(CreditsIssued {
         user: request.user.clone(),
         points: request.points,

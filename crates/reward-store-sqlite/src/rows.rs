@@ -4,7 +4,7 @@ use reward_core::event::EventType;
 use reward_core::names::WebhookUrl;
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
-use reward_store::records::{DeliveryStatus, Page};
+use reward_store::records::{DeliveryStatus, Page, WebhookSecrets};
 use reward_store::secrets::SecretCipher;
 use rusqlite::types::Type;
 use rusqlite::Row;
@@ -67,6 +67,27 @@ pub fn secret(
     let text: String = row.get(index)?;
     cipher.open(webhook_id, &text).map_err(|error| {
         rusqlite::Error::FromSqlConversionFailure(index, Type::Text, error.to_string().into())
+    })
+}
+
+/// A webhook's signing secrets, from three columns in a row starting at `first`: `secret`,
+/// `previous_secret`, `previous_secret_expires_at`.
+pub fn webhook_secrets(
+    row: &Row,
+    first: usize,
+    cipher: &SecretCipher,
+    webhook_id: &str,
+) -> rusqlite::Result<WebhookSecrets> {
+    let previous = match row.get::<_, Option<String>>(first + 1)? {
+        None => None,
+        Some(_) => Some((
+            secret(row, first + 1, cipher, webhook_id)?,
+            timestamp(row, first + 2)?,
+        )),
+    };
+    Ok(WebhookSecrets {
+        current: secret(row, first, cipher, webhook_id)?,
+        previous,
     })
 }
 

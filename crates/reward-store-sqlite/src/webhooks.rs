@@ -2,7 +2,7 @@
 
 use reward_core::event::EventType;
 use reward_core::ids::{AccountId, WebhookId};
-use reward_core::names::Name;
+use reward_core::names::{Name, WebhookUrl};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::records::{NewWebhook, Page, PageRequest, Webhook, WebhookPatch, WebhookSecrets};
@@ -180,17 +180,7 @@ pub fn secrets(
         .and_then(|mut statement| {
             statement
                 .query_row(params![account.as_str(), id.as_str()], |row| {
-                    let previous = match row.get::<_, Option<String>>(1)? {
-                        None => None,
-                        Some(_) => Some((
-                            rows::secret(row, 1, cipher, id.as_str())?,
-                            rows::timestamp(row, 2)?,
-                        )),
-                    };
-                    Ok(WebhookSecrets {
-                        current: rows::secret(row, 0, cipher, id.as_str())?,
-                        previous,
-                    })
+                    rows::webhook_secrets(row, 0, cipher, id.as_str())
                 })
                 .optional()
         })
@@ -229,26 +219,49 @@ pub fn rotate_secret(
     })
 }
 
-/// The enabled webhooks of an account subscribed to `event_type`.
+/// An enabled webhook subscribed to an event, with where and how to send when asked for.
+pub struct Subscriber {
+    pub id: WebhookId,
+    pub target: Option<(WebhookUrl, WebhookSecrets)>,
+}
+
+/// The enabled webhooks of an account subscribed to `event_type`; with `cipher`, also each one's
+/// URL and opened secrets (for handing new deliveries straight to the worker).
 pub fn subscribed(
     connection: &Connection,
     account: &AccountId,
     event_type: EventType,
-) -> StoreResult<Vec<WebhookId>> {
+    cipher: Option<&SecretCipher>,
+) -> StoreResult<Vec<Subscriber>> {
     let mut statement = connection
-        .prepare_cached("SELECT id, events FROM webhooks WHERE account_id = ?1 AND enabled = 1")
+        .prepare_cached(
+            "SELECT id, events, url, secret, previous_secret, previous_secret_expires_at
+             FROM webhooks WHERE account_id = ?1 AND enabled = 1",
+        )
         .map_err(from_sqlite)?;
-    let webhooks: Vec<(String, Vec<EventType>)> = statement
-        .query_map([account.as_str()], |row| {
-            Ok((row.get(0)?, rows::event_types(row, 1)?))
-        })
-        .and_then(Iterator::collect)
-        .map_err(from_sqlite)?;
-    Ok(webhooks
-        .into_iter()
-        .filter(|(_, events)| events.contains(&event_type))
-        .map(|(id, _)| WebhookId::from_trusted(id))
-        .collect())
+    let mut rows = statement.query([account.as_str()]).map_err(from_sqlite)?;
+    let mut subscribers = Vec::new();
+    while let Some(row) = rows.next().map_err(from_sqlite)? {
+        if !rows::event_types(row, 1)
+            .map_err(from_sqlite)?
+            .contains(&event_type)
+        {
+            continue;
+        }
+        let id: String = row.get(0).map_err(from_sqlite)?;
+        let target = match cipher {
+            None => None,
+            Some(cipher) => Some((
+                rows::webhook_url(row, 2).map_err(from_sqlite)?,
+                rows::webhook_secrets(row, 3, cipher, &id).map_err(from_sqlite)?,
+            )),
+        };
+        subscribers.push(Subscriber {
+            id: WebhookId::from_trusted(id),
+            target,
+        });
+    }
+    Ok(subscribers)
 }
 
 /// Seals the secrets still stored plain (rows written before secrets were encrypted); run when

@@ -120,7 +120,7 @@ fn run_batches(connection: Connection, mut queue: mpsc::Receiver<Box<dyn Job>>) 
 
 /// Runs and commits one batch, then answers every job in it.
 fn run_batch(connection: &Connection, batch: &mut Vec<Box<dyn Job>>) {
-    if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(error) = run_cached(connection, "BEGIN IMMEDIATE") {
         let error = from_sqlite(error);
         for job in batch.drain(..) {
             job.abandon(error.duplicate());
@@ -130,15 +130,16 @@ fn run_batch(connection: &Connection, batch: &mut Vec<Box<dyn Job>>) {
     let mut answers = Vec::with_capacity(batch.len());
     let mut jobs = batch.drain(..);
     while let Some(job) = jobs.next() {
-        if let Err(error) = connection.execute_batch("SAVEPOINT job") {
+        if let Err(error) = run_cached(connection, "SAVEPOINT job") {
             job.abandon(from_sqlite(error));
             continue;
         }
         let (succeeded, answer) = job.run(connection);
         let closed = if succeeded {
-            connection.execute_batch("RELEASE job")
+            run_cached(connection, "RELEASE job")
         } else {
-            connection.execute_batch("ROLLBACK TO job; RELEASE job")
+            run_cached(connection, "ROLLBACK TO job")
+                .and_then(|()| run_cached(connection, "RELEASE job"))
         };
         answers.push(answer);
         if let Err(error) = closed {
@@ -155,7 +156,7 @@ fn run_batch(connection: &Connection, batch: &mut Vec<Box<dyn Job>>) {
         }
     }
     drop(jobs);
-    let committed = connection.execute_batch("COMMIT").map_err(from_sqlite);
+    let committed = run_cached(connection, "COMMIT").map_err(from_sqlite);
     if committed.is_err() {
         let _ = connection.execute_batch("ROLLBACK");
     }
@@ -166,4 +167,10 @@ fn run_batch(connection: &Connection, batch: &mut Vec<Box<dyn Job>>) {
         };
         answer.send(result);
     }
+}
+
+/// Runs one transaction-control statement from the statement cache: these run several times per
+/// job, and parsing them each time showed in profiles.
+fn run_cached(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(sql)?.execute([]).map(|_| ())
 }

@@ -11,6 +11,7 @@
 //! distributed by account.
 
 mod error;
+pub mod handoff;
 pub mod records;
 pub mod secrets;
 
@@ -177,6 +178,16 @@ pub trait Store: Send + Sync + 'static {
     /// Resolves when new work may be due (a delivery created, retried or recovered). Waking
     /// spuriously is allowed; missing work is not, so workers also poll now and then.
     async fn work_signal(&self);
+    /// Starts handing deliveries this process creates straight to its worker, leased for
+    /// `lease` (see [`handoff`]). Returns the queue to take them from, or `None` when the backend
+    /// leaves every delivery to claiming.
+    fn start_handoff(
+        &self,
+        lease: std::time::Duration,
+    ) -> Option<std::sync::Arc<handoff::Handoff>> {
+        let _ = lease;
+        None
+    }
 
     // Dashboard sessions.
 

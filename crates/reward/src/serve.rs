@@ -10,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{LogFormat, ServeArgs};
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging(args.log_format);
+    // Held until the server stops: dropping it flushes the log lines still queued.
+    let _log_flush = init_logging(args.log_format);
     let config = Config {
         retry: RetryPolicy {
             max_retries: args.max_retries,
@@ -45,12 +46,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`): readable text, or one JSON object per
 /// line with `REWARD_LOG_FORMAT=json`.
-fn init_logging(format: LogFormat) {
+///
+/// Lines are written by a dedicated thread, so a request or an attempt never waits on a write to
+/// stderr; when that thread falls behind, callers wait rather than lose lines (`lossy(false)`).
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("reward-log-writer")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let _ = match format {
         LogFormat::Text => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -61,6 +69,7 @@ fn init_logging(format: LogFormat) {
             .with_current_span(true)
             .try_init(),
     };
+    guard
 }
 
 /// Cancels `shutdown` on SIGTERM or ctrl-c.

@@ -12,7 +12,7 @@
 pub mod sender;
 pub mod targets;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ use reward_core::delivery::{
 use reward_core::ids::{AttemptId, WebhookId};
 use reward_core::retry::RetryPolicy;
 use reward_core::time::Timestamp;
+use reward_store::handoff::Handoff;
 use reward_store::records::{
     Attempt, AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryStatus, DeliveryUpdate,
 };
@@ -71,54 +72,81 @@ impl Worker {
         // claimed again until the outcome is stored.
         let (records, recorder_queue) = mpsc::unbounded_channel();
         let recorder = tokio::spawn(record_in_batches(Arc::clone(&worker.store), recorder_queue));
-        let mut in_flight: HashMap<WebhookId, u32> = HashMap::new();
-        let mut tasks: JoinSet<WebhookId> = JoinSet::new();
+        let handoff = worker.store.start_handoff(worker.lease);
+        let mut slots = Slots {
+            worker: Arc::clone(&worker),
+            records,
+            in_flight: HashMap::new(),
+            tasks: JoinSet::new(),
+            parked: HashMap::new(),
+            parked_count: 0,
+            handoff: handoff.clone(),
+        };
+        // Claiming costs a store transaction, so it runs when the store says work may be due or
+        // when the next retry falls due, not on every hand-off.
+        let mut claim_now = true;
+        let mut next_claim = Instant::now();
         while !shutdown.is_cancelled() {
-            while let Some(done) = tasks.try_join_next() {
-                finished(&mut in_flight, done);
-            }
-            let room = MAX_IN_FLIGHT.saturating_sub(tasks.len());
-            let mut claimed_full_batch = false;
-            if room > 0 {
-                let limit = CLAIM_BATCH.min(room as u32);
-                match worker.claim(limit, &in_flight).await {
-                    Ok(claimed) => {
-                        claimed_full_batch = claimed.len() == limit as usize;
-                        for delivery in claimed {
-                            *in_flight.entry(delivery.webhook_id.clone()).or_insert(0) += 1;
-                            let (worker, records) = (Arc::clone(&worker), records.clone());
-                            tasks.spawn(async move { worker.attempt(delivery, &records).await });
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "claiming deliveries failed; retrying shortly");
-                        tokio::select! {
-                            () = tokio::time::sleep(STORE_BACKOFF) => {}
-                            () = shutdown.cancelled() => {}
-                        }
-                        continue;
-                    }
+            slots.reap_finished();
+            if let Some(handoff) = &handoff {
+                let room = MAX_IN_FLIGHT.saturating_sub(slots.tasks.len());
+                for (handed_at, delivery) in handoff.take(room.saturating_sub(slots.parked_count)) {
+                    slots.start_or_park(delivery, handed_at);
                 }
             }
-            if claimed_full_batch {
-                continue; // more may be due right now
+            if claim_now || Instant::now() >= next_claim {
+                let room = MAX_IN_FLIGHT.saturating_sub(slots.tasks.len());
+                if room > 0 {
+                    let limit = CLAIM_BATCH.min(room as u32);
+                    match worker.claim(limit, &slots.in_flight).await {
+                        Ok(claimed) => {
+                            let full = claimed.len() == limit as usize;
+                            for delivery in claimed {
+                                slots.start(delivery);
+                            }
+                            if full {
+                                continue; // more may be due right now
+                            }
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "claiming deliveries failed; retrying shortly");
+                            tokio::select! {
+                                () = tokio::time::sleep(STORE_BACKOFF) => {}
+                                () = shutdown.cancelled() => {}
+                            }
+                            continue;
+                        }
+                    }
+                }
+                claim_now = false;
+                next_claim = Instant::now() + worker.idle_pause().await;
             }
-            let pause = worker.idle_pause().await;
+            let handed_off = async {
+                match &handoff {
+                    Some(handoff) => handoff.arrived().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                () = worker.store.work_signal() => {}
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => finished(&mut in_flight, done),
-                () = tokio::time::sleep(pause) => {}
+                () = worker.store.work_signal() => claim_now = true,
+                () = handed_off => {}
+                Some(done) = slots.tasks.join_next(), if !slots.tasks.is_empty() => slots.finished(done),
+                () = tokio::time::sleep_until(next_claim.into()) => {}
                 () = shutdown.cancelled() => {}
             }
         }
-        if !tasks.is_empty() {
-            tracing::info!(in_flight = tasks.len(), "waiting for attempts in flight");
+        slots.give_up_parked();
+        if !slots.tasks.is_empty() {
+            tracing::info!(
+                in_flight = slots.tasks.len(),
+                "waiting for attempts in flight"
+            );
         }
-        while let Some(done) = tasks.join_next().await {
-            finished(&mut in_flight, done);
+        while let Some(done) = slots.tasks.join_next().await {
+            slots.finished(done);
         }
         // Every attempt has queued its record; closing the queue lets the recorder finish.
-        drop(records);
+        drop(slots);
         let _ = recorder.await;
     }
 
@@ -266,18 +294,105 @@ fn outcome_name(update: DeliveryUpdate) -> &'static str {
     }
 }
 
-fn finished(
-    in_flight: &mut HashMap<WebhookId, u32>,
-    done: Result<WebhookId, tokio::task::JoinError>,
-) {
-    let Ok(webhook) = done else {
-        // A panicked attempt leaves its slot counted; its lease expires and it is retried.
-        return;
-    };
-    if let Some(count) = in_flight.get_mut(&webhook) {
-        *count = count.saturating_sub(1);
-        if *count == 0 {
-            in_flight.remove(&webhook);
+/// The attempts this worker runs, per webhook, and the hand-offs waiting for a slot.
+struct Slots {
+    worker: Arc<Worker>,
+    records: mpsc::UnboundedSender<AttemptRecord>,
+    in_flight: HashMap<WebhookId, u32>,
+    tasks: JoinSet<WebhookId>,
+    /// Handed-off deliveries whose webhook was at its limit, with when they were handed off.
+    parked: HashMap<WebhookId, VecDeque<(Instant, ClaimedDelivery)>>,
+    parked_count: usize,
+    handoff: Option<Arc<Handoff>>,
+}
+
+impl Slots {
+    fn start(&mut self, delivery: ClaimedDelivery) {
+        *self
+            .in_flight
+            .entry(delivery.webhook_id.clone())
+            .or_insert(0) += 1;
+        let (worker, records) = (Arc::clone(&self.worker), self.records.clone());
+        self.tasks
+            .spawn(async move { worker.attempt(delivery, &records).await });
+    }
+
+    /// Starts a handed-off delivery, or parks it while its webhook is at its limit. One handed
+    /// off too long ago is given up: its lease runs out and claiming takes it.
+    fn start_or_park(&mut self, delivery: ClaimedDelivery, handed_at: Instant) {
+        let busy = self
+            .in_flight
+            .get(&delivery.webhook_id)
+            .copied()
+            .unwrap_or(0);
+        if self.too_old(handed_at) {
+            self.settle(1);
+        } else if busy < PER_WEBHOOK_IN_FLIGHT {
+            self.settle(1);
+            self.start(delivery);
+        } else {
+            self.parked_count += 1;
+            self.parked
+                .entry(delivery.webhook_id.clone())
+                .or_default()
+                .push_back((handed_at, delivery));
+        }
+    }
+
+    fn too_old(&self, handed_at: Instant) -> bool {
+        self.handoff
+            .as_ref()
+            .is_some_and(|handoff| handed_at.elapsed() > handoff.max_wait())
+    }
+
+    fn reap_finished(&mut self) {
+        while let Some(done) = self.tasks.try_join_next() {
+            self.finished(done);
+        }
+    }
+
+    /// Frees a finished attempt's slot and gives it to that webhook's next parked hand-off that
+    /// still has enough of its lease left; older ones are given up to claiming.
+    fn finished(&mut self, done: Result<WebhookId, tokio::task::JoinError>) {
+        let Ok(webhook) = done else {
+            // A panicked attempt leaves its slot counted; its lease expires and it is retried.
+            return;
+        };
+        if let Some(count) = self.in_flight.get_mut(&webhook) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.in_flight.remove(&webhook);
+            }
+        }
+        while let Some((handed_at, delivery)) = self.next_parked(&webhook) {
+            self.parked_count -= 1;
+            self.settle(1);
+            if !self.too_old(handed_at) {
+                self.start(delivery);
+                break;
+            }
+        }
+    }
+
+    fn next_parked(&mut self, webhook: &WebhookId) -> Option<(Instant, ClaimedDelivery)> {
+        let queue = self.parked.get_mut(webhook)?;
+        let next = queue.pop_front();
+        if queue.is_empty() {
+            self.parked.remove(webhook);
+        }
+        next
+    }
+
+    /// On shutdown: parked hand-offs stay in the store, leased; the next start releases them.
+    fn give_up_parked(&mut self) {
+        self.settle(self.parked_count);
+        self.parked.clear();
+        self.parked_count = 0;
+    }
+
+    fn settle(&self, count: usize) {
+        if let Some(handoff) = &self.handoff {
+            handoff.settled(count);
         }
     }
 }

@@ -1,0 +1,102 @@
+//! Handing new deliveries straight to this process's worker.
+//!
+//! A delivery is written to the store before its event is acknowledged (the outbox). Claiming it
+//! back afterwards costs a query, a lease write and a load per delivery. Instead, a backend that
+//! supports hand-off writes a new delivery already leased to this process, and once the
+//! transaction has committed, passes it here with everything sending needs. The worker takes it
+//! from here without touching the store until the attempt is recorded.
+//!
+//! Nothing is lost: the row is in the store, leased. If this process stops or drops a hand-off,
+//! the lease runs out (or is released on the next start) and the delivery is claimed as usual.
+//!
+//! The queue is bounded (`capacity`, counting deliveries handed off and not yet started or given
+//! up by the worker): past it, new deliveries are written unleased and claimed the usual way, so a
+//! dead endpoint's backlog never piles up in memory.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use reward_core::time::Timestamp;
+use tokio::sync::Notify;
+
+use crate::records::ClaimedDelivery;
+
+pub struct Handoff {
+    lease: Duration,
+    capacity: usize,
+    /// Committed deliveries, with when they were handed off.
+    ready: Mutex<VecDeque<(Instant, ClaimedDelivery)>>,
+    /// Handed off and neither started nor given up by the worker yet.
+    outstanding: AtomicUsize,
+    arrived: Notify,
+}
+
+impl Handoff {
+    pub fn new(lease: Duration, capacity: usize) -> Self {
+        Self {
+            lease,
+            capacity,
+            ready: Mutex::new(VecDeque::new()),
+            outstanding: AtomicUsize::new(0),
+            arrived: Notify::new(),
+        }
+    }
+
+    /// The lease to write on a new delivery, or `None` when the queue is full and the delivery
+    /// should be left for claiming. The bound is soft: transactions running together may each
+    /// see room.
+    pub fn lease_for_new(&self, now: Timestamp) -> Option<Timestamp> {
+        (self.outstanding.load(Ordering::Relaxed) < self.capacity)
+            .then(|| now.plus_millis(i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)))
+    }
+
+    /// How long after its hand-off a delivery may still be started: past this, too little of the
+    /// lease would be left for the attempt, so the worker gives it up to claiming instead.
+    pub fn max_wait(&self) -> Duration {
+        self.lease / 3
+    }
+
+    /// Queues deliveries whose transaction has committed, and wakes the worker.
+    pub fn push(&self, deliveries: Vec<ClaimedDelivery>) {
+        if deliveries.is_empty() {
+            return;
+        }
+        self.outstanding
+            .fetch_add(deliveries.len(), Ordering::Relaxed);
+        let now = Instant::now();
+        self.lock()
+            .extend(deliveries.into_iter().map(|delivery| (now, delivery)));
+        self.arrived.notify_one();
+    }
+
+    /// Takes up to `limit` deliveries, oldest first, each with when it was handed off. The worker
+    /// calls [`Self::settled`] for each once it has started or given it up.
+    pub fn take(&self, limit: usize) -> Vec<(Instant, ClaimedDelivery)> {
+        let mut ready = self.lock();
+        let count = limit.min(ready.len());
+        ready.drain(..count).collect()
+    }
+
+    /// `count` taken deliveries were started or given up.
+    pub fn settled(&self, count: usize) {
+        let _ =
+            self.outstanding
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |outstanding| {
+                    Some(outstanding.saturating_sub(count))
+                });
+    }
+
+    /// Resolves when deliveries may have been pushed since the last call.
+    pub async fn arrived(&self) {
+        self.arrived.notified().await;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(Instant, ClaimedDelivery)>> {
+        // A panic while holding this lock cannot leave the deque half-changed; keep going.
+        self.ready
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
