@@ -50,7 +50,9 @@ macro_rules! prefixed_id {
             pub fn parse(text: &str) -> Result<Self, InvalidId> {
                 let invalid = InvalidId { prefix: $prefix };
                 let body = text.strip_prefix($prefix).ok_or(invalid.clone())?;
-                if body.len() != ULID_LEN {
+                // 26 base32 digits hold 130 bits; a ULID's first digit is at most 7, and a
+                // larger one would silently wrap to another id.
+                if body.len() != ULID_LEN || !body.starts_with(|c: char| ('0'..='7').contains(&c)) {
                     return Err(invalid);
                 }
                 let ulid = Ulid::from_string(body).map_err(|_| invalid)?;

@@ -177,6 +177,11 @@ impl WebhookUrl {
         if url.fragment().is_some() {
             return Err(invalid("The URL may not carry a fragment (#...)."));
         }
+        // Parsing percent-encodes (a space becomes %20): the limit holds for what is stored and
+        // shown, so a URL the API returns is always accepted back.
+        if url.as_str().len() > Self::MAX_LEN {
+            return Err(invalid("A URL may be at most 2048 characters long."));
+        }
         if policy == TargetPolicy::SecureOnly {
             if let Some(reason) = crate::names::literal_host_refusal(&url) {
                 return Err(invalid(reason));
@@ -244,7 +249,10 @@ pub fn is_public_ip(address: std::net::IpAddr) -> bool {
                 || a >= 240) // reserved
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            // IPv4-mapped (::ffff:a.b.c.d) and the deprecated IPv4-compatible (::a.b.c.d) forms
+            // are judged as the IPv4 address they carry; `::` and `::1` become 0.0.0.0 and
+            // 0.0.0.1, both refused.
+            if let Some(v4) = v6.to_ipv4() {
                 return is_public_ip(IpAddr::V4(v4));
             }
             let first = v6.segments()[0];

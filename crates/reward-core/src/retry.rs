@@ -71,8 +71,15 @@ pub fn apply_jitter(delay: Duration, unit_random: f64) -> Duration {
 }
 
 /// Parses a `Retry-After` header: delay-seconds only (an HTTP date is ignored: clocks differ).
+/// delay-seconds is `1*DIGIT` (RFC 9110): no sign, no fraction; a number too large to hold is
+/// the longest delay, which the caller caps anyway.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let digits = value.trim_matches([' ', '\t']);
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    let seconds = digits.parse::<u64>().unwrap_or(u64::MAX);
+    Some(Duration::from_secs(seconds))
 }
 
 /// Parses a duration setting such as `30s`, `250ms`, `2h` or `1h30m`.

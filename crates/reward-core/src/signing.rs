@@ -136,7 +136,8 @@ pub fn verify_request(
         .trim()
         .parse()
         .map_err(|_| VerifyError::BadTimestamp)?;
-    if (now_unix - timestamp).abs() > TIMESTAMP_TOLERANCE_SECONDS {
+    // abs_diff: a timestamp near i64::MIN or MAX must be stale, not an overflow.
+    if now_unix.abs_diff(timestamp) > TIMESTAMP_TOLERANCE_SECONDS.unsigned_abs() {
         return Err(VerifyError::StaleTimestamp);
     }
     if secret.verify(message_id, timestamp, body, signatures) {
