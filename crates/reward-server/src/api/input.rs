@@ -186,13 +186,20 @@ impl JsonObject {
         }
     }
 
+    /// A whole number. JSON does not tell `5` from `5.0` (nor does JSON Schema's `integer`), so
+    /// a float with no fraction is one too; one beyond `i64` saturates, for the caller's range
+    /// check to refuse.
     pub fn integer(&mut self, name: &str) -> ApiResult<i64> {
-        match self.present(name)? {
-            Value::Number(number) => number
-                .as_i64()
-                .ok_or_else(|| ApiError::wrong_type(&self.path(name), "a whole number")),
-            _ => Err(ApiError::wrong_type(&self.path(name), "a whole number")),
-        }
+        let whole = match self.present(name)? {
+            Value::Number(number) => number.as_i64().or_else(|| {
+                number
+                    .as_f64()
+                    .filter(|float| float.fract() == 0.0)
+                    .map(|float| float as i64)
+            }),
+            _ => None,
+        };
+        whole.ok_or_else(|| ApiError::wrong_type(&self.path(name), "a whole number"))
     }
 
     /// A nested object, or `None` when absent or null.
