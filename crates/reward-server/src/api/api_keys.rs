@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody};
 use super::input::JsonObject;
-use super::schemas::{ApiKeyCreateBody, List, ListErrors, ReadErrors, WriteErrors};
+use super::schemas::{ApiKeyCreateBody, ByIdErrors, List, ListErrors};
 use super::{parse_path_id, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -79,7 +79,7 @@ pub async fn issue_key(
 #[utoipa::path(post, path = "/v1/api_keys", operation_id = "create_api_key", tag = "API keys", summary = "Create an API key",
     description = "The key itself is in this answer only; afterwards only its prefix is shown.",
     request_body = ApiKeyCreateBody, security(("api_key" = [])),
-    responses((status = 201, description = "The key, with its text", body = ApiKeyView), WriteErrors))]
+    responses((status = 201, description = "The key, with its text", body = ApiKeyView)))]
 async fn create(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -112,7 +112,7 @@ async fn list(
 /// Revoking the key that signs this very request is allowed: it is how a leaked key is retired.
 #[utoipa::path(delete, path = "/v1/api_keys/{id}", operation_id = "revoke_api_key", tag = "API keys", summary = "Revoke an API key",
     params(("id" = String, Path, description = "The key's id (key_...)")), security(("api_key" = [])),
-    responses((status = 204, description = "Revoked"), ReadErrors))]
+    responses((status = 204, description = "Revoked"), ByIdErrors))]
 async fn revoke(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,

@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::Authenticated;
-use super::schemas::ReadErrors;
+use super::schemas::ByIdErrors;
 use super::views::DeliveryView;
 use super::{parse_path_id, AppState};
 
@@ -26,7 +26,7 @@ fn delivery_id(id: &str) -> ApiResult<DeliveryId> {
 
 #[utoipa::path(get, path = "/v1/deliveries/{id}", operation_id = "get_delivery", tag = "Deliveries", summary = "Get a delivery with its attempts",
     params(("id" = String, Path, description = "The delivery id (dl_...)")), security(("api_key" = [])),
-    responses((status = 200, description = "The delivery and its attempts, oldest first", body = DeliveryView), ReadErrors))]
+    responses((status = 200, description = "The delivery and its attempts, oldest first", body = DeliveryView), ByIdErrors))]
 async fn show(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -43,7 +43,7 @@ async fn show(
 #[utoipa::path(post, path = "/v1/deliveries/{id}/retry", operation_id = "retry_delivery", tag = "Deliveries", summary = "Retry a delivery now",
     description = "One attempt now, whatever the status. A failed delivery whose manual attempt fails stays failed; a pending one keeps its schedule.",
     params(("id" = String, Path, description = "The delivery id (dl_...)")), security(("api_key" = [])),
-    responses((status = 202, description = "The delivery, queued for an attempt", body = DeliveryView), ReadErrors))]
+    responses((status = 202, description = "The delivery, queued for an attempt", body = DeliveryView), ByIdErrors))]
 async fn retry(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody, QueryParams};
-use super::schemas::{ErrorBody, EventFilter, EventView, List, ListErrors, ListParams, ReadErrors};
+use super::schemas::{ByIdErrors, ErrorBody, EventFilter, EventView, List, ListErrors, ListParams};
 use super::views::{event_view, EventTypeView};
 use super::webhooks::parse_event_type;
 use super::{parse_path_id, AppState};
@@ -44,7 +44,7 @@ async fn list(
 #[utoipa::path(get, path = "/v1/events/{id}", operation_id = "get_event", tag = "Events", summary = "Get an event",
     description = "The event exactly as its webhooks received it.",
     params(("id" = String, Path, description = "The event id (we_...)")), security(("api_key" = [])),
-    responses((status = 200, description = "The event payload", body = EventView), ReadErrors))]
+    responses((status = 200, description = "The event payload", body = EventView), ByIdErrors))]
 async fn show(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,

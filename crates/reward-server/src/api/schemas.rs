@@ -5,7 +5,13 @@
 #![allow(dead_code)] // Doc-only types: constructed by nobody, read by utoipa.
 
 use serde::Serialize;
-use utoipa::{IntoParams, IntoResponses, ToSchema};
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{OpenApi, Ref};
+use utoipa::{IntoParams, IntoResponses, Modify, ToSchema};
 
 /// `{"id": ...}`: a reference to a user, trigger or trigger event.
 #[derive(Serialize, ToSchema)]
@@ -32,51 +38,87 @@ pub enum EventTypeName {
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum CreditPointsBody {
-    PerUnit {
-        /// Points per unit of the trigger event's value; above 0, at most 1e9.
-        #[schema(minimum = 0, maximum = 1e9, exclusive_minimum = 0)]
-        per_unit: f64,
-    },
-    Fixed {
-        /// Points for every trigger event, whatever its value.
-        #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
-        fixed: i64,
-    },
+    PerUnit(PerUnitRule),
+    Fixed(FixedRule),
 }
 
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PerUnitRule {
+    /// Points per unit of the trigger event's value; above 0, at most 1e9.
+    #[schema(minimum = 0, maximum = 1e9, exclusive_minimum = 0)]
+    per_unit: f64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FixedRule {
+    /// Points for every trigger event, whatever its value.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    fixed: i64,
+}
+
+// Request bodies. Each refuses fields it does not name (`deny_unknown_fields`: the server answers
+// 422 `unknown_field`), and an optional field that may not be null is `required = false` rather
+// than an `Option`, which would document null as accepted. The patterns are those of
+// `reward_core::names`: a name is not blank and holds no control character; a user id holds no
+// whitespace, control character, `/`, `?`, `#` or `%`.
+
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WebhookCreateBody {
-    /// 1–100 characters.
-    #[schema(min_length = 1, max_length = 100, example = "Orders")]
+    /// 1–100 characters, not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        example = "Orders"
+    )]
     pub name: String,
-    /// Absolute https:// URL (http:// and private hosts only with REWARD_ALLOW_INSECURE_TARGETS).
-    #[schema(max_length = 2048, example = "https://example.com/webhooks/reward")]
+    /// Absolute https:// URL of a public host, with no user name, password or fragment
+    /// (http:// and private hosts only with REWARD_ALLOW_INSECURE_TARGETS).
+    #[schema(
+        max_length = 2048,
+        pattern = "^https?://",
+        example = "https://example.com/webhooks/reward"
+    )]
     pub url: String,
-    #[schema(min_items = 1)]
+    /// Each a known event type; duplicates are ignored.
+    #[schema(min_items = 1, max_items = 100)]
     pub events: Vec<EventTypeName>,
     /// Default true.
-    pub enabled: Option<bool>,
+    #[schema(required = false)]
+    pub enabled: bool,
 }
 
 /// Any of the fields; each validated as on create. A field left out is left as it is.
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WebhookPatchBody {
-    #[schema(min_length = 1, max_length = 100)]
-    pub name: Option<String>,
-    #[schema(max_length = 2048)]
-    pub url: Option<String>,
-    #[schema(min_items = 1)]
-    pub events: Option<Vec<EventTypeName>>,
-    pub enabled: Option<bool>,
+    #[schema(
+        required = false,
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
+    pub name: String,
+    #[schema(required = false, max_length = 2048, pattern = "^https?://")]
+    pub url: String,
+    #[schema(required = false, min_items = 1, max_items = 100)]
+    pub events: Vec<EventTypeName>,
+    #[schema(required = false)]
+    pub enabled: bool,
 }
 
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TestEventBody {
     #[schema(rename = "type")]
     pub event_type: EventTypeName,
 }
 
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RecoverBody {
     /// Failed deliveries created at or after this time are re-queued.
     #[schema(format = DateTime, example = "2024-12-14T15:29:18.821Z")]
@@ -105,22 +147,36 @@ pub struct RotatedSecretView {
 }
 
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TriggerBody {
-    #[schema(min_length = 1, max_length = 100, example = "Successful payment")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        example = "Successful payment"
+    )]
     pub name: String,
     pub credit_points: Option<CreditPointsBody>,
 }
 
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TriggerEventBody {
     /// Your id of the user: 1–128 characters, no whitespace, `/`, `?`, `#` or `%`.
     #[schema(
         min_length = 1,
         max_length = 128,
+        pattern = "^[^\\s/?#%\\x00-\\x1f\\x7f-\\x9f]+$",
         example = "ca9bb5c2-25a6-43e9-972e-862d28241a47"
     )]
     pub user_id: String,
-    #[schema(min_length = 1, max_length = 100, example = "successful_payment")]
+    /// The id of a trigger of this account (an unknown one answers 422 `unknown_trigger`).
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[A-Za-z0-9_.:-]+$",
+        example = "successful_payment"
+    )]
     pub trigger_id: String,
     /// E.g. a payment's amount.
     #[schema(example = 2.99)]
@@ -128,12 +184,19 @@ pub struct TriggerEventBody {
 }
 
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ApiKeyCreateBody {
-    #[schema(min_length = 1, max_length = 100, example = "CI deploys")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        example = "CI deploys"
+    )]
     pub name: String,
 }
 
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreditsBody {
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub points: i64,
@@ -222,53 +285,108 @@ pub struct EventFilter {
     pub event_type: Option<EventTypeName>,
 }
 
-/// Errors of routes that read one resource by id.
+/// Errors of routes that name one resource by id in their path (beside [`CommonErrors`]).
 #[derive(IntoResponses)]
-pub enum ReadErrors {
-    /// No or wrong API key.
-    #[response(status = 401)]
-    Unauthorized(ErrorBody),
+pub enum ByIdErrors {
     /// No such resource in this account.
     #[response(status = 404)]
     NotFound(ErrorBody),
-    /// The database is unavailable; nothing changed. Retry.
-    #[response(status = 503)]
-    Unavailable(ErrorBody),
 }
 
-/// Errors of list routes.
+/// Errors of list routes (beside [`CommonErrors`]).
 #[derive(IntoResponses)]
 pub enum ListErrors {
-    /// No or wrong API key.
-    #[response(status = 401)]
-    Unauthorized(ErrorBody),
-    /// A bad limit, cursor or filter.
+    /// A bad limit, cursor or filter; `field` names it.
     #[response(status = 422)]
     Invalid(ErrorBody),
-    /// The database is unavailable. Retry.
-    #[response(status = 503)]
-    Unavailable(ErrorBody),
 }
 
-/// Errors of routes that take a JSON body.
-#[derive(IntoResponses)]
-pub enum WriteErrors {
-    /// The body is not JSON.
-    #[response(status = 400)]
-    BadJson(ErrorBody),
-    /// No or wrong API key.
-    #[response(status = 401)]
-    Unauthorized(ErrorBody),
-    /// No such resource in this account.
-    #[response(status = 404)]
-    NotFound(ErrorBody),
-    /// The body is over 256 KiB.
-    #[response(status = 413)]
-    TooLarge(ErrorBody),
-    /// A missing field, a wrong type or an invalid value; `field` names it.
-    #[response(status = 422)]
-    Invalid(ErrorBody),
-    /// The database is unavailable; nothing changed. Retry.
-    #[response(status = 503)]
-    Unavailable(ErrorBody),
+/// Adds the answers that do not depend on the route to every operation they can come from, so
+/// no handler can forget one (`extract.rs`, `limits.rs`, `input.rs` and `error.rs` give them):
+///
+/// - every authenticated operation: 401, 429 and 503 (the last two with `Retry-After`);
+/// - every operation that reads a JSON body: 400, 408, 413 and 422.
+///
+/// A status a handler documents itself keeps the handler's description.
+pub struct CommonErrors;
+
+impl CommonErrors {
+    const AUTHENTICATED: [(&'static str, &'static str, bool); 3] = [
+        ("401", "No API key, or one that is not valid (`unauthorized`).", false),
+        ("429", "Over this account's request rate (`rate_limited`); retry after `Retry-After` seconds.", true),
+        ("503", "The database is unavailable right now (`store_unavailable`); nothing was changed. Retry after `Retry-After` seconds.", true),
+    ];
+    const WITH_BODY: [(&'static str, &'static str, bool); 4] = [
+        ("400", "The body is not valid JSON (`invalid_json`), or could not be read (`invalid_body`).", false),
+        ("408", "The body did not arrive whole in time (`request_timeout`).", false),
+        ("413", "The body is over 256 KiB (`payload_too_large`).", false),
+        ("422", "A missing field, a wrong type, an unknown field or an invalid value; `field` names it.", false),
+    ];
+
+    fn response(description: &str, retry_after: bool) -> Response {
+        let mut response = ResponseBuilder::new().description(description).content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        );
+        if retry_after {
+            let seconds = ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1));
+            response = response.header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(seconds)
+                    .description(Some("Whole seconds to wait before trying again."))
+                    .build(),
+            );
+        }
+        response.build()
+    }
+
+    fn add_to(operation: &mut Operation) {
+        let authenticated = operation
+            .security
+            .as_ref()
+            .is_some_and(|requirements| !requirements.is_empty());
+        let mut common = Vec::new();
+        if authenticated {
+            common.extend(Self::AUTHENTICATED);
+        }
+        if operation.request_body.is_some() {
+            common.extend(Self::WITH_BODY);
+        }
+        if common.is_empty() {
+            return;
+        }
+        let responses = &mut operation.responses.responses;
+        for (status, description, retry_after) in common {
+            if !responses.contains_key(status) {
+                let response = Self::response(description, retry_after);
+                responses.insert(status.to_owned(), response.into());
+            }
+        }
+        // In status order, as a reader scans them.
+        let mut sorted: Vec<_> = std::mem::take(responses).into_iter().collect();
+        sorted.sort_by(|(a, _), (b, _)| a.cmp(b));
+        responses.extend(sorted);
+    }
+}
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                Self::add_to(operation);
+            }
+        }
+    }
 }

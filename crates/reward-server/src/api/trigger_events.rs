@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ApiResult};
 use super::extract::Authenticated;
 use super::input::JsonObject;
-use super::schemas::{ErrorBody, TriggerEventBody, WriteErrors};
+use super::schemas::{ErrorBody, TriggerEventBody};
 use super::views::TriggerEventView;
 use super::AppState;
 
@@ -50,7 +50,7 @@ fn fingerprint(user: &UserId, trigger: &TriggerId, value: Option<&serde_json::Nu
     params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters")),
     request_body = TriggerEventBody, security(("api_key" = [])),
     responses((status = 201, description = "The trigger event (or, on a replay, the first answer again, with Idempotent-Replayed: true)", body = TriggerEventView),
-        (status = 409, description = "The Idempotency-Key was used with another body", body = ErrorBody), WriteErrors))]
+        (status = 409, description = "The Idempotency-Key was used with another body", body = ErrorBody)))]
 async fn record(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody, QueryParams};
 use super::input::JsonObject;
-use super::schemas::{List, ListErrors, ListParams, ReadErrors, TriggerBody, WriteErrors};
+use super::schemas::{ByIdErrors, List, ListErrors, ListParams, TriggerBody};
 use super::views::TriggerView;
 use super::AppState;
 
@@ -70,8 +70,8 @@ fn parse_rule(body: &mut JsonObject) -> ApiResult<Option<CreditRule>> {
 }
 
 #[utoipa::path(put, path = "/v1/triggers/{id}", operation_id = "put_trigger", tag = "Triggers", summary = "Create or replace a trigger",
-    params(("id" = String, Path, description = "The trigger id, chosen by you (e.g. successful_payment)")), request_body = TriggerBody, security(("api_key" = [])),
-    responses((status = 201, description = "Created", body = TriggerView), (status = 200, description = "Replaced", body = TriggerView), WriteErrors))]
+    params(("id" = String, Path, description = "The trigger id, chosen by you (e.g. successful_payment)", min_length = 1, max_length = 100, pattern = "^[A-Za-z0-9_.:-]+$")), request_body = TriggerBody, security(("api_key" = [])),
+    responses((status = 201, description = "Created", body = TriggerView), (status = 200, description = "Replaced", body = TriggerView), ByIdErrors))]
 async fn put(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -115,8 +115,8 @@ async fn list(
 }
 
 #[utoipa::path(get, path = "/v1/triggers/{id}", operation_id = "get_trigger", tag = "Triggers", summary = "Get a trigger",
-    params(("id" = String, Path, description = "The trigger id, chosen by you (e.g. successful_payment)")), security(("api_key" = [])),
-    responses((status = 200, description = "The trigger", body = TriggerView), ReadErrors))]
+    params(("id" = String, Path, description = "The trigger id, chosen by you (e.g. successful_payment)", min_length = 1, max_length = 100, pattern = "^[A-Za-z0-9_.:-]+$")), security(("api_key" = [])),
+    responses((status = 200, description = "The trigger", body = TriggerView), ByIdErrors))]
 async fn show(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -131,8 +131,8 @@ async fn show(
 }
 
 #[utoipa::path(delete, path = "/v1/triggers/{id}", operation_id = "delete_trigger", tag = "Triggers", summary = "Delete a trigger",
-    params(("id" = String, Path, description = "The trigger id, chosen by you (e.g. successful_payment)")), security(("api_key" = [])),
-    responses((status = 204, description = "Deleted"), ReadErrors))]
+    params(("id" = String, Path, description = "The trigger id, chosen by you (e.g. successful_payment)", min_length = 1, max_length = 100, pattern = "^[A-Za-z0-9_.:-]+$")), security(("api_key" = [])),
+    responses((status = 204, description = "Deleted"), ByIdErrors))]
 async fn remove(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,

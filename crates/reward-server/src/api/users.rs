@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ApiResult};
 use super::extract::Authenticated;
 use super::input::JsonObject;
-use super::schemas::{CreditsBody, ReadErrors, WriteErrors};
+use super::schemas::{ByIdErrors, CreditsBody};
 use super::views::{CreditsView, UserView};
 use super::AppState;
 
@@ -30,8 +30,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[utoipa::path(get, path = "/v1/users/{user_id}", operation_id = "get_user", tag = "Users", summary = "Get a user's balance",
     description = "A user exists once a trigger event or credits referenced it.",
-    params(("user_id" = String, Path, description = "Your id of the user")), security(("api_key" = [])),
-    responses((status = 200, description = "The user", body = UserView), ReadErrors))]
+    params(("user_id" = String, Path, description = "Your id of the user", min_length = 1, max_length = 128, pattern = "^[^\\s/?#%\\x00-\\x1f\\x7f-\\x9f]+$")), security(("api_key" = [])),
+    responses((status = 200, description = "The user", body = UserView), ByIdErrors))]
 async fn show(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -48,8 +48,8 @@ async fn show(
 
 #[utoipa::path(post, path = "/v1/users/{user_id}/credits", operation_id = "issue_credits", tag = "Users", summary = "Issue credit points by hand",
     description = "Adds points to the user's balance and emits balance.credit_points_issued.",
-    params(("user_id" = String, Path, description = "Your id of the user")), request_body = CreditsBody, security(("api_key" = [])),
-    responses((status = 201, description = "The issuance and the new balance", body = CreditsView), WriteErrors))]
+    params(("user_id" = String, Path, description = "Your id of the user", min_length = 1, max_length = 128, pattern = "^[^\\s/?#%\\x00-\\x1f\\x7f-\\x9f]+$")), request_body = CreditsBody, security(("api_key" = [])),
+    responses((status = 201, description = "The issuance and the new balance", body = CreditsView)))]
 async fn issue_credits(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,

@@ -18,9 +18,9 @@ use super::extract::{Authenticated, ListBody, QueryParams};
 use super::input::JsonObject;
 use super::limits::{ensure_room_for_webhook, MAX_EVENT_LIST_ENTRIES};
 use super::schemas::{
-    DeliveryFilter, ErrorBody, List, ListErrors, ListParams, ReadErrors, RecoverBody,
+    ByIdErrors, DeliveryFilter, ErrorBody, List, ListErrors, ListParams, RecoverBody,
     RecoveredView, RotatedSecretView, SecretView, TestEventBody, WebhookCreateBody,
-    WebhookPatchBody, WriteErrors,
+    WebhookPatchBody,
 };
 use super::views::{DeliveryView, WebhookView};
 use super::{parse_path_id, AppState};
@@ -84,7 +84,7 @@ fn parse_events(names: Vec<String>) -> ApiResult<Vec<EventType>> {
 
 #[utoipa::path(post, path = "/v1/webhooks", operation_id = "create_webhook", tag = "Webhooks", summary = "Create a webhook",
     request_body = WebhookCreateBody, security(("api_key" = [])),
-    responses((status = 201, description = "The webhook, with its signing secret", body = WebhookView), WriteErrors))]
+    responses((status = 201, description = "The webhook, with its signing secret", body = WebhookView)))]
 async fn create(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -134,7 +134,7 @@ fn webhook_id(id: &str) -> ApiResult<WebhookId> {
 
 #[utoipa::path(get, path = "/v1/webhooks/{id}", operation_id = "get_webhook", tag = "Webhooks", summary = "Get a webhook",
     params(("id" = String, Path, description = "The webhook id (wh_...)")), security(("api_key" = [])),
-    responses((status = 200, description = "The webhook", body = WebhookView), ReadErrors))]
+    responses((status = 200, description = "The webhook", body = WebhookView), ByIdErrors))]
 async fn show(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -150,7 +150,7 @@ async fn show(
 
 #[utoipa::path(patch, path = "/v1/webhooks/{id}", operation_id = "update_webhook", tag = "Webhooks", summary = "Update a webhook",
     params(("id" = String, Path, description = "The webhook id (wh_...)")), request_body = WebhookPatchBody, security(("api_key" = [])),
-    responses((status = 200, description = "The updated webhook", body = WebhookView), WriteErrors))]
+    responses((status = 200, description = "The updated webhook", body = WebhookView), ByIdErrors))]
 async fn update(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -186,7 +186,7 @@ async fn update(
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", operation_id = "delete_webhook", tag = "Webhooks", summary = "Delete a webhook",
     description = "Deletes the webhook and cancels its pending deliveries.",
     params(("id" = String, Path, description = "The webhook id (wh_...)")), security(("api_key" = [])),
-    responses((status = 204, description = "Deleted"), ReadErrors))]
+    responses((status = 204, description = "Deleted"), ByIdErrors))]
 async fn remove(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -202,7 +202,7 @@ async fn remove(
 
 #[utoipa::path(get, path = "/v1/webhooks/{id}/secret", operation_id = "get_webhook_secret", tag = "Webhooks", summary = "Get a webhook's signing secret",
     params(("id" = String, Path, description = "The webhook id (wh_...)")), security(("api_key" = [])),
-    responses((status = 200, description = "The current secret", body = SecretView), ReadErrors))]
+    responses((status = 200, description = "The current secret", body = SecretView), ByIdErrors))]
 async fn secret(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -219,7 +219,7 @@ async fn secret(
 #[utoipa::path(post, path = "/v1/webhooks/{id}/secret/rotate", operation_id = "rotate_webhook_secret", tag = "Webhooks", summary = "Rotate a webhook's signing secret",
     description = "Makes a new secret current. The previous one keeps signing beside it for 24 hours.",
     params(("id" = String, Path, description = "The webhook id (wh_...)")), security(("api_key" = [])),
-    responses((status = 200, description = "The new secret", body = RotatedSecretView), ReadErrors))]
+    responses((status = 200, description = "The new secret", body = RotatedSecretView), ByIdErrors))]
 async fn rotate_secret(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -246,7 +246,7 @@ async fn rotate_secret(
 #[utoipa::path(post, path = "/v1/webhooks/{id}/test", operation_id = "send_test_event", tag = "Webhooks", summary = "Send a test event",
     description = "Emits the type's example event, under a fresh id, to this webhook only.",
     params(("id" = String, Path, description = "The webhook id (wh_...)")), request_body = TestEventBody, security(("api_key" = [])),
-    responses((status = 202, description = "The delivery of the test event", body = DeliveryView), WriteErrors))]
+    responses((status = 202, description = "The delivery of the test event", body = DeliveryView), ByIdErrors))]
 async fn send_test(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -298,7 +298,7 @@ async fn deliveries(
 #[utoipa::path(post, path = "/v1/webhooks/{id}/recover", operation_id = "recover_deliveries", tag = "Deliveries", summary = "Recover failed deliveries",
     description = "Re-queues every failed delivery of this webhook created since the given time, with a fresh retry schedule.",
     params(("id" = String, Path, description = "The webhook id (wh_...)")), request_body = RecoverBody, security(("api_key" = [])),
-    responses((status = 202, description = "How many were re-queued", body = RecoveredView), WriteErrors))]
+    responses((status = 202, description = "How many were re-queued", body = RecoveredView), ByIdErrors))]
 async fn recover(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,

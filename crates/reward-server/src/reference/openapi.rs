@@ -1,9 +1,12 @@
-//! Finishing the OpenAPI document generated from the handlers: the bearer scheme, each event
-//! type's payload schema with its example (components), and the outgoing webhooks themselves
-//! (OpenAPI 3.1's `webhooks` section).
+//! Finishing the OpenAPI document generated from the handlers: the error answers routes share
+//! ([`CommonErrors`]), the bearer scheme, each event type's payload schema with its example
+//! (components), and the outgoing webhooks themselves (OpenAPI 3.1's `webhooks` section).
 
 use reward_core::event::EventType;
 use serde_json::{json, Map, Value};
+use utoipa::Modify;
+
+use crate::api::schemas::CommonErrors;
 
 /// The component name of an event type's payload schema, e.g. `TriggerEventCreatedEvent`.
 pub fn event_schema_name(kind: EventType) -> String {
@@ -66,7 +69,8 @@ fn webhook_operation(kind: EventType) -> Value {
 }
 
 /// The document as served at `/openapi.json`.
-pub fn finish(document: utoipa::openapi::OpenApi) -> Value {
+pub fn finish(mut document: utoipa::openapi::OpenApi) -> Value {
+    CommonErrors.modify(&mut document);
     let mut value = serde_json::to_value(&document).unwrap_or_else(|_| json!({}));
     let Some(root) = value.as_object_mut() else {
         return value;
