@@ -20,5 +20,6 @@ mod many_nodes;
 mod operations;
 mod outbox;
 mod resources;
+mod schemathesis;
 mod throughput;
 mod validation;
