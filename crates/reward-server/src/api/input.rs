@@ -186,15 +186,16 @@ impl JsonObject {
         }
     }
 
-    /// A whole number. JSON does not tell `5` from `5.0` (nor does JSON Schema's `integer`), so
-    /// a float with no fraction is one too; one beyond `i64` saturates, for the caller's range
-    /// check to refuse.
+    /// A whole number that fits `i64`. JSON does not tell `5` from `5.0` (nor does JSON Schema's
+    /// `integer`), so a float with no fraction is one too.
     pub fn integer(&mut self, name: &str) -> ApiResult<i64> {
         let whole = match self.present(name)? {
             Value::Number(number) => number.as_i64().or_else(|| {
                 number
                     .as_f64()
                     .filter(|float| float.fract() == 0.0)
+                    // 2^63 itself is out: `i64::MAX as f64` rounds up to it.
+                    .filter(|float| (i64::MIN as f64..i64::MAX as f64).contains(float))
                     .map(|float| float as i64)
             }),
             _ => None,
@@ -217,5 +218,23 @@ impl JsonObject {
 
     pub fn field_path(&self, name: &str) -> String {
         self.path(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_whole_float_is_an_integer_within_i64() {
+        let mut body = JsonObject::parse(
+            br#"{"a": 5, "b": 5.0, "c": 5.5, "d": 1e300, "e": 18446744073709551615}"#,
+        )
+        .expect("object");
+        assert_eq!(body.integer("a").expect("5"), 5);
+        assert_eq!(body.integer("b").expect("5.0"), 5);
+        for name in ["c", "d", "e"] {
+            assert_eq!(body.integer(name).expect_err(name).code, "invalid_type");
+        }
     }
 }
