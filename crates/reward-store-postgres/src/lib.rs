@@ -31,6 +31,8 @@ mod signal;
 mod webhooks;
 
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
@@ -39,6 +41,7 @@ use reward_core::ids::{AccountId, ApiKeyId, DeliveryId, EventId, WebhookId};
 use reward_core::names::{Name, TriggerId, UserId};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
+use reward_store::handoff::{Handoff, Outbox};
 use reward_store::records::*;
 use reward_store::secrets::SecretCipher;
 use reward_store::{Store, StoreError, StoreResult};
@@ -49,6 +52,10 @@ pub use signal::CHANNEL;
 
 use errors::{from_pg, from_pool};
 use signal::WorkSignal;
+
+/// Deliveries handed to this node's worker and not yet started, at most; past it they are
+/// claimed.
+const HANDOFF_CAPACITY: usize = 8192;
 
 #[derive(Debug, Error)]
 pub enum OpenError {
@@ -70,6 +77,8 @@ pub struct PostgresStore {
     last_claim_at: AtomicI64,
     /// Seals webhook secrets at rest ([`PostgresStore::with_secret_cipher`]); plain until given.
     cipher: SecretCipher,
+    /// Set once this node's worker takes the deliveries it creates directly (see [`Handoff`]).
+    handoff: OnceLock<Arc<Handoff>>,
 }
 
 impl PostgresStore {
@@ -91,6 +100,7 @@ impl PostgresStore {
             signal: WorkSignal::new(config),
             last_claim_at: AtomicI64::new(i64::MIN),
             cipher: SecretCipher::plaintext(),
+            handoff: OnceLock::new(),
         })
     }
 
@@ -111,6 +121,21 @@ impl PostgresStore {
 
 /// Runs `$body` in a transaction on a pooled connection, bound to `$tx`, and commits. An error
 /// returns early; dropping the transaction rolls it back.
+impl PostgresStore {
+    /// An outbox for one transaction, handing off to this node's worker when it takes hand-offs.
+    fn outbox(&self) -> Outbox {
+        Outbox::new(self.handoff.get().map(Arc::as_ref), &self.cipher)
+    }
+
+    /// After a committed transaction: hands its deliveries to this node's worker, and tells
+    /// every node when some were left for claiming.
+    fn after_commit(&self, outbox: Outbox) {
+        if outbox.committed(self.handoff.get().map(Arc::as_ref)) {
+            self.signal.announce(&self.pool);
+        }
+    }
+}
+
 macro_rules! in_transaction {
     ($store:expr, |$tx:ident| $body:expr) => {{
         let mut client = $store.client().await?;
@@ -242,7 +267,7 @@ impl Store for PostgresStore {
         Ok(in_transaction_waking!(self, |tx| {
             webhooks::get_kept(&tx, account, id).await?;
             outbox::insert_event(&tx, account, &event).await?;
-            outbox::insert_delivery(&tx, account, id, &event).await?
+            outbox::insert_delivery(&tx, account, id, &event, None).await?
         }))
     }
 
@@ -337,13 +362,11 @@ impl Store for PostgresStore {
         account: &AccountId,
         request: RecordTriggerEvent,
     ) -> StoreResult<TriggerEventOutcome> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(from_pg)?;
-        let (outcome, queued) = rewards::record_trigger_event(&tx, account, &request).await?;
-        tx.commit().await.map_err(from_pg)?;
-        if queued {
-            self.signal.announce(&self.pool);
-        }
+        let mut outbox = self.outbox();
+        let outcome = in_transaction!(self, |tx| {
+            rewards::record_trigger_event(&tx, account, &request, &mut outbox).await?
+        });
+        self.after_commit(outbox);
         Ok(outcome)
     }
 
@@ -352,13 +375,11 @@ impl Store for PostgresStore {
         account: &AccountId,
         request: IssueCredits,
     ) -> StoreResult<CreditsIssued> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(from_pg)?;
-        let (issued, queued) = rewards::issue_credits(&tx, account, &request).await?;
-        tx.commit().await.map_err(from_pg)?;
-        if queued {
-            self.signal.announce(&self.pool);
-        }
+        let mut outbox = self.outbox();
+        let issued = in_transaction!(self, |tx| {
+            rewards::issue_credits(&tx, account, &request, &mut outbox).await?
+        });
+        self.after_commit(outbox);
         Ok(issued)
     }
 
@@ -416,6 +437,15 @@ impl Store for PostgresStore {
 
     async fn work_signal(&self) {
         self.signal.wait().await;
+    }
+
+    /// Deliveries this node creates are leased to it as they are written, so no other node
+    /// claims them while its worker sends them.
+    fn start_handoff(&self, lease: Duration) -> Option<Arc<Handoff>> {
+        Some(Arc::clone(
+            self.handoff
+                .get_or_init(|| Arc::new(Handoff::new(lease, HANDOFF_CAPACITY))),
+        ))
     }
 
     async fn start_session(

@@ -1,10 +1,14 @@
 //! The transactional outbox: an event and one pending delivery per subscribed, enabled webhook,
-//! written inside the same transaction as the change that caused them.
+//! written inside the same transaction as the change that caused them. Deliveries handed to this
+//! node's worker ([`reward_store::handoff`]) are written already leased to it.
+
+use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
 use reward_core::event::NewEvent;
 use reward_core::ids::{AccountId, DeliveryId, WebhookId};
 use reward_core::time::Timestamp;
+use reward_store::handoff::Outbox;
 use reward_store::records::{Delivery, DeliveryStatus};
 use reward_store::StoreResult;
 
@@ -16,11 +20,15 @@ pub async fn emit(
     client: &impl GenericClient,
     account: &AccountId,
     event: &NewEvent,
+    outbox: &mut Outbox,
 ) -> StoreResult<Vec<Delivery>> {
     insert_event(client, account, event).await?;
     let mut deliveries = Vec::new();
-    for webhook in webhooks::subscribed(client, account, event.event_type).await? {
-        deliveries.push(insert_delivery(client, account, &webhook, event).await?);
+    let lease = outbox.lease();
+    for subscriber in webhooks::subscribed(client, account, event.event_type, outbox.cipher()).await? {
+        let delivery = insert_delivery(client, account, &subscriber.id, event, lease).await?;
+        outbox.add(account, delivery.id.clone(), subscriber.id, event, subscriber.target);
+        deliveries.push(delivery);
     }
     Ok(deliveries)
 }
@@ -53,12 +61,14 @@ pub async fn insert_event(
     Ok(())
 }
 
-/// A new pending delivery, due now.
+/// A new pending delivery, due now; when `lease` is given (handed off), leased to this node for
+/// that long, on the database's clock like every lease.
 pub async fn insert_delivery(
     client: &impl GenericClient,
     account: &AccountId,
     webhook: &WebhookId,
     event: &NewEvent,
+    lease: Option<Duration>,
 ) -> StoreResult<Delivery> {
     let now = Timestamp::now();
     let delivery = Delivery {
@@ -76,8 +86,9 @@ pub async fn insert_delivery(
     let statement = client
         .prepare_cached(
             "INSERT INTO deliveries (account_id, id, webhook_id, event_id, event_type, status,
-             next_attempt_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6, $6)",
+             next_attempt_at, lease_expires_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6,
+                     (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $7::bigint, $6, $6)",
         )
         .await
         .map_err(from_pg)?;
@@ -91,6 +102,7 @@ pub async fn insert_delivery(
                 &event.id.as_str(),
                 &event.event_type.as_str(),
                 &now.as_millis(),
+                &lease.map(|lease| i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)),
             ],
         )
         .await

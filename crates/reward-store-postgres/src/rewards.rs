@@ -19,6 +19,7 @@ use reward_store::records::{
     CreditsIssued, IssueCredits, Page, PageRequest, RecordTriggerEvent, Trigger, TriggerEvent,
     TriggerEventOutcome, TriggerSpec, User,
 };
+use reward_store::handoff::Outbox;
 use reward_store::{StoreError, StoreResult};
 use tokio_postgres::Row;
 
@@ -312,18 +313,19 @@ async fn add_to_balance(
     rows::get(&row, 0)
 }
 
-/// Records the trigger event; says whether it queued any delivery (so workers need waking).
+/// Records the trigger event; its deliveries go through `outbox`.
 pub async fn record_trigger_event(
     client: &impl GenericClient,
     account: &AccountId,
     request: &RecordTriggerEvent,
-) -> StoreResult<(TriggerEventOutcome, bool)> {
+    outbox: &mut Outbox,
+) -> StoreResult<TriggerEventOutcome> {
     let now = Timestamp::now();
     let id = TriggerEventId::generate();
     if let Some((key, fingerprint)) = &request.idempotency {
         let claim = claim_idempotency_key(client, account, key, fingerprint, &id, now).await?;
         if let KeyClaim::Replay(first) = claim {
-            return Ok((TriggerEventOutcome::Replayed(first), false));
+            return Ok(TriggerEventOutcome::Replayed(first));
         }
     }
     let trigger = find_trigger(client, account, &request.trigger)
@@ -371,7 +373,7 @@ pub async fn record_trigger_event(
         recorded.value.as_ref(),
         &recorded.trigger,
     );
-    let mut queued = !outbox::emit(client, account, &created).await?.is_empty();
+    outbox::emit(client, account, &created, outbox).await?;
     if points > 0 {
         let issued = NewEvent::credit_points_issued(
             now,
@@ -381,17 +383,18 @@ pub async fn record_trigger_event(
             Some(&recorded.id),
             None,
         );
-        queued |= !outbox::emit(client, account, &issued).await?.is_empty();
+        outbox::emit(client, account, &issued, outbox).await?;
     }
-    Ok((TriggerEventOutcome::Recorded(recorded), queued))
+    Ok(TriggerEventOutcome::Recorded(recorded))
 }
 
-/// Issues the credits; says whether it queued any delivery (so workers need waking).
+/// Issues the credits; their event's deliveries go through `outbox`.
 pub async fn issue_credits(
     client: &impl GenericClient,
     account: &AccountId,
     request: &IssueCredits,
-) -> StoreResult<(CreditsIssued, bool)> {
+    outbox: &mut Outbox,
+) -> StoreResult<CreditsIssued> {
     let now = Timestamp::now();
     let balance = add_to_balance(client, account, &request.user, request.points, now).await?;
     let issued = NewEvent::credit_points_issued(
@@ -402,13 +405,13 @@ pub async fn issue_credits(
         None,
         request.reason.as_deref(),
     );
-    let queued = !outbox::emit(client, account, &issued).await?.is_empty();
+    outbox::emit(client, account, &issued, outbox).await?;
     let credits = CreditsIssued {
         user: request.user.clone(),
         points: request.points,
         balance,
     };
-    Ok((credits, queued))
+    Ok(credits)
 }
 
 pub async fn get_user(

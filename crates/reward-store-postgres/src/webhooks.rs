@@ -3,7 +3,7 @@
 use deadpool_postgres::GenericClient;
 use reward_core::event::EventType;
 use reward_core::ids::{AccountId, WebhookId};
-use reward_core::names::Name;
+use reward_core::names::{Name, WebhookUrl};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::records::{NewWebhook, Page, PageRequest, Webhook, WebhookPatch, WebhookSecrets};
@@ -300,17 +300,26 @@ pub async fn rotate_secret(
     })
 }
 
+/// An enabled webhook subscribed to an event, with where and how to send when asked for.
+pub struct Subscriber {
+    pub id: WebhookId,
+    pub target: Option<(WebhookUrl, WebhookSecrets)>,
+}
+
 /// The enabled webhooks of an account subscribed to `event_type`, kept from deletion until the
 /// transaction ends (see [`get_kept`]). Only the subscribed rows are locked, so events of one type
-/// never wait on webhooks of another.
+/// never wait on webhooks of another. With `cipher`, also each one's URL and opened secrets (for
+/// handing new deliveries straight to the worker).
 pub async fn subscribed(
     client: &impl GenericClient,
     account: &AccountId,
     event_type: EventType,
-) -> StoreResult<Vec<WebhookId>> {
+    cipher: Option<&SecretCipher>,
+) -> StoreResult<Vec<Subscriber>> {
     let statement = client
         .prepare_cached(
-            "SELECT id FROM webhooks WHERE account_id = $1 AND enabled AND events::jsonb ? $2
+            "SELECT id, url, secret, previous_secret, previous_secret_expires_at FROM webhooks
+             WHERE account_id = $1 AND enabled AND events::jsonb ? $2
              FOR KEY SHARE",
         )
         .await
@@ -321,6 +330,22 @@ pub async fn subscribed(
         .map_err(from_pg)?;
     found
         .iter()
-        .map(|row| rows::get(row, 0).map(WebhookId::from_trusted))
+        .map(|row| {
+            let id: &str = rows::get(row, 0)?;
+            let target = match cipher {
+                None => None,
+                Some(cipher) => Some((
+                    rows::webhook_url(row, 1)?,
+                    WebhookSecrets {
+                        current: rows::secret(row, 2, cipher, id)?,
+                        previous: rows::previous_secret(row, 3, 4, cipher, id)?,
+                    },
+                )),
+            };
+            Ok(Subscriber {
+                id: WebhookId::from_trusted(id.to_owned()),
+                target,
+            })
+        })
         .collect()
 }

@@ -34,7 +34,7 @@ use reward_core::ids::{AccountId, ApiKeyId, DeliveryId, EventId, WebhookId};
 use reward_core::names::{Name, TriggerId, UserId};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
-use reward_store::handoff::Handoff;
+use reward_store::handoff::{Handoff, Outbox};
 use reward_store::records::*;
 use reward_store::secrets::SecretCipher;
 use reward_store::{Store, StoreError, StoreResult};
@@ -43,7 +43,6 @@ use tokio::sync::Notify;
 
 pub use connection::path_from_url;
 
-use outbox::Outbox;
 use readers::Readers;
 use writer::Writer;
 
@@ -151,11 +150,8 @@ impl SqliteStore {
     /// claim the ones left for claiming.
     fn deliver_committed<T>(&self, result: StoreResult<(T, Outbox)>) -> StoreResult<T> {
         let (value, outbox) = result?;
-        if outbox.left_for_claiming {
+        if outbox.committed(self.handoff.get().map(Arc::as_ref)) {
             self.work.notify_one();
-        }
-        if let Some(handoff) = self.handoff.get() {
-            handoff.push(outbox.ready);
         }
         Ok(value)
     }

@@ -8,37 +8,13 @@
 use reward_core::event::NewEvent;
 use reward_core::ids::{AccountId, DeliveryId, WebhookId};
 use reward_core::time::Timestamp;
-use reward_store::handoff::Handoff;
-use reward_store::records::{ClaimedDelivery, Delivery, DeliveryStatus};
-use reward_store::secrets::SecretCipher;
+use reward_store::handoff::Outbox;
+use reward_store::records::{Delivery, DeliveryStatus};
 use reward_store::StoreResult;
 use rusqlite::{params, Connection};
 
 use crate::errors::from_sqlite;
 use crate::webhooks::{self, Subscriber};
-
-/// What one transaction's new deliveries need besides their rows.
-pub struct Outbox {
-    /// Set when deliveries are handed off: the lease they are written with, and the key to open
-    /// the secrets the worker signs with.
-    handoff: Option<(Timestamp, SecretCipher)>,
-    /// Deliveries to hand to the worker once the transaction commits.
-    pub ready: Vec<ClaimedDelivery>,
-    /// Some delivery was written for claiming (not handed off).
-    pub left_for_claiming: bool,
-}
-
-impl Outbox {
-    /// An outbox for one transaction: handing off when `handoff` is given and has room.
-    pub fn new(handoff: Option<&Handoff>, cipher: &SecretCipher) -> Self {
-        let lease = handoff.and_then(|handoff| handoff.lease_for_new(Timestamp::now()));
-        Self {
-            handoff: lease.map(|lease| (lease, cipher.clone())),
-            ready: Vec::new(),
-            left_for_claiming: false,
-        }
-    }
-}
 
 /// Stores the event and queues it for every webhook subscribed to its type.
 pub fn emit(
@@ -48,14 +24,13 @@ pub fn emit(
     outbox: &mut Outbox,
 ) -> StoreResult<Vec<Delivery>> {
     insert_event(connection, account, event)?;
-    let cipher = outbox.handoff.as_ref().map(|(_, cipher)| cipher);
-    webhooks::subscribed(connection, account, event.event_type, cipher)?
+    webhooks::subscribed(connection, account, event.event_type, outbox.cipher())?
         .into_iter()
         .map(|subscriber| queue_for(connection, account, subscriber, event, outbox))
         .collect()
 }
 
-/// One subscriber's delivery: handed off when its target was loaded, else left for claiming.
+/// One subscriber's delivery: leased and handed off when its target was loaded.
 fn queue_for(
     connection: &Connection,
     account: &AccountId,
@@ -63,24 +38,17 @@ fn queue_for(
     event: &NewEvent,
     outbox: &mut Outbox,
 ) -> StoreResult<Delivery> {
-    let lease = outbox.handoff.as_ref().map(|(lease, _)| *lease);
+    let lease = outbox.lease().map(|lease| {
+        Timestamp::now().plus_millis(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+    });
     let delivery = insert_delivery(connection, account, &subscriber.id, event, lease)?;
-    match subscriber.target {
-        Some((url, secrets)) => outbox.ready.push(ClaimedDelivery {
-            account_id: account.clone(),
-            id: delivery.id.clone(),
-            webhook_id: subscriber.id,
-            event_id: event.id.clone(),
-            url,
-            secrets,
-            payload: event.payload.clone(),
-            status: DeliveryStatus::Pending,
-            attempt_count: 0,
-            schedule_attempts: 0,
-            manual: false,
-        }),
-        None => outbox.left_for_claiming = true,
-    }
+    outbox.add(
+        account,
+        delivery.id.clone(),
+        subscriber.id,
+        event,
+        subscriber.target,
+    );
     Ok(delivery)
 }
 

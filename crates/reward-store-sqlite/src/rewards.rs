@@ -14,7 +14,8 @@ use reward_store::{StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::errors::from_sqlite;
-use crate::outbox::{self, Outbox};
+use crate::outbox;
+use reward_store::handoff::Outbox;
 use crate::rows;
 
 /// How long an `Idempotency-Key` is remembered.

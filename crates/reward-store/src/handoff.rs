@@ -18,10 +18,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use reward_core::time::Timestamp;
+use reward_core::event::NewEvent;
+use reward_core::ids::{AccountId, DeliveryId, WebhookId};
+use reward_core::names::WebhookUrl;
 use tokio::sync::Notify;
 
-use crate::records::ClaimedDelivery;
+use crate::records::{ClaimedDelivery, DeliveryStatus, WebhookSecrets};
+use crate::secrets::SecretCipher;
 
 pub struct Handoff {
     lease: Duration,
@@ -44,12 +47,10 @@ impl Handoff {
         }
     }
 
-    /// The lease to write on a new delivery, or `None` when the queue is full and the delivery
-    /// should be left for claiming. The bound is soft: transactions running together may each
-    /// see room.
-    pub fn lease_for_new(&self, now: Timestamp) -> Option<Timestamp> {
-        (self.outstanding.load(Ordering::Relaxed) < self.capacity)
-            .then(|| now.plus_millis(i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)))
+    /// The lease to write on new deliveries, or `None` when the queue is full and they should
+    /// be left for claiming. The bound is soft: transactions running together may each see room.
+    fn lease_for_new(&self) -> Option<Duration> {
+        (self.outstanding.load(Ordering::Relaxed) < self.capacity).then_some(self.lease)
     }
 
     /// How long after its hand-off a delivery may still be started: past this, too little of the
@@ -98,5 +99,74 @@ impl Handoff {
         self.ready
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// One transaction's new deliveries, on their way to the worker once it commits.
+pub struct Outbox {
+    /// Set when handing off: the lease new deliveries are written with, and the key to open the
+    /// secrets the worker signs with.
+    handoff: Option<(Duration, SecretCipher)>,
+    ready: Vec<ClaimedDelivery>,
+    left_for_claiming: bool,
+}
+
+impl Outbox {
+    /// An outbox for one transaction: handing off when `handoff` is given and has room.
+    pub fn new(handoff: Option<&Handoff>, cipher: &SecretCipher) -> Self {
+        Self {
+            handoff: handoff
+                .and_then(Handoff::lease_for_new)
+                .map(|lease| (lease, cipher.clone())),
+            ready: Vec::new(),
+            left_for_claiming: false,
+        }
+    }
+
+    /// The key to open subscribers' secrets with, when new deliveries are handed off.
+    pub fn cipher(&self) -> Option<&SecretCipher> {
+        self.handoff.as_ref().map(|(_, cipher)| cipher)
+    }
+
+    /// How long new deliveries are leased for, when they are handed off.
+    pub fn lease(&self) -> Option<Duration> {
+        self.handoff.as_ref().map(|(lease, _)| *lease)
+    }
+
+    /// Notes a delivery written in this transaction: handed off when its webhook's `target` was
+    /// loaded (it was then written leased), else left for claiming.
+    pub fn add(
+        &mut self,
+        account: &AccountId,
+        id: DeliveryId,
+        webhook: WebhookId,
+        event: &NewEvent,
+        target: Option<(WebhookUrl, WebhookSecrets)>,
+    ) {
+        match target {
+            Some((url, secrets)) => self.ready.push(ClaimedDelivery {
+                account_id: account.clone(),
+                id,
+                webhook_id: webhook,
+                event_id: event.id.clone(),
+                url,
+                secrets,
+                payload: event.payload.clone(),
+                status: DeliveryStatus::Pending,
+                attempt_count: 0,
+                schedule_attempts: 0,
+                manual: false,
+            }),
+            None => self.left_for_claiming = true,
+        }
+    }
+
+    /// After the transaction committed: hands its deliveries to the worker. Returns whether some
+    /// were left for claiming (the worker should be told to claim).
+    pub fn committed(self, handoff: Option<&Handoff>) -> bool {
+        if let Some(handoff) = handoff {
+            handoff.push(self.ready);
+        }
+        self.left_for_claiming
     }
 }

@@ -13,6 +13,8 @@ pub mod sender;
 pub mod targets;
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,7 +39,8 @@ use sender::{SendOutcome, Sender};
 pub const PER_WEBHOOK_IN_FLIGHT: u32 = 64;
 /// Finished attempts recorded in one store call at most.
 const RECORD_BATCH: usize = 512;
-/// Attempts in flight in this process at most.
+/// Attempts in flight in this process at most (a claim started just before hand-offs filled
+/// the room may go past it by one batch).
 pub const MAX_IN_FLIGHT: usize = 1024;
 /// Deliveries claimed per store call at most.
 const CLAIM_BATCH: u32 = 256;
@@ -83,43 +86,22 @@ impl Worker {
             handoff: handoff.clone(),
         };
         // Claiming costs a store transaction, so it runs when the store says work may be due or
-        // when the next retry falls due, not on every hand-off.
+        // when the next retry falls due, not on every hand-off; and it runs beside the rest of
+        // this loop, so hand-offs and finished attempts never wait for the store.
+        let mut claiming: Option<PendingClaim> = None;
         let mut claim_now = true;
         let mut next_claim = Instant::now();
         while !shutdown.is_cancelled() {
             slots.reap_finished();
-            if let Some(handoff) = &handoff {
-                let room = MAX_IN_FLIGHT.saturating_sub(slots.tasks.len());
-                for (handed_at, delivery) in handoff.take(room.saturating_sub(slots.parked_count)) {
-                    slots.start_or_park(delivery, handed_at);
-                }
-            }
-            if claim_now || Instant::now() >= next_claim {
+            slots.take_handoffs();
+            if claiming.is_none() && (claim_now || Instant::now() >= next_claim) {
                 let room = MAX_IN_FLIGHT.saturating_sub(slots.tasks.len());
                 if room > 0 {
                     let limit = CLAIM_BATCH.min(room as u32);
-                    match worker.claim(limit, &slots.in_flight).await {
-                        Ok(claimed) => {
-                            let full = claimed.len() == limit as usize;
-                            for delivery in claimed {
-                                slots.start(delivery);
-                            }
-                            if full {
-                                continue; // more may be due right now
-                            }
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, "claiming deliveries failed; retrying shortly");
-                            tokio::select! {
-                                () = tokio::time::sleep(STORE_BACKOFF) => {}
-                                () = shutdown.cancelled() => {}
-                            }
-                            continue;
-                        }
-                    }
+                    let round = claim_round(Arc::clone(&worker), limit, slots.in_flight.clone());
+                    claiming = Some(Box::pin(round));
+                    claim_now = false;
                 }
-                claim_now = false;
-                next_claim = Instant::now() + worker.idle_pause().await;
             }
             let handed_off = async {
                 match &handoff {
@@ -128,11 +110,35 @@ impl Worker {
                 }
             };
             tokio::select! {
+                round = finish_claim(&mut claiming) => {
+                    claiming = None;
+                    match round {
+                        ClaimRound::Claimed { deliveries, full, pause } => {
+                            for delivery in deliveries {
+                                slots.start(delivery);
+                            }
+                            claim_now = full; // more may be due right now
+                            next_claim = Instant::now() + pause;
+                        }
+                        ClaimRound::Failed(error) => {
+                            tracing::warn!(%error, "claiming deliveries failed; retrying shortly");
+                            next_claim = Instant::now() + STORE_BACKOFF;
+                        }
+                    }
+                }
                 () = worker.store.work_signal() => claim_now = true,
                 () = handed_off => {}
                 Some(done) = slots.tasks.join_next(), if !slots.tasks.is_empty() => slots.finished(done),
-                () = tokio::time::sleep_until(next_claim.into()) => {}
+                () = tokio::time::sleep_until(next_claim.into()), if claiming.is_none() => {}
                 () = shutdown.cancelled() => {}
+            }
+        }
+        // A claim under way has leased its deliveries: attempt them like the rest in flight.
+        if let Some(round) = claiming.take() {
+            if let ClaimRound::Claimed { deliveries, .. } = round.await {
+                for delivery in deliveries {
+                    slots.start(delivery);
+                }
             }
         }
         slots.give_up_parked();
@@ -268,6 +274,51 @@ impl Worker {
     }
 }
 
+/// A claim running beside the worker's loop.
+type PendingClaim = Pin<Box<dyn Future<Output = ClaimRound> + Send>>;
+
+enum ClaimRound {
+    /// What was claimed; whether the batch was full (more may be due); how long to wait before
+    /// claiming again otherwise.
+    Claimed {
+        deliveries: Vec<ClaimedDelivery>,
+        full: bool,
+        pause: Duration,
+    },
+    Failed(reward_store::StoreError),
+}
+
+async fn claim_round(
+    worker: Arc<Worker>,
+    limit: u32,
+    in_flight: HashMap<WebhookId, u32>,
+) -> ClaimRound {
+    match worker.claim(limit, &in_flight).await {
+        Ok(deliveries) => {
+            let full = deliveries.len() == limit as usize;
+            let pause = if full {
+                Duration::ZERO
+            } else {
+                worker.idle_pause().await
+            };
+            ClaimRound::Claimed {
+                deliveries,
+                full,
+                pause,
+            }
+        }
+        Err(error) => ClaimRound::Failed(error),
+    }
+}
+
+/// The running claim's outcome; never resolves when none runs.
+async fn finish_claim(claiming: &mut Option<PendingClaim>) -> ClaimRound {
+    match claiming {
+        Some(round) => round.await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Writes finished attempts in batches until every sender is gone. A failed write is logged: the
 /// deliveries' leases then run out and they are attempted again, so at least once holds.
 async fn record_in_batches(
@@ -343,6 +394,19 @@ impl Slots {
         self.handoff
             .as_ref()
             .is_some_and(|handoff| handed_at.elapsed() > handoff.max_wait())
+    }
+
+    /// Starts (or parks) every handed-off delivery there is room for.
+    fn take_handoffs(&mut self) {
+        let Some(handoff) = self.handoff.clone() else {
+            return;
+        };
+        let room = MAX_IN_FLIGHT
+            .saturating_sub(self.tasks.len())
+            .saturating_sub(self.parked_count);
+        for (handed_at, delivery) in handoff.take(room) {
+            self.start_or_park(delivery, handed_at);
+        }
     }
 
     fn reap_finished(&mut self) {
