@@ -4,12 +4,14 @@
 //! a scenario fails when one is missing.
 //!
 //! - [`scenarios`]: ceiling, ingest, deliver, fanout, latency, mixed, backlog.
+//! - [`soak`]: minutes of mixed load with failing endpoints, sampling the server's memory.
 //! - [`receiver`]: the minimal receiver; [`target`]: the API client; [`process`]: the server
 //!   child and its peak RSS and CPU time; [`stats`]: percentiles.
 
 mod process;
 mod receiver;
 mod scenarios;
+mod soak;
 mod stats;
 mod target;
 
@@ -22,12 +24,15 @@ use receiver::BenchReceiver;
 use scenarios::{Bench, Report};
 use target::Target;
 
-const ALL_SCENARIOS: &str = "ceiling,ingest,deliver,fanout,latency,mixed,backlog";
+const ALL_SCENARIOS: &str = "ceiling,ingest,deliver,fanout,latency,mixed,backlog,soak";
+/// What runs when `--scenarios` is not given: everything but the (long) soak.
+const DEFAULT_SCENARIOS: &str = "ceiling,ingest,deliver,fanout,latency,mixed,backlog";
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Scenarios to run, comma-separated: ceiling, ingest, deliver, fanout, latency, mixed, backlog.
-    #[arg(long, default_value = ALL_SCENARIOS, value_delimiter = ',')]
+    /// Scenarios to run, comma-separated: ceiling, ingest, deliver, fanout, latency, mixed,
+    /// backlog, soak (the soak runs only when named).
+    #[arg(long, default_value = DEFAULT_SCENARIOS, value_delimiter = ',')]
     pub scenarios: Vec<String>,
     /// Events per burst scenario (ceiling requests, ingest, deliver, fanout).
     #[arg(long, default_value_t = 20_000)]
@@ -45,6 +50,9 @@ pub struct BenchArgs {
     /// How long the latency and mixed scenarios offer load, in seconds.
     #[arg(long, default_value_t = 10)]
     pub seconds: u32,
+    /// How long the soak offers its mixed load, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub soak_seconds: u32,
     /// Deliveries queued in the backlog scenario.
     #[arg(long, default_value_t = 1_000_000)]
     pub backlog: usize,
@@ -124,6 +132,7 @@ async fn run_scenarios(
             "latency" => bench.latency(args.rate, args.seconds).await,
             "mixed" => bench.mixed(args.rate, args.seconds).await,
             "backlog" => bench.backlog(args.backlog).await,
+            "soak" => bench.soak(args.rate, args.soak_seconds).await,
             _ => unreachable!("scenarios are checked first"),
         }
         .with_context(|| format!("scenario {scenario}"))?;

@@ -14,6 +14,8 @@ pub struct ServerChild {
     pub api_key: String,
     database_url: String,
     delivery_timeout: String,
+    /// `REWARD_RETRY_BASE`: 1 h unless a scenario asks for retries within its run.
+    retry_base: String,
     child: Child,
     /// Keeps the temporary database alive for the run.
     _dir: Option<TempDir>,
@@ -66,13 +68,20 @@ impl ServerChild {
             database_url,
             api_key,
             delivery_timeout.to_owned(),
+            "1h".to_owned(),
             true,
         )
         .await
     }
 
     /// Stops this server and starts another on the same database, with or without its worker.
-    pub async fn restart(mut self, worker: bool) -> anyhow::Result<Self> {
+    pub async fn restart(self, worker: bool) -> anyhow::Result<Self> {
+        let retry_base = self.retry_base.clone();
+        self.restart_with(worker, &retry_base).await
+    }
+
+    /// Like [`Self::restart`], with another `REWARD_RETRY_BASE`.
+    pub async fn restart_with(mut self, worker: bool, retry_base: &str) -> anyhow::Result<Self> {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
         let exe: PathBuf = std::env::current_exe().context("locating the reward binary")?;
@@ -83,6 +92,7 @@ impl ServerChild {
             self.database_url.clone(),
             self.api_key.clone(),
             self.delivery_timeout.clone(),
+            retry_base.to_owned(),
             worker,
         )
         .await
@@ -94,6 +104,7 @@ impl ServerChild {
         database_url: String,
         api_key: String,
         delivery_timeout: String,
+        retry_base: String,
         worker: bool,
     ) -> anyhow::Result<Self> {
         let port = free_port()?;
@@ -106,7 +117,7 @@ impl ServerChild {
             .env("REWARD_WORKER", worker.to_string())
             // The bench is the account's only client and means to saturate the server.
             .env("REWARD_RATE_LIMIT", "0")
-            .env("REWARD_RETRY_BASE", "1h")
+            .env("REWARD_RETRY_BASE", &retry_base)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -124,6 +135,7 @@ impl ServerChild {
                         api_key,
                         database_url,
                         delivery_timeout,
+                        retry_base,
                         child,
                         _dir: dir,
                     });
@@ -146,10 +158,19 @@ impl ServerChild {
 
 /// Peak resident memory of a process, in bytes (Linux `VmHWM`).
 pub fn peak_rss_bytes(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM:").map(|kib| kib * 1024)
+}
+
+/// One `kB` line of `/proc/PID/status`.
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    let line = status.lines().find(|line| line.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Resident memory of a process now, in bytes (Linux `VmRSS`).
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:").map(|kib| kib * 1024)
 }
 
 /// CPU time a process used so far (user + system), in seconds.

@@ -39,11 +39,15 @@ impl Bench {
         self.server.as_ref().and_then(ServerChild::pid)
     }
 
-    fn cpu(&self) -> Option<f64> {
+    pub(super) fn cpu(&self) -> Option<f64> {
         self.server_pid().and_then(cpu_seconds)
     }
 
-    async fn webhooks(&self, paths: &[String], enabled: bool) -> anyhow::Result<Vec<String>> {
+    pub(super) async fn webhooks(
+        &self,
+        paths: &[String],
+        enabled: bool,
+    ) -> anyhow::Result<Vec<String>> {
         let mut ids = Vec::with_capacity(paths.len());
         for path in paths {
             ids.push(
@@ -55,7 +59,7 @@ impl Bench {
         Ok(ids)
     }
 
-    async fn remove(&self, webhooks: &[String]) -> anyhow::Result<()> {
+    pub(super) async fn remove(&self, webhooks: &[String]) -> anyhow::Result<()> {
         for id in webhooks {
             self.target.delete_webhook(id).await?;
         }
@@ -99,7 +103,7 @@ impl Bench {
     }
 
     /// Sends trigger events at a steady offered rate for `seconds`.
-    async fn send_at_rate(
+    pub(super) async fn send_at_rate(
         &self,
         per_second: u32,
         seconds: u32,
@@ -130,7 +134,7 @@ impl Bench {
 
     /// Waits until `expected` deliveries arrived on the given paths; checks every one exactly
     /// once. Returns (arrival time of each (trigger event, path), last arrival, duplicates).
-    async fn collect(
+    pub(super) async fn collect(
         &self,
         name: &str,
         sent: &SentAt,
@@ -177,7 +181,7 @@ impl Bench {
         Ok((arrivals, last, duplicates))
     }
 
-    fn latencies(sent: &SentAt, arrivals: &[(String, Instant)]) -> Vec<Duration> {
+    pub(super) fn latencies(sent: &SentAt, arrivals: &[(String, Instant)]) -> Vec<Duration> {
         arrivals
             .iter()
             .filter_map(|(id, at)| {

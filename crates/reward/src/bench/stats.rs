@@ -37,6 +37,34 @@ pub fn rate(items: usize, span: Duration) -> f64 {
     items as f64 / span.as_secs_f64()
 }
 
+/// The server's resident memory at one moment of a run.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct RssSample {
+    pub second: u64,
+    pub rss: u64,
+}
+
+/// Mean memory over the run's last minute ÷ mean over its second minute (the first is warm-up:
+/// pools, caches and buffers filling). About 1 means flat; `None` when the run is shorter than
+/// two minutes and a bit.
+pub fn memory_growth(samples: &[RssSample]) -> Option<f64> {
+    let end = samples.last()?.second;
+    if end < 150 {
+        return None;
+    }
+    let mean = |from: u64, to: u64| {
+        let window: Vec<u64> = samples
+            .iter()
+            .filter(|sample| (from..to).contains(&sample.second))
+            .map(|sample| sample.rss)
+            .collect();
+        (!window.is_empty()).then(|| window.iter().sum::<u64>() as f64 / window.len() as f64)
+    };
+    let second_minute = mean(60, 120)?;
+    let last_minute = mean(end.saturating_sub(60), end + 1)?;
+    Some(last_minute / second_minute)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +79,25 @@ mod tests {
         assert_eq!(p.max_ms, 100.0);
         assert_eq!(percentiles(&mut []).max_ms, 0.0);
         assert_eq!(rate(10, Duration::from_secs(2)), 5.0);
+    }
+
+    #[test]
+    fn memory_growth_compares_the_last_minute_with_the_second() {
+        let flat: Vec<RssSample> = (0..=60)
+            .map(|n| RssSample {
+                second: n * 5,
+                rss: if n < 12 { 10 } else { 40 },
+            })
+            .collect();
+        assert_eq!(memory_growth(&flat), Some(1.0));
+        let growing: Vec<RssSample> = (0..=60)
+            .map(|n| RssSample {
+                second: n * 5,
+                rss: 100 + n,
+            })
+            .collect();
+        let growth = memory_growth(&growing).expect("long enough");
+        assert!(growth > 1.3, "{growth}");
+        assert_eq!(memory_growth(&growing[..20]), None);
     }
 }
