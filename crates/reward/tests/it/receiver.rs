@@ -67,9 +67,12 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a receiver answering 204 to everything.
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind receiver");
+        Self::start_at("127.0.0.1:0").await
+    }
+
+    /// Starts a receiver on a given address, e.g. a port an endpoint that was down used to have.
+    pub async fn start_at(address: &str) -> Self {
+        let listener = TcpListener::bind(address).await.expect("bind receiver");
         let url = format!("http://{}/hook", listener.local_addr().expect("address"));
         let shared = Arc::new(Shared::default());
         let app = Router::new()
