@@ -737,6 +737,31 @@ fn event_types_round_trip_and_examples_parse() {
     }
 }
 
+// --- api_key.rs: what a bearer token is turned into -----------------------------------------
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn any_bearer_token_hashes_to_64_hex_digits(token in any_text()) {
+        // Every Authorization header's key is hashed before the store sees it.
+        let hash = reward_core::api_key::hash(&token);
+        prop_assert_eq!(hash.len(), 64);
+        prop_assert!(hash.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f')));
+        prop_assert_eq!(reward_core::api_key::hash(&token), hash);
+    }
+
+    #[test]
+    fn generated_keys_are_rwd_and_base64url(_seed in any::<u8>()) {
+        let key = reward_core::api_key::generate();
+        let encoded = key.plaintext.strip_prefix("rwd_").expect("rwd_ prefix");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded);
+        prop_assert_eq!(bytes.map(|bytes| bytes.len()), Ok(32));
+        prop_assert_eq!(&key.hash, &reward_core::api_key::hash(&key.plaintext));
+        prop_assert!(key.plaintext.starts_with(&key.display_prefix));
+    }
+}
+
 // --- regressions: what the properties above found, pinned as plain cases -------------------
 
 #[test]
