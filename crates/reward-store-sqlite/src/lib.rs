@@ -185,7 +185,7 @@ impl Store for SqliteStore {
     async fn authenticate(&self, key_hash: &str) -> StoreResult<Option<AccountId>> {
         let key_hash = key_hash.to_owned();
         self.readers
-            .read(move |c| accounts::authenticate(c, &key_hash))
+            .read_point(move |c| accounts::authenticate(c, &key_hash))
             .await
     }
 

@@ -62,6 +62,31 @@ impl Readers {
         result
     }
 
+    /// Runs a point lookup through an index (microseconds) on the calling thread when a
+    /// connection is idle, else like [`Self::read`]. For the lookup every request makes (its API
+    /// key): handing it to a blocking thread cost more than the query itself. In WAL mode a
+    /// reader does not wait for the writer, so this does not stall the async thread.
+    pub async fn read_point<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let Ok(permit) = self.permits.try_acquire() else {
+            return self.read(work).await;
+        };
+        let Some(connection) = self.take_idle() else {
+            drop(permit);
+            return self.read(work).await;
+        };
+        let result = work(&connection);
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(connection);
+        drop(permit);
+        result
+    }
+
     fn take_idle(&self) -> Option<Connection> {
         self.idle
             .lock()

@@ -115,7 +115,7 @@ impl From<StoreError> for ApiError {
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "store_unavailable",
-                    "The database is unavailable right now; nothing was changed. Try again shortly.",
+                    "The database is unavailable right now, so the request was not completed. Try again shortly (with the same Idempotency-Key, if you sent one).",
                 )
             }
             StoreError::Internal(detail) => {

@@ -314,7 +314,7 @@ impl CommonErrors {
     const AUTHENTICATED: [(&'static str, &'static str, bool); 3] = [
         ("401", "No API key, or one that is not valid (`unauthorized`).", false),
         ("429", "Over this account's request rate (`rate_limited`); retry after `Retry-After` seconds.", true),
-        ("503", "The database is unavailable right now (`store_unavailable`); nothing was changed. Retry after `Retry-After` seconds.", true),
+        ("503", "The database is unavailable right now (`store_unavailable`), so the request was not completed. Retry after `Retry-After` seconds, with the same `Idempotency-Key` if one was sent.", true),
     ];
     const WITH_BODY: [(&'static str, &'static str, bool); 4] = [
         ("400", "The body is not valid JSON (`invalid_json`), or could not be read (`invalid_body`).", false),

@@ -194,7 +194,7 @@ impl IntoResponse for PageError {
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Reward is unavailable right now",
-                    "The database could not be reached; nothing was changed. Try again shortly."
+                    "The database could not be reached, so this was not completed. Try again shortly."
                         .to_owned(),
                 )
             }
