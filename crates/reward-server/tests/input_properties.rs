@@ -29,6 +29,8 @@ fn any_json() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
         any::<f64>().prop_map(Value::from),
+        // Whole numbers written as floats (5.0), which count as whole numbers.
+        any::<i32>().prop_map(|n| Value::from(f64::from(n))),
         ".{0,20}".prop_map(Value::String),
     ];
     leaf.prop_recursive(3, 24, 4, |inner| {
@@ -167,7 +169,15 @@ proptest! {
         }
         match (fresh().integer(&name), value) {
             (Ok(number), Some(Value::Number(expected))) => {
-                prop_assert_eq!(Some(number), expected.as_i64());
+                // An integer, or a float with no fraction that an i64 holds (JSON Schema's integer).
+                let whole = expected.as_i64().or_else(|| {
+                    expected
+                        .as_f64()
+                        .filter(|float| float.fract() == 0.0)
+                        .filter(|float| (-(2_f64.powi(63))..2_f64.powi(63)).contains(float))
+                        .map(|float| float as i64)
+                });
+                prop_assert_eq!(Some(number), whole);
             }
             (Ok(_), _) => prop_assert!(false, "integer from {:?}", value),
             (Err(error), _) => fault(error, &missing_or_wrong)?,
