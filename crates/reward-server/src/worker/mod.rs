@@ -37,6 +37,8 @@ use sender::{SendOutcome, Sender};
 
 /// Attempts in flight to one webhook at most.
 pub const PER_WEBHOOK_IN_FLIGHT: u32 = 64;
+/// Hand-offs waiting for a slot of one webhook at most; past it they are given up to claiming.
+const MAX_PARKED_PER_WEBHOOK: usize = 256;
 /// Finished attempts recorded in one store call at most.
 const RECORD_BATCH: usize = 512;
 /// Attempts in flight in this process at most (a claim started just before hand-offs filled
@@ -369,14 +371,19 @@ impl Slots {
     }
 
     /// Starts a handed-off delivery, or parks it while its webhook is at its limit. One handed
-    /// off too long ago is given up: its lease runs out and claiming takes it.
+    /// off too long ago, or for a webhook with [`MAX_PARKED_PER_WEBHOOK`] parked already, is
+    /// given up: its lease runs out and claiming takes it, at the webhook's own pace.
     fn start_or_park(&mut self, delivery: ClaimedDelivery, handed_at: Instant) {
         let busy = self
             .in_flight
             .get(&delivery.webhook_id)
             .copied()
             .unwrap_or(0);
-        if self.too_old(handed_at) {
+        let parked = self
+            .parked
+            .get(&delivery.webhook_id)
+            .map_or(0, VecDeque::len);
+        if self.too_old(handed_at) || parked >= MAX_PARKED_PER_WEBHOOK {
             self.settle(1);
         } else if busy < PER_WEBHOOK_IN_FLIGHT {
             self.settle(1);
@@ -401,9 +408,9 @@ impl Slots {
         let Some(handoff) = self.handoff.clone() else {
             return;
         };
-        let room = MAX_IN_FLIGHT
-            .saturating_sub(self.tasks.len())
-            .saturating_sub(self.parked_count);
+        // Parked hand-offs hold no slot: counting them here would let one stalled webhook keep
+        // every other webhook's deliveries waiting.
+        let room = MAX_IN_FLIGHT.saturating_sub(self.tasks.len());
         for (handed_at, delivery) in handoff.take(room) {
             self.start_or_park(delivery, handed_at);
         }
