@@ -155,3 +155,26 @@ pub fn recover(
         .map_err(from_sqlite)?;
     Ok(changed as u64)
 }
+
+/// Deletes deliveries (by id, in one account) with their attempts.
+pub fn delete_with_attempts(
+    connection: &Connection,
+    account: &str,
+    deliveries: &[String],
+) -> StoreResult<()> {
+    let mut attempts = connection
+        .prepare_cached("DELETE FROM attempts WHERE account_id = ?1 AND delivery_id = ?2")
+        .map_err(from_sqlite)?;
+    let mut delivery = connection
+        .prepare_cached("DELETE FROM deliveries WHERE account_id = ?1 AND id = ?2")
+        .map_err(from_sqlite)?;
+    for id in deliveries {
+        attempts
+            .execute(params![account, id])
+            .map_err(from_sqlite)?;
+        delivery
+            .execute(params![account, id])
+            .map_err(from_sqlite)?;
+    }
+    Ok(())
+}

@@ -59,25 +59,54 @@ pub fn get(connection: &Connection, account: &AccountId, id: &EventId) -> StoreR
         .ok_or(StoreError::NotFound)
 }
 
-/// Drops events past retention, with their deliveries and attempts, and stale idempotency keys.
-pub fn purge_expired(
+/// Rows deleted per purge transaction, per kind.
+const PURGE_CHUNK: i64 = 2_000;
+
+/// Drops one chunk of what has expired: finished deliveries of events past retention (with their
+/// attempts), events past retention with no delivery left, and stale idempotency keys. Returns how many rows went; the caller repeats
+/// until none do, one transaction per chunk, so memory stays bounded however much expired.
+pub fn purge_expired_chunk(
     connection: &Connection,
     events_before: Timestamp,
     idempotency_before: Timestamp,
-) -> StoreResult<()> {
+) -> StoreResult<usize> {
     let events_before = events_before.as_millis();
-    connection
-        .execute_batch(&format!(
-            "DELETE FROM attempts WHERE (account_id, delivery_id) IN
-               (SELECT d.account_id, d.id FROM deliveries d JOIN events e
-                  ON e.account_id = d.account_id AND e.id = d.event_id
-                WHERE e.created_at < {events_before} AND d.status != 'pending');
-             DELETE FROM deliveries WHERE status != 'pending' AND (account_id, event_id) IN
-               (SELECT account_id, id FROM events WHERE created_at < {events_before});
-             DELETE FROM events WHERE created_at < {events_before} AND NOT EXISTS
-               (SELECT 1 FROM deliveries d WHERE d.account_id = events.account_id AND d.event_id = events.id);
-             DELETE FROM idempotency_keys WHERE created_at < {};",
-            idempotency_before.as_millis()
-        ))
-        .map_err(from_sqlite)
+    let finished: Vec<(String, String)> = connection
+        .prepare_cached(
+            "SELECT d.account_id, d.id FROM deliveries d JOIN events e
+               ON e.account_id = d.account_id AND e.id = d.event_id
+             WHERE e.created_at < ?1 AND d.status != 'pending'
+             LIMIT ?2",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_map(params![events_before, PURGE_CHUNK], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?
+                .collect()
+        })
+        .map_err(from_sqlite)?;
+    for (account, id) in &finished {
+        crate::deliveries::delete_with_attempts(connection, account, std::slice::from_ref(id))?;
+    }
+    let events = connection
+        .prepare_cached(
+            "DELETE FROM events WHERE rowid IN (
+               SELECT rowid FROM events WHERE created_at < ?1 AND NOT EXISTS
+                 (SELECT 1 FROM deliveries d
+                  WHERE d.account_id = events.account_id AND d.event_id = events.id)
+               LIMIT ?2)",
+        )
+        .and_then(|mut statement| statement.execute(params![events_before, PURGE_CHUNK]))
+        .map_err(from_sqlite)?;
+    let keys = connection
+        .prepare_cached(
+            "DELETE FROM idempotency_keys WHERE rowid IN (
+               SELECT rowid FROM idempotency_keys WHERE created_at < ?1 LIMIT ?2)",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![idempotency_before.as_millis(), PURGE_CHUNK])
+        })
+        .map_err(from_sqlite)?;
+    Ok(finished.len() + events + keys)
 }

@@ -266,9 +266,22 @@ impl Store for SqliteStore {
 
     async fn delete_webhook(&self, account: &AccountId, id: &WebhookId) -> StoreResult<()> {
         owned!(account, id);
-        self.writer
-            .write(move |c| webhooks::delete(c, &account, &id))
-            .await
+        let mut deleted = {
+            let (account, id) = (account.clone(), id.clone());
+            self.writer
+                .write(move |c| webhooks::delete(c, &account, &id))
+                .await?
+        };
+        // The rest of its deliveries, a chunk per transaction. Should this stop half-way (a
+        // crash), `webhook_deletions` remembers it and the upkeep's purge finishes it.
+        while deleted == webhooks::DELETE_CHUNK {
+            let (account, id) = (account.clone(), id.clone());
+            deleted = self
+                .writer
+                .write(move |c| webhooks::delete_deliveries_chunk(c, &account, &id))
+                .await?;
+        }
+        Ok(())
     }
 
     async fn webhook_secrets(
@@ -562,8 +575,14 @@ impl Store for SqliteStore {
         events_before: Timestamp,
         idempotency_before: Timestamp,
     ) -> StoreResult<()> {
-        self.writer
-            .write(move |c| events::purge_expired(c, events_before, idempotency_before))
-            .await
+        // A chunk per transaction, so a day's worth of expired rows never sits in memory at once.
+        while self.writer.write(webhooks::finish_a_deletion).await? > 0 {}
+        while self
+            .writer
+            .write(move |c| events::purge_expired_chunk(c, events_before, idempotency_before))
+            .await?
+            > 0
+        {}
+        Ok(())
     }
 }

@@ -15,8 +15,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::errors::from_sqlite;
 use crate::outbox;
-use reward_store::handoff::Outbox;
 use crate::rows;
+use reward_store::handoff::Outbox;
 
 /// How long an `Idempotency-Key` is remembered.
 pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;

@@ -143,8 +143,11 @@ pub fn update(
     Ok(webhook)
 }
 
-/// Deletes the webhook with its deliveries and their attempts: pending ones are thereby cancelled.
-pub fn delete(connection: &Connection, account: &AccountId, id: &WebhookId) -> StoreResult<()> {
+/// Deletes the webhook and the first [`DELETE_CHUNK`] of its deliveries (pending ones are thereby
+/// cancelled); the caller deletes the rest with [`delete_deliveries_chunk`], one transaction per
+/// chunk. One transaction for all of them would hold every deleted page in memory until it
+/// commits: hundreds of MiB for a webhook with a million deliveries.
+pub fn delete(connection: &Connection, account: &AccountId, id: &WebhookId) -> StoreResult<usize> {
     let removed = connection
         .prepare_cached("DELETE FROM webhooks WHERE account_id = ?1 AND id = ?2")
         .and_then(|mut statement| statement.execute(params![account.as_str(), id.as_str()]))
@@ -154,16 +157,71 @@ pub fn delete(connection: &Connection, account: &AccountId, id: &WebhookId) -> S
     }
     connection
         .prepare_cached(
-            "DELETE FROM attempts WHERE account_id = ?1 AND delivery_id IN
-             (SELECT id FROM deliveries WHERE account_id = ?1 AND webhook_id = ?2)",
+            "INSERT OR IGNORE INTO webhook_deletions (account_id, webhook_id) VALUES (?1, ?2)",
         )
         .and_then(|mut statement| statement.execute(params![account.as_str(), id.as_str()]))
         .map_err(from_sqlite)?;
-    connection
-        .prepare_cached("DELETE FROM deliveries WHERE account_id = ?1 AND webhook_id = ?2")
-        .and_then(|mut statement| statement.execute(params![account.as_str(), id.as_str()]))
+    delete_deliveries_chunk(connection, account, id)
+}
+
+/// Deliveries deleted per transaction when a webhook goes.
+pub const DELETE_CHUNK: usize = 2_000;
+
+/// Deletes up to [`DELETE_CHUNK`] deliveries of a (deleted) webhook with their attempts; returns
+/// how many deliveries went.
+pub fn delete_deliveries_chunk(
+    connection: &Connection,
+    account: &AccountId,
+    webhook: &WebhookId,
+) -> StoreResult<usize> {
+    let ids: Vec<String> = connection
+        .prepare_cached(
+            "SELECT id FROM deliveries WHERE account_id = ?1 AND webhook_id = ?2 LIMIT ?3",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_map(
+                    params![account.as_str(), webhook.as_str(), DELETE_CHUNK as i64],
+                    |row| row.get(0),
+                )?
+                .collect()
+        })
         .map_err(from_sqlite)?;
-    Ok(())
+    crate::deliveries::delete_with_attempts(connection, account.as_str(), &ids)?;
+    if ids.len() < DELETE_CHUNK {
+        connection
+            .prepare_cached(
+                "DELETE FROM webhook_deletions WHERE account_id = ?1 AND webhook_id = ?2",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![account.as_str(), webhook.as_str()])
+            })
+            .map_err(from_sqlite)?;
+    }
+    Ok(ids.len())
+}
+
+/// Deletes a chunk of the deliveries of the first unfinished webhook deletion (one a crash cut
+/// short); returns how many went.
+pub fn finish_a_deletion(connection: &Connection) -> StoreResult<usize> {
+    let pending: Option<(String, String)> = connection
+        .prepare_cached("SELECT account_id, webhook_id FROM webhook_deletions LIMIT 1")
+        .and_then(|mut statement| {
+            statement
+                .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
+        .map_err(from_sqlite)?;
+    match pending {
+        None => Ok(0),
+        Some((account, webhook)) => delete_deliveries_chunk(
+            connection,
+            &AccountId::from_trusted(account),
+            &WebhookId::from_trusted(webhook),
+        )
+        // The row itself counts, so the caller comes back until it is gone.
+        .map(|deleted| deleted.max(1)),
+    }
 }
 
 pub fn secrets(

@@ -147,9 +147,8 @@ fn run_batch(connection: &Connection, batch: &mut Vec<Box<dyn Job>>) {
             // a full disk or an I/O error): give it up whole. Nothing in it was written, and the
             // store's trouble is not the callers' fault, so each is told to retry (503).
             let _ = connection.execute_batch("ROLLBACK");
-            let error = StoreError::Unavailable(format!(
-                "the database gave up the transaction: {error}"
-            ));
+            let error =
+                StoreError::Unavailable(format!("the database gave up the transaction: {error}"));
             for answer in answers {
                 answer.send(Err(error.duplicate()));
             }

@@ -593,3 +593,69 @@ async fn postgres_without_a_secret_key_refuses_to_start_with_one_line() {
     assert_eq!(errors.len(), 1, "{stderr}");
     assert!(errors[0].contains("required with PostgreSQL"), "{stderr}");
 }
+
+/// Deleting a webhook with more deliveries than one deletion transaction takes (2,000 on SQLite)
+/// removes every one of them, and nothing of the other webhooks.
+#[tokio::test]
+async fn deleting_a_webhook_with_many_deliveries_removes_them_all() {
+    const EVENTS: usize = 2_100;
+    let server = TestServer::start_with(|config| config.run_worker = false).await;
+    let api = server.account("Acme").await;
+    api.put_trigger("visit", Value::Null).await;
+    let doomed = api.create_webhook("http://127.0.0.1:9/doomed").await;
+    let kept = api.create_webhook("http://127.0.0.1:9/kept").await;
+    let clients: Vec<_> = (0..16)
+        .map(|client| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                for n in (client..EVENTS).step_by(16) {
+                    let reply = api
+                        .post(
+                            "/v1/trigger_events",
+                            json!({"user_id": format!("user-{n}"), "trigger_id": "visit", "value": null}),
+                        )
+                        .await;
+                    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.expect("client");
+    }
+    let doomed_id = doomed["id"].as_str().expect("id");
+    let kept_id = kept["id"].as_str().expect("id");
+    let sample = api.deliveries(doomed_id).await;
+    let kept_sample = api.deliveries(kept_id).await;
+    assert_eq!(sample.len(), 100);
+
+    let reply = api.delete(&format!("/v1/webhooks/{doomed_id}")).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{:?}", reply.body);
+    for delivery in &sample {
+        let id = delivery["id"].as_str().expect("id");
+        api.get(&format!("/v1/deliveries/{id}"))
+            .await
+            .assert_error(404, "not_found", None);
+    }
+    for delivery in &kept_sample {
+        let id = delivery["id"].as_str().expect("id");
+        assert_eq!(
+            api.get(&format!("/v1/deliveries/{id}")).await.status,
+            StatusCode::OK
+        );
+    }
+    if let Some(path) = server.database_url.strip_prefix("sqlite://") {
+        let connection = rusqlite::Connection::open(path).expect("open");
+        let count = |sql: &str, webhook: &str| -> i64 {
+            connection
+                .query_row(sql, [webhook], |row| row.get(0))
+                .expect("count")
+        };
+        let by_webhook = "SELECT COUNT(*) FROM deliveries WHERE webhook_id = ?1";
+        assert_eq!(count(by_webhook, doomed_id), 0);
+        assert_eq!(count(by_webhook, kept_id), EVENTS as i64);
+        let unfinished = "SELECT COUNT(*) FROM webhook_deletions WHERE webhook_id = ?1";
+        assert_eq!(count(unfinished, doomed_id), 0);
+    }
+    server.stop().await;
+}
