@@ -37,8 +37,11 @@ use sender::{SendOutcome, Sender};
 
 /// Attempts in flight to one webhook at most.
 pub const PER_WEBHOOK_IN_FLIGHT: u32 = 64;
-/// Hand-offs waiting for a slot of one webhook at most; past it they are given up to claiming.
-const MAX_PARKED_PER_WEBHOOK: usize = 256;
+/// Hand-offs waiting for a slot of one webhook at most (a quarter of the hand-off queue, so one
+/// stalled webhook cannot take it all); past it they are given up to claiming, which takes them
+/// when their lease ends. A burst to a healthy webhook stays well under it: its parked deliveries
+/// drain at 64 at a time.
+const MAX_PARKED_PER_WEBHOOK: usize = 2048;
 /// Finished attempts recorded in one store call at most.
 const RECORD_BATCH: usize = 512;
 /// Attempts in flight in this process at most (a claim started just before hand-offs filled
