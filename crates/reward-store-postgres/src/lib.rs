@@ -442,10 +442,9 @@ impl Store for PostgresStore {
     /// Deliveries this node creates are leased to it as they are written, so no other node
     /// claims them while its worker sends them.
     fn start_handoff(&self, lease: Duration) -> Option<Arc<Handoff>> {
-        Some(Arc::clone(
-            self.handoff
-                .get_or_init(|| Arc::new(Handoff::new(lease, HANDOFF_CAPACITY))),
-        ))
+        Some(Arc::clone(self.handoff.get_or_init(|| {
+            Arc::new(Handoff::new(lease, HANDOFF_CAPACITY))
+        })))
     }
 
     async fn start_session(

@@ -25,9 +25,17 @@ pub async fn emit(
     insert_event(client, account, event).await?;
     let mut deliveries = Vec::new();
     let lease = outbox.lease();
-    for subscriber in webhooks::subscribed(client, account, event.event_type, outbox.cipher()).await? {
+    for subscriber in
+        webhooks::subscribed(client, account, event.event_type, outbox.cipher()).await?
+    {
         let delivery = insert_delivery(client, account, &subscriber.id, event, lease).await?;
-        outbox.add(account, delivery.id.clone(), subscriber.id, event, subscriber.target);
+        outbox.add(
+            account,
+            delivery.id.clone(),
+            subscriber.id,
+            event,
+            subscriber.target,
+        );
         deliveries.push(delivery);
     }
     Ok(deliveries)

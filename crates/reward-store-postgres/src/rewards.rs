@@ -15,11 +15,11 @@ use reward_core::event::NewEvent;
 use reward_core::ids::{AccountId, TriggerEventId};
 use reward_core::names::{IdempotencyKey, Name, TriggerId, UserId};
 use reward_core::time::Timestamp;
+use reward_store::handoff::Outbox;
 use reward_store::records::{
     CreditsIssued, IssueCredits, Page, PageRequest, RecordTriggerEvent, Trigger, TriggerEvent,
     TriggerEventOutcome, TriggerSpec, User,
 };
-use reward_store::handoff::Outbox;
 use reward_store::{StoreError, StoreResult};
 use tokio_postgres::Row;
 
