@@ -444,3 +444,21 @@ impl Api {
         Value::Object(lists)
     }
 }
+
+/// Whether a Python module (a real, independent parser or validator) can be used. Missing, the
+/// test is skipped with one line, unless `REWARD_REQUIRE_PYTHON_TOOLS=1` (as in `.ci/run`).
+pub fn python_module(module: &str) -> bool {
+    let found = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !found {
+        if std::env::var("REWARD_REQUIRE_PYTHON_TOOLS").as_deref() == Ok("1") {
+            panic!("python3 module {module} is required (pip install -r scripts/requirements-test.txt)");
+        }
+        eprintln!("skipped: checks needing python3 module {module} (pip install -r scripts/requirements-test.txt, or run .ci/run)");
+    }
+    found
+}

@@ -7,26 +7,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::TestServer;
+use crate::common::{python_module, TestServer};
 use crate::receiver::Receiver;
-
-/// Whether a Python module (a real, independent parser or validator) can be used. Missing, the
-/// test is skipped with one line, unless `REWARD_REQUIRE_PYTHON_TOOLS=1` (as in `.ci/run`).
-fn python_module(module: &str) -> bool {
-    let found = std::process::Command::new("python3")
-        .args(["-c", &format!("import {module}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !found {
-        if std::env::var("REWARD_REQUIRE_PYTHON_TOOLS").as_deref() == Ok("1") {
-            panic!("python3 module {module} is required (pip install -r scripts/requirements-test.txt)");
-        }
-        eprintln!("skipped: checks needing python3 module {module} (pip install -r scripts/requirements-test.txt, or run .ci/run)");
-    }
-    found
-}
 
 /// Runs a Python snippet with `input` on stdin; returns its stdout, panicking with its stderr.
 fn python(snippet: &str, input: &str) -> String {

@@ -14,33 +14,15 @@ use std::time::{Duration, Instant};
 use reward_core::names::TargetPolicy;
 use serde_json::{json, Value};
 
-use crate::common::TestServer;
+use crate::common::{python_module, TestServer};
 
 /// The whole run's bound: schemathesis takes about 20 s here; past this it is stopped and the test
 /// fails.
 const RUN_TIMEOUT: Duration = Duration::from_secs(150);
 
-/// Whether `python3 -m schemathesis.cli` can run. Missing, the test is skipped with one line,
-/// unless `REWARD_REQUIRE_PYTHON_TOOLS=1` (as in `.ci/run`).
-fn schemathesis_available() -> bool {
-    let found = std::process::Command::new("python3")
-        .args(["-m", "schemathesis.cli", "--version"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !found {
-        if std::env::var("REWARD_REQUIRE_PYTHON_TOOLS").as_deref() == Ok("1") {
-            panic!("schemathesis is required (python3 -m pip install -r scripts/requirements-test.txt)");
-        }
-        eprintln!("skipped: schemathesis run against /openapi.json (python3 -m pip install -r scripts/requirements-test.txt, or run .ci/run)");
-    }
-    found
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
-    if !schemathesis_available() {
+    if !python_module("schemathesis") {
         return;
     }
     let server = TestServer::start_with(|config| {
