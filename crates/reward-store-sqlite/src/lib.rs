@@ -141,11 +141,6 @@ impl SqliteStore {
         })
     }
 
-    /// An outbox for one write, handing off to this process's worker when it takes hand-offs.
-    fn outbox(&self) -> Outbox {
-        Outbox::new(self.handoff.get().map(Arc::as_ref), &self.cipher)
-    }
-
     /// After a committed write: hands its new deliveries to the worker, or wakes the worker to
     /// claim the ones left for claiming.
     fn deliver_committed<T>(&self, result: StoreResult<(T, Outbox)>) -> StoreResult<T> {
@@ -438,10 +433,11 @@ impl Store for SqliteStore {
         request: RecordTriggerEvent,
     ) -> StoreResult<TriggerEventOutcome> {
         owned!(account);
-        let mut outbox = self.outbox();
+        let (handoff, cipher) = (self.handoff.get().cloned(), self.cipher.clone());
         let result = self
             .writer
             .write(move |c| {
+                let mut outbox = Outbox::new(handoff.as_deref(), &cipher);
                 let outcome = rewards::record_trigger_event(c, &account, &request, &mut outbox)?;
                 Ok((outcome, outbox))
             })
@@ -455,10 +451,11 @@ impl Store for SqliteStore {
         request: IssueCredits,
     ) -> StoreResult<CreditsIssued> {
         owned!(account);
-        let mut outbox = self.outbox();
+        let (handoff, cipher) = (self.handoff.get().cloned(), self.cipher.clone());
         let result = self
             .writer
             .write(move |c| {
+                let mut outbox = Outbox::new(handoff.as_deref(), &cipher);
                 let issued = rewards::issue_credits(c, &account, &request, &mut outbox)?;
                 Ok((issued, outbox))
             })
