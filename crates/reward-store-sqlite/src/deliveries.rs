@@ -128,28 +128,38 @@ pub fn request_retry(
     get(connection, account, id)
 }
 
-/// Puts every failed delivery of the webhook created since `since` back in the queue, due now,
-/// with a fresh retry schedule.
-pub fn recover(
+/// Deliveries put back in the queue per transaction by a recovery.
+pub const RECOVER_CHUNK: u64 = 2_000;
+
+/// Puts up to [`RECOVER_CHUNK`] failed deliveries of the webhook created since `since` back in
+/// the queue, due now, with a fresh retry schedule; returns how many. The caller repeats until
+/// fewer come back: one transaction for all of a webhook's failures would hold every page it
+/// touches in memory. Only deliveries last changed by `started` (when the recovery began) are
+/// taken, so one that fails again meanwhile is not recovered twice by the same call.
+pub fn recover_chunk(
     connection: &Connection,
     account: &AccountId,
     webhook: &WebhookId,
     since: Timestamp,
+    started: Timestamp,
 ) -> StoreResult<u64> {
     crate::webhooks::get(connection, account, webhook)?;
     let now = Timestamp::now().as_millis();
     let changed = connection
         .prepare_cached(
             "UPDATE deliveries SET status = 'pending', schedule_attempts = 0, next_attempt_at = ?4,
-             updated_at = ?4 WHERE account_id = ?1 AND webhook_id = ?2 AND status = 'failed'
-             AND created_at >= ?3",
+             updated_at = ?4 WHERE rowid IN (
+               SELECT rowid FROM deliveries WHERE account_id = ?1 AND webhook_id = ?2
+               AND status = 'failed' AND created_at >= ?3 AND updated_at <= ?6 LIMIT ?5)",
         )
         .and_then(|mut statement| {
             statement.execute(params![
                 account.as_str(),
                 webhook.as_str(),
                 since.as_millis(),
-                now
+                now,
+                RECOVER_CHUNK as i64,
+                started.as_millis()
             ])
         })
         .map_err(from_sqlite)?;

@@ -364,12 +364,21 @@ impl Store for SqliteStore {
         webhook: &WebhookId,
         since: Timestamp,
     ) -> StoreResult<u64> {
-        owned!(account, webhook);
-        let result = self
-            .writer
-            .write(move |c| deliveries::recover(c, &account, &webhook, since))
-            .await;
-        self.wake_on_success(result)
+        let started = Timestamp::now();
+        let mut recovered = 0;
+        loop {
+            owned!(account, webhook);
+            let chunk = self
+                .writer
+                .write(move |c| deliveries::recover_chunk(c, &account, &webhook, since, started))
+                .await?;
+            recovered += chunk;
+            // Each chunk is due now: the worker may start on it while the next is written.
+            self.work.notify_one();
+            if chunk < deliveries::RECOVER_CHUNK {
+                return Ok(recovered);
+            }
+        }
     }
 
     async fn list_events(

@@ -659,3 +659,72 @@ async fn deleting_a_webhook_with_many_deliveries_removes_them_all() {
     }
     server.stop().await;
 }
+
+/// Recovering more failed deliveries than one recovery transaction takes (2,000 on SQLite)
+/// re-queues every one of them, once.
+#[tokio::test]
+async fn recovering_many_failed_deliveries_requeues_them_all_once() {
+    const EVENTS: usize = 2_100;
+    let server = TestServer::start_with(|config| config.retry.max_retries = 0).await;
+    let api = server.account("Acme").await;
+    api.put_trigger("visit", Value::Null).await;
+    // Nothing listens on port 9: every attempt fails at once.
+    let webhook = api.create_webhook("http://127.0.0.1:9/down").await;
+    let webhook_id = webhook["id"].as_str().expect("id").to_owned();
+    let clients: Vec<_> = (0..16)
+        .map(|client| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                for n in (client..EVENTS).step_by(16) {
+                    let reply = api
+                        .post(
+                            "/v1/trigger_events",
+                            json!({"user_id": format!("user-{n}"), "trigger_id": "visit", "value": null}),
+                        )
+                        .await;
+                    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.expect("client");
+    }
+    let pending = format!("/v1/webhooks/{webhook_id}/deliveries?status=pending&limit=1");
+    let wait_until_none_pending = || async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let reply = api.get(&pending).await;
+            if reply.body["data"].as_array().is_some_and(Vec::is_empty) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "deliveries still pending");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    wait_until_none_pending().await;
+
+    let recovered = api
+        .post(
+            &format!("/v1/webhooks/{webhook_id}/recover"),
+            json!({"since": "2000-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(
+        recovered.status,
+        StatusCode::ACCEPTED,
+        "{:?}",
+        recovered.body
+    );
+    assert_eq!(recovered.body["recovered"], EVENTS);
+    wait_until_none_pending().await;
+    let failed = api
+        .get(&format!(
+            "/v1/webhooks/{webhook_id}/deliveries?status=failed&limit=100"
+        ))
+        .await;
+    for delivery in failed.body["data"].as_array().expect("data") {
+        assert_eq!(delivery["attempt_count"], 2, "{delivery}");
+    }
+    server.stop().await;
+}
