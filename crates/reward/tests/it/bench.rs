@@ -52,3 +52,40 @@ async fn bench_runs_every_scenario_and_counts_every_delivery() {
         }
     }
 }
+
+/// The soak, for a few seconds: every healthy delivery counted once, the memory sampled.
+#[tokio::test]
+async fn bench_soak_counts_every_healthy_delivery_and_samples_memory() {
+    let output = tokio::process::Command::new(REWARD_BIN)
+        .args([
+            "bench",
+            "--json",
+            "--scenarios",
+            "soak",
+            "--soak-seconds",
+            "3",
+            "--rate",
+            "200",
+        ])
+        .env_remove("REWARD_DATABASE_URL")
+        .env("REWARD_RATE_LIMIT", "0")
+        .output()
+        .await
+        .expect("run reward bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "bench failed: {stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+    let soak = &report["scenarios"]["soak"];
+    // 20 events/s for 3 s, each to 8 healthy webhooks (2 of the 10 fail).
+    assert_eq!(soak["healthy_deliveries"], 20 * 3 * 8, "{soak:#}");
+    assert_eq!(soak["duplicates"], 0);
+    let samples = soak["rss_samples"].as_array().expect("samples");
+    assert!(
+        samples
+            .iter()
+            .all(|sample| sample["rss"].as_u64() > Some(0)),
+        "{samples:?}"
+    );
+    assert!(!samples.is_empty());
+    assert!(soak["peak_rss_under_load_bytes"].as_u64() > Some(0));
+}
