@@ -218,13 +218,20 @@ impl Browser {
         }
     }
 
-    /// Waits, without reloading, until the text of `css` satisfies `done`.
+    /// Waits, without reloading, until the text of `css` satisfies `done`. The page may be
+    /// navigating meanwhile (a form just posted): an element gone stale between finding it and
+    /// reading it is looked up again.
     pub async fn wait_for_text(&self, css: &str, done: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
-            let text = self.text(css).await;
-            if done(&text) {
-                return text;
+            let element = self.find(css).await;
+            let text = match element.text().await {
+                Ok(text) => Some(text),
+                Err(error) if is_stale(&error) => None,
+                Err(error) => panic!("the text of {css}: {error}"),
+            };
+            if let Some(text) = text.as_deref().filter(|text| done(text)) {
+                return text.to_owned();
             }
             assert!(Instant::now() < deadline, "{css} still reads {text:?}");
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -298,4 +305,13 @@ async fn wait_until_ready(webdriver: &str) {
         assert!(Instant::now() < deadline, "chromedriver never answered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The element was replaced (the page changed) after it was found.
+fn is_stale(error: &fantoccini::error::CmdError) -> bool {
+    matches!(
+        error,
+        fantoccini::error::CmdError::Standard(wd)
+            if wd.error == fantoccini::error::ErrorStatus::StaleElementReference
+    )
 }
