@@ -97,6 +97,8 @@ impl SqliteStore {
     /// given, else with the key file beside the database (created, mode 0600, when missing).
     /// Secrets still stored plain are sealed now.
     pub fn open_sealed(path: &Path, cipher: Option<SecretCipher>) -> Result<Self, OpenError> {
+        // The key file goes beside the database, so its folder must exist first.
+        create_folder_of(path)?;
         let cipher = match cipher {
             Some(cipher) => cipher,
             None => SecretCipher::load_or_create_key_file(&SecretCipher::key_file_beside(path))
@@ -106,15 +108,7 @@ impl SqliteStore {
     }
 
     fn open_inner(path: &Path, cipher: SecretCipher) -> Result<Self, OpenError> {
-        if let Some(folder) = path
-            .parent()
-            .filter(|folder| !folder.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(folder).map_err(|source| OpenError::CreateFolder {
-                path: folder.to_owned(),
-                source,
-            })?;
-        }
+        create_folder_of(path)?;
         let mut connection = connection::open_writer(path).map_err(|source| OpenError::Open {
             path: path.to_owned(),
             source,
@@ -157,6 +151,20 @@ impl SqliteStore {
             self.work.notify_one();
         }
         result
+    }
+}
+
+/// Creates the folder a database file goes in, when missing.
+fn create_folder_of(path: &Path) -> Result<(), OpenError> {
+    match path
+        .parent()
+        .filter(|folder| !folder.as_os_str().is_empty())
+    {
+        Some(folder) => std::fs::create_dir_all(folder).map_err(|source| OpenError::CreateFolder {
+            path: folder.to_owned(),
+            source,
+        }),
+        None => Ok(()),
     }
 }
 

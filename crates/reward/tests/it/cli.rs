@@ -225,3 +225,26 @@ async fn json_logs_carry_request_ids() {
     );
     assert!(!logged.to_string().contains("rwd_"), "no API key in logs");
 }
+
+/// The README's first command on a fresh machine: `reward serve` with its default URL, whose
+/// folder does not exist yet. It creates the folder, the database and the key file, and serves.
+#[tokio::test]
+async fn serve_creates_a_missing_data_folder_with_its_key_file() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let database = dir.path().join("reward-data").join("reward.db");
+    let url = format!("sqlite://{}", database.display());
+    let server = ServerProcess::spawn(&url, &[]).await;
+    let health = reqwest::get(format!("{}/healthz", server.base_url))
+        .await
+        .expect("healthz");
+    assert!(health.status().is_success());
+    assert!(database.exists(), "the database file");
+    assert!(
+        dir.path()
+            .join("reward-data")
+            .join("reward.db.key")
+            .exists(),
+        "the key file beside it"
+    );
+    server.kill().await;
+}
