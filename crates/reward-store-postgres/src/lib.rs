@@ -31,7 +31,7 @@ mod signal;
 mod webhooks;
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -41,7 +41,7 @@ use reward_core::ids::{AccountId, ApiKeyId, DeliveryId, EventId, WebhookId};
 use reward_core::names::{Name, TriggerId, UserId};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
-use reward_store::handoff::{Handoff, Outbox};
+use reward_store::handoff::{Handoff, HandoffSlot, Outbox};
 use reward_store::records::*;
 use reward_store::secrets::SecretCipher;
 use reward_store::{Store, StoreError, StoreResult};
@@ -52,10 +52,6 @@ pub use signal::CHANNEL;
 
 use errors::{from_pg, from_pool};
 use signal::WorkSignal;
-
-/// Deliveries handed to this node's worker and not yet started, at most; past it they are
-/// claimed.
-const HANDOFF_CAPACITY: usize = 8192;
 
 #[derive(Debug, Error)]
 pub enum OpenError {
@@ -78,7 +74,7 @@ pub struct PostgresStore {
     /// Seals webhook secrets at rest ([`PostgresStore::with_secret_cipher`]); plain until given.
     cipher: SecretCipher,
     /// Set once this node's worker takes the deliveries it creates directly (see [`Handoff`]).
-    handoff: OnceLock<Arc<Handoff>>,
+    handoff: HandoffSlot,
 }
 
 impl PostgresStore {
@@ -100,7 +96,7 @@ impl PostgresStore {
             signal: WorkSignal::new(config),
             last_claim_at: AtomicI64::new(i64::MIN),
             cipher: SecretCipher::plaintext(),
-            handoff: OnceLock::new(),
+            handoff: HandoffSlot::default(),
         })
     }
 
@@ -124,13 +120,13 @@ impl PostgresStore {
 impl PostgresStore {
     /// An outbox for one transaction, handing off to this node's worker when it takes hand-offs.
     fn outbox(&self) -> Outbox {
-        Outbox::new(self.handoff.get().map(Arc::as_ref), &self.cipher)
+        self.handoff.outbox(&self.cipher)
     }
 
     /// After a committed transaction: hands its deliveries to this node's worker, and tells
     /// every node when some were left for claiming.
     fn after_commit(&self, outbox: Outbox) {
-        if outbox.committed(self.handoff.get().map(Arc::as_ref)) {
+        if self.handoff.committed(outbox) {
             self.signal.announce(&self.pool);
         }
     }
@@ -442,9 +438,7 @@ impl Store for PostgresStore {
     /// Deliveries this node creates are leased to it as they are written, so no other node
     /// claims them while its worker sends them.
     fn start_handoff(&self, lease: Duration) -> Option<Arc<Handoff>> {
-        Some(Arc::clone(self.handoff.get_or_init(|| {
-            Arc::new(Handoff::new(lease, HANDOFF_CAPACITY))
-        })))
+        Some(self.handoff.start(lease))
     }
 
     async fn start_session(

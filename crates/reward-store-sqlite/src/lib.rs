@@ -25,7 +25,7 @@ mod webhooks;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -34,7 +34,7 @@ use reward_core::ids::{AccountId, ApiKeyId, DeliveryId, EventId, WebhookId};
 use reward_core::names::{Name, TriggerId, UserId};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
-use reward_store::handoff::{Handoff, Outbox};
+use reward_store::handoff::{Handoff, HandoffSlot, Outbox};
 use reward_store::records::*;
 use reward_store::secrets::SecretCipher;
 use reward_store::{Store, StoreError, StoreResult};
@@ -48,8 +48,6 @@ use writer::Writer;
 
 /// Read connections kept open.
 const READERS: usize = 4;
-/// Deliveries handed to the worker and not yet started, at most; past it they are claimed.
-const HANDOFF_CAPACITY: usize = 8192;
 
 #[derive(Debug, Error)]
 pub enum OpenError {
@@ -83,7 +81,7 @@ pub struct SqliteStore {
     /// of polling.
     work: Arc<Notify>,
     /// Set once this process's worker takes new deliveries directly (see [`Handoff`]).
-    handoff: OnceLock<Arc<Handoff>>,
+    handoff: HandoffSlot,
 }
 
 impl SqliteStore {
@@ -131,7 +129,7 @@ impl SqliteStore {
             writer,
             readers: Readers::new(path.to_owned(), READERS),
             work: Arc::new(Notify::new()),
-            handoff: OnceLock::new(),
+            handoff: HandoffSlot::default(),
         })
     }
 
@@ -139,7 +137,7 @@ impl SqliteStore {
     /// claim the ones left for claiming.
     fn deliver_committed<T>(&self, result: StoreResult<(T, Outbox)>) -> StoreResult<T> {
         let (value, outbox) = result?;
-        if outbox.committed(self.handoff.get().map(Arc::as_ref)) {
+        if self.handoff.committed(outbox) {
             self.work.notify_one();
         }
         Ok(value)
@@ -532,9 +530,7 @@ impl Store for SqliteStore {
     /// SQLite has one process per database file, so this process's worker is the only one and
     /// may take every delivery it creates.
     fn start_handoff(&self, lease: Duration) -> Option<Arc<Handoff>> {
-        Some(Arc::clone(self.handoff.get_or_init(|| {
-            Arc::new(Handoff::new(lease, HANDOFF_CAPACITY))
-        })))
+        Some(self.handoff.start(lease))
     }
 
     async fn start_session(

@@ -232,24 +232,27 @@ mod tests {
         Ok(names)
     }
 
+    /// Keeps the writer busy for a moment, so the jobs sent next queue up and run as one batch.
+    async fn hold(writer: &std::sync::Arc<Writer>) -> tokio::task::JoinHandle<StoreResult<()>> {
+        let writer = std::sync::Arc::clone(writer);
+        let blocker = tokio::spawn(async move {
+            writer
+                .write(|_| {
+                    std::thread::sleep(Duration::from_millis(200));
+                    Ok(())
+                })
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        blocker
+    }
+
     /// Jobs in one batch: one fails after writing, one fails before, two succeed. The failed ones
     /// change nothing; the others commit (the ones before the failure ran a second time).
     #[tokio::test]
     async fn a_job_failing_after_writing_leaves_no_trace_and_the_batch_commits() {
         let writer = std::sync::Arc::new(writer());
-        // Hold the writer so the next jobs queue up and run as one batch.
-        let blocker = {
-            let writer = std::sync::Arc::clone(&writer);
-            tokio::spawn(async move {
-                writer
-                    .write(|_| {
-                        std::thread::sleep(Duration::from_millis(200));
-                        Ok(())
-                    })
-                    .await
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let blocker = hold(&writer).await;
         let before = writer.write(|c| insert(c, "before"));
         let wrote_then_failed = writer.write(|c| {
             insert(c, "half")?;
@@ -272,18 +275,7 @@ mod tests {
     #[tokio::test]
     async fn jobs_run_again_after_a_rollback_start_from_a_clean_slate() {
         let writer = std::sync::Arc::new(writer());
-        let blocker = {
-            let writer = std::sync::Arc::clone(&writer);
-            tokio::spawn(async move {
-                writer
-                    .write(|_| {
-                        std::thread::sleep(Duration::from_millis(200));
-                        Ok(())
-                    })
-                    .await
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let blocker = hold(&writer).await;
         // Inserting the same key twice would fail on the second run if the first survived.
         let first = writer.write(|c| insert(c, "once"));
         let failing = writer.write(|c| {

@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use reward_core::event::NewEvent;
@@ -25,6 +25,40 @@ use tokio::sync::Notify;
 
 use crate::records::{ClaimedDelivery, DeliveryStatus, WebhookSecrets};
 use crate::secrets::SecretCipher;
+
+/// Deliveries handed off and not yet started, at most; past it they are left for claiming.
+const CAPACITY: usize = 8192;
+
+/// A store's hand-off queue: empty until its process's worker starts taking hand-offs.
+#[derive(Default)]
+pub struct HandoffSlot(OnceLock<Arc<Handoff>>);
+
+impl HandoffSlot {
+    /// The queue, made on the first call with `lease` (see [`Store::start_handoff`]).
+    ///
+    /// [`Store::start_handoff`]: crate::Store::start_handoff
+    pub fn start(&self, lease: Duration) -> Arc<Handoff> {
+        Arc::clone(
+            self.0
+                .get_or_init(|| Arc::new(Handoff::new(lease, CAPACITY))),
+        )
+    }
+
+    /// The queue, when a worker takes hand-offs.
+    pub fn get(&self) -> Option<&Arc<Handoff>> {
+        self.0.get()
+    }
+
+    /// An outbox for one transaction.
+    pub fn outbox(&self, cipher: &SecretCipher) -> Outbox {
+        Outbox::new(self.get().map(Arc::as_ref), cipher)
+    }
+
+    /// After the outbox's transaction committed; see [`Outbox::committed`].
+    pub fn committed(&self, outbox: Outbox) -> bool {
+        outbox.committed(self.get().map(Arc::as_ref))
+    }
+}
 
 pub struct Handoff {
     lease: Duration,

@@ -5,25 +5,11 @@ use serde_json::Value;
 
 use crate::common::REWARD_BIN;
 
-#[tokio::test]
-async fn bench_runs_every_scenario_and_counts_every_delivery() {
+/// Runs `reward bench --json` with `args` on a fresh temporary database; returns its report.
+async fn run_bench(args: &[&str]) -> Value {
     let output = tokio::process::Command::new(REWARD_BIN)
-        .args([
-            "bench",
-            "--json",
-            "--events",
-            "2000",
-            "--concurrency",
-            "16",
-            "--fanout-webhooks",
-            "4",
-            "--rate",
-            "200",
-            "--seconds",
-            "2",
-            "--backlog",
-            "4000",
-        ])
+        .args(["bench", "--json"])
+        .args(args)
         .env_remove("REWARD_DATABASE_URL")
         // The servers the bench starts inherit this: a load test must not meet the rate limit.
         .env("REWARD_RATE_LIMIT", "0")
@@ -32,7 +18,26 @@ async fn bench_runs_every_scenario_and_counts_every_delivery() {
         .expect("run reward bench");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "bench failed: {stderr}");
-    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+    serde_json::from_slice(&output.stdout).expect("one JSON document")
+}
+
+#[tokio::test]
+async fn bench_runs_every_scenario_and_counts_every_delivery() {
+    let report = run_bench(&[
+        "--events",
+        "2000",
+        "--concurrency",
+        "16",
+        "--fanout-webhooks",
+        "4",
+        "--rate",
+        "200",
+        "--seconds",
+        "2",
+        "--backlog",
+        "4000",
+    ])
+    .await;
     eprintln!("{report:#}");
     let scenarios = &report["scenarios"];
     assert_eq!(scenarios["ingest"]["events"], 2000);
@@ -56,25 +61,15 @@ async fn bench_runs_every_scenario_and_counts_every_delivery() {
 /// The soak, for a few seconds: every healthy delivery counted once, the memory sampled.
 #[tokio::test]
 async fn bench_soak_counts_every_healthy_delivery_and_samples_memory() {
-    let output = tokio::process::Command::new(REWARD_BIN)
-        .args([
-            "bench",
-            "--json",
-            "--scenarios",
-            "soak",
-            "--soak-seconds",
-            "3",
-            "--rate",
-            "200",
-        ])
-        .env_remove("REWARD_DATABASE_URL")
-        .env("REWARD_RATE_LIMIT", "0")
-        .output()
-        .await
-        .expect("run reward bench");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "bench failed: {stderr}");
-    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+    let report = run_bench(&[
+        "--scenarios",
+        "soak",
+        "--soak-seconds",
+        "3",
+        "--rate",
+        "200",
+    ])
+    .await;
     let soak = &report["scenarios"]["soak"];
     // 20 events/s for 3 s, each to 8 healthy webhooks (2 of the 10 fail).
     assert_eq!(soak["healthy_deliveries"], 20 * 3 * 8, "{soak:#}");

@@ -594,21 +594,14 @@ async fn postgres_without_a_secret_key_refuses_to_start_with_one_line() {
     assert!(errors[0].contains("required with PostgreSQL"), "{stderr}");
 }
 
-/// Deleting a webhook with more deliveries than one deletion transaction takes (2,000 on SQLite)
-/// removes every one of them, and nothing of the other webhooks.
-#[tokio::test]
-async fn deleting_a_webhook_with_many_deliveries_removes_them_all() {
-    const EVENTS: usize = 2_100;
-    let server = TestServer::start_with(|config| config.run_worker = false).await;
-    let api = server.account("Acme").await;
-    api.put_trigger("visit", Value::Null).await;
-    let doomed = api.create_webhook("http://127.0.0.1:9/doomed").await;
-    let kept = api.create_webhook("http://127.0.0.1:9/kept").await;
+/// Records `events` trigger events of the trigger `visit`, from 16 clients at once; each must be
+/// acknowledged.
+async fn record_from_16_clients(api: &Api, events: usize) {
     let clients: Vec<_> = (0..16)
         .map(|client| {
             let api = api.clone();
             tokio::spawn(async move {
-                for n in (client..EVENTS).step_by(16) {
+                for n in (client..events).step_by(16) {
                     let reply = api
                         .post(
                             "/v1/trigger_events",
@@ -623,6 +616,19 @@ async fn deleting_a_webhook_with_many_deliveries_removes_them_all() {
     for client in clients {
         client.await.expect("client");
     }
+}
+
+/// Deleting a webhook with more deliveries than one deletion transaction takes (2,000 on SQLite)
+/// removes every one of them, and nothing of the other webhooks.
+#[tokio::test]
+async fn deleting_a_webhook_with_many_deliveries_removes_them_all() {
+    const EVENTS: usize = 2_100;
+    let server = TestServer::start_with(|config| config.run_worker = false).await;
+    let api = server.account("Acme").await;
+    api.put_trigger("visit", Value::Null).await;
+    let doomed = api.create_webhook("http://127.0.0.1:9/doomed").await;
+    let kept = api.create_webhook("http://127.0.0.1:9/kept").await;
+    record_from_16_clients(&api, EVENTS).await;
     let doomed_id = doomed["id"].as_str().expect("id");
     let kept_id = kept["id"].as_str().expect("id");
     let sample = api.deliveries(doomed_id).await;
@@ -671,25 +677,7 @@ async fn recovering_many_failed_deliveries_requeues_them_all_once() {
     // Nothing listens on port 9: every attempt fails at once.
     let webhook = api.create_webhook("http://127.0.0.1:9/down").await;
     let webhook_id = webhook["id"].as_str().expect("id").to_owned();
-    let clients: Vec<_> = (0..16)
-        .map(|client| {
-            let api = api.clone();
-            tokio::spawn(async move {
-                for n in (client..EVENTS).step_by(16) {
-                    let reply = api
-                        .post(
-                            "/v1/trigger_events",
-                            json!({"user_id": format!("user-{n}"), "trigger_id": "visit", "value": null}),
-                        )
-                        .await;
-                    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
-                }
-            })
-        })
-        .collect();
-    for client in clients {
-        client.await.expect("client");
-    }
+    record_from_16_clients(&api, EVENTS).await;
     let pending = format!("/v1/webhooks/{webhook_id}/deliveries?status=pending&limit=1");
     let wait_until_none_pending = || async {
         let deadline = Instant::now() + Duration::from_secs(60);
