@@ -42,7 +42,15 @@ impl CreditRule {
                 let exact = decimal_of(value)
                     .zip(decimal_of(per_unit))
                     .and_then(|(value, per_unit)| value.checked_mul(per_unit))
-                    .map(|product| product.floor().to_i64().unwrap_or(i64::MAX));
+                    .map(|product| {
+                        // Past i64 either way, saturate on the product's own side.
+                        let saturated = if product.is_sign_negative() {
+                            i64::MIN
+                        } else {
+                            i64::MAX
+                        };
+                        product.floor().to_i64().unwrap_or(saturated)
+                    });
                 // Beyond what a decimal holds (about 7.9e28) precision no longer matters.
                 let points = exact.unwrap_or_else(|| {
                     let product = value.as_f64().unwrap_or(0.0) * per_unit.as_f64().unwrap_or(0.0);
