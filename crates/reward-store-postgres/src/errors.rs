@@ -29,9 +29,14 @@ pub fn from_pool(error: PoolError) -> StoreError {
     }
 }
 
-/// Whether this error is the statement's overflowing a BIGINT (a balance past `i64::MAX`).
-pub fn is_numeric_overflow(error: &tokio_postgres::Error) -> bool {
-    error.code() == Some(&SqlState::NUMERIC_VALUE_OUT_OF_RANGE)
+/// For a statement that adds to balances: BIGINT arithmetic refuses to wrap, so a balance past
+/// `i64::MAX` fails the statement, and that is the caller's overflow, not a database fault.
+pub fn from_balance_update(error: tokio_postgres::Error) -> StoreError {
+    if error.code() == Some(&SqlState::NUMERIC_VALUE_OUT_OF_RANGE) {
+        StoreError::BalanceOverflow
+    } else {
+        from_pg(error)
+    }
 }
 
 fn is_unavailable(error: &tokio_postgres::Error) -> bool {

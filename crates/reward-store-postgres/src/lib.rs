@@ -8,12 +8,14 @@
 //!   deliveries inside the caller's transaction.
 //! - [`queue`]: claims under a lease with `FOR UPDATE SKIP LOCKED`, shared by every node.
 //! - [`signal`]: `LISTEN`/`NOTIFY`, so new work wakes an idle worker on any node.
+//! - [`batched`]: trigger events recorded together in one transaction (group commit).
 //!
 //! Behaviour matches the SQLite store call for call (ids, order, cursors, errors); what differs
 //! is how each invariant survives many writers: see `rewards` (idempotency, balances), `queue`
 //! (leases) and `webhooks` (no delivery outlives its webhook).
 
 mod accounts;
+mod batched;
 mod connect;
 mod cursor;
 mod deliveries;
@@ -31,7 +33,7 @@ mod signal;
 mod webhooks;
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -50,6 +52,7 @@ use thiserror::Error;
 pub use connect::{is_postgres_url, POOL_SIZE};
 pub use signal::CHANNEL;
 
+use batched::{BatchContext, TriggerEventBatcher};
 use errors::{from_pg, from_pool};
 use signal::WorkSignal;
 
@@ -67,14 +70,16 @@ pub enum OpenError {
 
 pub struct PostgresStore {
     pool: Pool,
-    signal: WorkSignal,
+    signal: Arc<WorkSignal>,
     /// The `now` of this node's latest claim, in milliseconds (`i64::MIN` before the first):
     /// what `next_due_at` counts unseen retries from.
     last_claim_at: AtomicI64,
     /// Seals webhook secrets at rest ([`PostgresStore::with_secret_cipher`]); plain until given.
     cipher: SecretCipher,
     /// Set once this node's worker takes the deliveries it creates directly (see [`Handoff`]).
-    handoff: HandoffSlot,
+    handoff: Arc<HandoffSlot>,
+    /// Where trigger events wait to be written in batches (group commit); started on first use.
+    trigger_events: OnceLock<TriggerEventBatcher>,
 }
 
 impl PostgresStore {
@@ -93,10 +98,11 @@ impl PostgresStore {
         drop(client);
         Ok(Self {
             pool,
-            signal: WorkSignal::new(config),
+            signal: Arc::new(WorkSignal::new(config)),
             last_claim_at: AtomicI64::new(i64::MIN),
             cipher: SecretCipher::plaintext(),
-            handoff: HandoffSlot::default(),
+            handoff: Arc::default(),
+            trigger_events: OnceLock::new(),
         })
     }
 
@@ -358,12 +364,17 @@ impl Store for PostgresStore {
         account: &AccountId,
         request: RecordTriggerEvent,
     ) -> StoreResult<TriggerEventOutcome> {
-        let mut outbox = self.outbox();
-        let outcome = in_transaction!(self, |tx| {
-            rewards::record_trigger_event(&tx, account, &request, &mut outbox).await?
-        });
-        self.after_commit(outbox);
-        Ok(outcome)
+        self.trigger_events
+            .get_or_init(|| {
+                TriggerEventBatcher::start(BatchContext {
+                    pool: self.pool.clone(),
+                    cipher: self.cipher.clone(),
+                    handoff: Arc::clone(&self.handoff),
+                    signal: Arc::clone(&self.signal),
+                })
+            })
+            .record(account.clone(), request)
+            .await
     }
 
     async fn issue_credits(

@@ -10,10 +10,11 @@ use reward_core::ids::{AccountId, DeliveryId, WebhookId};
 use reward_core::time::Timestamp;
 use reward_store::handoff::Outbox;
 use reward_store::records::{Delivery, DeliveryStatus};
+use reward_store::secrets::SecretCipher;
 use reward_store::StoreResult;
 
 use crate::errors::from_pg;
-use crate::webhooks;
+use crate::webhooks::{self, Subscriber};
 
 /// Stores the event and queues it for every webhook subscribed to its type.
 pub async fn emit(
@@ -21,24 +22,74 @@ pub async fn emit(
     account: &AccountId,
     event: &NewEvent,
     outbox: &mut Outbox,
-) -> StoreResult<Vec<Delivery>> {
-    insert_event(client, account, event).await?;
-    let mut deliveries = Vec::new();
-    let lease = outbox.lease();
-    for subscriber in
-        webhooks::subscribed(client, account, event.event_type, outbox.cipher()).await?
-    {
-        let delivery = insert_delivery(client, account, &subscriber.id, event, lease).await?;
-        outbox.add(
-            account,
-            delivery.id.clone(),
-            subscriber.id,
-            event,
-            subscriber.target,
-        );
-        deliveries.push(delivery);
+) -> StoreResult<()> {
+    let subscribers = store_event(client, account, event, outbox.cipher()).await?;
+    queue(client, account, event, subscribers, outbox).await
+}
+
+/// Inserts the event and finds the webhooks subscribed to it. Both statements go out at once
+/// (tokio-postgres pipelines queries polled together): one round trip instead of two.
+pub async fn store_event(
+    client: &impl GenericClient,
+    account: &AccountId,
+    event: &NewEvent,
+    cipher: Option<&SecretCipher>,
+) -> StoreResult<Vec<Subscriber>> {
+    let ((), subscribers) = tokio::try_join!(
+        insert_event(client, account, event),
+        webhooks::subscribed(client, account, event.event_type, cipher),
+    )?;
+    Ok(subscribers)
+}
+
+/// One pending delivery of `event` per subscriber, all in one statement, each handed to the
+/// outbox (leased to this node when it takes hand-offs, on the database's clock).
+pub async fn queue(
+    client: &impl GenericClient,
+    account: &AccountId,
+    event: &NewEvent,
+    subscribers: Vec<Subscriber>,
+    outbox: &mut Outbox,
+) -> StoreResult<()> {
+    if subscribers.is_empty() {
+        return Ok(());
     }
-    Ok(deliveries)
+    let now = Timestamp::now();
+    let ids: Vec<DeliveryId> = subscribers.iter().map(|_| DeliveryId::generate()).collect();
+    let id_texts: Vec<&str> = ids.iter().map(DeliveryId::as_str).collect();
+    let webhook_texts: Vec<&str> = subscribers.iter().map(|s| s.id.as_str()).collect();
+    let lease = outbox
+        .lease()
+        .map(|lease| i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO deliveries (account_id, id, webhook_id, event_id, event_type, status,
+             next_attempt_at, lease_expires_at, created_at, updated_at)
+             SELECT $1, new.id, new.webhook_id, $2, $3, 'pending', $4,
+                    (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $5::bigint, $4, $4
+             FROM unnest($6::text[], $7::text[]) AS new(id, webhook_id)",
+        )
+        .await
+        .map_err(from_pg)?;
+    client
+        .execute(
+            &statement,
+            &[
+                &account.as_str(),
+                &event.id.as_str(),
+                &event.event_type.as_str(),
+                &now.as_millis(),
+                &lease,
+                &id_texts,
+                &webhook_texts,
+            ],
+        )
+        .await
+        .map_err(from_pg)?;
+    for (id, subscriber) in ids.into_iter().zip(subscribers) {
+        outbox.add(account, id, subscriber.id, event, subscriber.target);
+    }
+    Ok(())
 }
 
 pub async fn insert_event(

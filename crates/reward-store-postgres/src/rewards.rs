@@ -23,7 +23,7 @@ use reward_store::records::{
 use reward_store::{StoreError, StoreResult};
 use tokio_postgres::Row;
 
-use crate::errors::{from_pg, is_numeric_overflow};
+use crate::errors::{from_balance_update, from_pg};
 use crate::{outbox, rows};
 
 /// How long an `Idempotency-Key` is remembered.
@@ -31,18 +31,26 @@ pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
 const TRIGGER_COLUMNS: &str = "id, name, rule_kind, rule_amount, created_at, updated_at";
 
-fn trigger_from_row(row: &Row) -> StoreResult<Trigger> {
-    let kind: Option<&str> = rows::get(row, 2)?;
-    let amount = rows::json_number(row, 3)?;
-    let credit_points = match (kind, amount) {
+/// A trigger's credit rule, from its `rule_kind` and `rule_amount` columns.
+pub fn rule_from_columns(
+    row: &Row,
+    kind_index: usize,
+    amount_index: usize,
+) -> StoreResult<Option<CreditRule>> {
+    let kind: Option<&str> = rows::get(row, kind_index)?;
+    let amount = rows::json_number(row, amount_index)?;
+    Ok(match (kind, amount) {
         (Some("per_unit"), Some(amount)) => Some(CreditRule::PerUnit(amount)),
         (Some("fixed"), Some(amount)) => amount.as_i64().map(CreditRule::Fixed),
         _ => None,
-    };
+    })
+}
+
+fn trigger_from_row(row: &Row) -> StoreResult<Trigger> {
     Ok(Trigger {
         id: TriggerId::from_trusted(rows::get(row, 0)?),
         name: Name::from_trusted(rows::get(row, 1)?),
-        credit_points,
+        credit_points: rule_from_columns(row, 2, 3)?,
         created_at: rows::timestamp(row, 4)?,
         updated_at: rows::timestamp(row, 5)?,
     })
@@ -302,15 +310,38 @@ async fn add_to_balance(
             &[&account.as_str(), &user.as_str(), &points, &now.as_millis()],
         )
         .await
-        .map_err(|error| {
-            // BIGINT arithmetic refuses to wrap: past i64::MAX the statement fails.
-            if is_numeric_overflow(&error) {
-                StoreError::BalanceOverflow
-            } else {
-                from_pg(error)
-            }
-        })?;
+        .map_err(from_balance_update)?;
     rows::get(&row, 0)
+}
+
+async fn insert_trigger_event(
+    client: &impl GenericClient,
+    account: &AccountId,
+    recorded: &TriggerEvent,
+) -> StoreResult<()> {
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO trigger_events (account_id, id, user_id, trigger_id, value,
+             credit_points_issued, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .await
+        .map_err(from_pg)?;
+    client
+        .execute(
+            &statement,
+            &[
+                &account.as_str(),
+                &recorded.id.as_str(),
+                &recorded.user.as_str(),
+                &recorded.trigger.as_str(),
+                &recorded.value.as_ref().map(ToString::to_string),
+                &recorded.credit_points_issued,
+                &recorded.created_at.as_millis(),
+            ],
+        )
+        .await
+        .map_err(from_pg)?;
+    Ok(())
 }
 
 /// Records the trigger event; its deliveries go through `outbox`.
@@ -328,14 +359,26 @@ pub async fn record_trigger_event(
             return Ok(TriggerEventOutcome::Replayed(first));
         }
     }
-    let trigger = find_trigger(client, account, &request.trigger)
-        .await?
-        .ok_or_else(|| StoreError::UnknownTrigger(request.trigger.to_string()))?;
+    // Statements that do not need an earlier one's answer go out together (pipelined): the
+    // trigger's rule, the event (it does not depend on the points) and its subscribers; then,
+    // after the balance, the trigger event's row and the deliveries. An unknown trigger rolls it
+    // all back.
+    let created = NewEvent::trigger_event_created(
+        now,
+        &id,
+        &request.user,
+        request.value.as_ref(),
+        &request.trigger,
+    );
+    let (trigger, subscribers) = tokio::try_join!(
+        find_trigger(client, account, &request.trigger),
+        outbox::store_event(client, account, &created, outbox.cipher()),
+    )?;
+    let trigger = trigger.ok_or_else(|| StoreError::UnknownTrigger(request.trigger.to_string()))?;
     let points = trigger
         .credit_points
         .as_ref()
         .map_or(0, |rule| rule.points_for(request.value.as_ref()));
-    let balance = add_to_balance(client, account, &request.user, points, now).await?;
     let recorded = TriggerEvent {
         id,
         user: request.user.clone(),
@@ -344,36 +387,13 @@ pub async fn record_trigger_event(
         credit_points_issued: points,
         created_at: now,
     };
-    let statement = client
-        .prepare_cached(
-            "INSERT INTO trigger_events (account_id, id, user_id, trigger_id, value,
-             credit_points_issued, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .await
-        .map_err(from_pg)?;
-    client
-        .execute(
-            &statement,
-            &[
-                &account.as_str(),
-                &recorded.id.as_str(),
-                &recorded.user.as_str(),
-                &recorded.trigger.as_str(),
-                &recorded.value.as_ref().map(ToString::to_string),
-                &points,
-                &now.as_millis(),
-            ],
-        )
-        .await
-        .map_err(from_pg)?;
-    let created = NewEvent::trigger_event_created(
-        now,
-        &recorded.id,
-        &recorded.user,
-        recorded.value.as_ref(),
-        &recorded.trigger,
-    );
-    outbox::emit(client, account, &created, outbox).await?;
+    // The balance goes first and alone: when it would overflow, the statements pipelined after it
+    // would fail too ("transaction aborted"), and their error could be the one reported.
+    let balance = add_to_balance(client, account, &request.user, points, now).await?;
+    tokio::try_join!(
+        insert_trigger_event(client, account, &recorded),
+        outbox::queue(client, account, &created, subscribers, outbox),
+    )?;
     if points > 0 {
         let issued = NewEvent::credit_points_issued(
             now,

@@ -104,3 +104,97 @@ async fn concurrent_issuance_loses_no_update() {
         20 * 3 + 20 * 2
     );
 }
+
+/// Trigger events arriving together (PostgreSQL writes them in one batch) each get their own
+/// outcome: every balance is exact, each `balance.credit_points_issued` carries the balance right
+/// after its own trigger event, and an unknown trigger fails only its own request.
+#[tokio::test]
+async fn concurrent_trigger_events_each_report_their_own_balance() {
+    let server = TestServer::start().await;
+    let api = server.account("Acme").await;
+    api.put_trigger("signup", json!({"fixed": 3})).await;
+    let handles: Vec<_> = (0..60)
+        .map(|n| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                let (user, trigger) = match n % 6 {
+                    0 => ("u2", "nope"),
+                    1 | 3 => ("u2", "signup"),
+                    _ => ("u1", "signup"),
+                };
+                let reply = api
+                    .post(
+                        "/v1/trigger_events",
+                        json!({"user_id": user, "trigger_id": trigger, "value": null}),
+                    )
+                    .await;
+                if trigger == "nope" {
+                    reply.assert_error(422, "unknown_trigger", Some("trigger_id"));
+                } else {
+                    assert_eq!(reply.status.as_u16(), 201, "{:?}", reply.body);
+                    assert_eq!(reply.body["credit_points_issued"], 3);
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.expect("task");
+    }
+    assert_eq!(api.get("/v1/users/u1").await.body["balance"], 30 * 3);
+    assert_eq!(api.get("/v1/users/u2").await.body["balance"], 20 * 3);
+    let issued = issued_events(&api).await;
+    assert_eq!(issued.len(), 50);
+    for (user, count) in [("u1", 30), ("u2", 20)] {
+        let mut balances: Vec<i64> = issued
+            .iter()
+            .filter(|event| event["data"]["user"]["id"] == user)
+            .map(|event| event["data"]["balance"].as_i64().expect("balance"))
+            .collect();
+        balances.sort_unstable();
+        let expected: Vec<i64> = (1..=count).map(|n| n * 3).collect();
+        assert_eq!(balances, expected, "{user}");
+    }
+    let created = api
+        .get("/v1/events?type=trigger_event.created&limit=100")
+        .await;
+    assert_eq!(created.body["data"].as_array().expect("data").len(), 50);
+}
+
+/// A trigger event that would take a balance past the largest number fails alone, with
+/// `balance_overflow`, while the requests that arrived with it are recorded.
+#[tokio::test]
+async fn an_overflowing_trigger_event_fails_alone() {
+    let server = TestServer::start().await;
+    let api = server.account("Acme").await;
+    api.put_trigger("jackpot", json!({"per_unit": 1000})).await;
+    api.put_trigger("signup", json!({"fixed": 3})).await;
+    let first = api
+        .trigger_event("rich", "jackpot", json!(1_000_000_000_000_000_000_u64))
+        .await;
+    assert_eq!(first["credit_points_issued"], i64::MAX);
+    let handles: Vec<_> = (0..20)
+        .map(|n| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                if n % 5 == 0 {
+                    let reply = api
+                        .post(
+                            "/v1/trigger_events",
+                            json!({"user_id": "rich", "trigger_id": "jackpot", "value": 1}),
+                        )
+                        .await;
+                    reply.assert_error(422, "balance_overflow", None);
+                } else {
+                    api.trigger_event(&format!("u{n}"), "signup", Value::Null)
+                        .await;
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.expect("task");
+    }
+    assert_eq!(api.get("/v1/users/rich").await.body["balance"], i64::MAX);
+    assert_eq!(api.get("/v1/users/u1").await.body["balance"], 3);
+    assert_eq!(issued_events(&api).await.len(), 1 + 16);
+}
