@@ -1,13 +1,16 @@
 //! Accounts and their API keys.
 
-use deadpool_postgres::GenericClient;
+use std::collections::HashMap;
+
+use deadpool_postgres::{GenericClient, Pool};
 use reward_core::ids::{AccountId, ApiKeyId};
 use reward_core::names::Name;
 use reward_core::time::Timestamp;
 use reward_store::records::{Account, ApiKey, NewApiKeyRecord};
 use reward_store::{StoreError, StoreResult};
 
-use crate::errors::from_pg;
+use crate::coalesce::Call;
+use crate::errors::{from_pg, from_pool};
 use crate::rows;
 
 pub async fn create(
@@ -93,23 +96,55 @@ pub async fn insert_key(
     })
 }
 
-pub async fn authenticate(
+/// Key lookups made together: every request authenticates, and one statement for all of those
+/// that arrived at once costs the database far less than one each. Each lookup still reads the
+/// keys as they are when it runs, so a revoked key stops working at once.
+pub async fn answer_key_lookups(pool: &Pool, calls: Vec<Call<String, Option<AccountId>>>) {
+    let hashes: Vec<&str> = calls.iter().map(|call| call.request.as_str()).collect();
+    let found = match pool.get().await {
+        Ok(client) => authenticate_many(&client, &hashes).await,
+        Err(error) => Err(from_pool(error)),
+    };
+    match found {
+        Ok(accounts) => {
+            for call in calls {
+                let account = accounts.get(&call.request).cloned();
+                call.answer(Ok(account));
+            }
+        }
+        Err(error) => {
+            for call in calls {
+                call.answer(Err(error.clone()));
+            }
+        }
+    }
+}
+
+/// The accounts of several keys at once, by key hash: revoked and unknown keys are absent.
+async fn authenticate_many(
     client: &impl GenericClient,
-    key_hash: &str,
-) -> StoreResult<Option<AccountId>> {
+    key_hashes: &[&str],
+) -> StoreResult<HashMap<String, AccountId>> {
     let statement = client
         .prepare_cached(
-            "SELECT account_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+            "SELECT key_hash, account_id FROM api_keys
+             WHERE key_hash = ANY($1::text[]) AND revoked_at IS NULL",
         )
         .await
         .map_err(from_pg)?;
     let found = client
-        .query_opt(&statement, &[&key_hash])
+        .query(&statement, &[&key_hashes])
         .await
         .map_err(from_pg)?;
     found
-        .map(|row| rows::get(&row, 0).map(AccountId::from_trusted))
-        .transpose()
+        .iter()
+        .map(|row| {
+            Ok((
+                rows::get(row, 0)?,
+                AccountId::from_trusted(rows::get(row, 1)?),
+            ))
+        })
+        .collect()
 }
 
 pub async fn list_keys(

@@ -27,8 +27,8 @@ use reward_store::records::{
 };
 use reward_store::secrets::SecretCipher;
 use reward_store::{StoreError, StoreResult};
-use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use crate::coalesce::{Call, Coalescer};
 use crate::errors::{from_balance_update, from_pg, from_pool};
 use crate::rewards;
 use crate::rows;
@@ -38,16 +38,14 @@ use crate::signal::WorkSignal;
 const MAX_BATCH: usize = 256;
 /// Batches written at once: while one waits for its commit, the next is already being written.
 const CONCURRENT_BATCHES: usize = 4;
-/// Requests waiting for a batch at most; past it callers wait (back-pressure).
-const QUEUE: usize = 4096;
 
-type Reply = oneshot::Sender<StoreResult<TriggerEventOutcome>>;
-
-struct Job {
+/// A trigger event to record, for an account.
+pub struct Job {
     account: AccountId,
     request: RecordTriggerEvent,
-    reply: Reply,
 }
+
+type JobCall = Call<Job, TriggerEventOutcome>;
 
 /// What writing a batch needs, shared with the tasks that write them.
 #[derive(Clone)]
@@ -70,17 +68,20 @@ impl BatchContext {
     }
 }
 
-/// The queue requests wait in for their batch; the task that forms batches stops when this is
-/// dropped.
-pub struct TriggerEventBatcher {
-    queue: mpsc::Sender<Job>,
-}
+/// Where trigger events wait for their batch.
+pub struct TriggerEventBatcher(Coalescer<Job, TriggerEventOutcome>);
 
 impl TriggerEventBatcher {
     pub fn start(context: BatchContext) -> Self {
-        let (queue, jobs) = mpsc::channel(QUEUE);
-        tokio::spawn(form_batches(context, jobs));
-        Self { queue }
+        let context = Arc::new(context);
+        Self(Coalescer::start(
+            MAX_BATCH,
+            CONCURRENT_BATCHES,
+            move |calls| {
+                let context = Arc::clone(&context);
+                async move { write_batch(&context, calls).await }
+            },
+        ))
     }
 
     /// Records the trigger event in the next batch; answers once that batch committed.
@@ -89,55 +90,26 @@ impl TriggerEventBatcher {
         account: AccountId,
         request: RecordTriggerEvent,
     ) -> StoreResult<TriggerEventOutcome> {
-        let (reply, answer) = oneshot::channel();
-        let job = Job {
-            account,
-            request,
-            reply,
-        };
-        self.queue
-            .send(job)
-            .await
-            .map_err(|_| StoreError::Unavailable("the batch writer stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the batch writer stopped".into()))?
-    }
-}
-
-async fn form_batches(context: BatchContext, mut jobs: mpsc::Receiver<Job>) {
-    let writers = Arc::new(Semaphore::new(CONCURRENT_BATCHES));
-    loop {
-        let Ok(permit) = Arc::clone(&writers).acquire_owned().await else {
-            return;
-        };
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        if jobs.recv_many(&mut batch, MAX_BATCH).await == 0 {
-            return;
-        }
-        let context = context.clone();
-        tokio::spawn(async move {
-            write_batch(&context, batch).await;
-            drop(permit);
-        });
+        self.0.call(Job { account, request }).await
     }
 }
 
 /// Writes the batch, or each of its jobs on its own when the batch as a whole failed.
-async fn write_batch(context: &BatchContext, jobs: Vec<Job>) {
-    let (keyed, plain): (Vec<Job>, Vec<Job>) = jobs
+async fn write_batch(context: &BatchContext, calls: Vec<JobCall>) {
+    let (keyed, plain): (Vec<JobCall>, Vec<JobCall>) = calls
         .into_iter()
-        .partition(|job| job.request.idempotency.is_some());
+        .partition(|call| call.request.request.idempotency.is_some());
     let failed = match plain.len() {
         0 => Vec::new(),
         1 => plain,
         _ => {
+            let jobs: Vec<&Job> = plain.iter().map(|call| &call.request).collect();
             let mut outbox = context.outbox();
-            match write_together(context, &plain, &mut outbox).await {
+            match write_together(context, &jobs, &mut outbox).await {
                 Ok(outcomes) => {
                     context.after_commit(outbox);
-                    for (job, outcome) in plain.into_iter().zip(outcomes) {
-                        let _ = job.reply.send(outcome);
+                    for (call, outcome) in plain.into_iter().zip(outcomes) {
+                        call.answer(outcome);
                     }
                     Vec::new()
                 }
@@ -148,9 +120,9 @@ async fn write_batch(context: &BatchContext, jobs: Vec<Job>) {
             }
         }
     };
-    for job in keyed.into_iter().chain(failed) {
-        let outcome = write_alone(context, &job.account, &job.request).await;
-        let _ = job.reply.send(outcome);
+    for call in keyed.into_iter().chain(failed) {
+        let outcome = write_alone(context, &call.request.account, &call.request.request).await;
+        call.answer(outcome);
     }
 }
 
@@ -173,7 +145,7 @@ async fn write_alone(
 /// trigger gets its error and writes nothing; an `Err` means nothing was written.
 async fn write_together(
     context: &BatchContext,
-    jobs: &[Job],
+    jobs: &[&Job],
     outbox: &mut Outbox,
 ) -> StoreResult<Vec<StoreResult<TriggerEventOutcome>>> {
     let now = Timestamp::now();
@@ -235,7 +207,7 @@ async fn write_together(
 /// Each named trigger's credit rule, keyed by (account, trigger); unknown triggers are absent.
 async fn load_rules(
     client: &impl GenericClient,
-    jobs: &[Job],
+    jobs: &[&Job],
 ) -> StoreResult<HashMap<(String, String), Option<CreditRule>>> {
     let accounts: Vec<&str> = jobs.iter().map(|job| job.account.as_str()).collect();
     let triggers: Vec<&str> = jobs
@@ -276,7 +248,7 @@ struct Subscriber {
 /// emit, kept from deletion until the transaction ends (as `webhooks::subscribed` does).
 async fn load_subscribers(
     client: &impl GenericClient,
-    jobs: &[Job],
+    jobs: &[&Job],
     cipher: Option<&SecretCipher>,
 ) -> StoreResult<HashMap<String, Vec<Subscriber>>> {
     let mut accounts: Vec<&str> = jobs.iter().map(|job| job.account.as_str()).collect();

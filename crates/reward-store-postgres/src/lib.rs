@@ -16,6 +16,7 @@
 
 mod accounts;
 mod batched;
+mod coalesce;
 mod connect;
 mod cursor;
 mod deliveries;
@@ -53,6 +54,7 @@ pub use connect::{is_postgres_url, POOL_SIZE};
 pub use signal::CHANNEL;
 
 use batched::{BatchContext, TriggerEventBatcher};
+use coalesce::Coalescer;
 use errors::{from_pg, from_pool};
 use signal::WorkSignal;
 
@@ -68,6 +70,10 @@ pub enum OpenError {
     Migrate(tokio_postgres::Error),
 }
 
+/// Keys looked up in one statement at most, and such statements under way at once.
+const KEY_LOOKUP_BATCH: usize = 256;
+const CONCURRENT_KEY_LOOKUPS: usize = 4;
+
 pub struct PostgresStore {
     pool: Pool,
     signal: Arc<WorkSignal>,
@@ -80,6 +86,8 @@ pub struct PostgresStore {
     handoff: Arc<HandoffSlot>,
     /// Where trigger events wait to be written in batches (group commit); started on first use.
     trigger_events: OnceLock<TriggerEventBatcher>,
+    /// API key lookups made together (see `accounts::answer_key_lookups`); started on first use.
+    key_lookups: OnceLock<Coalescer<String, Option<AccountId>>>,
 }
 
 impl PostgresStore {
@@ -103,6 +111,7 @@ impl PostgresStore {
             cipher: SecretCipher::plaintext(),
             handoff: Arc::default(),
             trigger_events: OnceLock::new(),
+            key_lookups: OnceLock::new(),
         })
     }
 
@@ -172,7 +181,16 @@ impl Store for PostgresStore {
     }
 
     async fn authenticate(&self, key_hash: &str) -> StoreResult<Option<AccountId>> {
-        accounts::authenticate(&self.client().await?, key_hash).await
+        self.key_lookups
+            .get_or_init(|| {
+                let pool = self.pool.clone();
+                Coalescer::start(KEY_LOOKUP_BATCH, CONCURRENT_KEY_LOOKUPS, move |calls| {
+                    let pool = pool.clone();
+                    async move { accounts::answer_key_lookups(&pool, calls).await }
+                })
+            })
+            .call(key_hash.to_owned())
+            .await
     }
 
     async fn create_api_key(
@@ -400,18 +418,37 @@ impl Store for PostgresStore {
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         self.last_claim_at
             .fetch_max(request.now.as_millis(), Ordering::SeqCst);
-        Ok(in_transaction!(self, |tx| queue::claim(
-            &tx,
-            &request,
-            &self.cipher
-        )
-        .await?))
+        let announced = self.signal.claim_starting();
+        let claimed: StoreResult<queue::Claim> = async {
+            Ok(in_transaction!(self, |tx| queue::claim(
+                &tx,
+                &request,
+                &self.cipher
+            )
+            .await?))
+        }
+        .await;
+        match claimed {
+            Ok(claim) => {
+                // Announced deliveries of a busy webhook are still waiting for a free slot.
+                if announced && claim.left_out_busy_webhooks {
+                    self.signal.claim_left_some();
+                }
+                Ok(claim.deliveries)
+            }
+            Err(error) => {
+                if announced {
+                    self.signal.claim_left_some();
+                }
+                Err(error)
+            }
+        }
     }
 
     async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()> {
         in_transaction!(self, |tx| queue::record_attempt(&tx, &record).await?);
         // The released lease no longer counts against its webhook's in-flight limit.
-        self.signal.wake_here();
+        self.signal.slots_freed();
         Ok(())
     }
 
@@ -420,7 +457,7 @@ impl Store for PostgresStore {
         // Claims count live leases as attempts in flight, and the worker frees an attempt's slot
         // when its HTTP exchange ends, before the lease is released here: without this wake-up
         // a busy webhook's next deliveries would wait for the worker's next poll.
-        self.signal.wake_here();
+        self.signal.slots_freed();
         Ok(())
     }
 

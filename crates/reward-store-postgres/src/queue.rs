@@ -104,11 +104,18 @@ impl Busy {
     }
 }
 
+/// What a claim leased, and whether it left out webhooks at their in-flight limit (whose due
+/// deliveries, if any, are still waiting).
+pub struct Claim {
+    pub deliveries: Vec<ClaimedDelivery>,
+    pub left_out_busy_webhooks: bool,
+}
+
 pub async fn claim(
     client: &impl GenericClient,
     request: &ClaimRequest,
     cipher: &SecretCipher,
-) -> StoreResult<Vec<ClaimedDelivery>> {
+) -> StoreResult<Claim> {
     let database_now: i64 = rows::get(
         &client.query_one(DATABASE_NOW, &[]).await.map_err(from_pg)?,
         0,
@@ -134,6 +141,7 @@ pub async fn claim(
     }
     let limit = request.limit as usize;
     let mut claimed = Vec::new();
+    let mut left_out_saturated = false;
     let due_before = request.now.as_millis();
     for manual in [true, false] {
         let candidates = client
@@ -150,6 +158,7 @@ pub async fn claim(
                 break;
             }
             let saturated = busy.saturated();
+            left_out_saturated |= !saturated.is_empty();
             let scan = i64::try_from(room).unwrap_or(i64::MAX);
             let found = if manual {
                 client
@@ -175,6 +184,7 @@ pub async fn claim(
                     refused = true;
                 }
             }
+            left_out_saturated |= refused;
             claimed.extend(lease_and_load(client, &chosen, lease_until, cipher).await?);
             // Another pass only helps when this one filled a webhook up: the next leaves it out.
             if exhausted || !refused {
@@ -182,7 +192,10 @@ pub async fn claim(
             }
         }
     }
-    Ok(claimed)
+    Ok(Claim {
+        deliveries: claimed,
+        left_out_busy_webhooks: left_out_saturated,
+    })
 }
 
 fn candidate_from_row(row: &Row) -> StoreResult<Candidate> {
@@ -333,10 +346,11 @@ async fn disable_webhook(client: &impl GenericClient, record: &AttemptRecord) ->
 }
 
 /// Each attempt's row and its delivery's new state, the lease released, in one statement. The
-/// deliveries are locked in the order given; an attempt whose delivery is gone (its webhook was
+/// deliveries are locked in the order given, one primary-key lookup each (a lateral subquery: a
+/// plain join lets the planner pick a sequential scan whenever the table's statistics are stale,
+/// as they are while a new database fills up); an attempt whose delivery is gone (its webhook was
 /// deleted while the attempt ran) is dropped with it.
-const STORE_ATTEMPTS: &str = r#"
-WITH input AS MATERIALIZED (
+const STORE_ATTEMPTS: &str = r#"WITH input AS MATERIALIZED (
     SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::bigint[],
                          $7::text[], $8::int[], $9::bigint[], $10::bigint[], $11::text[],
                          $12::text[])
@@ -345,10 +359,13 @@ WITH input AS MATERIALIZED (
                                  response_body, error, position)
 ),
 locked AS MATERIALIZED (
-    SELECT d.account_id, d.id FROM deliveries d
-    JOIN input i ON d.account_id = i.account_id COLLATE "C" AND d.id = i.delivery_id COLLATE "C"
+    SELECT d.account_id, d.id FROM input i
+    CROSS JOIN LATERAL (
+        SELECT account_id, id FROM deliveries
+        WHERE account_id = i.account_id COLLATE "C" AND id = i.delivery_id COLLATE "C"
+        FOR UPDATE
+    ) d
     ORDER BY i.position
-    FOR UPDATE OF d
 ),
 updated AS (
     UPDATE deliveries d SET attempt_count = d.attempt_count + 1,

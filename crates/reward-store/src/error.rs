@@ -2,7 +2,7 @@ use thiserror::Error;
 
 /// What a store operation can fail with. The first group is the caller's doing and maps to a
 /// 4xx; the last two are the store's trouble and map to 503 / 500.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,

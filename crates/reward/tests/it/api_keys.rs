@@ -160,3 +160,46 @@ async fn last_use_is_recorded_at_most_once_a_minute() {
         first
     );
 }
+
+/// Requests that arrive together with different keys (PostgreSQL looks their keys up in one
+/// statement) each act as their own key's account, and an unknown key is refused among them.
+#[tokio::test]
+async fn keys_used_at_once_each_act_for_their_own_account() {
+    let server = TestServer::start().await;
+    let acme = server.account("Acme").await;
+    let globex = server.account("Globex").await;
+    acme.put_trigger("visit", Value::Null).await;
+    globex.put_trigger("visit", Value::Null).await;
+    let stranger = Api::new(&server.base_url, "rwd_this_key_was_never_issued_0000000000");
+    let handles: Vec<_> = (0..60)
+        .map(|n| {
+            let (api, who) = match n % 3 {
+                0 => (acme.clone(), "acme"),
+                1 => (globex.clone(), "globex"),
+                _ => (stranger.clone(), "stranger"),
+            };
+            tokio::spawn(async move {
+                let reply = api
+                    .post(
+                        "/v1/trigger_events",
+                        json!({"user_id": who, "trigger_id": "visit", "value": null}),
+                    )
+                    .await;
+                if who == "stranger" {
+                    reply.assert_error(401, "unauthorized", None);
+                } else {
+                    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.expect("task");
+    }
+    for (api, own, other) in [(&acme, "acme", "globex"), (&globex, "globex", "acme")] {
+        assert_eq!(api.get(&format!("/v1/users/{own}")).await.status, StatusCode::OK);
+        api.get(&format!("/v1/users/{other}"))
+            .await
+            .assert_error(404, "not_found", None);
+    }
+}
