@@ -27,6 +27,7 @@ use reward_store::records::{
 };
 use reward_store::secrets::SecretCipher;
 use reward_store::{StoreError, StoreResult};
+use tokio::task::JoinSet;
 
 use crate::coalesce::{Call, Coalescer};
 use crate::errors::{from_balance_update, from_pg, from_pool};
@@ -79,7 +80,7 @@ impl TriggerEventBatcher {
             CONCURRENT_BATCHES,
             move |calls| {
                 let context = Arc::clone(&context);
-                async move { write_batch(&context, calls).await }
+                async move { write_batch(context, calls).await }
             },
         ))
     }
@@ -94,18 +95,23 @@ impl TriggerEventBatcher {
     }
 }
 
-/// Writes the batch, or each of its jobs on its own when the batch as a whole failed.
-async fn write_batch(context: &BatchContext, calls: Vec<JobCall>) {
+/// Writes the batch, or each of its jobs on its own when the batch as a whole failed. Jobs
+/// written alone (keyed ones from the start) run at once, each on its own connection.
+async fn write_batch(context: Arc<BatchContext>, calls: Vec<JobCall>) {
     let (keyed, plain): (Vec<JobCall>, Vec<JobCall>) = calls
         .into_iter()
         .partition(|call| call.request.request.idempotency.is_some());
+    let mut alone = JoinSet::new();
+    for call in keyed {
+        write_alone_in(&mut alone, &context, call);
+    }
     let failed = match plain.len() {
         0 => Vec::new(),
         1 => plain,
         _ => {
             let jobs: Vec<&Job> = plain.iter().map(|call| &call.request).collect();
             let mut outbox = context.outbox();
-            match write_together(context, &jobs, &mut outbox).await {
+            match write_together(&context, &jobs, &mut outbox).await {
                 Ok(outcomes) => {
                     context.after_commit(outbox);
                     for (call, outcome) in plain.into_iter().zip(outcomes) {
@@ -120,10 +126,18 @@ async fn write_batch(context: &BatchContext, calls: Vec<JobCall>) {
             }
         }
     };
-    for call in keyed.into_iter().chain(failed) {
-        let outcome = write_alone(context, &call.request.account, &call.request.request).await;
-        call.answer(outcome);
+    for call in failed {
+        write_alone_in(&mut alone, &context, call);
     }
+    while alone.join_next().await.is_some() {}
+}
+
+fn write_alone_in(alone: &mut JoinSet<()>, context: &Arc<BatchContext>, call: JobCall) {
+    let context = Arc::clone(context);
+    alone.spawn(async move {
+        let outcome = write_alone(&context, &call.request.account, &call.request.request).await;
+        call.answer(outcome);
+    });
 }
 
 /// One trigger event in its own transaction.
