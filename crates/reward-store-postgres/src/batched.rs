@@ -9,10 +9,11 @@
 //!
 //! When a batch fails as a whole (a balance would overflow, a statement was refused), it is
 //! rolled back and each of its requests is recorded again on its own, so one bad request gets its
-//! own error and never fails its neighbours. Requests with an `Idempotency-Key` are recorded on
-//! their own from the start (the key's claim decides their outcome).
+//! own error and never fails its neighbours. An `Idempotency-Key` is claimed in the batch like
+//! the rest; a request whose key is already taken (a replay, a conflict, or the same key twice in
+//! one batch) is recorded on its own once the batch has committed, which settles its answer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use deadpool_postgres::{GenericClient, Pool};
@@ -96,38 +97,33 @@ impl TriggerEventBatcher {
 }
 
 /// Writes the batch, or each of its jobs on its own when the batch as a whole failed. Jobs
-/// written alone (keyed ones from the start) run at once, each on its own connection.
+/// written alone run at once, each on its own connection.
 async fn write_batch(context: Arc<BatchContext>, calls: Vec<JobCall>) {
-    let (keyed, plain): (Vec<JobCall>, Vec<JobCall>) = calls
-        .into_iter()
-        .partition(|call| call.request.request.idempotency.is_some());
     let mut alone = JoinSet::new();
-    for call in keyed {
-        write_alone_in(&mut alone, &context, call);
-    }
-    let failed = match plain.len() {
-        0 => Vec::new(),
-        1 => plain,
-        _ => {
-            let jobs: Vec<&Job> = plain.iter().map(|call| &call.request).collect();
-            let mut outbox = context.outbox();
-            match write_together(&context, &jobs, &mut outbox).await {
-                Ok(outcomes) => {
-                    context.after_commit(outbox);
-                    for (call, outcome) in plain.into_iter().zip(outcomes) {
-                        call.answer(outcome);
+    if calls.len() == 1 {
+        for call in calls {
+            write_alone_in(&mut alone, &context, call);
+        }
+    } else {
+        let jobs: Vec<&Job> = calls.iter().map(|call| &call.request).collect();
+        let mut outbox = context.outbox();
+        match write_together(&context, &jobs, &mut outbox).await {
+            Ok(outcomes) => {
+                context.after_commit(outbox);
+                for (call, outcome) in calls.into_iter().zip(outcomes) {
+                    match outcome {
+                        Some(outcome) => call.answer(outcome),
+                        None => write_alone_in(&mut alone, &context, call),
                     }
-                    Vec::new()
                 }
-                Err(error) => {
-                    tracing::debug!(%error, "a batch of trigger events failed; recording each alone");
-                    plain
+            }
+            Err(error) => {
+                tracing::debug!(%error, "a batch of trigger events failed; recording each alone");
+                for call in calls {
+                    write_alone_in(&mut alone, &context, call);
                 }
             }
         }
-    };
-    for call in failed {
-        write_alone_in(&mut alone, &context, call);
     }
     while alone.join_next().await.is_some() {}
 }
@@ -156,12 +152,15 @@ async fn write_alone(
 }
 
 /// The batch in one transaction. Returns each job's outcome, in order: a job naming an unknown
-/// trigger gets its error and writes nothing; an `Err` means nothing was written.
+/// trigger gets its error and writes nothing; `None` is a job whose `Idempotency-Key` was already
+/// taken (a replay, a conflict, or a second request with it in this batch), to be recorded alone
+/// once this batch has committed, which settles what it answers. An `Err` means nothing was
+/// written.
 async fn write_together(
     context: &BatchContext,
     jobs: &[&Job],
     outbox: &mut Outbox,
-) -> StoreResult<Vec<StoreResult<TriggerEventOutcome>>> {
+) -> StoreResult<Vec<Option<StoreResult<TriggerEventOutcome>>>> {
     let now = Timestamp::now();
     let mut client = context.pool.get().await.map_err(from_pool)?;
     let tx = client.transaction().await.map_err(from_pg)?;
@@ -188,10 +187,15 @@ async fn write_together(
         });
     }
 
+    let claimed = claim_keys(&tx, jobs, &recorded, now).await?;
     let written: Vec<(&AccountId, &TriggerEvent)> = jobs
         .iter()
         .zip(&recorded)
-        .filter_map(|(job, recorded)| recorded.as_ref().ok().map(|event| (&job.account, event)))
+        .zip(&claimed)
+        .filter(|(_, claimed)| **claimed)
+        .filter_map(|((job, recorded), _)| {
+            recorded.as_ref().ok().map(|event| (&job.account, event))
+        })
         .collect();
     let balances = add_to_balances(&tx, &written, now).await?;
     let events = events_of(&written, balances, now);
@@ -214,8 +218,98 @@ async fn write_together(
     }
     Ok(recorded
         .into_iter()
-        .map(|recorded| recorded.map(TriggerEventOutcome::Recorded))
+        .zip(claimed)
+        .map(|(recorded, claimed)| claimed.then(|| recorded.map(TriggerEventOutcome::Recorded)))
         .collect())
+}
+
+/// Claims the `Idempotency-Key` of every job that has one and names a known trigger, for its
+/// new trigger event, as `rewards::record_trigger_event` does one at a time (a key past its
+/// window is taken over). Returns, per job, whether it goes on in this batch: jobs without a key,
+/// with an unknown trigger (answered with that error), or whose key this batch now holds.
+async fn claim_keys(
+    client: &impl GenericClient,
+    jobs: &[&Job],
+    recorded: &[StoreResult<TriggerEvent>],
+    now: Timestamp,
+) -> StoreResult<Vec<bool>> {
+    let mut wanted: HashMap<(&str, &str), usize> = HashMap::new();
+    for (index, (job, recorded)) in jobs.iter().zip(recorded).enumerate() {
+        if let (Some((key, _)), Ok(_)) = (&job.request.idempotency, recorded) {
+            // A second request with the same key waits for the first one's outcome.
+            wanted
+                .entry((job.account.as_str(), key.as_str()))
+                .or_insert(index);
+        }
+    }
+    let mut goes_on: Vec<bool> = jobs
+        .iter()
+        .zip(recorded)
+        .map(|(job, recorded)| job.request.idempotency.is_none() || recorded.is_err())
+        .collect();
+    if wanted.is_empty() {
+        return Ok(goes_on);
+    }
+    // In key order, as users' rows are taken: two batches claiming the same keys never deadlock.
+    let mut claims: Vec<((&str, &str), usize)> = wanted.into_iter().collect();
+    claims.sort_unstable();
+    let claims: Vec<usize> = claims.into_iter().map(|(_, index)| index).collect();
+    let mut accounts = Vec::with_capacity(claims.len());
+    let mut keys = Vec::with_capacity(claims.len());
+    let mut fingerprints = Vec::with_capacity(claims.len());
+    let mut ids = Vec::with_capacity(claims.len());
+    for &index in &claims {
+        let (Some((key, fingerprint)), Ok(event)) =
+            (&jobs[index].request.idempotency, &recorded[index])
+        else {
+            continue;
+        };
+        accounts.push(jobs[index].account.as_str());
+        keys.push(key.as_str());
+        fingerprints.push(fingerprint.as_str());
+        ids.push(event.id.as_str());
+    }
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO idempotency_keys (account_id, key, request_fingerprint, trigger_event_id,
+             created_at)
+             SELECT account_id, key, fingerprint, trigger_event_id, $5
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+               AS claim(account_id, key, fingerprint, trigger_event_id)
+             ON CONFLICT (account_id, key) DO UPDATE SET
+               request_fingerprint = EXCLUDED.request_fingerprint,
+               trigger_event_id = EXCLUDED.trigger_event_id, created_at = EXCLUDED.created_at
+             WHERE idempotency_keys.created_at <= $6
+             RETURNING account_id, key",
+        )
+        .await
+        .map_err(from_pg)?;
+    let expired_at_or_before = now.as_millis() - rewards::IDEMPOTENCY_WINDOW_MS;
+    let taken = client
+        .query(
+            &statement,
+            &[
+                &accounts,
+                &keys,
+                &fingerprints,
+                &ids,
+                &now.as_millis(),
+                &expired_at_or_before,
+            ],
+        )
+        .await
+        .map_err(from_pg)?;
+    let mut held: HashSet<(String, String)> = HashSet::with_capacity(taken.len());
+    for row in &taken {
+        held.insert((rows::get(row, 0)?, rows::get(row, 1)?));
+    }
+    for index in claims {
+        if let Some((key, _)) = &jobs[index].request.idempotency {
+            let name = (jobs[index].account.to_string(), key.to_string());
+            goes_on[index] = held.contains(&name);
+        }
+    }
+    Ok(goes_on)
 }
 
 /// Each named trigger's credit rule, keyed by (account, trigger); unknown triggers are absent.

@@ -197,7 +197,10 @@ async fn keys_used_at_once_each_act_for_their_own_account() {
         handle.await.expect("task");
     }
     for (api, own, other) in [(&acme, "acme", "globex"), (&globex, "globex", "acme")] {
-        assert_eq!(api.get(&format!("/v1/users/{own}")).await.status, StatusCode::OK);
+        assert_eq!(
+            api.get(&format!("/v1/users/{own}")).await.status,
+            StatusCode::OK
+        );
         api.get(&format!("/v1/users/{other}"))
             .await
             .assert_error(404, "not_found", None);

@@ -126,6 +126,54 @@ async fn concurrent_requests_with_one_key_record_one_trigger_event() {
     assert_eq!(event_count(&api).await, 2);
 }
 
+/// Many keyed requests at once (PostgreSQL claims their keys in one batch): each key records one
+/// trigger event whichever of its requests comes first, its other requests replay it, and a key
+/// naming an unknown trigger is not taken.
+#[tokio::test]
+async fn concurrent_requests_with_many_keys_record_one_trigger_event_per_key() {
+    let server = TestServer::start().await;
+    let api = server.account("Acme").await;
+    api.put_trigger("signup", json!({"fixed": 5})).await;
+    let replies = futures_join_all((0..60).map(|n| {
+        let api = api.clone();
+        async move {
+            let key = format!("key-{}", n % 20);
+            let trigger = if n % 20 == 19 { "nope" } else { "signup" };
+            let body =
+                json!({"user_id": format!("u{}", n % 20), "trigger_id": trigger, "value": null});
+            (
+                key,
+                record_with_key(&api, &format!("key-{}", n % 20), &body).await,
+            )
+        }
+    }))
+    .await;
+    let mut ids = std::collections::HashMap::new();
+    for (key, reply) in &replies {
+        if key == "key-19" {
+            reply.assert_error(422, "unknown_trigger", Some("trigger_id"));
+            continue;
+        }
+        assert_eq!(reply.status, StatusCode::CREATED, "{key}: {:?}", reply.body);
+        let id = reply.body["id"].as_str().expect("id").to_owned();
+        assert_eq!(
+            ids.entry(key.clone()).or_insert_with(|| id.clone()),
+            &id,
+            "{key}"
+        );
+    }
+    assert_eq!(ids.len(), 19);
+    for n in 0..19 {
+        assert_eq!(api.get(&format!("/v1/users/u{n}")).await.body["balance"], 5);
+    }
+    // The unknown trigger's key was never taken: with a known trigger it records now.
+    let now_known = json!({"user_id": "u19", "trigger_id": "signup", "value": null});
+    let reply = record_with_key(&api, "key-19", &now_known).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert!(reply.headers.get("idempotent-replayed").is_none());
+    assert_eq!(api.get("/v1/users/u19").await.body["balance"], 5);
+}
+
 #[tokio::test]
 async fn a_malformed_key_is_refused() {
     let server = TestServer::start().await;
