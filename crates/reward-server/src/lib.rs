@@ -53,6 +53,10 @@ pub async fn run(
         },
         shutdown.clone(),
     ));
+    let statistics = tokio::spawn(upkeep::keep_statistics_fresh(
+        store.clone(),
+        shutdown.clone(),
+    ));
     let worker = worker::Worker {
         store: store.clone(),
         sender: worker::sender::Sender::new(config.delivery_timeout, config.target_policy)
@@ -76,5 +80,6 @@ pub async fn run(
     shutdown.cancel();
     let _ = delivering.await;
     let _ = upkeep.await;
+    let _ = statistics.await;
     Ok(())
 }

@@ -40,6 +40,28 @@ pub async fn run(store: Arc<dyn Store>, upkeep: Upkeep, shutdown: CancellationTo
     }
 }
 
+/// How often the planner's statistics are checked (see [`keep_statistics_fresh`]).
+pub const STATISTICS_EVERY: Duration = Duration::from_secs(30);
+
+/// Checks at start and every [`STATISTICS_EVERY`] whether the store's statistics went stale and
+/// refreshes those that did (PostgreSQL: `ANALYZE`, for hosts where autovacuum does not; a
+/// queue that grew from nothing to a backlog otherwise gets a plan made for an empty table).
+pub async fn keep_statistics_fresh(store: Arc<dyn Store>, shutdown: CancellationToken) {
+    loop {
+        match store.refresh_statistics().await {
+            Ok(tables) if !tables.is_empty() => {
+                tracing::info!(?tables, "refreshed the query planner's statistics");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "refreshing statistics failed; will try again"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(STATISTICS_EVERY) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
 async fn disable_failing_webhooks(store: &dyn Store, disable_after: Duration, now: Timestamp) {
     let window = i64::try_from(disable_after.as_millis()).unwrap_or(i64::MAX);
     let failing_since = now.plus_millis(-window);

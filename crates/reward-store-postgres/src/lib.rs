@@ -31,6 +31,7 @@ mod rows;
 mod secrets;
 mod sessions;
 mod signal;
+mod statistics;
 mod webhooks;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -537,5 +538,9 @@ impl Store for PostgresStore {
         )
         .await?);
         Ok(())
+    }
+
+    async fn refresh_statistics(&self) -> StoreResult<Vec<String>> {
+        statistics::refresh(&self.client().await?).await
     }
 }

@@ -384,3 +384,31 @@ async fn work_queued_on_one_node_wakes_the_other_within_100_ms() {
     eprintln!("NOTIFY to the other node's worker: slowest {slowest:?} of {latencies:?}");
     assert!(slowest < Duration::from_millis(100), "{latencies:?}");
 }
+
+/// A table that grew since its statistics were gathered (here: never) is analyzed, once; without
+/// it the planner plans the queue as if it were empty (see `statistics.rs`).
+#[tokio::test]
+async fn stale_statistics_are_refreshed_once() {
+    let Some(nodes) = TwoNodes::start().await else {
+        return;
+    };
+    nodes.queue(120).await;
+    // Backends report their inserts to the statistics views within about a second.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let refreshed = loop {
+        let refreshed = nodes.first.refresh_statistics().await.expect("refresh");
+        if refreshed.iter().any(|table| table == "deliveries") || Instant::now() > deadline {
+            break refreshed;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        refreshed.iter().any(|table| table == "deliveries"),
+        "{refreshed:?}"
+    );
+    let again = nodes.second.refresh_statistics().await.expect("refresh");
+    assert!(
+        !again.iter().any(|table| table == "deliveries"),
+        "analyzed twice: {again:?}"
+    );
+}

@@ -235,4 +235,11 @@ pub trait Store: Send + Sync + 'static {
         events_before: Timestamp,
         idempotency_before: Timestamp,
     ) -> StoreResult<()>;
+
+    /// Refreshes the query planner's statistics of tables that changed a lot since they were
+    /// last gathered; returns the tables refreshed. Backends whose plans do not depend on
+    /// gathered statistics do nothing.
+    async fn refresh_statistics(&self) -> StoreResult<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
