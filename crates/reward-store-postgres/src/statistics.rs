@@ -6,6 +6,7 @@
 //! 3 s instead of 10 ms. So each node checks now and then which of Reward's tables changed by
 //! more than a fifth (plus 50 rows) since they were last analyzed, and analyzes them. Where
 //! autovacuum runs (its default threshold is a tenth) it gets there first and this does nothing.
+//! A role that does not own the tables only gets PostgreSQL's "skipping" warning: nothing fails.
 
 use deadpool_postgres::GenericClient;
 use reward_store::StoreResult;
