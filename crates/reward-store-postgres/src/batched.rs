@@ -32,9 +32,11 @@ use tokio::task::JoinSet;
 
 use crate::coalesce::{Call, Coalescer};
 use crate::errors::{from_balance_update, from_pg, from_pool};
+use crate::outbox::{self, NewDelivery};
 use crate::rewards;
 use crate::rows;
 use crate::signal::WorkSignal;
+use crate::webhooks;
 
 /// Requests in one batch at most.
 const MAX_BATCH: usize = 256;
@@ -49,21 +51,25 @@ pub struct Job {
 
 type JobCall = Call<Job, TriggerEventOutcome>;
 
-/// What writing a batch needs, shared with the tasks that write them.
+/// What a write needs to hand its new deliveries off once committed: the store's, shared with
+/// the tasks that write batches.
 #[derive(Clone)]
-pub struct BatchContext {
+pub struct WriteContext {
     pub pool: Pool,
     pub cipher: SecretCipher,
     pub handoff: Arc<HandoffSlot>,
     pub signal: Arc<WorkSignal>,
 }
 
-impl BatchContext {
-    fn outbox(&self) -> Outbox {
+impl WriteContext {
+    /// An outbox for one transaction, handing off to this node's worker when it takes hand-offs.
+    pub fn outbox(&self) -> Outbox {
         self.handoff.outbox(&self.cipher)
     }
 
-    fn after_commit(&self, outbox: Outbox) {
+    /// After a committed transaction: hands its deliveries to this node's worker, and tells
+    /// every node when some were left for claiming.
+    pub fn after_commit(&self, outbox: Outbox) {
         if self.handoff.committed(outbox) {
             self.signal.announce(&self.pool);
         }
@@ -74,7 +80,7 @@ impl BatchContext {
 pub struct TriggerEventBatcher(Coalescer<Job, TriggerEventOutcome>);
 
 impl TriggerEventBatcher {
-    pub fn start(context: BatchContext) -> Self {
+    pub fn start(context: WriteContext) -> Self {
         let context = Arc::new(context);
         Self(Coalescer::start(
             MAX_BATCH,
@@ -98,7 +104,7 @@ impl TriggerEventBatcher {
 
 /// Writes the batch, or each of its jobs on its own when the batch as a whole failed. Jobs
 /// written alone run at once, each on its own connection.
-async fn write_batch(context: Arc<BatchContext>, calls: Vec<JobCall>) {
+async fn write_batch(context: Arc<WriteContext>, calls: Vec<JobCall>) {
     let mut alone = JoinSet::new();
     if calls.len() == 1 {
         for call in calls {
@@ -128,7 +134,7 @@ async fn write_batch(context: Arc<BatchContext>, calls: Vec<JobCall>) {
     while alone.join_next().await.is_some() {}
 }
 
-fn write_alone_in(alone: &mut JoinSet<()>, context: &Arc<BatchContext>, call: JobCall) {
+fn write_alone_in(alone: &mut JoinSet<()>, context: &Arc<WriteContext>, call: JobCall) {
     let context = Arc::clone(context);
     alone.spawn(async move {
         let outcome = write_alone(&context, &call.request.account, &call.request.request).await;
@@ -138,7 +144,7 @@ fn write_alone_in(alone: &mut JoinSet<()>, context: &Arc<BatchContext>, call: Jo
 
 /// One trigger event in its own transaction.
 async fn write_alone(
-    context: &BatchContext,
+    context: &WriteContext,
     account: &AccountId,
     request: &RecordTriggerEvent,
 ) -> StoreResult<TriggerEventOutcome> {
@@ -157,7 +163,7 @@ async fn write_alone(
 /// once this batch has committed, which settles what it answers. An `Err` means nothing was
 /// written.
 async fn write_together(
-    context: &BatchContext,
+    context: &WriteContext,
     jobs: &[&Job],
     outbox: &mut Outbox,
 ) -> StoreResult<Vec<Option<StoreResult<TriggerEventOutcome>>>> {
@@ -198,22 +204,26 @@ async fn write_together(
         })
         .collect();
     let balances = add_to_balances(&tx, &written, now).await?;
-    let events = events_of(&written, balances, now);
-    let deliveries = deliveries_of(&events, &subscribers);
+    let events = events_of(&written, balances);
+    let event_rows: Vec<(&AccountId, &NewEvent)> = events
+        .iter()
+        .map(|(account, event)| (*account, event))
+        .collect();
+    let (deliveries, webhooks) = deliveries_of(&events, &subscribers);
     tokio::try_join!(
-        insert_trigger_events(&tx, &written),
-        insert_events(&tx, &events),
-        insert_deliveries(&tx, &deliveries, now, outbox.lease()),
+        rewards::insert_trigger_events(&tx, &written),
+        outbox::insert_events(&tx, &event_rows),
+        outbox::insert_deliveries(&tx, &deliveries, now, outbox.lease()),
     )?;
     tx.commit().await.map_err(from_pg)?;
 
-    for delivery in deliveries {
+    for (delivery, webhook) in deliveries.into_iter().zip(webhooks) {
         outbox.add(
             delivery.account,
             delivery.id,
-            delivery.webhook.id.clone(),
+            webhook.id.clone(),
             delivery.event,
-            delivery.webhook.target.clone(),
+            webhook.target.clone(),
         );
     }
     Ok(recorded
@@ -380,20 +390,10 @@ async fn load_subscribers(
     for row in &found {
         let account: String = rows::get(row, 0)?;
         let id: &str = rows::get(row, 1)?;
-        let target = match cipher {
-            None => None,
-            Some(cipher) => Some((
-                rows::webhook_url(row, 3)?,
-                WebhookSecrets {
-                    current: rows::secret(row, 4, cipher, id)?,
-                    previous: rows::previous_secret(row, 5, 6, cipher, id)?,
-                },
-            )),
-        };
         by_account.entry(account).or_default().push(Subscriber {
             id: WebhookId::from_trusted(id.to_owned()),
             events: rows::event_types(row, 2)?,
-            target,
+            target: webhooks::target_from_row(row, 3, cipher, id)?,
         });
     }
     Ok(by_account)
@@ -451,194 +451,54 @@ async fn add_to_balances(
     Ok(after)
 }
 
-/// An event of the batch and the account it belongs to.
-struct BatchEvent<'a> {
-    account: &'a AccountId,
-    event: NewEvent,
-}
-
-/// Each trigger event's events, as `rewards::record_trigger_event` emits them.
+/// Each trigger event's events, with their account, as `rewards::record_trigger_event` emits
+/// them.
 fn events_of<'a>(
     written: &[(&'a AccountId, &TriggerEvent)],
     balances: Vec<i64>,
-    now: Timestamp,
-) -> Vec<BatchEvent<'a>> {
+) -> Vec<(&'a AccountId, NewEvent)> {
     let mut events = Vec::with_capacity(written.len());
     for ((account, recorded), balance) in written.iter().zip(balances) {
-        events.push(BatchEvent {
-            account,
-            event: NewEvent::trigger_event_created(
-                now,
+        events.push((
+            *account,
+            NewEvent::trigger_event_created(
+                recorded.created_at,
                 &recorded.id,
                 &recorded.user,
                 recorded.value.as_ref(),
                 &recorded.trigger,
             ),
-        });
-        if recorded.credit_points_issued > 0 {
-            events.push(BatchEvent {
-                account,
-                event: NewEvent::credit_points_issued(
-                    now,
-                    &recorded.user,
-                    recorded.credit_points_issued,
-                    balance,
-                    Some(&recorded.id),
-                    None,
-                ),
-            });
+        ));
+        if let Some(issued) = rewards::issued_event(recorded, balance) {
+            events.push((*account, issued));
         }
     }
     events
 }
 
-struct BatchDelivery<'a> {
-    account: &'a AccountId,
-    id: DeliveryId,
-    webhook: &'a Subscriber,
-    event: &'a NewEvent,
-}
-
+/// One delivery per event and subscribed webhook of its account, with the webhook it goes to.
 fn deliveries_of<'a>(
-    events: &'a [BatchEvent<'a>],
+    events: &'a [(&'a AccountId, NewEvent)],
     subscribers: &'a HashMap<String, Vec<Subscriber>>,
-) -> Vec<BatchDelivery<'a>> {
+) -> (Vec<NewDelivery<'a>>, Vec<&'a Subscriber>) {
     let mut deliveries = Vec::new();
-    for batch_event in events {
-        let Some(webhooks) = subscribers.get(batch_event.account.as_str()) else {
+    let mut webhooks = Vec::new();
+    for (account, event) in events {
+        let Some(subscribed) = subscribers.get(account.as_str()) else {
             continue;
         };
-        for webhook in webhooks
+        for webhook in subscribed
             .iter()
-            .filter(|webhook| webhook.events.contains(&batch_event.event.event_type))
+            .filter(|webhook| webhook.events.contains(&event.event_type))
         {
-            deliveries.push(BatchDelivery {
-                account: batch_event.account,
+            deliveries.push(NewDelivery {
+                account,
                 id: DeliveryId::generate(),
-                webhook,
-                event: &batch_event.event,
+                webhook: &webhook.id,
+                event,
             });
+            webhooks.push(webhook);
         }
     }
-    deliveries
-}
-
-async fn insert_trigger_events(
-    client: &impl GenericClient,
-    written: &[(&AccountId, &TriggerEvent)],
-) -> StoreResult<()> {
-    let accounts: Vec<&str> = written
-        .iter()
-        .map(|(account, _)| account.as_str())
-        .collect();
-    let ids: Vec<&str> = written.iter().map(|(_, event)| event.id.as_str()).collect();
-    let users: Vec<&str> = written
-        .iter()
-        .map(|(_, event)| event.user.as_str())
-        .collect();
-    let triggers: Vec<&str> = written
-        .iter()
-        .map(|(_, event)| event.trigger.as_str())
-        .collect();
-    let values: Vec<Option<String>> = written
-        .iter()
-        .map(|(_, event)| event.value.as_ref().map(ToString::to_string))
-        .collect();
-    let points: Vec<i64> = written
-        .iter()
-        .map(|(_, event)| event.credit_points_issued)
-        .collect();
-    let created: Vec<i64> = written
-        .iter()
-        .map(|(_, event)| event.created_at.as_millis())
-        .collect();
-    let statement = client
-        .prepare_cached(
-            "INSERT INTO trigger_events (account_id, id, user_id, trigger_id, value,
-             credit_points_issued, created_at)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                  $6::bigint[], $7::bigint[])",
-        )
-        .await
-        .map_err(from_pg)?;
-    client
-        .execute(
-            &statement,
-            &[
-                &accounts, &ids, &users, &triggers, &values, &points, &created,
-            ],
-        )
-        .await
-        .map_err(from_pg)?;
-    Ok(())
-}
-
-async fn insert_events(client: &impl GenericClient, events: &[BatchEvent<'_>]) -> StoreResult<()> {
-    let accounts: Vec<&str> = events.iter().map(|e| e.account.as_str()).collect();
-    let ids: Vec<&str> = events.iter().map(|e| e.event.id.as_str()).collect();
-    let types: Vec<&str> = events.iter().map(|e| e.event.event_type.as_str()).collect();
-    let times: Vec<i64> = events.iter().map(|e| e.event.time.as_millis()).collect();
-    let payloads: Vec<&str> = events.iter().map(|e| e.event.payload.as_str()).collect();
-    let statement = client
-        .prepare_cached(
-            "INSERT INTO events (account_id, id, event_type, created_at, payload)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[])",
-        )
-        .await
-        .map_err(from_pg)?;
-    client
-        .execute(&statement, &[&accounts, &ids, &types, &times, &payloads])
-        .await
-        .map_err(from_pg)?;
-    Ok(())
-}
-
-/// The pending deliveries, due now; when `lease` is given (handed off), leased to this node for
-/// that long on the database's clock, as `outbox::queue` writes them.
-async fn insert_deliveries(
-    client: &impl GenericClient,
-    deliveries: &[BatchDelivery<'_>],
-    now: Timestamp,
-    lease: Option<std::time::Duration>,
-) -> StoreResult<()> {
-    if deliveries.is_empty() {
-        return Ok(());
-    }
-    let accounts: Vec<&str> = deliveries.iter().map(|d| d.account.as_str()).collect();
-    let ids: Vec<&str> = deliveries.iter().map(|d| d.id.as_str()).collect();
-    let webhooks: Vec<&str> = deliveries.iter().map(|d| d.webhook.id.as_str()).collect();
-    let events: Vec<&str> = deliveries.iter().map(|d| d.event.id.as_str()).collect();
-    let types: Vec<&str> = deliveries
-        .iter()
-        .map(|d| d.event.event_type.as_str())
-        .collect();
-    let lease = lease.map(|lease| i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
-    let statement = client
-        .prepare_cached(
-            "INSERT INTO deliveries (account_id, id, webhook_id, event_id, event_type, status,
-             next_attempt_at, lease_expires_at, created_at, updated_at)
-             SELECT new.account_id, new.id, new.webhook_id, new.event_id, new.event_type,
-                    'pending', $6,
-                    (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $7::bigint, $6, $6
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-               AS new(account_id, id, webhook_id, event_id, event_type)",
-        )
-        .await
-        .map_err(from_pg)?;
-    client
-        .execute(
-            &statement,
-            &[
-                &accounts,
-                &ids,
-                &webhooks,
-                &events,
-                &types,
-                &now.as_millis(),
-                &lease,
-            ],
-        )
-        .await
-        .map_err(from_pg)?;
-    Ok(())
+    (deliveries, webhooks)
 }

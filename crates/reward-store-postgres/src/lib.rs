@@ -45,7 +45,7 @@ use reward_core::ids::{AccountId, ApiKeyId, DeliveryId, EventId, WebhookId};
 use reward_core::names::{Name, TriggerId, UserId};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
-use reward_store::handoff::{Handoff, HandoffSlot, Outbox};
+use reward_store::handoff::{Handoff, HandoffSlot};
 use reward_store::records::*;
 use reward_store::secrets::SecretCipher;
 use reward_store::{Store, StoreError, StoreResult};
@@ -54,7 +54,7 @@ use thiserror::Error;
 pub use connect::{is_postgres_url, POOL_SIZE};
 pub use signal::CHANNEL;
 
-use batched::{BatchContext, TriggerEventBatcher};
+use batched::{TriggerEventBatcher, WriteContext};
 use coalesce::Coalescer;
 use errors::{from_pg, from_pool};
 use signal::WorkSignal;
@@ -131,23 +131,20 @@ impl PostgresStore {
     }
 }
 
-/// Runs `$body` in a transaction on a pooled connection, bound to `$tx`, and commits. An error
-/// returns early; dropping the transaction rolls it back.
 impl PostgresStore {
-    /// An outbox for one transaction, handing off to this node's worker when it takes hand-offs.
-    fn outbox(&self) -> Outbox {
-        self.handoff.outbox(&self.cipher)
-    }
-
-    /// After a committed transaction: hands its deliveries to this node's worker, and tells
-    /// every node when some were left for claiming.
-    fn after_commit(&self, outbox: Outbox) {
-        if self.handoff.committed(outbox) {
-            self.signal.announce(&self.pool);
+    /// What a write needs to hand its new deliveries off once committed.
+    fn write_context(&self) -> WriteContext {
+        WriteContext {
+            pool: self.pool.clone(),
+            cipher: self.cipher.clone(),
+            handoff: Arc::clone(&self.handoff),
+            signal: Arc::clone(&self.signal),
         }
     }
 }
 
+/// Runs `$body` in a transaction on a pooled connection, bound to `$tx`, and commits. An error
+/// returns early; dropping the transaction rolls it back.
 macro_rules! in_transaction {
     ($store:expr, |$tx:ident| $body:expr) => {{
         let mut client = $store.client().await?;
@@ -384,14 +381,7 @@ impl Store for PostgresStore {
         request: RecordTriggerEvent,
     ) -> StoreResult<TriggerEventOutcome> {
         self.trigger_events
-            .get_or_init(|| {
-                TriggerEventBatcher::start(BatchContext {
-                    pool: self.pool.clone(),
-                    cipher: self.cipher.clone(),
-                    handoff: Arc::clone(&self.handoff),
-                    signal: Arc::clone(&self.signal),
-                })
-            })
+            .get_or_init(|| TriggerEventBatcher::start(self.write_context()))
             .record(account.clone(), request)
             .await
     }
@@ -401,11 +391,12 @@ impl Store for PostgresStore {
         account: &AccountId,
         request: IssueCredits,
     ) -> StoreResult<CreditsIssued> {
-        let mut outbox = self.outbox();
+        let context = self.write_context();
+        let mut outbox = context.outbox();
         let issued = in_transaction!(self, |tx| {
             rewards::issue_credits(&tx, account, &request, &mut outbox).await?
         });
-        self.after_commit(outbox);
+        context.after_commit(outbox);
         Ok(issued)
     }
 

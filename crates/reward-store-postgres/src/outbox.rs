@@ -51,41 +51,17 @@ pub async fn queue(
     subscribers: Vec<Subscriber>,
     outbox: &mut Outbox,
 ) -> StoreResult<()> {
-    if subscribers.is_empty() {
-        return Ok(());
-    }
-    let now = Timestamp::now();
-    let ids: Vec<DeliveryId> = subscribers.iter().map(|_| DeliveryId::generate()).collect();
-    let id_texts: Vec<&str> = ids.iter().map(DeliveryId::as_str).collect();
-    let webhook_texts: Vec<&str> = subscribers.iter().map(|s| s.id.as_str()).collect();
-    let lease = outbox
-        .lease()
-        .map(|lease| i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
-    let statement = client
-        .prepare_cached(
-            "INSERT INTO deliveries (account_id, id, webhook_id, event_id, event_type, status,
-             next_attempt_at, lease_expires_at, created_at, updated_at)
-             SELECT $1, new.id, new.webhook_id, $2, $3, 'pending', $4,
-                    (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $5::bigint, $4, $4
-             FROM unnest($6::text[], $7::text[]) AS new(id, webhook_id)",
-        )
-        .await
-        .map_err(from_pg)?;
-    client
-        .execute(
-            &statement,
-            &[
-                &account.as_str(),
-                &event.id.as_str(),
-                &event.event_type.as_str(),
-                &now.as_millis(),
-                &lease,
-                &id_texts,
-                &webhook_texts,
-            ],
-        )
-        .await
-        .map_err(from_pg)?;
+    let rows: Vec<NewDelivery> = subscribers
+        .iter()
+        .map(|subscriber| NewDelivery {
+            account,
+            id: DeliveryId::generate(),
+            webhook: &subscriber.id,
+            event,
+        })
+        .collect();
+    insert_deliveries(client, &rows, Timestamp::now(), outbox.lease()).await?;
+    let ids: Vec<DeliveryId> = rows.into_iter().map(|row| row.id).collect();
     for (id, subscriber) in ids.into_iter().zip(subscribers) {
         outbox.add(account, id, subscriber.id, event, subscriber.target);
     }
@@ -97,27 +73,48 @@ pub async fn insert_event(
     account: &AccountId,
     event: &NewEvent,
 ) -> StoreResult<()> {
+    insert_events(client, &[(account, event)]).await
+}
+
+/// Events of any accounts, in one statement.
+pub async fn insert_events(
+    client: &impl GenericClient,
+    events: &[(&AccountId, &NewEvent)],
+) -> StoreResult<()> {
+    let accounts: Vec<&str> = events.iter().map(|(account, _)| account.as_str()).collect();
+    let ids: Vec<&str> = events.iter().map(|(_, event)| event.id.as_str()).collect();
+    let types: Vec<&str> = events
+        .iter()
+        .map(|(_, event)| event.event_type.as_str())
+        .collect();
+    let times: Vec<i64> = events
+        .iter()
+        .map(|(_, event)| event.time.as_millis())
+        .collect();
+    let payloads: Vec<&str> = events
+        .iter()
+        .map(|(_, event)| event.payload.as_str())
+        .collect();
     let statement = client
         .prepare_cached(
             "INSERT INTO events (account_id, id, event_type, created_at, payload)
-             VALUES ($1, $2, $3, $4, $5)",
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[])",
         )
         .await
         .map_err(from_pg)?;
     client
-        .execute(
-            &statement,
-            &[
-                &account.as_str(),
-                &event.id.as_str(),
-                &event.event_type.as_str(),
-                &event.time.as_millis(),
-                &event.payload,
-            ],
-        )
+        .execute(&statement, &[&accounts, &ids, &types, &times, &payloads])
         .await
         .map_err(from_pg)?;
     Ok(())
+}
+
+/// A pending delivery about to be written.
+pub struct NewDelivery<'a> {
+    pub account: &'a AccountId,
+    pub id: DeliveryId,
+    pub webhook: &'a WebhookId,
+    pub event: &'a NewEvent,
 }
 
 /// A new pending delivery, due now; when `lease` is given (handed off), leased to this node for
@@ -130,8 +127,15 @@ pub async fn insert_delivery(
     lease: Option<Duration>,
 ) -> StoreResult<Delivery> {
     let now = Timestamp::now();
-    let delivery = Delivery {
+    let row = NewDelivery {
+        account,
         id: DeliveryId::generate(),
+        webhook,
+        event,
+    };
+    insert_deliveries(client, std::slice::from_ref(&row), now, lease).await?;
+    Ok(Delivery {
+        id: row.id,
         event_id: event.id.clone(),
         webhook_id: webhook.clone(),
         event_type: event.event_type,
@@ -141,13 +145,37 @@ pub async fn insert_delivery(
         last_status_code: None,
         created_at: now,
         updated_at: now,
-    };
+    })
+}
+
+/// Pending deliveries, due `now`, in one statement; leased for `lease` when given.
+pub async fn insert_deliveries(
+    client: &impl GenericClient,
+    deliveries: &[NewDelivery<'_>],
+    now: Timestamp,
+    lease: Option<Duration>,
+) -> StoreResult<()> {
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    let accounts: Vec<&str> = deliveries.iter().map(|d| d.account.as_str()).collect();
+    let ids: Vec<&str> = deliveries.iter().map(|d| d.id.as_str()).collect();
+    let webhooks: Vec<&str> = deliveries.iter().map(|d| d.webhook.as_str()).collect();
+    let events: Vec<&str> = deliveries.iter().map(|d| d.event.id.as_str()).collect();
+    let types: Vec<&str> = deliveries
+        .iter()
+        .map(|d| d.event.event_type.as_str())
+        .collect();
+    let lease = lease.map(|lease| i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
     let statement = client
         .prepare_cached(
             "INSERT INTO deliveries (account_id, id, webhook_id, event_id, event_type, status,
              next_attempt_at, lease_expires_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'pending', $6,
-                     (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $7::bigint, $6, $6)",
+             SELECT new.account_id, new.id, new.webhook_id, new.event_id, new.event_type,
+                    'pending', $6,
+                    (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $7::bigint, $6, $6
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+               AS new(account_id, id, webhook_id, event_id, event_type)",
         )
         .await
         .map_err(from_pg)?;
@@ -155,16 +183,16 @@ pub async fn insert_delivery(
         .execute(
             &statement,
             &[
-                &account.as_str(),
-                &delivery.id.as_str(),
-                &webhook.as_str(),
-                &event.id.as_str(),
-                &event.event_type.as_str(),
+                &accounts,
+                &ids,
+                &webhooks,
+                &events,
+                &types,
                 &now.as_millis(),
-                &lease.map(|lease| i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)),
+                &lease,
             ],
         )
         .await
         .map_err(from_pg)?;
-    Ok(delivery)
+    Ok(())
 }

@@ -314,15 +314,39 @@ async fn add_to_balance(
     rows::get(&row, 0)
 }
 
-async fn insert_trigger_event(
+/// Trigger events of any accounts, in one statement.
+pub async fn insert_trigger_events(
     client: &impl GenericClient,
-    account: &AccountId,
-    recorded: &TriggerEvent,
+    recorded: &[(&AccountId, &TriggerEvent)],
 ) -> StoreResult<()> {
+    let column = |field: fn(&TriggerEvent) -> &str| -> Vec<&str> {
+        recorded.iter().map(|(_, event)| field(event)).collect()
+    };
+    let accounts: Vec<&str> = recorded
+        .iter()
+        .map(|(account, _)| account.as_str())
+        .collect();
+    let ids = column(|event| event.id.as_str());
+    let users = column(|event| event.user.as_str());
+    let triggers = column(|event| event.trigger.as_str());
+    let values: Vec<Option<String>> = recorded
+        .iter()
+        .map(|(_, event)| event.value.as_ref().map(ToString::to_string))
+        .collect();
+    let points: Vec<i64> = recorded
+        .iter()
+        .map(|(_, event)| event.credit_points_issued)
+        .collect();
+    let created: Vec<i64> = recorded
+        .iter()
+        .map(|(_, event)| event.created_at.as_millis())
+        .collect();
     let statement = client
         .prepare_cached(
             "INSERT INTO trigger_events (account_id, id, user_id, trigger_id, value,
-             credit_points_issued, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             credit_points_issued, created_at)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                  $6::bigint[], $7::bigint[])",
         )
         .await
         .map_err(from_pg)?;
@@ -330,18 +354,27 @@ async fn insert_trigger_event(
         .execute(
             &statement,
             &[
-                &account.as_str(),
-                &recorded.id.as_str(),
-                &recorded.user.as_str(),
-                &recorded.trigger.as_str(),
-                &recorded.value.as_ref().map(ToString::to_string),
-                &recorded.credit_points_issued,
-                &recorded.created_at.as_millis(),
+                &accounts, &ids, &users, &triggers, &values, &points, &created,
             ],
         )
         .await
         .map_err(from_pg)?;
     Ok(())
+}
+
+/// The `balance.credit_points_issued` a recorded trigger event emits, when it issued points;
+/// `balance` is the user's balance right after it.
+pub fn issued_event(recorded: &TriggerEvent, balance: i64) -> Option<NewEvent> {
+    (recorded.credit_points_issued > 0).then(|| {
+        NewEvent::credit_points_issued(
+            recorded.created_at,
+            &recorded.user,
+            recorded.credit_points_issued,
+            balance,
+            Some(&recorded.id),
+            None,
+        )
+    })
 }
 
 /// Records the trigger event; its deliveries go through `outbox`.
@@ -390,19 +423,12 @@ pub async fn record_trigger_event(
     // The balance goes first and alone: when it would overflow, the statements pipelined after it
     // would fail too ("transaction aborted"), and their error could be the one reported.
     let balance = add_to_balance(client, account, &request.user, points, now).await?;
+    let row = [(account, &recorded)];
     tokio::try_join!(
-        insert_trigger_event(client, account, &recorded),
+        insert_trigger_events(client, &row),
         outbox::queue(client, account, &created, subscribers, outbox),
     )?;
-    if points > 0 {
-        let issued = NewEvent::credit_points_issued(
-            now,
-            &recorded.user,
-            points,
-            balance,
-            Some(&recorded.id),
-            None,
-        );
+    if let Some(issued) = issued_event(&recorded, balance) {
         outbox::emit(client, account, &issued, outbox).await?;
     }
     Ok(TriggerEventOutcome::Recorded(recorded))

@@ -332,20 +332,30 @@ pub async fn subscribed(
         .iter()
         .map(|row| {
             let id: &str = rows::get(row, 0)?;
-            let target = match cipher {
-                None => None,
-                Some(cipher) => Some((
-                    rows::webhook_url(row, 1)?,
-                    WebhookSecrets {
-                        current: rows::secret(row, 2, cipher, id)?,
-                        previous: rows::previous_secret(row, 3, 4, cipher, id)?,
-                    },
-                )),
-            };
             Ok(Subscriber {
                 id: WebhookId::from_trusted(id.to_owned()),
-                target,
+                target: target_from_row(row, 1, cipher, id)?,
             })
         })
         .collect()
+}
+
+/// With `cipher`, a webhook's URL and opened secrets, from the columns `url, secret,
+/// previous_secret, previous_secret_expires_at` starting at `first`: what a hand-off needs.
+pub fn target_from_row(
+    row: &Row,
+    first: usize,
+    cipher: Option<&SecretCipher>,
+    webhook_id: &str,
+) -> StoreResult<Option<(WebhookUrl, WebhookSecrets)>> {
+    let Some(cipher) = cipher else {
+        return Ok(None);
+    };
+    Ok(Some((
+        rows::webhook_url(row, first)?,
+        WebhookSecrets {
+            current: rows::secret(row, first + 1, cipher, webhook_id)?,
+            previous: rows::previous_secret(row, first + 2, first + 3, cipher, webhook_id)?,
+        },
+    )))
 }

@@ -23,17 +23,3 @@ pub fn from_sqlite(error: rusqlite::Error) -> StoreError {
         StoreError::Internal(error.to_string())
     }
 }
-
-/// A copy of an error for each caller of a failed batch.
-pub trait Duplicate {
-    fn duplicate(&self) -> Self;
-}
-
-impl Duplicate for StoreError {
-    fn duplicate(&self) -> Self {
-        match self {
-            StoreError::Unavailable(message) => StoreError::Unavailable(message.clone()),
-            other => StoreError::Internal(other.to_string()),
-        }
-    }
-}

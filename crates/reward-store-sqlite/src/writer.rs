@@ -19,7 +19,7 @@ use reward_store::{StoreError, StoreResult};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::errors::{from_sqlite, Duplicate};
+use crate::errors::from_sqlite;
 
 /// Most jobs committed together; bounds the latency one batch adds to its first job.
 const MAX_BATCH: usize = 512;
@@ -156,7 +156,7 @@ fn run_batch(connection: &Connection, mut jobs: Vec<Box<dyn Job>>) {
                     // again, one by one. Everyone is told to retry (503); nothing was written.
                     let error =
                         StoreError::Unavailable("the database gave up the transaction".into());
-                    failed_job.answer(Err(error.duplicate()));
+                    failed_job.answer(Err(error.clone()));
                     return answer_all(jobs, Err(error));
                 }
                 failed_job.answer(Ok(()));
@@ -188,7 +188,7 @@ fn answer_all(jobs: Vec<Box<dyn Job>>, committed: Result<(), StoreError>) {
     for job in jobs {
         let result = match &committed {
             Ok(()) => Ok(()),
-            Err(error) => Err(error.duplicate()),
+            Err(error) => Err(error.clone()),
         };
         job.answer(result);
     }
