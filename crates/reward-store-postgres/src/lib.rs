@@ -420,21 +420,14 @@ impl Store for PostgresStore {
             .await?))
         }
         .await;
-        match claimed {
-            Ok(claim) => {
-                // Announced deliveries of a busy webhook are still waiting for a free slot.
-                if announced && claim.left_out_busy_webhooks {
-                    self.signal.claim_left_some();
-                }
-                Ok(claim.deliveries)
-            }
-            Err(error) => {
-                if announced {
-                    self.signal.claim_left_some();
-                }
-                Err(error)
-            }
+        // Announced deliveries stay waiting when the claim failed, or left out a busy webhook.
+        let left_some = claimed
+            .as_ref()
+            .map_or(true, |claim| claim.left_out_busy_webhooks);
+        if announced && left_some {
+            self.signal.claim_left_some();
         }
+        claimed.map(|claim| claim.deliveries)
     }
 
     async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()> {
