@@ -51,6 +51,7 @@ pub struct Metrics {
     oldest_pending_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     events: Family<EventTypeLabel, Counter>,
     requests: Family<RequestLabels, Counter>,
+    handoffs_given_up: Counter,
 }
 
 impl Default for Metrics {
@@ -101,6 +102,12 @@ impl Metrics {
             "HTTP requests by method, route and status",
             requests.clone(),
         );
+        let handoffs_given_up = Counter::default();
+        registry.register(
+            "delivery_handoffs_given_up",
+            "New deliveries handed to this node's worker that it left to claiming instead (their webhook had too many waiting, or they waited too long)",
+            handoffs_given_up.clone(),
+        );
         Self {
             registry,
             deliveries,
@@ -110,6 +117,7 @@ impl Metrics {
             oldest_pending_seconds,
             events,
             requests,
+            handoffs_given_up,
         }
     }
 
@@ -130,6 +138,12 @@ impl Metrics {
             .get_or_create(&StatusClassLabel { status_class })
             .inc();
         self.attempt_seconds.observe(duration.as_secs_f64());
+    }
+
+    /// Handed-off deliveries the worker gave up to claiming.
+    pub fn handoffs_given_up(&self, count: usize) {
+        self.handoffs_given_up
+            .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
     }
 
     pub fn event_emitted(&self, event_type: EventType) {

@@ -460,6 +460,12 @@ impl Store for PostgresStore {
         Ok(0)
     }
 
+    async fn release_leases(&self, deliveries: Vec<(AccountId, DeliveryId)>) -> StoreResult<()> {
+        queue::release_leases(&self.client().await?, &deliveries).await?;
+        self.signal.announce(&self.pool);
+        Ok(())
+    }
+
     async fn queue_stats(&self) -> StoreResult<QueueStats> {
         queue::queue_stats(&self.client().await?).await
     }

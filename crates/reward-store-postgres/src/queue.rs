@@ -518,6 +518,31 @@ pub async fn next_due_at(
     rows::optional_timestamp(&row, 0)
 }
 
+/// Releases the leases of the given deliveries (handed to this node, then given up unattempted:
+/// at most a third of their lease had passed, so no other node can have claimed them since).
+pub async fn release_leases(
+    client: &impl GenericClient,
+    deliveries: &[(AccountId, DeliveryId)],
+) -> StoreResult<()> {
+    let (accounts, ids): (Vec<&str>, Vec<&str>) = deliveries
+        .iter()
+        .map(|(account, delivery)| (account.as_str(), delivery.as_str()))
+        .unzip();
+    let statement = client
+        .prepare_cached(
+            "UPDATE deliveries d SET lease_expires_at = NULL
+             FROM unnest($1::text[], $2::text[]) AS given(account_id, id)
+             WHERE d.account_id = given.account_id AND d.id = given.id",
+        )
+        .await
+        .map_err(from_pg)?;
+    client
+        .execute(&statement, &[&accounts, &ids])
+        .await
+        .map_err(from_pg)?;
+    Ok(())
+}
+
 /// How many deliveries are pending, and since when the oldest waits (for `/metrics`).
 pub async fn queue_stats(client: &impl GenericClient) -> StoreResult<QueueStats> {
     let statement = client

@@ -25,6 +25,7 @@ mod webhooks;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,6 +81,13 @@ pub struct SqliteStore {
     /// Woken when a change may have made a delivery due, so an idle worker starts at once instead
     /// of polling.
     work: Arc<Notify>,
+    /// Set when a claim passed over due deliveries of webhooks at their in-flight limit: once
+    /// attempts are recorded (their slots were freed), the worker is woken to claim again, rather
+    /// than finding them at its next poll.
+    claim_left_busy: AtomicBool,
+    /// Batches of attempts recorded so far: a claim that left deliveries behind while attempts
+    /// were being recorded wakes the worker itself, as those recordings could not.
+    recorded_batches: AtomicU64,
     /// Set once this process's worker takes new deliveries directly (see [`Handoff`]).
     handoff: HandoffSlot,
 }
@@ -129,6 +137,8 @@ impl SqliteStore {
             writer,
             readers: Readers::new(path.to_owned(), READERS),
             work: Arc::new(Notify::new()),
+            claim_left_busy: AtomicBool::new(false),
+            recorded_batches: AtomicU64::new(0),
             handoff: HandoffSlot::default(),
         })
     }
@@ -141,6 +151,15 @@ impl SqliteStore {
             self.work.notify_one();
         }
         Ok(value)
+    }
+
+    /// After attempts were recorded: their webhooks' slots are free, so deliveries a claim passed
+    /// over for being busy may be claimed now.
+    fn slots_freed(&self) {
+        self.recorded_batches.fetch_add(1, Ordering::SeqCst);
+        if self.claim_left_busy.swap(false, Ordering::SeqCst) {
+            self.work.notify_one();
+        }
     }
 
     /// Passes a result through, waking the delivery worker when it succeeded.
@@ -490,15 +509,26 @@ impl Store for SqliteStore {
         request: ClaimRequest,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let cipher = self.cipher.clone();
-        self.writer
+        let recorded_before = self.recorded_batches.load(Ordering::SeqCst);
+        let claim = self
+            .writer
             .write(move |c| queue::claim(c, &request, &cipher))
-            .await
+            .await?;
+        if claim.left_out_busy_webhooks {
+            self.claim_left_busy.store(true, Ordering::SeqCst);
+            if self.recorded_batches.load(Ordering::SeqCst) != recorded_before {
+                self.slots_freed();
+            }
+        }
+        Ok(claim.deliveries)
     }
 
     async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()> {
         self.writer
             .write(move |c| queue::record_attempt(c, &record))
-            .await
+            .await?;
+        self.slots_freed();
+        Ok(())
     }
 
     async fn record_attempts(&self, records: Vec<AttemptRecord>) -> StoreResult<()> {
@@ -508,7 +538,9 @@ impl Store for SqliteStore {
                     .iter()
                     .try_for_each(|record| queue::record_attempt(c, record))
             })
-            .await
+            .await?;
+        self.slots_freed();
+        Ok(())
     }
 
     async fn next_due_at(&self, now: Timestamp) -> StoreResult<Option<Timestamp>> {
@@ -517,6 +549,14 @@ impl Store for SqliteStore {
 
     async fn release_all_leases(&self) -> StoreResult<u64> {
         self.writer.write(queue::release_all_leases).await
+    }
+
+    async fn release_leases(&self, deliveries: Vec<(AccountId, DeliveryId)>) -> StoreResult<()> {
+        let released = self
+            .writer
+            .write(move |c| queue::release_leases(c, &deliveries))
+            .await;
+        self.wake_on_success(released)
     }
 
     async fn queue_stats(&self) -> StoreResult<QueueStats> {

@@ -60,14 +60,22 @@ const DUE_CANDIDATES: &str = "SELECT d.account_id, d.id, d.webhook_id FROM deliv
       AND d.manual_attempt_at IS NULL AND w.enabled = 1
     ORDER BY d.next_attempt_at LIMIT ?2";
 
+/// What a claim took, and whether it passed over due deliveries because their webhooks were at
+/// their in-flight limit (they can be claimed once attempts to those webhooks end).
+pub struct Claim {
+    pub deliveries: Vec<ClaimedDelivery>,
+    pub left_out_busy_webhooks: bool,
+}
+
 pub fn claim(
     connection: &Connection,
     request: &ClaimRequest,
     cipher: &SecretCipher,
-) -> StoreResult<Vec<ClaimedDelivery>> {
+) -> StoreResult<Claim> {
     let scan = request.limit.saturating_add(EXTRA_CANDIDATES);
     let mut in_flight: HashMap<WebhookId, u32> = request.in_flight.clone();
     let mut chosen = Vec::new();
+    let mut left_out_busy_webhooks = false;
     for sql in [MANUAL_CANDIDATES, DUE_CANDIDATES] {
         for candidate in candidates(connection, sql, request.now, scan)? {
             if chosen.len() >= request.limit as usize {
@@ -75,6 +83,7 @@ pub fn claim(
             }
             let busy = in_flight.entry(candidate.webhook_id.clone()).or_insert(0);
             if *busy >= request.per_webhook_limit {
+                left_out_busy_webhooks = true;
                 continue;
             }
             *busy += 1;
@@ -99,7 +108,10 @@ pub fn claim(
             claimed.push(delivery);
         }
     }
-    Ok(claimed)
+    Ok(Claim {
+        deliveries: claimed,
+        left_out_busy_webhooks,
+    })
 }
 
 fn load_claimed(
@@ -227,6 +239,24 @@ pub fn release_all_leases(connection: &Connection) -> StoreResult<u64> {
         )
         .map(|changed| changed as u64)
         .map_err(from_sqlite)
+}
+
+/// Releases the leases of the given deliveries (handed off, then given up unattempted).
+pub fn release_leases(
+    connection: &Connection,
+    deliveries: &[(AccountId, DeliveryId)],
+) -> StoreResult<()> {
+    let mut release = connection
+        .prepare_cached(
+            "UPDATE deliveries SET lease_expires_at = NULL WHERE account_id = ?1 AND id = ?2",
+        )
+        .map_err(from_sqlite)?;
+    for (account, delivery) in deliveries {
+        release
+            .execute(params![account.as_str(), delivery.as_str()])
+            .map_err(from_sqlite)?;
+    }
+    Ok(())
 }
 
 pub fn queue_stats(connection: &Connection) -> StoreResult<QueueStats> {

@@ -173,6 +173,10 @@ pub trait Store: Send + Sync + 'static {
     async fn next_due_at(&self, now: Timestamp) -> StoreResult<Option<Timestamp>>;
     /// Releases every lease (single-node backends call this on start: no other worker exists).
     async fn release_all_leases(&self) -> StoreResult<u64>;
+    /// Releases the leases of deliveries handed to this process that its worker gave up without
+    /// attempting (see `handoff`), so a claim can take them now rather than when the lease runs
+    /// out, and wakes the workers to claim.
+    async fn release_leases(&self, deliveries: Vec<(AccountId, DeliveryId)>) -> StoreResult<()>;
     /// How many deliveries are pending, and since when the oldest waits.
     async fn queue_stats(&self) -> StoreResult<QueueStats>;
     /// Resolves when new work may be due (a delivery created, retried or recovered). Waking

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use reward_core::delivery::{
     counts_in_schedule, next_state, AttemptContext, AttemptResult, NextState,
 };
-use reward_core::ids::{AttemptId, WebhookId};
+use reward_core::ids::{AccountId, AttemptId, DeliveryId, WebhookId};
 use reward_core::retry::RetryPolicy;
 use reward_core::time::Timestamp;
 use reward_store::handoff::Handoff;
@@ -38,9 +38,8 @@ use sender::{SendOutcome, Sender};
 /// Attempts in flight to one webhook at most.
 pub const PER_WEBHOOK_IN_FLIGHT: u32 = 64;
 /// Hand-offs waiting for a slot of one webhook at most (a quarter of the hand-off queue, so one
-/// stalled webhook cannot take it all); past it they are given up to claiming, which takes them
-/// when their lease ends. A burst to a healthy webhook stays well under it: its parked deliveries
-/// drain at 64 at a time.
+/// stalled webhook cannot take it all); past it they are given up to claiming: their leases are
+/// released, and claims take them as the webhook's slots free up.
 const MAX_PARKED_PER_WEBHOOK: usize = 2048;
 /// Finished attempts recorded in one store call at most.
 const RECORD_BATCH: usize = 512;
@@ -88,6 +87,7 @@ impl Worker {
             tasks: JoinSet::new(),
             parked: HashMap::new(),
             parked_count: 0,
+            given_up: Vec::new(),
             handoff: handoff.clone(),
         };
         // Claiming costs a store transaction, so it runs when the store says work may be due or
@@ -137,6 +137,7 @@ impl Worker {
                 () = tokio::time::sleep_until(next_claim.into()), if claiming.is_none() => {}
                 () = shutdown.cancelled() => {}
             }
+            slots.release_given_up();
         }
         // A claim under way has leased its deliveries: attempt them like the rest in flight.
         if let Some(round) = claiming.take() {
@@ -359,6 +360,8 @@ struct Slots {
     /// Handed-off deliveries whose webhook was at its limit, with when they were handed off.
     parked: HashMap<WebhookId, VecDeque<(Instant, ClaimedDelivery)>>,
     parked_count: usize,
+    /// Handed-off deliveries given up since their leases were last released.
+    given_up: Vec<(AccountId, DeliveryId)>,
     handoff: Option<Arc<Handoff>>,
 }
 
@@ -375,7 +378,7 @@ impl Slots {
 
     /// Starts a handed-off delivery, or parks it while its webhook is at its limit. One handed
     /// off too long ago, or for a webhook with [`MAX_PARKED_PER_WEBHOOK`] parked already, is
-    /// given up: its lease runs out and claiming takes it, at the webhook's own pace.
+    /// given up: its lease is released and claiming takes it, at the webhook's own pace.
     fn start_or_park(&mut self, delivery: ClaimedDelivery, handed_at: Instant) {
         let busy = self
             .in_flight
@@ -387,7 +390,7 @@ impl Slots {
             .get(&delivery.webhook_id)
             .map_or(0, VecDeque::len);
         if self.too_old(handed_at) || parked >= MAX_PARKED_PER_WEBHOOK {
-            self.settle(1);
+            self.give_up(delivery);
         } else if busy < PER_WEBHOOK_IN_FLIGHT {
             self.settle(1);
             self.start(delivery);
@@ -440,8 +443,10 @@ impl Slots {
         }
         while let Some((handed_at, delivery)) = self.next_parked(&webhook) {
             self.parked_count -= 1;
-            self.settle(1);
-            if !self.too_old(handed_at) {
+            if self.too_old(handed_at) {
+                self.give_up(delivery);
+            } else {
+                self.settle(1);
                 self.start(delivery);
                 break;
             }
@@ -462,6 +467,30 @@ impl Slots {
         self.settle(self.parked_count);
         self.parked.clear();
         self.parked_count = 0;
+    }
+
+    /// A handed-off delivery this worker will not attempt: its lease is released (in
+    /// [`Self::release_given_up`]) so a claim takes it at its webhook's pace.
+    fn give_up(&mut self, delivery: ClaimedDelivery) {
+        self.settle(1);
+        self.given_up.push((delivery.account_id, delivery.id));
+    }
+
+    /// Releases the leases of the deliveries given up since the last call, beside the loop. If
+    /// that fails, the leases run out instead.
+    fn release_given_up(&mut self) {
+        if self.given_up.is_empty() {
+            return;
+        }
+        let deliveries = std::mem::take(&mut self.given_up);
+        self.worker.metrics.handoffs_given_up(deliveries.len());
+        let store = Arc::clone(&self.worker.store);
+        tokio::spawn(async move {
+            let count = deliveries.len();
+            if let Err(error) = store.release_leases(deliveries).await {
+                tracing::warn!(%error, count, "releasing given-up deliveries failed; their leases will run out");
+            }
+        });
     }
 
     fn settle(&self, count: usize) {

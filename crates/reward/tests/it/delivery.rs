@@ -555,3 +555,57 @@ async fn an_idle_worker_starts_a_new_delivery_at_once() {
     // Far below the 1 s idle poll: the API's commit woke the worker.
     assert!(median < Duration::from_millis(250), "median {median:?}");
 }
+
+/// A burst to one webhook whose endpoint stalls: new deliveries are handed to the worker and wait
+/// for the webhook's slots, up to 2,048 of them; the worker gives up the rest to claiming and
+/// releases their leases, so they are delivered as soon as the endpoint answers again, not when
+/// their lease (ten minutes here) runs out.
+#[tokio::test]
+async fn deliveries_the_worker_gives_up_are_claimed_without_waiting_for_their_lease() {
+    const STALLED: usize = 64; // the worker's in-flight limit per webhook
+    const EVENTS: usize = STALLED + 2048 + 200;
+    let server = TestServer::start_with(|config| {
+        config.lease = Duration::from_secs(600);
+        config.delivery_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let api = server.account("Acme").await;
+    let receiver = Receiver::start().await;
+    receiver.script(vec![Answer::After(Duration::from_secs(15)); STALLED]);
+    webhook_on(&api, &receiver).await;
+    api.put_trigger("signup", Value::Null).await;
+
+    let mut clients = tokio::task::JoinSet::new();
+    for client in 0..32 {
+        let api = api.clone();
+        clients.spawn(async move {
+            for n in (client..EVENTS).step_by(32) {
+                api.trigger_event(&format!("user-{n}"), "signup", Value::Null)
+                    .await;
+            }
+        });
+    }
+    while let Some(done) = clients.join_next().await {
+        done.expect("client");
+    }
+
+    let arrived = receiver.wait_for(EVENTS, Duration::from_secs(120)).await;
+    let ids: std::collections::HashSet<&str> =
+        arrived.iter().map(|r| r.header("webhook-id")).collect();
+    assert_eq!(ids.len(), EVENTS, "each event delivered once");
+    let metrics = reqwest::get(format!("{}/metrics", server.base_url))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let given_up: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("reward_delivery_handoffs_given_up_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("the given-up counter");
+    assert!(
+        given_up > 0,
+        "the burst must have gone past what may wait for one webhook"
+    );
+}
