@@ -69,7 +69,20 @@ impl HostSlots {
 
     /// Waits for a free connection slot to `host` (`name:port`).
     pub async fn acquire(&self, host: &str) -> OwnedSemaphorePermit {
-        let semaphore = {
+        let semaphore = self.semaphore(host);
+        semaphore
+            .acquire_owned()
+            .await
+            .expect("host semaphores are never closed")
+    }
+
+    /// A free connection slot to `host` (`name:port`), when one is free right now.
+    pub fn try_acquire(&self, host: &str) -> Option<OwnedSemaphorePermit> {
+        self.semaphore(host).try_acquire_owned().ok()
+    }
+
+    fn semaphore(&self, host: &str) -> Arc<Semaphore> {
+        {
             let mut hosts = self
                 .hosts
                 .lock()
@@ -83,11 +96,7 @@ impl HostSlots {
                     .entry(host.to_owned())
                     .or_insert_with(|| Arc::new(Semaphore::new(self.per_host))),
             )
-        };
-        semaphore
-            .acquire_owned()
-            .await
-            .expect("host semaphores are never closed")
+        }
     }
 
     /// Hosts remembered right now.
@@ -113,7 +122,12 @@ impl Sender {
             .use_rustls_tls()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .timeout(timeout)
+            // Reward's retry schedule is the only retry: the client never sends a request again
+            // by itself (reqwest's default may, after some protocol errors), and so never keeps
+            // a copy of each request for that.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
+            // The whole attempt (waiting for a slot, connecting, the exchange, reading the
+            // answer) runs under one deadline in `send`, so no per-request timer here.
             .connect_timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(DEFAULT_PER_HOST_CONNECTIONS)
@@ -152,8 +166,12 @@ impl Sender {
         let host = delivery.url.host();
         let port = delivery.url.url().port_or_known_default().unwrap_or(0);
         let target = format!("{host}:{port}");
-        let Ok(_slot) = tokio::time::timeout(self.timeout, self.hosts.acquire(&target)).await
-        else {
+        // The usual case, a free slot, needs no timer.
+        let slot = match self.hosts.try_acquire(&target) {
+            Some(slot) => Ok(slot),
+            None => tokio::time::timeout(self.timeout, self.hosts.acquire(&target)).await,
+        };
+        let Ok(_slot) = slot else {
             return SendOutcome::failed(format!(
                 "timed out after {} waiting for a connection to {host} (at most {} at once)",
                 humanize(self.timeout),
