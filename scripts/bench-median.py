@@ -3,6 +3,10 @@
 
 Usage: scripts/bench-median.py [--runs 3] [--binary target/release/reward] -- <bench arguments>
 e.g.   scripts/bench-median.py -- --scenarios ceiling,ingest,deliver,fanout,latency,mixed
+       scripts/bench-median.py --before 'dropdb -h 127.0.0.1 -U postgres --if-exists bench &&
+           createdb -h 127.0.0.1 -U postgres bench' -- --database-url postgres://...
+       (--before runs a shell command before each run: each run on a fresh database, as the
+       default SQLite runs are)
 
 The machine this project is measured on is small and shared, so one run says little; the median
 of several is what the README quotes.
@@ -27,12 +31,15 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--binary", default="target/release/reward")
+    parser.add_argument("--before", help="shell command to run before each run")
     parser.add_argument("bench_args", nargs=argparse.REMAINDER)
     options = parser.parse_args()
     bench_args = [arg for arg in options.bench_args if arg != "--"]
     figures = {}
     for run in range(options.runs):
         print(f"run {run + 1} of {options.runs} ...", file=sys.stderr)
+        if options.before:
+            subprocess.run(options.before, shell=True, check=True)
         output = subprocess.run(
             [options.binary, "bench", "--json", *bench_args],
             check=True,

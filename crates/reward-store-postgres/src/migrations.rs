@@ -10,6 +10,7 @@ use tokio_postgres::Client;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_sessions.sql"),
+    include_str!("../migrations/0003_unfinished_deliveries_index.sql"),
 ];
 
 /// Any number, as long as no other advisory lock on the database uses it: "reward" in ASCII.
