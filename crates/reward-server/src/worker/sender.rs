@@ -1,15 +1,26 @@
 //! Sending one delivery: the exact payload bytes, the Standard Webhooks headers, one shared
 //! client (keep-alive, rustls), no redirects, no proxies, a hard timeout, and at most 1 KiB of the
 //! answer kept; and at most so many connections to one host at once ([`HostSlots`]).
+//!
+//! The client is hyper-util's pooled HTTP/1.1 client with hyper-rustls, without a convenience
+//! layer above it: it follows no redirects, uses no proxy and retries nothing by itself, which is
+//! what a webhook sender needs, and each request costs less (reqwest's layers were a sixth of the
+//! runtime's time in a fan-out profile).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER, USER_AGENT};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
-use reqwest::StatusCode;
 use reward_core::delivery::AttemptResult;
 use reward_core::names::TargetPolicy;
 use reward_core::retry::parse_retry_after;
@@ -17,7 +28,7 @@ use reward_core::signing::signature_header;
 use reward_core::time::Timestamp;
 use reward_store::records::ClaimedDelivery;
 
-use super::targets::{refusal_for_literal_host, PublicOnlyResolver};
+use super::targets::{refusal_for_literal_host, TargetResolver};
 
 /// How much of a receiver's answer is kept.
 pub const MAX_RESPONSE_BODY: usize = 1024;
@@ -108,9 +119,11 @@ impl HostSlots {
     }
 }
 
+type HttpsClient = Client<HttpsConnector<HttpConnector<TargetResolver>>, Full<Bytes>>;
+
 #[derive(Clone)]
 pub struct Sender {
-    client: reqwest::Client,
+    client: HttpsClient,
     timeout: Duration,
     policy: TargetPolicy,
     hosts: Arc<HostSlots>,
@@ -118,26 +131,33 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(timeout: Duration, policy: TargetPolicy) -> anyhow::Result<Self> {
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            // Reward's retry schedule is the only retry: the client never sends a request again
-            // by itself (reqwest's default may, after some protocol errors), and so never keeps
-            // a copy of each request for that.
-            .retry(reqwest::retry::never().max_retries_per_request(0))
-            // The whole attempt (waiting for a slot, connecting, the exchange, reading the
-            // answer) runs under one deadline in `send`, so no per-request timer here.
-            .connect_timeout(timeout)
+        let mut http = HttpConnector::new_with_resolver(TargetResolver {
+            public_only: policy == TargetPolicy::SecureOnly,
+        });
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(timeout));
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        })
+        .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            // Plain http:// is refused before any connection in secure mode (`send`).
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(DEFAULT_PER_HOST_CONNECTIONS)
-            .tcp_nodelay(true)
-            .user_agent(USER_AGENT_VALUE);
-        if policy == TargetPolicy::SecureOnly {
-            builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
-        }
+            .build(connector);
         Ok(Self {
-            client: builder.build()?,
+            client,
             timeout,
             policy,
             hosts: Arc::new(HostSlots::new(DEFAULT_PER_HOST_CONNECTIONS)),
@@ -189,33 +209,28 @@ impl Sender {
         let now = Timestamp::now();
         let timestamp = now.as_unix_seconds();
         let message_id = delivery.event_id.as_str();
-        let body = delivery.payload.as_bytes();
         let signature = signature_header(
             &delivery.secrets.signing_at(now),
             message_id,
             timestamp,
-            body,
+            delivery.payload.as_bytes(),
         );
-        let mut headers = HeaderMap::with_capacity(5);
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
-        for (name, value) in [
-            ("webhook-id", message_id.to_owned()),
-            ("webhook-timestamp", timestamp.to_string()),
-            ("webhook-signature", signature),
-        ] {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                headers.insert(name, value);
-            }
-        }
-        let request = self
-            .client
-            .post(delivery.url.url().clone())
-            .headers(headers)
-            .body(delivery.payload.clone());
-        let mut response = match request.send().await {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(delivery.url.url().as_str())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE))
+            .header("webhook-id", message_id)
+            .header("webhook-timestamp", timestamp)
+            .header("webhook-signature", signature)
+            .body(Full::new(Bytes::from(delivery.payload.clone())));
+        let request = match request {
+            Ok(request) => request,
+            Err(error) => return SendOutcome::failed(format!("request failed: {error}")),
+        };
+        let mut response = match self.client.request(request).await {
             Ok(response) => response,
-            Err(error) => return SendOutcome::failed(describe(&error, self.timeout)),
+            Err(error) => return SendOutcome::failed(describe(&error)),
         };
         let status = response.status();
         let retry_after = response
@@ -223,8 +238,8 @@ impl Sender {
             .get(RETRY_AFTER)
             .and_then(|value| value.to_str().ok())
             .and_then(parse_retry_after);
-        let location = response.headers().contains_key(reqwest::header::LOCATION);
-        let (response_body, read_error) = read_prefix(&mut response, self.timeout).await;
+        let location = response.headers().contains_key(LOCATION);
+        let (response_body, read_error) = read_prefix(&mut response).await;
         let result = classify(status, retry_after);
         let error = match (&result, read_error) {
             (AttemptResult::Delivered, _) => None,
@@ -263,25 +278,28 @@ pub fn classify(status: StatusCode, retry_after: Option<Duration>) -> AttemptRes
     }
 }
 
-/// Reads at most [`MAX_RESPONSE_BODY`] bytes of the answer; the rest is never read.
-async fn read_prefix(
-    response: &mut reqwest::Response,
-    timeout: Duration,
-) -> (Option<String>, Option<String>) {
+/// Reads at most [`MAX_RESPONSE_BODY`] bytes of the answer; the rest is never read. (The whole
+/// attempt runs under the timeout in `send`.)
+async fn read_prefix(response: &mut Response<Incoming>) -> (Option<String>, Option<String>) {
     let mut kept = Vec::new();
+    let body = response.body_mut();
     loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                let Ok(chunk) = frame.into_data() else {
+                    continue; // trailers
+                };
                 let room = MAX_RESPONSE_BODY - kept.len();
                 kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
                 if kept.len() >= MAX_RESPONSE_BODY {
                     break;
                 }
             }
-            Ok(None) => break,
-            Err(error) => {
+            None => break,
+            Some(Err(error)) => {
                 let text = (!kept.is_empty()).then(|| lossy(&kept));
-                return (text, Some(describe(&error, timeout)));
+                let what = format!("reading the answer failed: {error}");
+                return (text, Some(with_causes(&what, &error)));
             }
         }
     }
@@ -293,17 +311,19 @@ fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A readable error, with the causes reqwest wraps.
-fn describe(error: &reqwest::Error, timeout: Duration) -> String {
-    if error.is_timeout() {
-        return format!("timed out after {}", humanize(timeout));
-    }
-    let mut text = if error.is_connect() {
-        "connection failed".to_owned()
+/// A readable error, with the causes the client wraps.
+fn describe(error: &hyper_util::client::legacy::Error) -> String {
+    let what = if error.is_connect() {
+        "connection failed"
     } else {
-        "request failed".to_owned()
+        "request failed"
     };
-    let mut source = std::error::Error::source(error);
+    with_causes(what, error)
+}
+
+fn with_causes(what: &str, error: &dyn std::error::Error) -> String {
+    let mut text = what.to_owned();
+    let mut source = error.source();
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());

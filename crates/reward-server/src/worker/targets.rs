@@ -3,20 +3,41 @@
 //! use the same resolution, so DNS rebinding has no second lookup to exploit. Literal IP hosts
 //! never reach a resolver, so the sender checks those itself ([`refusal_for_literal_host`]).
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use hyper_util::client::legacy::connect::dns::Name;
 use reward_core::names::{is_public_ip, WebhookUrl};
 
-/// Resolves names with the system resolver and drops every non-public address.
-pub struct PublicOnlyResolver;
+/// Resolves webhook hosts with the system resolver; in secure mode drops every non-public
+/// address (and fails when none is left).
+#[derive(Clone, Copy)]
+pub struct TargetResolver {
+    pub public_only: bool,
+}
 
-impl Resolve for PublicOnlyResolver {
-    fn resolve(&self, name: Name) -> Resolving {
+type Resolved = Result<std::vec::IntoIter<SocketAddr>, Box<dyn std::error::Error + Send + Sync>>;
+
+impl tower_service::Service<Name> for TargetResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = Pin<Box<dyn Future<Output = Resolved> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let public_only = self.public_only;
         let host = name.as_str().to_owned();
         Box::pin(async move {
             let resolved: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if !public_only {
+                return Ok(resolved.into_iter());
+            }
             let public = public_addresses(resolved);
             if public.is_empty() {
                 return Err(format!(
@@ -25,8 +46,7 @@ impl Resolve for PublicOnlyResolver {
                 )
                 .into());
             }
-            let addresses: Addrs = Box::new(public.into_iter());
-            Ok(addresses)
+            Ok(public.into_iter())
         })
     }
 }
@@ -84,9 +104,13 @@ mod tests {
 
     #[tokio::test]
     async fn resolver_refuses_names_of_loopback_addresses() {
+        use tower_service::Service;
         let name: Name = "localhost".parse().expect("name");
-        let outcome = PublicOnlyResolver.resolve(name).await;
-        let error = outcome.err().expect("localhost must be refused");
+        let outcome = TargetResolver { public_only: true }.call(name).await;
+        let error = outcome.expect_err("localhost must be refused");
         assert!(error.to_string().contains("refused"), "{error}");
+        let name: Name = "localhost".parse().expect("name");
+        let allowed = TargetResolver { public_only: false }.call(name).await;
+        assert!(allowed.expect("insecure mode resolves").next().is_some());
     }
 }
