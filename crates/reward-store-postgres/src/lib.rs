@@ -411,7 +411,7 @@ impl Store for PostgresStore {
         self.last_claim_at
             .fetch_max(request.now.as_millis(), Ordering::SeqCst);
         let announced = self.signal.claim_starting();
-        let claimed: StoreResult<queue::Claim> = async {
+        let claimed: StoreResult<Claim> = async {
             Ok(in_transaction!(self, |tx| queue::claim(
                 &tx,
                 &request,

@@ -19,8 +19,8 @@ use deadpool_postgres::GenericClient;
 use reward_core::ids::{AccountId, DeliveryId, EventId, WebhookId};
 use reward_core::time::Timestamp;
 use reward_store::records::{
-    AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryStatus, DeliveryUpdate, QueueStats,
-    WebhookSecrets,
+    AttemptRecord, Claim, ClaimRequest, ClaimedDelivery, DeliveryStatus, DeliveryUpdate,
+    QueueStats, WebhookSecrets,
 };
 use reward_store::secrets::SecretCipher;
 use reward_store::StoreResult;
@@ -102,13 +102,6 @@ impl Busy {
         *busy += 1;
         true
     }
-}
-
-/// What a claim leased, and whether it left out webhooks at their in-flight limit (whose due
-/// deliveries, if any, are still waiting).
-pub struct Claim {
-    pub deliveries: Vec<ClaimedDelivery>,
-    pub left_out_busy_webhooks: bool,
 }
 
 pub async fn claim(

@@ -157,6 +157,10 @@ impl SqliteStore {
     /// over for being busy may be claimed now.
     fn slots_freed(&self) {
         self.recorded_batches.fetch_add(1, Ordering::SeqCst);
+        self.wake_if_claim_left_busy();
+    }
+
+    fn wake_if_claim_left_busy(&self) {
         if self.claim_left_busy.swap(false, Ordering::SeqCst) {
             self.work.notify_one();
         }
@@ -517,7 +521,7 @@ impl Store for SqliteStore {
         if claim.left_out_busy_webhooks {
             self.claim_left_busy.store(true, Ordering::SeqCst);
             if self.recorded_batches.load(Ordering::SeqCst) != recorded_before {
-                self.slots_freed();
+                self.wake_if_claim_left_busy();
             }
         }
         Ok(claim.deliveries)

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use reward_core::ids::{AccountId, DeliveryId, EventId, WebhookId};
 use reward_core::time::Timestamp;
 use reward_store::records::{
-    AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryStatus, DeliveryUpdate, QueueStats,
+    AttemptRecord, Claim, ClaimRequest, ClaimedDelivery, DeliveryStatus, DeliveryUpdate, QueueStats,
 };
 use reward_store::secrets::SecretCipher;
 use reward_store::StoreResult;
@@ -59,13 +59,6 @@ const DUE_CANDIDATES: &str = "SELECT d.account_id, d.id, d.webhook_id FROM deliv
       AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= ?1)
       AND d.manual_attempt_at IS NULL AND w.enabled = 1
     ORDER BY d.next_attempt_at LIMIT ?2";
-
-/// What a claim took, and whether it passed over due deliveries because their webhooks were at
-/// their in-flight limit (they can be claimed once attempts to those webhooks end).
-pub struct Claim {
-    pub deliveries: Vec<ClaimedDelivery>,
-    pub left_out_busy_webhooks: bool,
-}
 
 pub fn claim(
     connection: &Connection,

@@ -234,6 +234,15 @@ pub struct User {
     pub created_at: Timestamp,
 }
 
+/// What one claim leased, and whether it passed over due deliveries of webhooks at their
+/// in-flight limit (they can be claimed once attempts to those webhooks end). Backends use the
+/// second part to wake their worker when slots free up.
+#[derive(Debug)]
+pub struct Claim {
+    pub deliveries: Vec<ClaimedDelivery>,
+    pub left_out_busy_webhooks: bool,
+}
+
 /// A delivery a worker has claimed, with everything needed to attempt it.
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {

@@ -92,22 +92,22 @@ impl HostSlots {
         self.semaphore(host).try_acquire_owned().ok()
     }
 
+    /// The host's semaphore, made on first use (its name is copied only then).
     fn semaphore(&self, host: &str) -> Arc<Semaphore> {
-        {
-            let mut hosts = self
-                .hosts
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if hosts.len() >= HOSTS_REMEMBERED && !hosts.contains_key(host) {
-                // Idle: nobody holds or waits for it (the map's own reference is the only one).
-                hosts.retain(|_, semaphore| Arc::strong_count(semaphore) > 1);
-            }
-            Arc::clone(
-                hosts
-                    .entry(host.to_owned())
-                    .or_insert_with(|| Arc::new(Semaphore::new(self.per_host))),
-            )
+        let mut hosts = self
+            .hosts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(semaphore) = hosts.get(host) {
+            return Arc::clone(semaphore);
         }
+        if hosts.len() >= HOSTS_REMEMBERED {
+            // Idle: nobody holds or waits for it (the map's own reference is the only one).
+            hosts.retain(|_, semaphore| Arc::strong_count(semaphore) > 1);
+        }
+        let semaphore = Arc::new(Semaphore::new(self.per_host));
+        hosts.insert(host.to_owned(), Arc::clone(&semaphore));
+        semaphore
     }
 
     /// Hosts remembered right now.
