@@ -3,12 +3,14 @@
 //!
 //! - [`sender`]: one HTTP attempt (signing, headers, timeout, 1 KiB answer).
 //! - [`targets`]: which addresses a delivery may connect to.
+//! - [`dns`]: resolving target hosts asynchronously, bounded in time and in lookups at once.
 //!
 //! Isolation: at most [`PER_WEBHOOK_IN_FLIGHT`] attempts per webhook run at once, and claiming
 //! skips webhooks at that limit, so a slow or dead endpoint only ever holds its own slots.
-//! Latency: the store wakes the worker when a change makes work due; it polls only as a safety
-//! net ([`IDLE_POLL`]) and to meet retries whose time has come.
+//! Latency: the store wakes the worker when a change makes work due, and the recorder tells it
+//! when each retry it stored falls due; it polls only as a safety net ([`IDLE_POLL`]).
 
+pub mod dns;
 pub mod sender;
 pub mod targets;
 
@@ -78,7 +80,14 @@ impl Worker {
         // free as soon as its HTTP exchange ends, while its lease keeps the delivery from being
         // claimed again until the outcome is stored.
         let (records, recorder_queue) = mpsc::unbounded_channel();
-        let recorder = tokio::spawn(record_in_batches(Arc::clone(&worker.store), recorder_queue));
+        // The recorder tells the loop when a retry it stored falls due, so a retry sooner than
+        // the loop's planned wake-up is claimed on time rather than at the next idle poll.
+        let (retries_due, mut retry_due_at) = mpsc::unbounded_channel();
+        let recorder = tokio::spawn(record_in_batches(
+            Arc::clone(&worker.store),
+            recorder_queue,
+            retries_due,
+        ));
         let handoff = worker.store.start_handoff(worker.lease);
         let mut slots = Slots {
             worker: Arc::clone(&worker),
@@ -96,6 +105,9 @@ impl Worker {
         let mut claiming: Option<PendingClaim> = None;
         let mut claim_now = true;
         let mut next_claim = Instant::now();
+        // The earliest stored retry not yet covered by a claim: a claim round that ends after it
+        // was stored must not push the next claim past it.
+        let mut retry_due: Option<Instant> = None;
         while !shutdown.is_cancelled() {
             slots.reap_finished();
             slots.take_handoffs();
@@ -106,6 +118,8 @@ impl Worker {
                     let round = claim_round(Arc::clone(&worker), limit, slots.in_flight.clone());
                     claiming = Some(Box::pin(round));
                     claim_now = false;
+                    // This claim takes every retry already due; later ones stay remembered.
+                    retry_due = retry_due.filter(|due| *due > Instant::now());
                 }
             }
             let handed_off = async {
@@ -124,6 +138,9 @@ impl Worker {
                             }
                             claim_now = full; // more may be due right now
                             next_claim = Instant::now() + pause;
+                            if let Some(due) = retry_due {
+                                next_claim = next_claim.min(due);
+                            }
                         }
                         ClaimRound::Failed(error) => {
                             tracing::warn!(%error, "claiming deliveries failed; retrying shortly");
@@ -132,6 +149,11 @@ impl Worker {
                     }
                 }
                 () = worker.store.work_signal() => claim_now = true,
+                Some(due) = retry_due_at.recv() => {
+                    let due = instant_of(due);
+                    retry_due = Some(retry_due.map_or(due, |known| known.min(due)));
+                    next_claim = next_claim.min(due);
+                }
                 () = handed_off => {}
                 Some(done) = slots.tasks.join_next(), if !slots.tasks.is_empty() => slots.finished(done),
                 () = tokio::time::sleep_until(next_claim.into()), if claiming.is_none() => {}
@@ -325,20 +347,43 @@ async fn finish_claim(claiming: &mut Option<PendingClaim>) -> ClaimRound {
     }
 }
 
-/// Writes finished attempts in batches until every sender is gone. A failed write is logged: the
-/// deliveries' leases then run out and they are attempted again, so at least once holds.
+/// Writes finished attempts in batches until every sender is gone, and tells the loop when the
+/// earliest retry of each stored batch falls due. A failed write is logged: the deliveries'
+/// leases then run out and they are attempted again, so at least once holds.
 async fn record_in_batches(
     store: Arc<dyn Store>,
     mut queue: mpsc::UnboundedReceiver<AttemptRecord>,
+    retries_due: mpsc::UnboundedSender<Timestamp>,
 ) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while queue.recv_many(&mut batch, RECORD_BATCH).await > 0 {
         let records = std::mem::take(&mut batch);
         let count = records.len();
-        if let Err(error) = store.record_attempts(records).await {
-            tracing::warn!(%error, count, "recording attempts failed; their deliveries will be retried");
+        let earliest_retry = records
+            .iter()
+            .filter_map(|record| match record.update {
+                DeliveryUpdate::RetryAt(at) => Some(at),
+                _ => None,
+            })
+            .min();
+        match store.record_attempts(records).await {
+            Ok(()) => {
+                if let Some(at) = earliest_retry {
+                    // The loop is gone only on shutdown, when no claim follows anyway.
+                    let _ = retries_due.send(at);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, count, "recording attempts failed; their deliveries will be retried");
+            }
         }
     }
+}
+
+/// The monotonic instant at which a wall-clock time falls (now, if it has passed).
+fn instant_of(at: Timestamp) -> Instant {
+    let wait = at.as_millis().saturating_sub(Timestamp::now().as_millis());
+    Instant::now() + Duration::from_millis(u64::try_from(wait).unwrap_or(0))
 }
 
 /// The state an attempt left its delivery in, as logs and metrics name it.

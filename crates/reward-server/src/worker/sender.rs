@@ -28,6 +28,7 @@ use reward_core::signing::signature_header;
 use reward_core::time::Timestamp;
 use reward_store::records::ClaimedDelivery;
 
+use super::dns::TargetDns;
 use super::targets::{refusal_for_literal_host, TargetResolver};
 
 /// How much of a receiver's answer is kept.
@@ -133,6 +134,7 @@ impl Sender {
     pub fn new(timeout: Duration, policy: TargetPolicy) -> anyhow::Result<Self> {
         let mut http = HttpConnector::new_with_resolver(TargetResolver {
             public_only: policy == TargetPolicy::SecureOnly,
+            dns: TargetDns::from_system(timeout),
         });
         http.enforce_http(false);
         http.set_nodelay(true);

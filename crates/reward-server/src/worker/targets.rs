@@ -11,11 +11,14 @@ use std::task::{Context, Poll};
 use hyper_util::client::legacy::connect::dns::Name;
 use reward_core::names::{is_public_ip, WebhookUrl};
 
-/// Resolves webhook hosts with the system resolver; in secure mode drops every non-public
-/// address (and fails when none is left).
-#[derive(Clone, Copy)]
+use super::dns::TargetDns;
+
+/// Resolves webhook hosts with [`TargetDns`] (asynchronous, bounded, the system's
+/// configuration); in secure mode drops every non-public address (and fails when none is left).
+#[derive(Clone)]
 pub struct TargetResolver {
     pub public_only: bool,
+    pub dns: TargetDns,
 }
 
 type Resolved = Result<std::vec::IntoIter<SocketAddr>, Box<dyn std::error::Error + Send + Sync>>;
@@ -31,10 +34,15 @@ impl tower_service::Service<Name> for TargetResolver {
 
     fn call(&mut self, name: Name) -> Self::Future {
         let public_only = self.public_only;
-        let host = name.as_str().to_owned();
+        let dns = self.dns.clone();
         Box::pin(async move {
-            let resolved: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let host = name.as_str();
+            let resolved: Vec<SocketAddr> = dns
+                .lookup(host)
+                .await?
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, 0))
+                .collect();
             if !public_only {
                 return Ok(resolved.into_iter());
             }
@@ -105,12 +113,21 @@ mod tests {
     #[tokio::test]
     async fn resolver_refuses_names_of_loopback_addresses() {
         use tower_service::Service;
+        let dns = TargetDns::from_system(std::time::Duration::from_secs(3));
         let name: Name = "localhost".parse().expect("name");
-        let outcome = TargetResolver { public_only: true }.call(name).await;
+        let mut secure = TargetResolver {
+            public_only: true,
+            dns: dns.clone(),
+        };
+        let outcome = secure.call(name).await;
         let error = outcome.expect_err("localhost must be refused");
         assert!(error.to_string().contains("refused"), "{error}");
         let name: Name = "localhost".parse().expect("name");
-        let allowed = TargetResolver { public_only: false }.call(name).await;
+        let mut insecure = TargetResolver {
+            public_only: false,
+            dns,
+        };
+        let allowed = insecure.call(name).await;
         assert!(allowed.expect("insecure mode resolves").next().is_some());
     }
 }
