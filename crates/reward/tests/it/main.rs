@@ -21,6 +21,7 @@ mod isolation;
 mod many_nodes;
 mod operations;
 mod outbox;
+mod prometheus;
 mod resources;
 mod schemathesis;
 mod throughput;
