@@ -1,12 +1,22 @@
-//! Prometheus metrics (`GET /metrics`, text format): deliveries by outcome, attempts by status
-//! class, attempt latency, the queue's depth and oldest pending age, events emitted by type, and
-//! API requests by route and status.
+//! Prometheus metrics (`GET /metrics`): deliveries by outcome, attempts by status class, attempt
+//! latency, the queue's depth and oldest pending age, events emitted by type, API requests by route
+//! and status code, the build, and the process' own figures.
+//!
+//! prometheus-client writes OpenMetrics only; [`text_format`] turns that into the classic text
+//! format, which is what a scrape gets unless it asks for OpenMetrics ([`negotiate`]).
+
+mod negotiate;
+mod process;
+pub mod text_format;
+
+pub use negotiate::Format;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{ACCEPT, CONTENT_TYPE, VARY};
+use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::text::encode;
@@ -15,6 +25,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use reward_core::event::EventType;
 use reward_core::time::Timestamp;
@@ -37,9 +48,10 @@ struct EventTypeLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
+    method: &'static str,
     route: String,
-    status: u16,
+    /// The HTTP status code, under the label name Prometheus' own exporters use.
+    code: u16,
 }
 
 pub struct Metrics {
@@ -62,7 +74,17 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("reward");
+        let mut root = Registry::default();
+        // The process metrics keep their standard, unprefixed names.
+        if let Some(process) = process::ProcessCollector::for_this_platform() {
+            root.register_collector(Box::new(process));
+        }
+        let registry = root.sub_registry_with_prefix("reward");
+        registry.register(
+            "build",
+            "The running build (value 1, the version as a label)",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
         let deliveries = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "deliveries",
@@ -99,7 +121,7 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "api_requests",
-            "HTTP requests by method, route and status",
+            "HTTP requests by method, route and status code",
             requests.clone(),
         );
         let handoffs_given_up = Counter::default();
@@ -109,7 +131,7 @@ impl Metrics {
             handoffs_given_up.clone(),
         );
         Self {
-            registry,
+            registry: root,
             deliveries,
             attempts,
             attempt_seconds,
@@ -154,8 +176,8 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition, with the queue gauges read from the store now.
-    pub async fn render(&self, store: &dyn Store) -> String {
+    /// The exposition in `format`, with the queue gauges read from the store now.
+    pub async fn render(&self, store: &dyn Store, format: Format) -> String {
         match store.queue_stats().await {
             Ok(stats) => {
                 self.queue_depth
@@ -170,6 +192,14 @@ impl Metrics {
             }
             Err(error) => tracing::warn!(%error, "could not read queue statistics for /metrics"),
         }
+        let openmetrics = self.encode_openmetrics();
+        match format {
+            Format::OpenMetrics => openmetrics,
+            Format::Text => text_format::from_openmetrics(&openmetrics),
+        }
+    }
+
+    fn encode_openmetrics(&self) -> String {
         let mut text = String::new();
         if let Err(error) = encode(&mut text, &self.registry) {
             tracing::error!(%error, "encoding metrics failed");
@@ -178,21 +208,24 @@ impl Metrics {
     }
 }
 
-/// `GET /metrics`.
-pub async fn serve_metrics(State(state): State<crate::api::AppState>) -> Response {
-    let text = state.metrics.render(state.store.as_ref()).await;
+/// `GET /metrics`: the classic text format, or OpenMetrics when the `Accept` header asks for it.
+pub async fn serve_metrics(
+    State(state): State<crate::api::AppState>,
+    headers: HeaderMap,
+) -> Response {
+    let accept = headers.get(ACCEPT).and_then(|value| value.to_str().ok());
+    let format = Format::from_accept(accept);
+    let text = state.metrics.render(state.store.as_ref(), format).await;
     (
-        [(
-            CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [(CONTENT_TYPE, format.content_type()), (VARY, "accept")],
         text,
     )
         .into_response()
 }
 
 /// Counts every request by method, matched route (never the raw path: ids would explode the
-/// label set) and status.
+/// label set) and status code. Both labels come from fixed sets, so a client cannot grow the
+/// series without bound, and no value needs escaping.
 pub async fn count_requests(
     State(metrics): State<Arc<Metrics>>,
     request: Request,
@@ -202,15 +235,41 @@ pub async fn count_requests(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let response = next.run(request).await;
     metrics
         .requests
         .get_or_create(&RequestLabels {
             method,
             route,
-            status: response.status().as_u16(),
+            code: response.status().as_u16(),
         })
         .inc();
     response
+}
+
+/// The standard methods by name; any other (HTTP allows a client to invent them) as `other`.
+fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    STANDARD
+        .into_iter()
+        .find(|name| *name == method.as_str())
+        .unwrap_or("other")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        for invented in ["BREW", "get", "X-ANYTHING"] {
+            let method = Method::from_bytes(invented.as_bytes()).unwrap_or_default();
+            assert_eq!(method_label(&method), "other", "{invented}");
+        }
+    }
 }

@@ -22,6 +22,7 @@ mod isolation;
 mod many_nodes;
 mod operations;
 mod outbox;
+mod prometheus;
 mod resources;
 mod schemathesis;
 mod throughput;

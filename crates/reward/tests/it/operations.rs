@@ -34,10 +34,22 @@ fn python(snippet: &str, input: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// `name{labels} value` lines of a metrics text, parsed by prometheus_client's OpenMetrics parser.
+/// `name{labels} value` lines of an OpenMetrics text, parsed by prometheus_client's OpenMetrics
+/// parser.
 const PARSE_METRICS: &str = r#"
 import sys, json
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
+samples = []
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        samples.append({"name": s.name, "labels": s.labels, "value": s.value})
+print(json.dumps(samples))
+"#;
+
+/// The same for the classic text format, parsed by prometheus_client's text parser.
+const PARSE_TEXT_METRICS: &str = r#"
+import sys, json
+from prometheus_client.parser import text_string_to_metric_families
 samples = []
 for family in text_string_to_metric_families(sys.stdin.read()):
     for s in family.samples:
@@ -62,14 +74,20 @@ fn sample(samples: &[serde_json::Value], name: &str, labels: &[(&str, &str)]) ->
 async fn metrics_parse_and_move_after_a_delivery() {
     let server = TestServer::start().await;
     let api = server.account("Acme").await;
-    let scrape = || async {
-        let reply = reqwest::get(format!("{}/metrics", server.base_url))
-            .await
-            .expect("GET /metrics");
-        assert_eq!(reply.status().as_u16(), 200);
-        reply.text().await.expect("text")
+    let scrape = |accept: &'static str| {
+        let url = format!("{}/metrics", server.base_url);
+        async move {
+            let reply = reqwest::Client::new()
+                .get(url)
+                .header("accept", accept)
+                .send()
+                .await
+                .expect("GET /metrics");
+            assert_eq!(reply.status().as_u16(), 200);
+            reply.text().await.expect("text")
+        }
     };
-    let before = scrape().await;
+    let before = scrape("application/openmetrics-text").await;
     assert!(before.contains("reward_delivery_queue_depth"), "{before}");
     if !python_module("prometheus_client") {
         return;
@@ -93,8 +111,14 @@ async fn metrics_parse_and_move_after_a_delivery() {
     )
     .await;
 
-    let after: Vec<serde_json::Value> =
-        serde_json::from_str(&python(PARSE_METRICS, &scrape().await)).expect("json");
+    let after: Vec<serde_json::Value> = serde_json::from_str(&python(
+        PARSE_METRICS,
+        &scrape("application/openmetrics-text").await,
+    ))
+    .expect("json");
+    let after_text: Vec<serde_json::Value> =
+        serde_json::from_str(&python(PARSE_TEXT_METRICS, &scrape("text/plain").await))
+            .expect("json");
     let moved = |name: &str, labels: &[(&str, &str)]| {
         sample(&after, name, labels) - sample(&parsed_before, name, labels)
     };
@@ -120,10 +144,26 @@ async fn metrics_parse_and_move_after_a_delivery() {
     assert!(
         moved(
             "reward_api_requests_total",
-            &[("route", "/v1/webhooks/{id}/test"), ("status", "202")]
+            &[("route", "/v1/webhooks/{id}/test"), ("code", "202")]
         ) >= 1.0
     );
     assert_eq!(sample(&after, "reward_delivery_queue_depth", &[]), 0.0);
+
+    // The classic format carries the same Reward samples (only the count of `/metrics` requests
+    // moved between the two scrapes, and the process' own figures).
+    let reward_samples = |samples: &[serde_json::Value]| {
+        let mut kept: Vec<String> = samples
+            .iter()
+            .filter(|s| s["name"].as_str().is_some_and(|n| n.starts_with("reward_")))
+            .filter(|s| s["labels"]["route"] != "/metrics")
+            .map(|s| s.to_string())
+            .collect();
+        kept.sort();
+        kept
+    };
+    let openmetrics_samples = reward_samples(&after);
+    assert!(openmetrics_samples.len() > 20, "{openmetrics_samples:?}");
+    assert_eq!(reward_samples(&after_text), openmetrics_samples);
 }
 
 /// Every route of SPEC §4 (and the API-key routes): the document must list each.
