@@ -19,6 +19,7 @@ mod hardening;
 mod idempotency;
 mod isolation;
 mod many_nodes;
+mod openapi_tools;
 mod operations;
 mod outbox;
 mod resources;
