@@ -306,7 +306,6 @@ pub struct ListParams {
 #[into_params(parameter_in = Query)]
 pub struct DeliveryFilter {
     /// Only deliveries in this state.
-    #[param(inline)]
     pub status: Option<DeliveryStatusName>,
 }
 
@@ -324,7 +323,7 @@ pub enum DeliveryStatusName {
 #[into_params(parameter_in = Query)]
 pub struct EventFilter {
     /// Only events of this type.
-    #[param(rename = "type", inline)]
+    #[param(rename = "type")]
     pub event_type: Option<EventTypeName>,
 }
 
