@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody};
 use super::input::JsonObject;
-use super::schemas::{ApiKeyCreateBody, ByIdErrors, List, ListErrors};
+use super::schemas::{ApiKeyCreateBody, ApiKeyList, ByIdErrors, ListErrors};
 use super::{parse_path_id, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -96,8 +96,10 @@ async fn create(
 
 /// Every live key of the account, newest first. An account holds few keys, so the list is one
 /// page; it keeps the list shape (`next_cursor` is always null) so clients page as elsewhere.
-#[utoipa::path(get, path = "/v1/api_keys", operation_id = "list_api_keys", tag = "API keys", summary = "List API keys", security(("api_key" = [])),
-    responses((status = 200, description = "The account's live keys, newest first", body = List<ApiKeyView>), ListErrors))]
+#[utoipa::path(get, path = "/v1/api_keys", operation_id = "list_api_keys", tag = "API keys", summary = "List API keys",
+    description = "Every live key of the account, newest first, on one page (`next_cursor` is always null). Only each key's prefix is shown.",
+    security(("api_key" = [])),
+    responses((status = 200, description = "The account's live keys, newest first", body = ApiKeyList), ListErrors))]
 async fn list(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -111,6 +113,7 @@ async fn list(
 
 /// Revoking the key that signs this very request is allowed: it is how a leaked key is retired.
 #[utoipa::path(delete, path = "/v1/api_keys/{id}", operation_id = "revoke_api_key", tag = "API keys", summary = "Revoke an API key",
+    description = "The key stops working at once. Revoking the key that signs this very request is allowed.",
     params(("id" = String, Path, description = "The key's id (key_...)")), security(("api_key" = [])),
     responses((status = 204, description = "Revoked"), ByIdErrors))]
 async fn revoke(

@@ -25,6 +25,7 @@ fn delivery_id(id: &str) -> ApiResult<DeliveryId> {
 }
 
 #[utoipa::path(get, path = "/v1/deliveries/{id}", operation_id = "get_delivery", tag = "Deliveries", summary = "Get a delivery with its attempts",
+    description = "One delivery with every attempt made so far, oldest first: each with the receiver's status code, the start of its answer, or the error.",
     params(("id" = String, Path, description = "The delivery id (dl_...)")), security(("api_key" = [])),
     responses((status = 200, description = "The delivery and its attempts, oldest first", body = DeliveryView), ByIdErrors))]
 async fn show(

@@ -11,7 +11,9 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody, QueryParams};
-use super::schemas::{ByIdErrors, ErrorBody, EventFilter, EventView, List, ListErrors, ListParams};
+use super::schemas::{
+    ByIdErrors, ErrorBody, EventFilter, EventList, EventTypeList, EventView, ListErrors, ListParams,
+};
 use super::views::{event_view, EventTypeView};
 use super::webhooks::parse_event_type;
 use super::{parse_path_id, AppState};
@@ -26,7 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/v1/events", operation_id = "list_events", tag = "Events", summary = "List events",
     description = "The events emitted to this account, kept 30 days.",
     params(ListParams, EventFilter), security(("api_key" = [])),
-    responses((status = 200, description = "A page of events, newest first", body = List<EventView>), ListErrors))]
+    responses((status = 200, description = "A page of events, newest first", body = EventList), ListErrors))]
 async fn list(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -61,7 +63,7 @@ async fn show(
 
 #[utoipa::path(get, path = "/v1/event_types", operation_id = "list_event_types", tag = "Events", summary = "List event types",
     description = "Each type with its description, the JSON Schema of its data and an example payload.", security(("api_key" = [])),
-    responses((status = 200, description = "Every event type", body = List<EventTypeView>),
+    responses((status = 200, description = "Every event type", body = EventTypeList),
         (status = 401, description = "No or wrong API key", body = ErrorBody)))]
 async fn event_types(Authenticated(_account): Authenticated) -> Json<ListBody<EventTypeView>> {
     Json(ListBody {

@@ -114,6 +114,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 #[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "Health", summary = "Liveness",
+    description = "Answers 200 while the server runs. Needs no API key: for load balancers and uptime checks.",
     responses((status = 200, description = "The server is up", body = schemas::Health)))]
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))

@@ -4,14 +4,19 @@
 
 #![allow(dead_code)] // Doc-only types: constructed by nobody, read by utoipa.
 
+use reward_core::event::EventType;
 use serde::Serialize;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::{OpenApi, Ref};
-use utoipa::{IntoParams, IntoResponses, Modify, ToSchema};
+use utoipa::openapi::schema::{Discriminator, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::{OpenApi, Ref, RefOr};
+use utoipa::{IntoParams, IntoResponses, Modify, PartialSchema, ToSchema};
+
+use super::api_keys::ApiKeyView;
+use super::views::{DeliveryView, EventTypeView, TriggerView, WebhookView};
+use crate::reference::openapi::event_schema_name;
 
 /// `{"id": ...}`: a reference to a user, trigger or trigger event.
 #[derive(Serialize, ToSchema)]
@@ -46,7 +51,7 @@ pub enum CreditPointsBody {
 #[serde(deny_unknown_fields)]
 pub struct PerUnitRule {
     /// Points per unit of the trigger event's value; above 0, at most 1e9.
-    #[schema(minimum = 0, maximum = 1e9, exclusive_minimum = 0)]
+    #[schema(exclusive_minimum = 0, maximum = 1e9)]
     per_unit: f64,
 }
 
@@ -204,32 +209,68 @@ pub struct CreditsBody {
     pub reason: Option<String>,
 }
 
-/// An event as delivered: `{"id", "type", "time", "data"}`; the `data` of each type is described
-/// by its own schema (`TriggerEventCreatedEvent`, `BalanceCreditPointsIssuedEvent`).
-#[derive(Serialize, ToSchema)]
-pub struct EventView {
-    #[schema(example = "we_01jf2wkmvcfw6ts1qmgzya291c")]
-    pub id: String,
-    #[serde(rename = "type")]
-    pub event_type: EventTypeName,
-    #[schema(format = DateTime)]
-    pub time: String,
-    #[schema(value_type = Object)]
-    pub data: serde_json::Value,
+/// An event as delivered: `{"id", "type", "time", "data"}`. Each event type has its own schema
+/// (`TriggerEventCreatedEvent`, `BalanceCreditPointsIssuedEvent`, added by
+/// `reference::openapi::finish`); `type` tells which, so generated clients get typed events.
+pub struct EventView;
+
+impl PartialSchema for EventView {
+    fn schema() -> RefOr<Schema> {
+        let mut one_of = OneOfBuilder::new().description(Some(
+            "An event as its webhooks received it; `type` tells which schema its `data` follows.",
+        ));
+        let mut discriminator = Discriminator::new("type");
+        for kind in EventType::ALL {
+            let name = event_schema_name(kind);
+            let reference = Ref::from_schema_name(name.as_str());
+            discriminator
+                .mapping
+                .insert(kind.as_str().to_owned(), reference.ref_location.clone());
+            one_of = one_of.item(reference);
+        }
+        one_of.discriminator(Some(discriminator)).into()
+    }
 }
 
-/// `{"data": [...], "next_cursor": ...}`, newest first.
-#[derive(Serialize, ToSchema)]
-pub struct List<T: ToSchema> {
-    pub data: Vec<T>,
-    /// Pass as `?cursor=` for the next page; null on the last.
-    pub next_cursor: Option<String>,
+impl ToSchema for EventView {}
+
+// One list type per item type, rather than a generic `List<T>`: utoipa copies a generic
+// argument's schema into the list, and generated clients would then get a class per list
+// (`ListDeliveryViewDataItem`) instead of the item's own (`DeliveryView`).
+macro_rules! list_schema {
+    ($list:ident, $item:ty, $what:literal) => {
+        #[doc = concat!("A page of ", $what, ": `{\"data\": [...], \"next_cursor\": ...}`, newest first.")]
+        #[derive(ToSchema)]
+        pub struct $list {
+            pub data: Vec<$item>,
+            /// Pass as `?cursor=` for the next page; null on the last (always present).
+            #[schema(required = true)]
+            pub next_cursor: Option<String>,
+        }
+    };
 }
+
+list_schema!(WebhookList, WebhookView, "webhooks");
+list_schema!(DeliveryList, DeliveryView, "deliveries");
+list_schema!(EventList, EventView, "events");
+list_schema!(TriggerList, TriggerView, "triggers");
+list_schema!(ApiKeyList, ApiKeyView, "API keys");
+list_schema!(
+    EventTypeList,
+    EventTypeView,
+    "event types (all on one page)"
+);
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
-    #[schema(example = "ok")]
-    pub status: String,
+    pub status: HealthStatus,
+}
+
+/// Always `ok`: a server that answers at all is up.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    Ok,
 }
 
 /// `{"error": {"code", "message", "field"?}}`.
@@ -265,10 +306,11 @@ pub struct ListParams {
 #[into_params(parameter_in = Query)]
 pub struct DeliveryFilter {
     /// Only deliveries in this state.
-    #[param(inline)]
     pub status: Option<DeliveryStatusName>,
 }
 
+/// A delivery's state: `pending` while attempts are to come, `succeeded` once one was answered
+/// with a 2xx, `failed` once the retries ran out (it can still be retried or recovered by hand).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatusName {
@@ -281,7 +323,7 @@ pub enum DeliveryStatusName {
 #[into_params(parameter_in = Query)]
 pub struct EventFilter {
     /// Only events of this type.
-    #[param(rename = "type", inline)]
+    #[param(rename = "type")]
     pub event_type: Option<EventTypeName>,
 }
 

@@ -49,7 +49,8 @@ fn fingerprint(user: &UserId, trigger: &TriggerId, value: Option<&serde_json::Nu
     description = "Records what a user did. Emits trigger_event.created, and balance.credit_points_issued when the trigger's rule gives points. With an Idempotency-Key (kept 24 h) the same key and body answer the first response again and emit nothing; the same key with another body answers 409.",
     params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters")),
     request_body = TriggerEventBody, security(("api_key" = [])),
-    responses((status = 201, description = "The trigger event (or, on a replay, the first answer again, with Idempotent-Replayed: true)", body = TriggerEventView),
+    responses((status = 201, description = "The trigger event (or, on a replay, the first answer again, with Idempotent-Replayed: true)", body = TriggerEventView,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this answer replays the first one for the same Idempotency-Key and body (nothing new was recorded or emitted); absent otherwise."))),
         (status = 409, description = "The Idempotency-Key was used with another body", body = ErrorBody)))]
 async fn record(
     State(state): State<AppState>,

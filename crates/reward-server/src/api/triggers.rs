@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody, QueryParams};
 use super::input::JsonObject;
-use super::schemas::{ByIdErrors, List, ListErrors, ListParams, TriggerBody};
+use super::schemas::{ByIdErrors, ListErrors, ListParams, TriggerBody, TriggerList};
 use super::views::TriggerView;
 use super::AppState;
 
@@ -70,6 +70,7 @@ fn parse_rule(body: &mut JsonObject) -> ApiResult<Option<CreditRule>> {
 }
 
 #[utoipa::path(put, path = "/v1/triggers/{id}", operation_id = "put_trigger", tag = "Triggers", summary = "Create or replace a trigger",
+    description = "Creates the trigger with this id, or replaces its name and rule. `credit_points` is `{\"per_unit\": n}` (floor(value × n) points per trigger event), `{\"fixed\": n}`, or null (no points).",
     params(("id" = String, Path, description = "The trigger id, chosen by you (e.g. successful_payment)", min_length = 1, max_length = 100, pattern = "^[A-Za-z0-9_.:-]+$")), request_body = TriggerBody, security(("api_key" = [])),
     responses((status = 201, description = "Created", body = TriggerView), (status = 200, description = "Replaced", body = TriggerView), ByIdErrors))]
 async fn put(
@@ -103,8 +104,9 @@ async fn put(
 }
 
 #[utoipa::path(get, path = "/v1/triggers", operation_id = "list_triggers", tag = "Triggers", summary = "List triggers",
+    description = "The account's triggers, newest first, a page at a time (`limit`, then `cursor`).",
     params(ListParams), security(("api_key" = [])),
-    responses((status = 200, description = "A page of triggers, newest first", body = List<TriggerView>), ListErrors))]
+    responses((status = 200, description = "A page of triggers, newest first", body = TriggerList), ListErrors))]
 async fn list(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -115,6 +117,7 @@ async fn list(
 }
 
 #[utoipa::path(get, path = "/v1/triggers/{id}", operation_id = "get_trigger", tag = "Triggers", summary = "Get a trigger",
+    description = "One trigger of this account, with its credit rule.",
     params(("id" = String, Path, description = "The trigger id, chosen by you (e.g. successful_payment)", min_length = 1, max_length = 100, pattern = "^[A-Za-z0-9_.:-]+$")), security(("api_key" = [])),
     responses((status = 200, description = "The trigger", body = TriggerView), ByIdErrors))]
 async fn show(
@@ -131,6 +134,7 @@ async fn show(
 }
 
 #[utoipa::path(delete, path = "/v1/triggers/{id}", operation_id = "delete_trigger", tag = "Triggers", summary = "Delete a trigger",
+    description = "Deletes the trigger: trigger events naming it are refused from then on (422 `unknown_trigger`).",
     params(("id" = String, Path, description = "The trigger id, chosen by you (e.g. successful_payment)", min_length = 1, max_length = 100, pattern = "^[A-Za-z0-9_.:-]+$")), security(("api_key" = [])),
     responses((status = 204, description = "Deleted"), ByIdErrors))]
 async fn remove(

@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::schemas::{CreditPointsBody, EventTypeName, Reference};
+use super::schemas::{CreditPointsBody, DeliveryStatusName, EventTypeName, EventView, Reference};
 
 #[derive(Serialize, ToSchema)]
 pub struct WebhookView {
@@ -61,8 +61,7 @@ pub struct DeliveryView {
     pub webhook_id: String,
     #[schema(value_type = EventTypeName)]
     pub event_type: &'static str,
-    /// pending, succeeded or failed.
-    #[schema(example = "succeeded")]
+    #[schema(value_type = DeliveryStatusName)]
     pub status: &'static str,
     pub attempt_count: u32,
     /// When a pending delivery is attempted next; null otherwise.
@@ -153,7 +152,7 @@ pub struct EventTypeView {
     #[schema(value_type = Object)]
     pub schema: Value,
     /// A whole example payload.
-    #[schema(value_type = Object)]
+    #[schema(value_type = EventView)]
     pub example: Value,
 }
 

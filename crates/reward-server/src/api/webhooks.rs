@@ -18,8 +18,8 @@ use super::extract::{Authenticated, ListBody, QueryParams};
 use super::input::JsonObject;
 use super::limits::{ensure_room_for_webhook, MAX_EVENT_LIST_ENTRIES};
 use super::schemas::{
-    ByIdErrors, DeliveryFilter, ErrorBody, List, ListErrors, ListParams, RecoverBody,
-    RecoveredView, RotatedSecretView, SecretView, TestEventBody, WebhookCreateBody,
+    ByIdErrors, DeliveryFilter, DeliveryList, ErrorBody, ListErrors, ListParams, RecoverBody,
+    RecoveredView, RotatedSecretView, SecretView, TestEventBody, WebhookCreateBody, WebhookList,
     WebhookPatchBody,
 };
 use super::views::{DeliveryView, WebhookView};
@@ -83,6 +83,7 @@ fn parse_events(names: Vec<String>) -> ApiResult<Vec<EventType>> {
 }
 
 #[utoipa::path(post, path = "/v1/webhooks", operation_id = "create_webhook", tag = "Webhooks", summary = "Create a webhook",
+    description = "Creates an endpoint that receives every event of the types it subscribes to, signed with its own secret. The answer holds that secret (`whsec_...`); `GET /v1/webhooks/{id}/secret` reads it again.",
     request_body = WebhookCreateBody, security(("api_key" = [])),
     responses((status = 201, description = "The webhook, with its signing secret", body = WebhookView)))]
 async fn create(
@@ -117,8 +118,9 @@ async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/webhooks", operation_id = "list_webhooks", tag = "Webhooks", summary = "List webhooks",
+    description = "The account's webhooks, newest first, a page at a time (`limit`, then `cursor`). Secrets are not shown.",
     params(ListParams), security(("api_key" = [])),
-    responses((status = 200, description = "A page of webhooks, newest first", body = List<WebhookView>), ListErrors))]
+    responses((status = 200, description = "A page of webhooks, newest first", body = WebhookList), ListErrors))]
 async fn list(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
@@ -133,6 +135,7 @@ fn webhook_id(id: &str) -> ApiResult<WebhookId> {
 }
 
 #[utoipa::path(get, path = "/v1/webhooks/{id}", operation_id = "get_webhook", tag = "Webhooks", summary = "Get a webhook",
+    description = "One webhook of this account, without its secret.",
     params(("id" = String, Path, description = "The webhook id (wh_...)")), security(("api_key" = [])),
     responses((status = 200, description = "The webhook", body = WebhookView), ByIdErrors))]
 async fn show(
@@ -149,6 +152,7 @@ async fn show(
 }
 
 #[utoipa::path(patch, path = "/v1/webhooks/{id}", operation_id = "update_webhook", tag = "Webhooks", summary = "Update a webhook",
+    description = "Changes only the fields given, each validated as on create. A disabled webhook gets no new deliveries.",
     params(("id" = String, Path, description = "The webhook id (wh_...)")), request_body = WebhookPatchBody, security(("api_key" = [])),
     responses((status = 200, description = "The updated webhook", body = WebhookView), ByIdErrors))]
 async fn update(
@@ -201,6 +205,7 @@ async fn remove(
 }
 
 #[utoipa::path(get, path = "/v1/webhooks/{id}/secret", operation_id = "get_webhook_secret", tag = "Webhooks", summary = "Get a webhook's signing secret",
+    description = "The secret that signs this webhook's deliveries now (`whsec_...`): receivers verify the `webhook-signature` header with it.",
     params(("id" = String, Path, description = "The webhook id (wh_...)")), security(("api_key" = [])),
     responses((status = 200, description = "The current secret", body = SecretView), ByIdErrors))]
 async fn secret(
@@ -267,8 +272,9 @@ async fn send_test(
 }
 
 #[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", operation_id = "list_deliveries", tag = "Deliveries", summary = "List a webhook's deliveries",
+    description = "This webhook's deliveries, newest first, a page at a time; `status` keeps only those in one state.",
     params(("id" = String, Path, description = "The webhook id (wh_...)"), ListParams, DeliveryFilter), security(("api_key" = [])),
-    responses((status = 200, description = "A page of deliveries, newest first", body = List<DeliveryView>),
+    responses((status = 200, description = "A page of deliveries, newest first", body = DeliveryList),
         (status = 404, description = "No such webhook", body = ErrorBody), ListErrors))]
 async fn deliveries(
     State(state): State<AppState>,

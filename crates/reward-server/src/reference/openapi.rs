@@ -1,6 +1,7 @@
 //! Finishing the OpenAPI document generated from the handlers: the error answers routes share
 //! ([`CommonErrors`]), the bearer scheme, each event type's payload schema with its example
-//! (components), and the outgoing webhooks themselves (OpenAPI 3.1's `webhooks` section).
+//! (components), the outgoing webhooks themselves (OpenAPI 3.1's `webhooks` section), the server
+//! and an explicit `security` on every operation, so linters and generators take it as it is.
 
 use reward_core::event::EventType;
 use serde_json::{json, Map, Value};
@@ -48,6 +49,8 @@ fn webhook_operation(kind: EventType) -> Value {
     let header = |name: &str, description: &str| json!({"name": name, "in": "header", "required": true, "description": description, "schema": {"type": "string"}});
     json!({
         "post": {
+            "operationId": kind.as_str().replace('.', "_"),
+            "tags": ["Webhooks"],
             "summary": kind.as_str(),
             "description": format!("{} Sent as a signed POST to every enabled webhook subscribed to `{}`; retried until a 2xx answer.", kind.description(), kind.as_str()),
             "parameters": [
@@ -59,6 +62,8 @@ fn webhook_operation(kind: EventType) -> Value {
                 "required": true,
                 "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", event_schema_name(kind))}}},
             },
+            // Reward calls the receiver, which checks the signature instead.
+            "security": [],
             "responses": {
                 "2XX": {"description": "Acknowledged: the delivery succeeded."},
                 "410": {"description": "Gone: Reward disables the webhook."},
@@ -98,7 +103,32 @@ pub fn finish(mut document: utoipa::openapi::OpenApi) -> Value {
         .map(|kind| (kind.as_str().to_owned(), webhook_operation(kind)))
         .collect();
     root.insert("webhooks".into(), Value::Object(webhooks));
+    // Relative: the document is served by the very server it describes, under whatever address
+    // its clients reach it.
+    root.insert(
+        "servers".into(),
+        json!([{"url": "/", "description": "The server this document was read from."}]),
+    );
+    if let Some(paths) = root.get_mut("paths").and_then(Value::as_object_mut) {
+        needs_no_auth_unless_named(paths);
+    }
     value
+}
+
+/// An operation that names no security scheme needs none: say so (`security: []`), rather than
+/// leaving readers to guess.
+fn needs_no_auth_unless_named(paths: &mut Map<String, Value>) {
+    let operations = paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(Value::as_object_mut)
+        .filter(|operation| operation.contains_key("responses"));
+    for operation in operations {
+        operation
+            .entry("security")
+            .or_insert_with(|| Value::Array(Vec::new()));
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ mod hardening;
 mod idempotency;
 mod isolation;
 mod many_nodes;
+mod openapi_tools;
 mod operations;
 mod outbox;
 mod prometheus;
