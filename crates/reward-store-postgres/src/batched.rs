@@ -384,7 +384,7 @@ async fn load_subscribers(
     let types: Vec<&str> = EventType::ALL.iter().map(|kind| kind.as_str()).collect();
     let statement = client
         .prepare_cached(
-            "SELECT account_id, id, events, url, secret, previous_secret, previous_secret_expires_at
+            "SELECT account_id, id, events, url, secret, previous_secrets
              FROM webhooks
              WHERE account_id = ANY($1::text[]) AND enabled AND events::jsonb ?| $2::text[]
              FOR KEY SHARE",

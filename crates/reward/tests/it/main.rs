@@ -22,6 +22,7 @@ mod many_nodes;
 mod operations;
 mod outbox;
 mod resources;
+mod rotation;
 mod schemathesis;
 mod throughput;
 mod validation;
