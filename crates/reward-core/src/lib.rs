@@ -6,7 +6,8 @@
 //! - [`credit`]: how a trigger's rule turns a trigger event's value into credit points.
 //! - [`names`]: validated newtypes for user-supplied names, user ids, trigger ids and URLs.
 //! - [`retry`]: the retry schedule (backoff, jitter, give-up); [`delivery`]: the state after an attempt.
-//! - [`signing`]: webhook secrets and Standard Webhooks signatures.
+//! - [`signing`]: webhook secrets and Standard Webhooks signatures; [`rotation`]: which secrets
+//!   sign after rotations.
 //! - [`api_key`]: API key generation and hashing; [`digest`]: SHA-256 hex.
 
 pub mod api_key;
@@ -17,5 +18,6 @@ pub mod event;
 pub mod ids;
 pub mod names;
 pub mod retry;
+pub mod rotation;
 pub mod signing;
 pub mod time;

@@ -1,7 +1,8 @@
 //! Webhook secrets and Standard Webhooks signatures.
 //!
 //! The signature is `v1,` + base64(HMAC-SHA256(secret, "{id}.{timestamp}.{body}")), the secret
-//! being the base64 text after `whsec_`. During a rotation two signatures are sent, space-separated.
+//! being the base64 text after `whsec_`. After rotations one signature per secret still signing is
+//! sent, space-separated (see [`crate::rotation`]).
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;

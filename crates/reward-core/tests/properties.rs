@@ -13,7 +13,9 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use proptest::prelude::*;
-use reward_core::credit::CreditRule;
+use reward_core::credit::{
+    balance_after, BalanceOverflow, CreditRule, TooManyPoints, MAX_BALANCE, MAX_POINTS,
+};
 use reward_core::event::EventType;
 use reward_core::ids::{DeliveryId, EventId, WebhookId};
 use reward_core::names::{
@@ -679,8 +681,16 @@ proptest! {
         value in prop::option::of(any_json_number()),
         fixed in any::<i64>(),
     ) {
-        prop_assert!(CreditRule::PerUnit(per_unit).points_for(value.as_ref()) >= 0);
-        prop_assert_eq!(CreditRule::Fixed(fixed).points_for(value.as_ref()), fixed.max(0));
+        // Within [0, 10^12], or refused: never negative, never past the bound.
+        if let Ok(points) = CreditRule::PerUnit(per_unit).points_for(value.as_ref()) {
+            prop_assert!((0..=MAX_POINTS).contains(&points));
+        }
+        let fixed_points = CreditRule::Fixed(fixed).points_for(value.as_ref());
+        if fixed <= MAX_POINTS {
+            prop_assert_eq!(fixed_points, Ok(fixed.max(0)));
+        } else {
+            prop_assert_eq!(fixed_points, Err(TooManyPoints));
+        }
     }
 
     #[test]
@@ -688,22 +698,43 @@ proptest! {
         // `per_unit × value` as the caller wrote it: 0.29 × 100 is 29, never 28.
         let value = json_number(&format!("{}.{:02}", cents / 100, cents % 100));
         let points = CreditRule::PerUnit(per_unit.into()).points_for(Some(&value));
-        let expected = (u128::from(cents) * u128::from(per_unit) / 100).min(i64::MAX as u128);
-        prop_assert_eq!(points as u128, expected);
+        let expected = u128::from(cents) * u128::from(per_unit) / 100;
+        if expected <= MAX_POINTS as u128 {
+            prop_assert_eq!(points.map(|points| points as u128), Ok(expected));
+        } else {
+            prop_assert_eq!(points, Err(TooManyPoints));
+        }
     }
 
     #[test]
     fn decimal_rates_are_exact(units in 0_u64..1_000_000, tenths in 1_u64..10_000) {
         let per_unit = json_number(&format!("{}.{}", tenths / 10, tenths % 10));
         let points = CreditRule::PerUnit(per_unit).points_for(Some(&units.into()));
-        prop_assert_eq!(points as u64, units * tenths / 10);
+        prop_assert_eq!(points, Ok((units * tenths / 10) as i64));
     }
 
     #[test]
     fn points_grow_with_the_value(a in 0_u32..1_000_000_000, b in 0_u32..1_000_000_000, per_unit in any_json_number()) {
         let rule = CreditRule::PerUnit(per_unit);
         let (low, high) = (a.min(b), a.max(b));
-        prop_assert!(rule.points_for(Some(&low.into())) <= rule.points_for(Some(&high.into())));
+        // Refused counts as the most: a larger value is never refused less.
+        let points = |value: u32| rule.points_for(Some(&value.into())).unwrap_or(i64::MAX);
+        prop_assert!(points(low) <= points(high));
+    }
+
+    #[test]
+    fn balances_never_pass_what_a_double_reads_exactly(
+        balance in prop_oneof![0..=MAX_BALANCE, (MAX_BALANCE - MAX_POINTS)..=MAX_BALANCE],
+        points in 0..=MAX_POINTS,
+    ) {
+        match balance_after(balance, points) {
+            Ok(after) => {
+                prop_assert_eq!(after, balance + points);
+                prop_assert!(after <= MAX_BALANCE);
+                prop_assert_eq!(after as f64 as i64, after);
+            }
+            Err(BalanceOverflow) => prop_assert!(balance + points > MAX_BALANCE),
+        }
     }
 }
 

@@ -157,11 +157,12 @@ async fn write_alone(
     Ok(outcome)
 }
 
-/// The batch in one transaction. Returns each job's outcome, in order: a job naming an unknown
-/// trigger gets its error and writes nothing; `None` is a job whose `Idempotency-Key` was already
-/// taken (a replay, a conflict, or a second request with it in this batch), to be recorded alone
-/// once this batch has committed, which settles what it answers. An `Err` means nothing was
-/// written.
+/// The batch in one transaction. Returns each job's outcome, in order: a job without a key
+/// naming an unknown trigger, or whose rule would issue too many points, gets its error and
+/// writes nothing; `None` is a job to be recorded alone once this batch has committed, which
+/// settles what it answers: its `Idempotency-Key` was already taken (a replay, a conflict, or a
+/// second request with it in this batch), or it has a key and an error. An `Err` means nothing
+/// was written.
 async fn write_together(
     context: &WriteContext,
     jobs: &[&Job],
@@ -180,14 +181,12 @@ async fn write_together(
         let key = (job.account.to_string(), job.request.trigger.to_string());
         recorded.push(match rules.get(&key) {
             None => Err(StoreError::UnknownTrigger(job.request.trigger.to_string())),
-            Some(rule) => Ok(TriggerEvent {
+            Some(rule) => points_for(rule.as_ref(), job).map(|points| TriggerEvent {
                 id: TriggerEventId::generate(),
                 user: job.request.user.clone(),
                 trigger: job.request.trigger.clone(),
                 value: job.request.value.clone(),
-                credit_points_issued: rule
-                    .as_ref()
-                    .map_or(0, |rule| rule.points_for(job.request.value.as_ref())),
+                credit_points_issued: points,
                 created_at: now,
             }),
         });
@@ -233,10 +232,21 @@ async fn write_together(
         .collect())
 }
 
+/// The points a job's trigger event issues under its trigger's rule; more than 10^12 is that
+/// job's own error, like an unknown trigger, and writes nothing.
+fn points_for(rule: Option<&CreditRule>, job: &Job) -> StoreResult<i64> {
+    match rule {
+        Some(rule) => Ok(rule.points_for(job.request.value.as_ref())?),
+        None => Ok(0),
+    }
+}
+
 /// Claims the `Idempotency-Key` of every job that has one and names a known trigger, for its
 /// new trigger event, as `rewards::record_trigger_event` does one at a time (a key past its
-/// window is taken over). Returns, per job, whether it goes on in this batch: jobs without a key,
-/// with an unknown trigger (answered with that error), or whose key this batch now holds.
+/// window is taken over). Returns, per job, whether it goes on in this batch: jobs without a key
+/// (answered with their error, if they have one: an unknown trigger, too many points), or whose
+/// key this batch now holds. A job with a key and an error is recorded alone, as a key already
+/// taken is: a replay of its key answers the first response, whatever the trigger is now.
 async fn claim_keys(
     client: &impl GenericClient,
     jobs: &[&Job],
@@ -254,8 +264,7 @@ async fn claim_keys(
     }
     let mut goes_on: Vec<bool> = jobs
         .iter()
-        .zip(recorded)
-        .map(|(job, recorded)| job.request.idempotency.is_none() || recorded.is_err())
+        .map(|job| job.request.idempotency.is_none())
         .collect();
     if wanted.is_empty() {
         return Ok(goes_on);
@@ -375,7 +384,7 @@ async fn load_subscribers(
     let types: Vec<&str> = EventType::ALL.iter().map(|kind| kind.as_str()).collect();
     let statement = client
         .prepare_cached(
-            "SELECT account_id, id, events, url, secret, previous_secret, previous_secret_expires_at
+            "SELECT account_id, id, events, url, secret, previous_secrets
              FROM webhooks
              WHERE account_id = ANY($1::text[]) AND enabled AND events::jsonb ?| $2::text[]
              FOR KEY SHARE",
@@ -401,7 +410,8 @@ async fn load_subscribers(
 
 /// Adds each user's points (all of them, summed per user, one row each, in key order so two
 /// batches lock users in the same order). Returns each trigger event's balance right after it, in
-/// order. A sum past `i64::MAX` fails the batch; its jobs then find out one by one.
+/// order. A balance past `MAX_BALANCE` (the table's check) or a sum past `i64::MAX` fails the
+/// batch; its jobs then find out one by one.
 async fn add_to_balances(
     client: &impl GenericClient,
     written: &[(&AccountId, &TriggerEvent)],

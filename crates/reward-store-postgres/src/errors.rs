@@ -29,10 +29,19 @@ pub fn from_pool(error: PoolError) -> StoreError {
     }
 }
 
-/// For a statement that adds to balances: BIGINT arithmetic refuses to wrap, so a balance past
-/// `i64::MAX` fails the statement, and that is the caller's overflow, not a database fault.
+/// The check that keeps balances within 2^53 - 1 (migration 0004).
+const BALANCE_BOUND: &str = "users_balance_within_exact_doubles";
+
+/// For a statement that adds to balances: a balance past the table's bound, or past `i64::MAX`
+/// (BIGINT arithmetic refuses to wrap), fails the statement, and that is the caller's overflow,
+/// not a database fault.
 pub fn from_balance_update(error: tokio_postgres::Error) -> StoreError {
-    if error.code() == Some(&SqlState::NUMERIC_VALUE_OUT_OF_RANGE) {
+    let past_the_bound = error.code() == Some(&SqlState::CHECK_VIOLATION)
+        && error
+            .as_db_error()
+            .and_then(|db| db.constraint())
+            .is_some_and(|constraint| constraint == BALANCE_BOUND);
+    if past_the_bound || error.code() == Some(&SqlState::NUMERIC_VALUE_OUT_OF_RANGE) {
         StoreError::BalanceOverflow
     } else {
         from_pg(error)

@@ -67,7 +67,7 @@ const LEASE_AND_LOAD: &str = "WITH leased AS (
     )
     SELECT d.account_id, d.id, d.webhook_id, d.event_id, d.status, d.attempt_count,
            d.schedule_attempts, d.manual_attempt_at IS NOT NULL, w.url, w.secret,
-           w.previous_secret, w.previous_secret_expires_at, e.payload
+           w.previous_secrets, e.payload
     FROM leased d
     JOIN webhooks w ON w.account_id = d.account_id AND w.id = d.webhook_id
     JOIN events e ON e.account_id = d.account_id AND e.id = d.event_id";
@@ -238,9 +238,9 @@ fn claimed_from_row(row: &Row, cipher: &SecretCipher) -> StoreResult<ClaimedDeli
         url: rows::webhook_url(row, 8)?,
         secrets: WebhookSecrets {
             current: rows::secret(row, 9, cipher, webhook_id)?,
-            previous: rows::previous_secret(row, 10, 11, cipher, webhook_id)?,
+            previous: rows::previous_secrets(row, 10, cipher, webhook_id)?,
         },
-        payload: rows::get(row, 12)?,
+        payload: rows::get(row, 11)?,
     })
 }
 

@@ -288,7 +288,9 @@ async fn claim_idempotency_key(
 }
 
 /// Creates the user at balance 0 if new and adds `points`, in one statement that locks the user's
-/// row until the transaction ends; returns the new balance.
+/// row until the transaction ends; returns the new balance. The table's check refuses a balance
+/// past [`reward_core::credit::MAX_BALANCE`] (migration 0004), which fails the statement with
+/// [`StoreError::BalanceOverflow`].
 async fn add_to_balance(
     client: &impl GenericClient,
     account: &AccountId,
@@ -408,10 +410,10 @@ pub async fn record_trigger_event(
         outbox::store_event(client, account, &created, outbox.cipher()),
     )?;
     let trigger = trigger.ok_or_else(|| StoreError::UnknownTrigger(request.trigger.to_string()))?;
-    let points = trigger
-        .credit_points
-        .as_ref()
-        .map_or(0, |rule| rule.points_for(request.value.as_ref()));
+    let points = match &trigger.credit_points {
+        Some(rule) => rule.points_for(request.value.as_ref())?,
+        None => 0,
+    };
     let recorded = TriggerEvent {
         id,
         user: request.user.clone(),

@@ -2,6 +2,7 @@
 
 use reward_core::event::EventType;
 use reward_core::names::WebhookUrl;
+use reward_core::rotation::Retired;
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::records::{DeliveryStatus, Page};
@@ -77,21 +78,14 @@ pub fn secret(
     cipher.open(webhook_id, get::<&str>(row, index)?)
 }
 
-/// The previous secret and when it stops signing, when a rotation is under way.
-pub fn previous_secret(
+/// A webhook's secrets rotated out, opened from `previous_secrets`.
+pub fn previous_secrets(
     row: &Row,
-    secret_index: usize,
-    expires_index: usize,
+    index: usize,
     cipher: &SecretCipher,
     webhook_id: &str,
-) -> StoreResult<Option<(WebhookSecret, Timestamp)>> {
-    match get::<Option<&str>>(row, secret_index)? {
-        None => Ok(None),
-        Some(_) => Ok(Some((
-            secret(row, secret_index, cipher, webhook_id)?,
-            timestamp(row, expires_index)?,
-        ))),
-    }
+) -> StoreResult<Vec<Retired<WebhookSecret>>> {
+    cipher.open_previous(webhook_id, get::<&str>(row, index)?)
 }
 
 pub fn json_number(row: &Row, index: usize) -> StoreResult<Option<serde_json::Number>> {

@@ -14,11 +14,11 @@ pub async fn seal_plain_secrets(
     client: &impl GenericClient,
     cipher: &SecretCipher,
 ) -> StoreResult<usize> {
+    // A plain secret is `whsec_...`; a sealed one's base64 never holds `"whsec`.
     let plain = client
         .query(
-            "SELECT account_id, id, secret, previous_secret FROM webhooks
-             WHERE secret NOT LIKE 'enc:v1:%'
-                OR (previous_secret IS NOT NULL AND previous_secret NOT LIKE 'enc:v1:%')",
+            "SELECT account_id, id, secret, previous_secrets FROM webhooks
+             WHERE secret NOT LIKE 'enc:v1:%' OR previous_secrets LIKE '%\"whsec%'",
             &[],
         )
         .await
@@ -34,14 +34,23 @@ pub async fn seal_plain_secrets(
     };
     for row in &plain {
         let (account_id, id): (&str, &str) = (row.get(0), row.get(1));
-        let (secret, previous): (&str, Option<&str>) = (row.get(2), row.get(3));
+        let (secret, previous): (&str, &str) = (row.get(2), row.get(3));
         let sealed = reseal(id, secret)?;
-        let sealed_previous = previous.map(|previous| reseal(id, previous)).transpose()?;
+        let sealed_previous = cipher
+            .seal_plain_previous(id, previous)?
+            .unwrap_or_else(|| previous.to_owned());
         client
             .execute(
-                "UPDATE webhooks SET secret = $3, previous_secret = $4
-                 WHERE account_id = $1 AND id = $2 AND secret = $5",
-                &[&account_id, &id, &sealed, &sealed_previous, &secret],
+                "UPDATE webhooks SET secret = $3, previous_secrets = $4
+                 WHERE account_id = $1 AND id = $2 AND secret = $5 AND previous_secrets = $6",
+                &[
+                    &account_id,
+                    &id,
+                    &sealed,
+                    &sealed_previous,
+                    &secret,
+                    &previous,
+                ],
             )
             .await
             .map_err(from_pg)?;

@@ -4,10 +4,11 @@ use deadpool_postgres::GenericClient;
 use reward_core::event::EventType;
 use reward_core::ids::{AccountId, WebhookId};
 use reward_core::names::{Name, WebhookUrl};
+use reward_core::rotation::{after_rotation, Retired};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::records::{NewWebhook, Page, PageRequest, Webhook, WebhookPatch, WebhookSecrets};
-use reward_store::secrets::SecretCipher;
+use reward_store::secrets::{previous_from_stored, previous_to_stored, SecretCipher};
 use reward_store::{StoreError, StoreResult};
 use tokio_postgres::Row;
 
@@ -235,21 +236,10 @@ pub async fn secrets(
     id: &WebhookId,
     cipher: &SecretCipher,
 ) -> StoreResult<WebhookSecrets> {
-    read_secrets(client, account, id, "", cipher).await
-}
-
-async fn read_secrets(
-    client: &impl GenericClient,
-    account: &AccountId,
-    id: &WebhookId,
-    lock: &str,
-    cipher: &SecretCipher,
-) -> StoreResult<WebhookSecrets> {
     let statement = client
-        .prepare_cached(&format!(
-            "SELECT secret, previous_secret, previous_secret_expires_at FROM webhooks
-             WHERE account_id = $1 AND id = $2{lock}"
-        ))
+        .prepare_cached(
+            "SELECT secret, previous_secrets FROM webhooks WHERE account_id = $1 AND id = $2",
+        )
         .await
         .map_err(from_pg)?;
     let row = client
@@ -259,10 +249,13 @@ async fn read_secrets(
         .ok_or(StoreError::NotFound)?;
     Ok(WebhookSecrets {
         current: rows::secret(&row, 0, cipher, id.as_str())?,
-        previous: rows::previous_secret(&row, 1, 2, cipher, id.as_str())?,
+        previous: rows::previous_secrets(&row, 1, cipher, id.as_str())?,
     })
 }
 
+/// Makes `secret` current. The one it replaces signs until `previous_expires_at`, beside those
+/// rotated out before that still sign (at most `MAX_PREVIOUS_SECRETS`; see
+/// `reward_core::rotation`). Stored forms are kept as they are: nothing is opened to rotate.
 pub async fn rotate_secret(
     client: &impl GenericClient,
     account: &AccountId,
@@ -271,32 +264,50 @@ pub async fn rotate_secret(
     previous_expires_at: Timestamp,
     cipher: &SecretCipher,
 ) -> StoreResult<WebhookSecrets> {
-    // Locked: two rotations at once must not both keep the same "previous" secret.
-    let old = read_secrets(client, account, id, " FOR NO KEY UPDATE", cipher).await?;
-    let statement = client
+    // Locked: two rotations at once must each keep the secret the other rotated out.
+    let read = client
         .prepare_cached(
-            "UPDATE webhooks SET secret = $3, previous_secret = $4, previous_secret_expires_at = $5,
-             updated_at = $6 WHERE account_id = $1 AND id = $2",
+            "SELECT secret, previous_secrets FROM webhooks WHERE account_id = $1 AND id = $2
+             FOR NO KEY UPDATE",
+        )
+        .await
+        .map_err(from_pg)?;
+    let row = client
+        .query_opt(&read, &[&account.as_str(), &id.as_str()])
+        .await
+        .map_err(from_pg)?
+        .ok_or(StoreError::NotFound)?;
+    let now = Timestamp::now();
+    let rotated_out = Retired {
+        secret: rows::get::<String>(&row, 0)?,
+        expires_at: previous_expires_at,
+    };
+    let previous = previous_from_stored(id.as_str(), rows::get(&row, 1)?)?;
+    let previous = previous_to_stored(&after_rotation(rotated_out, &previous, now));
+    let sealed = cipher.seal(id.as_str(), secret);
+    let update = client
+        .prepare_cached(
+            "UPDATE webhooks SET secret = $3, previous_secrets = $4, updated_at = $5
+             WHERE account_id = $1 AND id = $2",
         )
         .await
         .map_err(from_pg)?;
     client
         .execute(
-            &statement,
+            &update,
             &[
                 &account.as_str(),
                 &id.as_str(),
-                &cipher.seal(id.as_str(), secret),
-                &cipher.seal(id.as_str(), &old.current),
-                &previous_expires_at.as_millis(),
-                &Timestamp::now().as_millis(),
+                &sealed,
+                &previous,
+                &now.as_millis(),
             ],
         )
         .await
         .map_err(from_pg)?;
     Ok(WebhookSecrets {
         current: secret.clone(),
-        previous: Some((old.current, previous_expires_at)),
+        previous: cipher.open_previous(id.as_str(), &previous)?,
     })
 }
 
@@ -318,7 +329,7 @@ pub async fn subscribed(
 ) -> StoreResult<Vec<Subscriber>> {
     let statement = client
         .prepare_cached(
-            "SELECT id, url, secret, previous_secret, previous_secret_expires_at FROM webhooks
+            "SELECT id, url, secret, previous_secrets FROM webhooks
              WHERE account_id = $1 AND enabled AND events::jsonb ? $2
              FOR KEY SHARE",
         )
@@ -341,7 +352,7 @@ pub async fn subscribed(
 }
 
 /// With `cipher`, a webhook's URL and opened secrets, from the columns `url, secret,
-/// previous_secret, previous_secret_expires_at` starting at `first`: what a hand-off needs.
+/// previous_secrets` starting at `first`: what a hand-off needs.
 pub fn target_from_row(
     row: &Row,
     first: usize,
@@ -355,7 +366,7 @@ pub fn target_from_row(
         rows::webhook_url(row, first)?,
         WebhookSecrets {
             current: rows::secret(row, first + 1, cipher, webhook_id)?,
-            previous: rows::previous_secret(row, first + 2, first + 3, cipher, webhook_id)?,
+            previous: rows::previous_secrets(row, first + 2, cipher, webhook_id)?,
         },
     )))
 }

@@ -1,7 +1,7 @@
 //! Triggers, trigger events, users' balances and credits: the rewards domain, each change
 //! emitting its events through the outbox in the same transaction.
 
-use reward_core::credit::CreditRule;
+use reward_core::credit::{self, CreditRule};
 use reward_core::event::NewEvent;
 use reward_core::ids::{AccountId, TriggerEventId};
 use reward_core::names::{IdempotencyKey, Name, TriggerId, UserId};
@@ -200,7 +200,9 @@ fn replay(
     }
 }
 
-/// Creates the user at balance 0 if new, then adds `points`; returns the new balance.
+/// Creates the user at balance 0 if new, then adds `points`; returns the new balance. A balance
+/// never passes [`credit::MAX_BALANCE`]: the one writer reads and writes it, so checking here is
+/// enough.
 fn add_to_balance(
     connection: &Connection,
     account: &AccountId,
@@ -220,10 +222,7 @@ fn add_to_balance(
     if points == 0 {
         return Ok(get_user(connection, account, user)?.balance);
     }
-    let balance = get_user(connection, account, user)?.balance;
-    let balance = balance
-        .checked_add(points)
-        .ok_or(StoreError::BalanceOverflow)?;
+    let balance = credit::balance_after(get_user(connection, account, user)?.balance, points)?;
     connection
         .prepare_cached("UPDATE users SET balance = ?3 WHERE account_id = ?1 AND id = ?2")
         .and_then(|mut statement| {
@@ -247,10 +246,10 @@ pub fn record_trigger_event(
     }
     let trigger = find_trigger(connection, account, &request.trigger)?
         .ok_or_else(|| StoreError::UnknownTrigger(request.trigger.to_string()))?;
-    let points = trigger
-        .credit_points
-        .as_ref()
-        .map_or(0, |rule| rule.points_for(request.value.as_ref()));
+    let points = match &trigger.credit_points {
+        Some(rule) => rule.points_for(request.value.as_ref())?,
+        None => 0,
+    };
     let balance = add_to_balance(connection, account, &request.user, points, now)?;
     let recorded = TriggerEvent {
         id: TriggerEventId::generate(),

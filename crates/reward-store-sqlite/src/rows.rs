@@ -70,21 +70,18 @@ pub fn secret(
     })
 }
 
-/// A webhook's signing secrets, from three columns in a row starting at `first`: `secret`,
-/// `previous_secret`, `previous_secret_expires_at`.
+/// A webhook's signing secrets, from two columns in a row starting at `first`: `secret`,
+/// `previous_secrets`.
 pub fn webhook_secrets(
     row: &Row,
     first: usize,
     cipher: &SecretCipher,
     webhook_id: &str,
 ) -> rusqlite::Result<WebhookSecrets> {
-    let previous = match row.get::<_, Option<String>>(first + 1)? {
-        None => None,
-        Some(_) => Some((
-            secret(row, first + 1, cipher, webhook_id)?,
-            timestamp(row, first + 2)?,
-        )),
-    };
+    let stored: String = row.get(first + 1)?;
+    let previous = cipher.open_previous(webhook_id, &stored).map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(first + 1, Type::Text, error.to_string().into())
+    })?;
     Ok(WebhookSecrets {
         current: secret(row, first, cipher, webhook_id)?,
         previous,

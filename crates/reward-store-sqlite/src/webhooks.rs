@@ -3,10 +3,11 @@
 use reward_core::event::EventType;
 use reward_core::ids::{AccountId, WebhookId};
 use reward_core::names::{Name, WebhookUrl};
+use reward_core::rotation::{after_rotation, Retired};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::records::{NewWebhook, Page, PageRequest, Webhook, WebhookPatch, WebhookSecrets};
-use reward_store::secrets::SecretCipher;
+use reward_store::secrets::{previous_from_stored, previous_to_stored, SecretCipher};
 use reward_store::{StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -232,8 +233,7 @@ pub fn secrets(
 ) -> StoreResult<WebhookSecrets> {
     connection
         .prepare_cached(
-            "SELECT secret, previous_secret, previous_secret_expires_at FROM webhooks
-             WHERE account_id = ?1 AND id = ?2",
+            "SELECT secret, previous_secrets FROM webhooks WHERE account_id = ?1 AND id = ?2",
         )
         .and_then(|mut statement| {
             statement
@@ -246,6 +246,9 @@ pub fn secrets(
         .ok_or(StoreError::NotFound)
 }
 
+/// Makes `secret` current. The one it replaces signs until `previous_expires_at`, beside those
+/// rotated out before that still sign (at most `MAX_PREVIOUS_SECRETS`; see
+/// `reward_core::rotation`). Stored forms are kept as they are: nothing is opened to rotate.
 pub fn rotate_secret(
     connection: &Connection,
     account: &AccountId,
@@ -254,27 +257,42 @@ pub fn rotate_secret(
     previous_expires_at: Timestamp,
     cipher: &SecretCipher,
 ) -> StoreResult<WebhookSecrets> {
-    let old = secrets(connection, account, id, cipher)?;
+    let (stored_current, stored_previous): (String, String) = connection
+        .prepare_cached(
+            "SELECT secret, previous_secrets FROM webhooks WHERE account_id = ?1 AND id = ?2",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![account.as_str(), id.as_str()], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()
+        })
+        .map_err(from_sqlite)?
+        .ok_or(StoreError::NotFound)?;
+    let now = Timestamp::now();
+    let rotated_out = Retired {
+        secret: stored_current,
+        expires_at: previous_expires_at,
+    };
+    let previous = previous_from_stored(id.as_str(), &stored_previous)?;
+    let previous = previous_to_stored(&after_rotation(rotated_out, &previous, now));
     connection
         .prepare_cached(
-            "UPDATE webhooks SET secret = ?3, previous_secret = ?4, previous_secret_expires_at = ?5,
-             updated_at = ?6 WHERE account_id = ?1 AND id = ?2",
+            "UPDATE webhooks SET secret = ?3, previous_secrets = ?4, updated_at = ?5
+             WHERE account_id = ?1 AND id = ?2",
         )
         .and_then(|mut statement| {
             statement.execute(params![
                 account.as_str(),
                 id.as_str(),
                 cipher.seal(id.as_str(), secret),
-                cipher.seal(id.as_str(), &old.current),
-                previous_expires_at.as_millis(),
-                Timestamp::now().as_millis(),
+                previous,
+                now.as_millis(),
             ])
         })
         .map_err(from_sqlite)?;
-    Ok(WebhookSecrets {
-        current: secret.clone(),
-        previous: Some((old.current, previous_expires_at)),
-    })
+    secrets(connection, account, id, cipher)
 }
 
 /// An enabled webhook subscribed to an event, with where and how to send when asked for.
@@ -293,7 +311,7 @@ pub fn subscribed(
 ) -> StoreResult<Vec<Subscriber>> {
     let mut statement = connection
         .prepare_cached(
-            "SELECT id, events, url, secret, previous_secret, previous_secret_expires_at
+            "SELECT id, events, url, secret, previous_secrets
              FROM webhooks WHERE account_id = ?1 AND enabled = 1",
         )
         .map_err(from_sqlite)?;
@@ -331,19 +349,20 @@ pub fn seal_plain_secrets(
     if !cipher.has_key() {
         return Ok(0);
     }
-    let plain: Vec<(String, String, String, Option<String>)> = connection
+    // A plain secret is `whsec_...`; a sealed one's base64 never holds `"whsec_`.
+    let plain: Vec<(String, String, String, String)> = connection
         .prepare(
-            "SELECT account_id, id, secret, previous_secret FROM webhooks
-             WHERE secret NOT LIKE 'enc:v1:%'
-                OR (previous_secret IS NOT NULL AND previous_secret NOT LIKE 'enc:v1:%')",
+            "SELECT account_id, id, secret, previous_secrets FROM webhooks
+             WHERE secret NOT LIKE 'enc:v1:%' OR previous_secrets LIKE '%\"whsec%'",
         )?
         .query_map([], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
         })?
         .collect::<Result<_, _>>()?;
     let mut update = connection.prepare(
-        "UPDATE webhooks SET secret = ?3, previous_secret = ?4 WHERE account_id = ?1 AND id = ?2",
+        "UPDATE webhooks SET secret = ?3, previous_secrets = ?4 WHERE account_id = ?1 AND id = ?2",
     )?;
+    let invalid = |error: StoreError| rusqlite::Error::InvalidParameterName(error.to_string());
     let reseal = |id: &str, stored: &str| -> rusqlite::Result<String> {
         if !SecretCipher::is_plain(stored) {
             return Ok(stored.to_owned());
@@ -357,10 +376,10 @@ pub fn seal_plain_secrets(
     };
     for (account_id, id, secret, previous) in &plain {
         let secret = reseal(id, secret)?;
-        let previous = previous
-            .as_deref()
-            .map(|previous| reseal(id, previous))
-            .transpose()?;
+        let previous = cipher
+            .seal_plain_previous(id, previous)
+            .map_err(invalid)?
+            .unwrap_or_else(|| previous.clone());
         update.execute(params![account_id, id, secret, previous])?;
     }
     if !plain.is_empty() {

@@ -1,3 +1,4 @@
+use reward_core::credit;
 use thiserror::Error;
 
 /// What a store operation can fail with. The first group is the caller's doing and maps to a
@@ -10,7 +11,9 @@ pub enum StoreError {
     UnknownTrigger(String),
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyConflict,
-    #[error("the user's balance would exceed the largest number Reward can hold")]
+    #[error("the trigger's rule would issue more than 10^12 points for this value")]
+    TooManyPoints,
+    #[error("the user's balance would pass 2^53 - 1")]
     BalanceOverflow,
     #[error("the pagination cursor is not valid")]
     InvalidCursor,
@@ -18,4 +21,16 @@ pub enum StoreError {
     Unavailable(String),
     #[error("storage error: {0}")]
     Internal(String),
+}
+
+impl From<credit::TooManyPoints> for StoreError {
+    fn from(_: credit::TooManyPoints) -> Self {
+        StoreError::TooManyPoints
+    }
+}
+
+impl From<credit::BalanceOverflow> for StoreError {
+    fn from(_: credit::BalanceOverflow) -> Self {
+        StoreError::BalanceOverflow
+    }
 }

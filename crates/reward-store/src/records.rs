@@ -82,26 +82,8 @@ pub struct Webhook {
     pub updated_at: Timestamp,
 }
 
-/// The secrets that sign a webhook's deliveries: the current one, and during a rotation's
-/// overlap the previous one.
-#[derive(Debug, Clone)]
-pub struct WebhookSecrets {
-    pub current: WebhookSecret,
-    pub previous: Option<(WebhookSecret, Timestamp)>,
-}
-
-impl WebhookSecrets {
-    /// The secrets that sign a message sent at `now`.
-    pub fn signing_at(&self, now: Timestamp) -> Vec<&WebhookSecret> {
-        let mut secrets = vec![&self.current];
-        if let Some((previous, expires_at)) = &self.previous {
-            if now < *expires_at {
-                secrets.push(previous);
-            }
-        }
-        secrets
-    }
-}
+/// The secrets that sign a webhook's deliveries: the current one and those rotated out.
+pub use reward_core::rotation::WebhookSecrets;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryStatus {

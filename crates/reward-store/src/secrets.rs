@@ -7,6 +7,9 @@
 //! open. Rows written before encryption hold the plain `whsec_...` text: [`SecretCipher::open`]
 //! still reads those, every write seals, and each backend re-seals the plain rows it finds when
 //! it is opened with a key (a SQL migration cannot: it has no key).
+//!
+//! Secrets rotated out live in one column, `previous_secrets`: a JSON array, newest first, of
+//! `{"secret": <stored form>, "expires_at": <Unix millis>}` (see [`previous_from_stored`]).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -17,7 +20,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use reward_core::rotation::Retired;
 use reward_core::signing::WebhookSecret;
+use reward_core::time::Timestamp;
+use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
 
@@ -193,6 +199,91 @@ impl SecretCipher {
     pub fn is_plain(stored: &str) -> bool {
         !stored.starts_with(SEALED_PREFIX)
     }
+
+    /// A webhook's secrets rotated out, opened from their stored form.
+    pub fn open_previous(
+        &self,
+        webhook_id: &str,
+        stored: &str,
+    ) -> Result<Vec<Retired<WebhookSecret>>, StoreError> {
+        previous_from_stored(webhook_id, stored)?
+            .into_iter()
+            .map(|retired| {
+                Ok(Retired {
+                    secret: self.open(webhook_id, &retired.secret)?,
+                    expires_at: retired.expires_at,
+                })
+            })
+            .collect()
+    }
+
+    /// `previous_secrets` with every plain entry sealed, when it had one (rows from before
+    /// encryption); `None` when there was nothing to seal.
+    pub fn seal_plain_previous(
+        &self,
+        webhook_id: &str,
+        stored: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let mut previous = previous_from_stored(webhook_id, stored)?;
+        if !previous
+            .iter()
+            .any(|retired| Self::is_plain(&retired.secret))
+        {
+            return Ok(None);
+        }
+        for retired in &mut previous {
+            if Self::is_plain(&retired.secret) {
+                let secret = WebhookSecret::parse(&retired.secret).map_err(|_| {
+                    StoreError::Internal(format!(
+                        "webhook {webhook_id}: a stored previous secret is not valid"
+                    ))
+                })?;
+                retired.secret = self.seal(webhook_id, &secret);
+            }
+        }
+        Ok(Some(previous_to_stored(&previous)))
+    }
+}
+
+/// What `previous_secrets` holds when nothing was rotated out.
+pub const NO_PREVIOUS_SECRETS: &str = "[]";
+
+/// One entry of `previous_secrets`.
+#[derive(Serialize, Deserialize)]
+struct StoredRetired<'a> {
+    secret: std::borrow::Cow<'a, str>,
+    expires_at: i64,
+}
+
+/// The secrets rotated out, in their stored forms, from `previous_secrets`.
+pub fn previous_from_stored(
+    webhook_id: &str,
+    stored: &str,
+) -> Result<Vec<Retired<String>>, StoreError> {
+    let entries: Vec<StoredRetired> = serde_json::from_str(stored).map_err(|_| {
+        StoreError::Internal(format!(
+            "webhook {webhook_id}: previous_secrets is not a list of secrets"
+        ))
+    })?;
+    Ok(entries
+        .into_iter()
+        .map(|entry| Retired {
+            secret: entry.secret.into_owned(),
+            expires_at: Timestamp::from_millis(entry.expires_at),
+        })
+        .collect())
+}
+
+/// `previous_secrets` for secrets rotated out, in their stored forms.
+pub fn previous_to_stored(previous: &[Retired<String>]) -> String {
+    let entries: Vec<StoredRetired> = previous
+        .iter()
+        .map(|retired| StoredRetired {
+            secret: std::borrow::Cow::Borrowed(&retired.secret),
+            expires_at: retired.expires_at.as_millis(),
+        })
+        .collect();
+    serde_json::to_string(&entries).unwrap_or_else(|_| NO_PREVIOUS_SECRETS.to_owned())
 }
 
 #[cfg(test)]
@@ -223,6 +314,53 @@ mod tests {
             secret.expose()
         );
         assert!(SecretCipher::is_plain(secret.expose()) && !SecretCipher::is_plain(&stored));
+    }
+
+    #[test]
+    fn previous_secrets_round_trip_sealed_and_reseal_plain_entries() {
+        let cipher = SecretCipher::from_base64(&SecretCipher::generate_key()).expect("key");
+        let (a, b) = (WebhookSecret::generate(), WebhookSecret::generate());
+        let stored = previous_to_stored(&[
+            Retired {
+                secret: cipher.seal("wh_1", &a),
+                expires_at: Timestamp::from_millis(2),
+            },
+            // From before encryption: plain.
+            Retired {
+                secret: b.expose().to_owned(),
+                expires_at: Timestamp::from_millis(1),
+            },
+        ]);
+        let opened = cipher.open_previous("wh_1", &stored).expect("open");
+        assert_eq!(opened.len(), 2);
+        assert_eq!(
+            (&opened[0].secret, opened[0].expires_at.as_millis()),
+            (&a, 2)
+        );
+        assert_eq!(
+            (&opened[1].secret, opened[1].expires_at.as_millis()),
+            (&b, 1)
+        );
+        let resealed = cipher
+            .seal_plain_previous("wh_1", &stored)
+            .expect("reseal")
+            .expect("one was plain");
+        assert!(!resealed.contains("whsec_"), "{resealed}");
+        let reopened = cipher.open_previous("wh_1", &resealed).expect("open");
+        assert_eq!(reopened[1].secret, b);
+        assert_eq!(
+            cipher.seal_plain_previous("wh_1", &resealed).expect("ok"),
+            None
+        );
+        assert!(
+            cipher.open_previous("wh_2", &resealed).is_err(),
+            "another row"
+        );
+        assert!(cipher
+            .open_previous("wh_1", NO_PREVIOUS_SECRETS)
+            .expect("empty")
+            .is_empty());
+        assert!(cipher.open_previous("wh_1", "{}").is_err());
     }
 
     #[test]

@@ -99,10 +99,14 @@ impl From<StoreError> for ApiError {
                 "idempotency_conflict",
                 "This Idempotency-Key was already used with a different request body.",
             ),
+            StoreError::TooManyPoints => ApiError::invalid(
+                "value",
+                "The trigger's rule would issue more than 10^12 points for this value; a trigger event issues at most 10^12 points. Nothing was recorded.",
+            ),
             StoreError::BalanceOverflow => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "balance_overflow",
-                "The user's balance would exceed the largest number Reward can hold.",
+                "The user's balance would pass 9007199254740991 (2^53 - 1), the largest whole number every JSON receiver reads exactly. Nothing was changed.",
             ),
             StoreError::InvalidCursor => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -3,9 +3,11 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use reward_core::credit::MAX_POINTS;
 use reward_core::event::EventType;
 use reward_core::names::UserId;
 use reward_store::records::IssueCredits;
+use reward_store::StoreError;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -17,8 +19,6 @@ use super::schemas::{ByIdErrors, CreditsBody};
 use super::views::{CreditsView, UserView};
 use super::AppState;
 
-/// Most points one manual issuance may add.
-const MAX_POINTS: i64 = 1_000_000_000_000;
 /// Longest reason accepted, in characters.
 const MAX_REASON: usize = 500;
 
@@ -47,7 +47,7 @@ async fn show(
 }
 
 #[utoipa::path(post, path = "/v1/users/{user_id}/credits", operation_id = "issue_credits", tag = "Users", summary = "Issue credit points by hand",
-    description = "Adds points to the user's balance and emits balance.credit_points_issued.",
+    description = "Adds points to the user's balance and emits balance.credit_points_issued. A balance never passes 2^53 - 1 (9007199254740991): points that would take it past answer 422 balance_overflow and change nothing.",
     params(("user_id" = String, Path, description = "Your id of the user", min_length = 1, max_length = 128, pattern = "^[^\\s/?#%\\x00-\\x1f\\x7f-\\x9f]+$")), request_body = CreditsBody, security(("api_key" = [])),
     responses((status = 201, description = "The issuance and the new balance", body = CreditsView)))]
 async fn issue_credits(
@@ -85,7 +85,12 @@ async fn issue_credits(
                 reason,
             },
         )
-        .await?;
+        .await
+        .map_err(|error| match error {
+            // Fewer points would fit: the field to change is this one.
+            StoreError::BalanceOverflow => ApiError::from(error).with_field("points"),
+            other => ApiError::from(other),
+        })?;
     state
         .metrics
         .event_emitted(EventType::BalanceCreditPointsIssued);

@@ -222,7 +222,7 @@ async fn secret(
 }
 
 #[utoipa::path(post, path = "/v1/webhooks/{id}/secret/rotate", operation_id = "rotate_webhook_secret", tag = "Webhooks", summary = "Rotate a webhook's signing secret",
-    description = "Makes a new secret current. The previous one keeps signing beside it for 24 hours.",
+    description = "Makes a new secret current. Each secret rotated out keeps signing beside it for its own 24 hours, at most 5 at a time (a sixth rotation within 24 hours drops the oldest).",
     params(("id" = String, Path, description = "The webhook id (wh_...)")), security(("api_key" = [])),
     responses((status = 200, description = "The new secret", body = RotatedSecretView), ByIdErrors))]
 async fn rotate_secret(

@@ -1,9 +1,12 @@
 //! Credit maths through the API: `per_unit` floors value × rate, `fixed` ignores the value, and a
 //! trigger without a rule (or a rule giving 0) emits no `balance.credit_points_issued`.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::common::{Api, TestServer};
+use crate::receiver::Receiver;
 
 async fn issued_events(api: &Api) -> Vec<Value> {
     api.get("/v1/events?type=balance.credit_points_issued&limit=100")
@@ -160,7 +163,47 @@ async fn concurrent_trigger_events_each_report_their_own_balance() {
     assert_eq!(created.body["data"].as_array().expect("data").len(), 50);
 }
 
-/// A trigger event that would take a balance past the largest number fails alone, with
+/// The largest balance: 2^53 - 1, the largest whole number a JavaScript receiver reads exactly.
+const MAX_BALANCE: i64 = 9_007_199_254_740_991;
+/// Most points one trigger event or manual issuance adds.
+const MAX_POINTS: i64 = 1_000_000_000_000;
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Sets a user's balance in the database itself: reaching 2^53 - 1 through the API would take
+/// some 9,000 requests of 10^12 points each.
+async fn set_balance(database_url: &str, user: &str, balance: i64) {
+    let updated = if let Some(path) = database_url.strip_prefix("sqlite://") {
+        let connection = rusqlite::Connection::open(path).expect("open");
+        connection
+            .busy_timeout(Duration::from_secs(5))
+            .expect("busy timeout");
+        connection
+            .execute(
+                "UPDATE users SET balance = ?1 WHERE id = ?2",
+                rusqlite::params![balance, user],
+            )
+            .expect("update") as u64
+    } else {
+        let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        client
+            .execute(
+                "UPDATE users SET balance = $1 WHERE id = $2",
+                &[&balance, &user],
+            )
+            .await
+            .expect("update")
+    };
+    assert_eq!(updated, 1, "user {user} exists");
+}
+
+async fn balance(api: &Api, user: &str) -> Value {
+    api.get(&format!("/v1/users/{user}")).await.body["balance"].clone()
+}
+
+/// A trigger event that would take a balance past 2^53 - 1 fails alone, with
 /// `balance_overflow`, while the requests that arrived with it are recorded.
 #[tokio::test]
 async fn an_overflowing_trigger_event_fails_alone() {
@@ -168,10 +211,8 @@ async fn an_overflowing_trigger_event_fails_alone() {
     let api = server.account("Acme").await;
     api.put_trigger("jackpot", json!({"per_unit": 1000})).await;
     api.put_trigger("signup", json!({"fixed": 3})).await;
-    let first = api
-        .trigger_event("rich", "jackpot", json!(1_000_000_000_000_000_000_u64))
-        .await;
-    assert_eq!(first["credit_points_issued"], i64::MAX);
+    api.trigger_event("rich", "signup", Value::Null).await;
+    set_balance(&server.database_url, "rich", MAX_BALANCE - 999).await;
     let handles: Vec<_> = (0..20)
         .map(|n| {
             let api = api.clone();
@@ -194,7 +235,176 @@ async fn an_overflowing_trigger_event_fails_alone() {
     for handle in handles {
         handle.await.expect("task");
     }
-    assert_eq!(api.get("/v1/users/rich").await.body["balance"], i64::MAX);
-    assert_eq!(api.get("/v1/users/u1").await.body["balance"], 3);
+    assert_eq!(balance(&api, "rich").await, MAX_BALANCE - 999);
+    assert_eq!(balance(&api, "u1").await, 3);
     assert_eq!(issued_events(&api).await.len(), 1 + 16);
+}
+
+/// `value: 1e18` on a `per_unit` trigger used to issue i64::MAX points. A trigger event issues at
+/// most 10^12 points, as a manual issuance does: past it the request answers 422 on `value` and
+/// records nothing (no trigger event, no event, no delivery, the balance as it was), and its
+/// `Idempotency-Key` stays free.
+#[tokio::test]
+async fn a_trigger_event_worth_more_than_ten_to_the_twelve_points_records_nothing() {
+    let server = TestServer::start().await;
+    let api = server.account("Acme").await;
+    let receiver = Receiver::start().await;
+    api.create_webhook(&receiver.url).await;
+    api.put_trigger("jackpot", json!({"per_unit": 1000})).await;
+    let largest = api
+        .trigger_event("u1", "jackpot", json!(1_000_000_000))
+        .await;
+    assert_eq!(largest["credit_points_issued"], MAX_POINTS);
+    receiver.wait_for(2, WAIT).await;
+    let before = api.snapshot().await;
+    for value in [json!(1e18), json!(1_000_000_000.001), json!(1e300)] {
+        let body = json!({"user_id": "u1", "trigger_id": "jackpot", "value": value});
+        let plain = api.post("/v1/trigger_events", body.clone()).await;
+        plain.assert_error(422, "invalid_value", Some("value"));
+        let message = plain.body["error"]["message"].as_str().expect("message");
+        assert!(message.contains("10^12"), "{message}");
+        let keyed = api
+            .send(
+                reqwest::Method::POST,
+                "/v1/trigger_events",
+                Some(serde_json::to_vec(&body).expect("json")),
+                &[("idempotency-key", "once")],
+            )
+            .await;
+        keyed.assert_error(422, "invalid_value", Some("value"));
+    }
+    // A user the refused events named is not created either.
+    let refused = api
+        .post(
+            "/v1/trigger_events",
+            json!({"user_id": "new", "trigger_id": "jackpot", "value": 1e18}),
+        )
+        .await;
+    refused.assert_error(422, "invalid_value", Some("value"));
+    assert_eq!(api.get("/v1/users/new").await.status.as_u16(), 404);
+    assert_eq!(api.snapshot().await, before);
+    assert_eq!(balance(&api, "u1").await, MAX_POINTS);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        receiver.count(),
+        2,
+        "no delivery for a refused trigger event"
+    );
+    // The key was not used up.
+    let body = json!({"user_id": "u1", "trigger_id": "jackpot", "value": 1});
+    let recorded = api
+        .send(
+            reqwest::Method::POST,
+            "/v1/trigger_events",
+            Some(serde_json::to_vec(&body).expect("json")),
+            &[("idempotency-key", "once")],
+        )
+        .await;
+    assert_eq!(recorded.status.as_u16(), 201, "{:?}", recorded.body);
+    assert_eq!(recorded.body["credit_points_issued"], 1000);
+}
+
+/// Trigger events arriving together (PostgreSQL writes them in one batch): one worth too many
+/// points fails alone, on `value`, keyed or not, and its neighbours are recorded.
+#[tokio::test]
+async fn too_many_points_fail_only_their_own_request() {
+    let server = TestServer::start().await;
+    let api = server.account("Acme").await;
+    api.put_trigger("jackpot", json!({"per_unit": 1000})).await;
+    let handles: Vec<_> = (0..40)
+        .map(|n| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                let value = if n % 4 == 0 { json!(1e18) } else { json!(1) };
+                let body = json!({"user_id": format!("u{}", n % 2), "trigger_id": "jackpot", "value": value});
+                let key = format!("key-{n}");
+                let keyed = [("idempotency-key", key.as_str())];
+                let headers: &[(&str, &str)] = if n % 3 == 0 { &keyed } else { &[] };
+                let reply = api
+                    .send(
+                        reqwest::Method::POST,
+                        "/v1/trigger_events",
+                        Some(serde_json::to_vec(&body).expect("json")),
+                        headers,
+                    )
+                    .await;
+                if n % 4 == 0 {
+                    reply.assert_error(422, "invalid_value", Some("value"));
+                } else {
+                    assert_eq!(reply.status.as_u16(), 201, "{:?}", reply.body);
+                    assert_eq!(reply.body["credit_points_issued"], 1000);
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.expect("task");
+    }
+    // 30 recorded: the 10 refused were all u0's.
+    assert_eq!(balance(&api, "u0").await, 10 * 1000);
+    assert_eq!(balance(&api, "u1").await, 20 * 1000);
+    assert_eq!(issued_events(&api).await.len(), 30);
+    let created = api
+        .get("/v1/events?type=trigger_event.created&limit=100")
+        .await;
+    assert_eq!(created.body["data"].as_array().expect("data").len(), 30);
+}
+
+/// Every balance stays a number a JavaScript receiver reads exactly: at most 2^53 - 1. Credits or
+/// a trigger event that would pass it answer 422 `balance_overflow` and change nothing; reaching
+/// it exactly is fine, and so is a trigger event that adds nothing.
+#[tokio::test]
+async fn no_balance_passes_two_to_the_fifty_three_minus_one() {
+    let server = TestServer::start().await;
+    let api = server.account("Acme").await;
+    let receiver = Receiver::start().await;
+    api.create_webhook(&receiver.url).await;
+    api.put_trigger("jackpot", json!({"per_unit": 1000})).await;
+    api.put_trigger("signup", json!({"fixed": 3})).await;
+    api.trigger_event("rich", "signup", Value::Null).await;
+    receiver.wait_for(2, WAIT).await;
+    set_balance(&server.database_url, "rich", MAX_BALANCE - 1000).await;
+    let before = api.snapshot().await;
+    for points in [1001, MAX_POINTS] {
+        let reply = api
+            .post("/v1/users/rich/credits", json!({"points": points}))
+            .await;
+        reply.assert_error(422, "balance_overflow", Some("points"));
+        let message = reply.body["error"]["message"].as_str().expect("message");
+        assert!(message.contains("9007199254740991"), "{message}");
+    }
+    let reply = api
+        .post(
+            "/v1/trigger_events",
+            json!({"user_id": "rich", "trigger_id": "jackpot", "value": 1.001}),
+        )
+        .await;
+    reply.assert_error(422, "balance_overflow", None);
+    assert_eq!(api.snapshot().await, before);
+    assert_eq!(balance(&api, "rich").await, MAX_BALANCE - 1000);
+
+    // Up to the bound exactly.
+    let credited = api
+        .post("/v1/users/rich/credits", json!({"points": 999}))
+        .await;
+    assert_eq!(credited.status.as_u16(), 201, "{:?}", credited.body);
+    assert_eq!(credited.body["balance"], MAX_BALANCE - 1);
+    api.post(
+        "/v1/trigger_events",
+        json!({"user_id": "rich", "trigger_id": "signup"}),
+    )
+    .await
+    .assert_error(422, "balance_overflow", None);
+    let last = api.trigger_event("rich", "jackpot", json!(0.001)).await;
+    assert_eq!(last["credit_points_issued"], 1);
+    assert_eq!(balance(&api, "rich").await, MAX_BALANCE);
+    let issued = issued_events(&api).await;
+    assert_eq!(issued[0]["data"]["balance"], MAX_BALANCE);
+    // At the bound: one more point is refused, nothing added is recorded.
+    api.post("/v1/users/rich/credits", json!({"points": 1}))
+        .await
+        .assert_error(422, "balance_overflow", Some("points"));
+    let nothing = api.trigger_event("rich", "jackpot", json!(0.0001)).await;
+    assert_eq!(nothing["credit_points_issued"], 0);
+    assert_eq!(balance(&api, "rich").await, MAX_BALANCE);
 }

@@ -453,10 +453,7 @@ async fn stored_bytes(database_url: &str) -> Vec<u8> {
         .expect("connect");
     tokio::spawn(connection);
     let rows = client
-        .query(
-            "SELECT secret, coalesce(previous_secret, '') FROM webhooks",
-            &[],
-        )
+        .query("SELECT secret, previous_secrets FROM webhooks", &[])
         .await
         .expect("query");
     rows.iter()
@@ -542,7 +539,7 @@ async fn secrets_are_sealed_at_rest_and_deliveries_still_verify() {
         let connection = rusqlite::Connection::open(path).expect("open");
         connection
             .execute(
-                "UPDATE webhooks SET secret = ?1, previous_secret = NULL",
+                "UPDATE webhooks SET secret = ?1, previous_secrets = '[]'",
                 [legacy],
             )
             .expect("write a plain secret");
@@ -553,7 +550,7 @@ async fn secrets_are_sealed_at_rest_and_deliveries_still_verify() {
         tokio::spawn(connection);
         client
             .execute(
-                "UPDATE webhooks SET secret = $1, previous_secret = NULL",
+                "UPDATE webhooks SET secret = $1, previous_secrets = '[]'",
                 &[&legacy],
             )
             .await

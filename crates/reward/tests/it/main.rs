@@ -25,6 +25,7 @@ mod operations;
 mod outbox;
 mod prometheus;
 mod resources;
+mod rotation;
 mod schemathesis;
 mod throughput;
 mod validation;
