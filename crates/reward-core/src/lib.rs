@@ -5,6 +5,7 @@
 //! - [`event`]: the event types, their JSON Schemas and examples, and payload building.
 //! - [`credit`]: how a trigger's rule turns a trigger event's value into credit points.
 //! - [`names`]: validated newtypes for user-supplied names, user ids, trigger ids and URLs.
+//! - [`special_addresses`]: the IANA special-purpose address registries, for the secure-target check.
 //! - [`retry`]: the retry schedule (backoff, jitter, give-up); [`delivery`]: the state after an attempt.
 //! - [`signing`]: webhook secrets and Standard Webhooks signatures.
 //! - [`api_key`]: API key generation and hashing; [`digest`]: SHA-256 hex.
@@ -18,4 +19,5 @@ pub mod ids;
 pub mod names;
 pub mod retry;
 pub mod signing;
+pub mod special_addresses;
 pub mod time;
