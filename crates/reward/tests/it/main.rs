@@ -13,6 +13,7 @@ mod credits;
 mod dashboard;
 mod delivery;
 mod delivery_faults;
+mod edge;
 mod faults;
 mod fuzzing;
 mod hardening;
