@@ -5,6 +5,7 @@
 //! - [`event`]: the event types, their JSON Schemas and examples, and payload building.
 //! - [`credit`]: how a trigger's rule turns a trigger event's value into credit points.
 //! - [`names`]: validated newtypes for user-supplied names, user ids, trigger ids and URLs.
+//! - [`special_addresses`]: the IANA special-purpose address registries, for the secure-target check.
 //! - [`retry`]: the retry schedule (backoff, jitter, give-up); [`delivery`]: the state after an attempt.
 //! - [`signing`]: webhook secrets and Standard Webhooks signatures; [`rotation`]: which secrets
 //!   sign after rotations.
@@ -20,4 +21,5 @@ pub mod names;
 pub mod retry;
 pub mod rotation;
 pub mod signing;
+pub mod special_addresses;
 pub mod time;

@@ -5,6 +5,8 @@ use std::fmt;
 
 use thiserror::Error;
 
+pub use crate::special_addresses::{is_public_ip, non_public_reason};
+
 /// Why a value was refused, as a sentence for a person.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 #[error("{0}")]
@@ -211,60 +213,18 @@ impl WebhookUrl {
 
 /// In secure mode a URL whose host is a literal non-public address (or `localhost`) is refused at
 /// once; names that resolve to such addresses are refused when connecting.
-fn literal_host_refusal(url: &url::Url) -> Option<&'static str> {
-    let refused =
-        "The URL's host is a loopback, private, link-local or otherwise non-public address.";
-    match url.host()? {
+fn literal_host_refusal(url: &url::Url) -> Option<String> {
+    let address: std::net::IpAddr = match url.host()? {
         url::Host::Domain(domain) => {
             let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-            (domain == "localhost" || domain.ends_with(".localhost")).then_some(refused)
+            return (domain == "localhost" || domain.ends_with(".localhost"))
+                .then(|| "The URL's host is localhost, which is not a public address.".to_owned());
         }
-        url::Host::Ipv4(address) => {
-            (!crate::names::is_public_ip(address.into())).then_some(refused)
-        }
-        url::Host::Ipv6(address) => {
-            (!crate::names::is_public_ip(address.into())).then_some(refused)
-        }
-    }
-}
-
-/// Whether an address is one a webhook may reach in secure mode: not loopback, private,
-/// link-local, multicast, unspecified, documentation, shared (CGNAT), broadcast or metadata.
-pub fn is_public_ip(address: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
-    match address {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local() // includes 169.254.169.254, the cloud metadata address
-                || v4.is_multicast()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
-                || (a == 192 && b == 0 && v4.octets()[2] == 0) // IETF protocol assignments
-                || (a == 198 && (b == 18 || b == 19)) // benchmarking
-                || a >= 240) // reserved
-        }
-        IpAddr::V6(v6) => {
-            // IPv4-mapped (::ffff:a.b.c.d) and the deprecated IPv4-compatible (::a.b.c.d) forms
-            // are judged as the IPv4 address they carry; `::` and `::1` become 0.0.0.0 and
-            // 0.0.0.1, both refused.
-            if let Some(v4) = v6.to_ipv4() {
-                return is_public_ip(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local, incl. the fd00:ec2::254 metadata address
-                || (first & 0xffc0) == 0xfe80 // link-local
-                || (first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
-                || (first == 0x0064 && v6.segments()[1] == 0xff9b)) // NAT64 may reach private v4
-        }
-    }
+        url::Host::Ipv4(address) => address.into(),
+        url::Host::Ipv6(address) => address.into(),
+    };
+    non_public_reason(address)
+        .map(|block| format!("The URL's host is not a public address: it is in {block}."))
 }
 
 #[cfg(test)]

@@ -217,7 +217,40 @@ fn non_public_ipv6() -> impl Strategy<Value = Ipv6Addr> {
             segments[1] = 0x0db8;
             Ipv6Addr::from(segments)
         }),
+        // Tunnels and reserved space the hand-picked list once let through (issue 14).
+        in_ipv6_block([0x2002, 0, 0, 0, 0, 0, 0, 0], 16), // 6to4
+        in_ipv6_block([0x2001, 0, 0, 0, 0, 0, 0, 0], 23), // IETF protocol assignments, Teredo
+        in_ipv6_block([0, 0, 0, 0, 0xffff, 0, 0, 0], 96), // SIIT
+        in_ipv6_block([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10), // site-local
+        in_ipv6_block([0x100, 0, 0, 0, 0, 0, 0, 0], 63),  // discard-only and dummy
+        in_ipv6_block([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20), // documentation
+        in_ipv6_block([0x5f00, 0, 0, 0, 0, 0, 0, 0], 16), // SRv6
+        in_ipv6_block([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48), // local-use NAT64
+        in_ipv6_block([0, 0, 0, 0, 0, 0, 0, 0], 96),      // IPv4-compatible
     ]
+}
+
+/// Any address in `base/length`.
+fn in_ipv6_block(base: [u16; 8], length: u32) -> impl Strategy<Value = Ipv6Addr> {
+    let base = u128::from(Ipv6Addr::from(base));
+    let mask = u128::MAX.checked_shl(128 - length).unwrap_or(0);
+    any::<u128>().prop_map(move |random| Ipv6Addr::from((base & mask) | (random & !mask)))
+}
+
+/// The IPv4 address carried in the low 32 bits of `prefix/96`.
+fn carrying(prefix: [u16; 6], v4: Ipv4Addr) -> Ipv6Addr {
+    let [a, b, c, d] = v4.octets();
+    let [p0, p1, p2, p3, p4, p5] = prefix;
+    Ipv6Addr::new(
+        p0,
+        p1,
+        p2,
+        p3,
+        p4,
+        p5,
+        u16::from_be_bytes([a, b]),
+        u16::from_be_bytes([c, d]),
+    )
 }
 
 proptest! {
@@ -297,8 +330,39 @@ proptest! {
     fn public_ipv4_is_public_in_every_spelling(ip in any::<Ipv4Addr>()) {
         let public = is_public_ip(IpAddr::V4(ip));
         prop_assert_eq!(is_public_ip(ip.to_ipv6_mapped().into()), public);
+        // The well-known NAT64 prefix is judged by the address it carries.
+        let nat64 = carrying([0x64, 0xff9b, 0, 0, 0, 0], ip);
+        prop_assert_eq!(is_public_ip(nat64.into()), public, "{}", nat64);
+        // Tunnels that carry an IPv4 address elsewhere are refused whatever they carry.
+        let [a, b, c, d] = ip.octets();
+        let six_to_four = Ipv6Addr::new(0x2002, u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d]), 0, 0, 0, 0, 1);
+        let siit = carrying([0, 0, 0, 0, 0xffff, 0], ip);
+        let compatible = carrying([0; 6], ip);
+        for tunnelled in [six_to_four, siit, compatible] {
+            prop_assert!(!is_public_ip(tunnelled.into()), "{}", tunnelled);
+        }
         let secure = WebhookUrl::parse(&format!("https://{ip}/"), TargetPolicy::SecureOnly);
         prop_assert_eq!(secure.is_ok(), public, "{}", ip);
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Outside the global unicast space 2000::/3 only the two forms that carry an IPv4 address
+    /// (mapped, well-known NAT64) may be public, and then only as public as what they carry.
+    #[test]
+    fn ipv6_outside_global_unicast_is_refused_unless_it_carries_ipv4(bits in any::<u128>()) {
+        let address = Ipv6Addr::from(bits);
+        let global_unicast = address.segments()[0] & 0xe000 == 0x2000;
+        let carried = address.to_ipv4_mapped().or_else(|| {
+            (bits >> 32 == 0x64_ff9b_0000_0000_0000_0000).then(|| Ipv4Addr::from(bits as u32))
+        });
+        match carried {
+            Some(v4) => prop_assert_eq!(is_public_ip(address.into()), is_public_ip(v4.into())),
+            None if !global_unicast => prop_assert!(!is_public_ip(address.into()), "{}", address),
+            None => {}
+        }
     }
 }
 

@@ -33,6 +33,48 @@ pub struct Config {
     /// `REWARD_SECRET_KEY`: base64 of the 32-byte key sealing webhook secrets at rest. None: a
     /// key file beside the SQLite database (PostgreSQL refuses to start without it).
     pub secret_key: Option<String>,
+    /// `REWARD_PUBLIC_URL`: the address people reach this server at, e.g.
+    /// `https://rewards.example.com`. https:// marks the dashboard's cookies `Secure` whatever a
+    /// request says; None falls back to a rule for local development (see
+    /// `dashboard::session::CookieSecurity`).
+    pub public_url: Option<PublicUrl>,
+}
+
+/// `REWARD_PUBLIC_URL`: an absolute `http://` or `https://` URL naming the root this server is
+/// reached at (Reward serves at the root, so its path is `/`), without credentials, query or
+/// fragment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(url::Url);
+
+impl PublicUrl {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let url = url::Url::parse(text.trim())
+            .map_err(|error| format!("not an absolute URL ({error})"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("must start with https:// (or http://)".to_owned());
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("must name a host".to_owned());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("may not carry a user name or password".to_owned());
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err("may not carry a query or a fragment".to_owned());
+        }
+        if url.path() != "/" {
+            return Err("must be the server's root: Reward serves at / (no path)".to_owned());
+        }
+        Ok(Self(url))
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.0.scheme() == "https"
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
 }
 
 impl Config {
@@ -58,6 +100,7 @@ impl Config {
             disable_after: crate::upkeep::DEFAULT_DISABLE_AFTER,
             upkeep_every: crate::upkeep::DEFAULT_EVERY,
             secret_key: None,
+            public_url: None,
         }
     }
 }

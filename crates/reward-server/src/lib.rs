@@ -43,6 +43,7 @@ pub async fn run(
         metrics: metrics.clone(),
         rate_limiter: std::sync::Arc::new(api::limits::RateLimiter::new(config.rate_limit)),
         body_read_timeout: config.body_read_timeout,
+        public_url: config.public_url.clone(),
     };
     let app = telemetry::with_request_logging(api::router(state));
     let upkeep = tokio::spawn(upkeep::run(

@@ -101,16 +101,115 @@ fn assert_error_shape(error: ApiError) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// JSON as written, every key of an object kept (serde_json's `Value` keeps the last of a key
+/// named twice): the oracle for duplicate keys.
+enum Tree {
+    Leaf,
+    Array(Vec<Tree>),
+    Object(Vec<(String, Tree)>),
+}
+
+impl Tree {
+    fn repeats_a_key(&self) -> bool {
+        match self {
+            Tree::Leaf => false,
+            Tree::Array(items) => items.iter().any(Tree::repeats_a_key),
+            Tree::Object(entries) => {
+                let mut keys: Vec<&str> = entries.iter().map(|(key, _)| key.as_str()).collect();
+                keys.sort_unstable();
+                keys.windows(2).any(|pair| pair[0] == pair[1])
+                    || entries.iter().any(|(_, value)| value.repeats_a_key())
+            }
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Tree {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TreeVisitor;
+        impl<'de> serde::de::Visitor<'de> for TreeVisitor {
+            type Value = Tree;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("JSON")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Tree, E> {
+                Ok(Tree::Leaf)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Tree, E> {
+                Ok(Tree::Leaf)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Tree, E> {
+                Ok(Tree::Leaf)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Tree, E> {
+                Ok(Tree::Leaf)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Tree, E> {
+                Ok(Tree::Leaf)
+            }
+            fn visit_unit<E>(self) -> Result<Tree, E> {
+                Ok(Tree::Leaf)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Tree, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Tree::Array(items))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Tree, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Tree::Object(entries))
+            }
+        }
+        deserializer.deserialize_any(TreeVisitor)
+    }
+}
+
 proptest! {
     #![proptest_config(config())]
 
     #[test]
+    fn a_key_named_twice_is_refused_naming_its_path(
+        fields in prop::collection::btree_map(field_name(), any_json(), 1..6),
+        pick in any::<prop::sample::Index>(),
+        nest in any::<bool>(),
+    ) {
+        let keys: Vec<&String> = fields.keys().collect();
+        let key = keys[pick.index(keys.len())].clone();
+        let object = Value::Object(fields.into_iter().collect()).to_string();
+        // The same key again at the end of the object: `{..., "key": 0}`.
+        let repeated = format!("{}, {}: 0}}", &object[..object.len() - 1], Value::from(key.clone()));
+        let (body, path) = if nest {
+            (format!("{{\"credit_points\": {repeated}}}"), format!("credit_points.{key}"))
+        } else {
+            (repeated, key)
+        };
+        let error = JsonObject::parse(body.as_bytes()).err().expect("refused");
+        prop_assert_eq!(error.status, StatusCode::BAD_REQUEST);
+        prop_assert_eq!(error.code, "duplicate_key");
+        prop_assert_eq!(error.field.as_deref(), Some(path.as_str()));
+        assert_error_shape(error)?;
+    }
+
+    #[test]
     fn bodies_parse_exactly_when_they_are_json_objects(bytes in body_bytes()) {
         let expected = serde_json::from_slice::<Value>(&bytes).ok();
+        let repeats_a_key = serde_json::from_slice::<Tree>(&bytes).is_ok_and(|tree| tree.repeats_a_key());
         match JsonObject::parse(&bytes) {
-            Ok(_) => prop_assert!(matches!(expected, Some(Value::Object(_)))),
+            Ok(_) => {
+                prop_assert!(matches!(expected, Some(Value::Object(_))));
+                prop_assert!(!repeats_a_key);
+            }
             Err(error) => {
                 match &expected {
+                    Some(_) if repeats_a_key => {
+                        prop_assert_eq!(error.status, StatusCode::BAD_REQUEST);
+                        prop_assert_eq!(error.code, "duplicate_key");
+                    }
                     None => {
                         prop_assert_eq!(error.status, StatusCode::BAD_REQUEST);
                         prop_assert_eq!(error.code, "invalid_json");

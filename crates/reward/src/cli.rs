@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 use reward_core::retry::parse_duration;
+use reward_server::config::PublicUrl;
 
 #[derive(Parser)]
 #[command(
@@ -126,6 +127,13 @@ pub struct ServeArgs {
     /// needs it (the same on every node). Prefer the environment variable to the flag.
     #[arg(long, env = "REWARD_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
+
+    /// The address people reach this server at (e.g. https://rewards.example.com). https://
+    /// marks the dashboard's cookies Secure whatever a request says; http:// never. Without it,
+    /// cookies are Secure except for requests to localhost / 127.0.0.1 / [::1] that no proxy
+    /// reports as HTTPS (local development).
+    #[arg(long, env = "REWARD_PUBLIC_URL", value_parser = PublicUrl::parse)]
+    pub public_url: Option<PublicUrl>,
 
     /// Log format: text (for people) or json (one object per line, for log pipelines).
     #[arg(long, env = "REWARD_LOG_FORMAT", default_value = "text")]

@@ -29,11 +29,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         rate_limit: args.rate_limit,
         disable_after: args.disable_after,
         secret_key: args.secret_key,
+        public_url: args.public_url,
         ..Config::with_database_url(args.database.database_url)
     };
     if config.target_policy == TargetPolicy::AllowInsecure {
         tracing::warn!(
             "REWARD_ALLOW_INSECURE_TARGETS is on: http:// and private targets are allowed"
+        );
+    }
+    if config.public_url.is_none() && !args.listen.ip().is_loopback() {
+        tracing::warn!(
+            "REWARD_PUBLIC_URL is not set: dashboard cookies are marked Secure (sent over https:// only) \
+             except for requests to localhost; set it to the address people use, \
+             e.g. https://rewards.example.com (or http://... to serve plain HTTP on purpose)"
         );
     }
     let listener = TcpListener::bind(args.listen)

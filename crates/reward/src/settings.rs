@@ -84,7 +84,12 @@ fn config_args(path: &Path, matches: &ArgMatches) -> Result<Vec<OsString>, Strin
                 ))
             }
         };
-        if serve.value_source(&key) == Some(ValueSource::DefaultValue) {
+        // Neither a flag nor its variable gave it: the file does (a setting without a default,
+        // like `public_url`, has no source at all).
+        if matches!(
+            serve.value_source(&key),
+            None | Some(ValueSource::DefaultValue)
+        ) {
             extra.push(OsString::from(format!("--{}", key.replace('_', "-"))));
             extra.push(OsString::from(text));
         }

@@ -1,7 +1,11 @@
 //! `ApiError`: every failure a handler can answer with, as a status and
 //! `{"error": {"code", "message", "field"?}}`. Internal details are logged, never shown.
+//! [`errors_as_json`] gives the same shape to the errors axum's own extractors answer before a
+//! handler runs (a path segment that is not UTF-8, for one).
 
-use axum::http::StatusCode;
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use reward_store::StoreError;
@@ -155,3 +159,73 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The code of an error axum answered by itself, by its status.
+fn code_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::URI_TOO_LONG => "uri_too_long",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid_value",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
+        status if status.is_server_error() => "internal_error",
+        _ => "bad_request",
+    }
+}
+
+/// Longest text of axum's own rejection kept as the message (they are one short line).
+const REJECTION_TEXT_LIMIT: usize = 1024;
+
+/// Middleware: an error response in plain text (what axum's extractors answer) becomes the API's
+/// error shape, its text the message. A 5xx says nothing of its cause.
+pub async fn errors_as_json(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    // Our own errors are JSON and the reference's 404 page is HTML: only plain text (or no body
+    // type at all) comes from axum.
+    let is_plain_text = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map_or(Some(true), |value| {
+            value
+                .to_str()
+                .ok()
+                .map(|value| value.starts_with("text/plain"))
+        })
+        .unwrap_or(false);
+    if !(status.is_client_error() || status.is_server_error()) || !is_plain_text {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, REJECTION_TEXT_LIMIT)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let message = if status.is_server_error() {
+        tracing::error!(%status, detail = %text, "an extractor failed");
+        "Something went wrong on our side.".to_owned()
+    } else if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("The request was refused.")
+            .to_owned()
+    } else {
+        format!("{}.", text.trim_end_matches('.'))
+    };
+    let mut shaped = ApiError::new(status, code_for(status), message).into_response();
+    // Keep what the original said besides its body (Allow, Retry-After, ...).
+    for name in parts.headers.keys() {
+        if name == header::CONTENT_TYPE || name == header::CONTENT_LENGTH {
+            continue;
+        }
+        shaped.headers_mut().remove(name);
+        for value in parts.headers.get_all(name) {
+            shaped.headers_mut().append(name, value.clone());
+        }
+    }
+    shaped
+}

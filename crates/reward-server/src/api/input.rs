@@ -1,5 +1,7 @@
 //! Reading request bodies field by field, so every rejection names the field at fault and says
-//! what was expected. Unknown fields are refused: a typo must not be silently ignored.
+//! what was expected. Unknown fields are refused: a typo must not be silently ignored, and so is a
+//! key named twice in one object (at any depth): JSON parsers disagree on which one wins, so a
+//! proxy or signature check in front of us may have read the other (`strict_json`).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -48,12 +50,20 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
 
 impl JsonObject {
     pub fn parse(bytes: &[u8]) -> ApiResult<Self> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|error| {
-            ApiError::new(
+        let value = strict_json::parse(bytes).map_err(|error| match error {
+            strict_json::Error::DuplicateKey { path, line, column } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "duplicate_key",
+                format!(
+                    "The request body names the key '{path}' twice (line {line}, column {column}); send each key once."
+                ),
+            )
+            .with_field(path),
+            strict_json::Error::Syntax(error) => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_json",
                 format!("The request body is not valid JSON: {error}."),
-            )
+            ),
         })?;
         match value {
             Value::Object(fields) => Ok(Self {
@@ -221,6 +231,178 @@ impl JsonObject {
     }
 }
 
+/// JSON to a `serde_json::Value` in one pass, refusing an object that names a key twice. The same
+/// work as `serde_json::from_slice::<Value>` plus one map lookup per key, which it does anyway to
+/// insert; where the key was is only spelled out when there is a duplicate.
+mod strict_json {
+    use std::cell::RefCell;
+    use std::fmt;
+
+    use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
+    use serde_json::map::Entry;
+    use serde_json::{Map, Number, Value};
+
+    pub enum Error {
+        /// `path` is the key's place in the body, e.g. `credit_points.amount` or `items[2].id`.
+        DuplicateKey {
+            path: String,
+            line: usize,
+            column: usize,
+        },
+        Syntax(serde_json::Error),
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Value, Error> {
+        let duplicate = RefCell::new(None);
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let parsed = Strict {
+            at: None,
+            duplicate: &duplicate,
+        }
+        .deserialize(&mut deserializer)
+        .and_then(|value| deserializer.end().map(|()| value));
+        parsed.map_err(|error| match duplicate.into_inner() {
+            Some(path) => Error::DuplicateKey {
+                path,
+                line: error.line(),
+                column: error.column(),
+            },
+            None => Error::Syntax(error),
+        })
+    }
+
+    /// One step from the body's root: a key of an object or an index of an array.
+    enum Step<'a> {
+        Key(&'a str),
+        Index(usize),
+    }
+
+    /// Where a value sits, as a chain up to the root (borrowed: nothing is built unless needed).
+    struct Place<'a> {
+        step: Step<'a>,
+        parent: Option<&'a Place<'a>>,
+    }
+
+    fn spell(place: Option<&Place<'_>>, last: &str) -> String {
+        let mut steps = Vec::new();
+        let mut current = place;
+        while let Some(place) = current {
+            steps.push(&place.step);
+            current = place.parent;
+        }
+        let mut path = String::new();
+        for step in steps.into_iter().rev() {
+            match step {
+                Step::Key(key) => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(key);
+                }
+                Step::Index(index) => path.push_str(&format!("[{index}]")),
+            }
+        }
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(last);
+        path
+    }
+
+    #[derive(Clone, Copy)]
+    struct Strict<'a> {
+        at: Option<&'a Place<'a>>,
+        /// Set to the duplicated key's path when one is found.
+        duplicate: &'a RefCell<Option<String>>,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Strict<'_> {
+        type Value = Value;
+
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Strict<'_> {
+        type Value = Value;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+            formatter.write_str("any JSON value")
+        }
+
+        fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+            Ok(Value::Bool(value))
+        }
+
+        fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+            Ok(Value::Number(value.into()))
+        }
+
+        fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+            Ok(Value::Number(value.into()))
+        }
+
+        fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+            Ok(Number::from_f64(value).map_or(Value::Null, Value::Number))
+        }
+
+        fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+            Ok(Value::String(value.to_owned()))
+        }
+
+        fn visit_string<E>(self, value: String) -> Result<Value, E> {
+            Ok(Value::String(value))
+        }
+
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Value, A::Error> {
+            let mut array = Vec::with_capacity(items.size_hint().unwrap_or(0));
+            loop {
+                let here = Place {
+                    step: Step::Index(array.len()),
+                    parent: self.at,
+                };
+                let seed = Strict {
+                    at: Some(&here),
+                    duplicate: self.duplicate,
+                };
+                match items.next_element_seed(seed)? {
+                    Some(item) => array.push(item),
+                    None => return Ok(Value::Array(array)),
+                }
+            }
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Value, A::Error> {
+            let mut fields = Map::new();
+            while let Some(key) = entries.next_key::<String>()? {
+                let here = Place {
+                    step: Step::Key(&key),
+                    parent: self.at,
+                };
+                let value = entries.next_value_seed(Strict {
+                    at: Some(&here),
+                    duplicate: self.duplicate,
+                })?;
+                match fields.entry(key) {
+                    Entry::Vacant(vacant) => {
+                        vacant.insert(value);
+                    }
+                    Entry::Occupied(occupied) => {
+                        *self.duplicate.borrow_mut() = Some(spell(self.at, occupied.key()));
+                        return Err(A::Error::custom("a key named twice"));
+                    }
+                }
+            }
+            Ok(Value::Object(fields))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,6 +417,51 @@ mod tests {
         assert_eq!(body.integer("b").expect("5.0"), 5);
         for name in ["c", "d", "e"] {
             assert_eq!(body.integer(name).expect_err(name).code, "invalid_type");
+        }
+    }
+
+    fn duplicate(body: &str) -> (String, String) {
+        let error = JsonObject::parse(body.as_bytes())
+            .err()
+            .expect("a duplicate key is refused");
+        assert_eq!(error.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(error.code, "duplicate_key", "{body}");
+        (error.field.unwrap_or_default(), error.message)
+    }
+
+    #[test]
+    fn a_key_named_twice_is_refused_at_any_depth() {
+        let (field, message) = duplicate(r#"{"name": "a", "url": "x", "name": "b"}"#);
+        assert_eq!(field, "name");
+        assert!(
+            message.contains("'name'") && message.contains("column"),
+            "{message}"
+        );
+        let (field, _) = duplicate(r#"{"credit_points": {"type": "fixed", "type": "per_unit"}}"#);
+        assert_eq!(field, "credit_points.type");
+        let (field, _) = duplicate(r#"{"a": [1, {"b": {"c": 1, "c": 2}}]}"#);
+        assert_eq!(field, "a[1].b.c");
+        let (field, _) = duplicate(r#"[{"x": 1, "x": 1}]"#);
+        assert_eq!(field, "[0].x");
+        // Escapes that spell the same key are the same key.
+        let (field, _) = duplicate(r#"{"name": 1, "n\u0061me": 2}"#);
+        assert_eq!(field, "name");
+    }
+
+    #[test]
+    fn strict_parsing_reads_what_serde_json_reads() {
+        for body in [
+            r#"{"a": 1, "b": [true, null, -2, 3.5, 1e300, 18446744073709551615], "c": {"d": "e"}}"#,
+            r#"{"same": {"x": 1}, "other": {"x": 1}}"#,
+            "{}",
+        ] {
+            let strict = JsonObject::parse(body.as_bytes()).expect(body).fields;
+            let loose: Value = serde_json::from_slice(body.as_bytes()).expect(body);
+            assert_eq!(Value::Object(strict), loose);
+        }
+        for broken in ["{", "{\"a\": 1} x", "", "{\"a\" 1}"] {
+            let error = JsonObject::parse(broken.as_bytes()).err().expect(broken);
+            assert_eq!(error.code, "invalid_json", "{broken}");
         }
     }
 }

@@ -6,6 +6,12 @@
 //!   client trickling bytes cannot hold a connection and a task forever. (Headers have their own
 //!   deadline, [`HEADER_READ_TIMEOUT`] by default, enforced by the connection itself: see
 //!   `crate::http`.)
+//! - [`check_request_head`]: before any handler, a request whose target, headers or declared
+//!   body are too large is answered at once, in the API's error shape: 414 over
+//!   [`MAX_URI_BYTES`], 431 over [`MAX_HEADER_BYTES`], 413 when `Content-Length` says more than
+//!   the largest body accepted (without waiting for a body that would be refused anyway).
+//!   Beyond hyper's own hard limits (`crate::http`) a request cannot be read at all, and hyper
+//!   answers the bare status.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,7 +24,7 @@ use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use reward_core::ids::AccountId;
 use reward_store::records::PageRequest;
 use reward_store::{Store, StoreResult};
@@ -36,6 +42,10 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for a request's whole body, from when its headers were read, by default
 /// (`Config::body_read_timeout`).
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest request target (path and query) answered normally; longer is 414.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Most bytes of header names and values together answered normally; more is 431.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// Buckets kept before the idle (full) ones are dropped. Dropping a full bucket changes nothing:
 /// a new one starts full too.
 const BUCKETS_REMEMBERED: usize = 10_000;
@@ -159,6 +169,54 @@ impl RateLimiter {
             .with_retry_after(seconds)
         })
     }
+}
+
+/// Middleware: refuses at once a request too large to serve (see the module doc). Runs before the
+/// body is read, so a client declaring a huge body learns it without sending a byte of it.
+pub async fn check_request_head(request: Request, next: Next) -> Response {
+    match head_refusal(&request) {
+        Some(refusal) => refusal.into_response(),
+        None => next.run(request).await,
+    }
+}
+
+fn head_refusal(request: &Request) -> Option<ApiError> {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    if target > MAX_URI_BYTES {
+        return Some(ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("The request's path and query are longer than {MAX_URI_BYTES} bytes."),
+        ));
+    }
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Some(ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("The request's headers are larger than {MAX_HEADER_BYTES} bytes together."),
+        ));
+    }
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > super::MAX_BODY_BYTES as u64) {
+        return Some(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "The request body is larger than 256 KiB.",
+        ));
+    }
+    None
 }
 
 /// Middleware: the request's body must arrive whole within `timeout` (a total deadline, not one

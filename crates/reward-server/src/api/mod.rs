@@ -7,6 +7,7 @@ mod events;
 pub mod extract;
 pub mod input;
 pub mod limits;
+mod reference_headers;
 pub mod schemas;
 mod trigger_events;
 mod triggers;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub rate_limiter: Arc<limits::RateLimiter>,
     /// How long a request's body may take to arrive, at most.
     pub body_read_timeout: std::time::Duration,
+    /// `REWARD_PUBLIC_URL`: decides whether the dashboard's cookies are `Secure`.
+    pub public_url: Option<crate::config::PublicUrl>,
 }
 
 /// The API's own description; each resource module adds its paths and schemas.
@@ -90,15 +93,26 @@ pub fn openapi_document() -> Value {
     crate::reference::openapi::finish(document)
 }
 
+/// Every route, and the layers around them (outermost last):
+///
+/// - API routes, `/metrics` and the reference answer every error in the API's JSON shape, also
+///   the ones axum's extractors give before a handler runs ([`error::errors_as_json`]); the
+///   reference pages get the dashboard's security headers ([`reference_headers`]).
+/// - Every request: bodies over 256 KiB are refused while reading them, every body has a
+///   deadline, a request whose head or declared body is too large is refused before anything
+///   else ([`limits::check_request_head`]), and every request is counted.
 pub fn router(state: AppState) -> Router {
     let metrics = Arc::clone(&state.metrics);
     let (api, document) = documented_routes().split_for_parts();
     let document = crate::reference::openapi::finish(document);
+    let reference = crate::reference::router(document);
+    let reference = reference_headers::add(reference);
     Router::new()
         .merge(api)
         .route("/metrics", get(crate::metrics::serve_metrics))
+        .merge(reference)
+        .layer(axum::middleware::from_fn(error::errors_as_json))
         .merge(crate::dashboard::router())
-        .merge(crate::reference::router(document))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -106,6 +120,7 @@ pub fn router(state: AppState) -> Router {
             state.body_read_timeout,
             limits::with_body_deadline,
         ))
+        .layer(axum::middleware::from_fn(limits::check_request_head))
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             crate::metrics::count_requests,

@@ -359,7 +359,7 @@ impl CommonErrors {
         ("503", "The database is unavailable right now (`store_unavailable`), so the request was not completed. Retry after `Retry-After` seconds, with the same `Idempotency-Key` if one was sent.", true),
     ];
     const WITH_BODY: [(&'static str, &'static str, bool); 4] = [
-        ("400", "The body is not valid JSON (`invalid_json`), or could not be read (`invalid_body`).", false),
+        ("400", "The body is not valid JSON (`invalid_json`), names a key twice (`duplicate_key`, `field` names it), or could not be read (`invalid_body`).", false),
         ("408", "The body did not arrive whole in time (`request_timeout`).", false),
         ("413", "The body is over 256 KiB (`payload_too_large`).", false),
         ("422", "A missing field, a wrong type, an unknown field or an invalid value; `field` names it.", false),

@@ -1,7 +1,8 @@
 //! Signing in and out, the session cookie, and protection against cross-site request forgery.
 //!
 //! - Signing in (`POST /sign-in`) takes an API key and opens a session in the store; the browser
-//!   gets a random token in an HttpOnly, SameSite=Strict cookie that lives 8 hours. The store
+//!   gets a random token in an HttpOnly, SameSite=Strict cookie that lives 8 hours, `Secure` as
+//!   [`CookieSecurity`] decides from `REWARD_PUBLIC_URL`. The store
 //!   keeps only the token's SHA-256, and ends the session at expiry, on sign out, or when the key
 //!   it was opened with is revoked.
 //! - Every form carries a CSRF token, checked on every POST ([`SignedForm`]). A session's token
@@ -33,6 +34,7 @@ use super::form::FormFields;
 use super::page::{render, see_other, Layout, PageError, PageResult};
 use crate::api::extract::record_key_use;
 use crate::api::AppState;
+use crate::config::PublicUrl;
 
 const SESSION_COOKIE: &str = "reward_session";
 /// The sign-in form's own CSRF token (there is no session yet to derive one from).
@@ -145,19 +147,83 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
+/// When the dashboard's cookies carry `Secure` (docs/decisions.md, "REWARD_PUBLIC_URL").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieSecurity {
+    /// `REWARD_PUBLIC_URL` is https://: every cookie is `Secure`, whatever the request says.
+    Always,
+    /// `REWARD_PUBLIC_URL` is http://: the operator serves plain HTTP on purpose; none is.
+    Never,
+    /// No `REWARD_PUBLIC_URL`: `Secure`, except in plain local development: a request for a
+    /// loopback host (`localhost`, 127.0.0.0/8, `[::1]`) that no proxy reports as HTTPS. A
+    /// request can only make its own cookies less safe this way, never another browser's.
+    UnlessLocal,
+}
+
+impl CookieSecurity {
+    pub fn for_public_url(public_url: Option<&PublicUrl>) -> Self {
+        match public_url.map(PublicUrl::is_https) {
+            Some(true) => Self::Always,
+            Some(false) => Self::Never,
+            None => Self::UnlessLocal,
+        }
+    }
+
+    fn secure(self, headers: &HeaderMap) -> bool {
+        match self {
+            Self::Always => true,
+            Self::Never => false,
+            Self::UnlessLocal => {
+                let forwarded_https = headers
+                    .get("x-forwarded-proto")
+                    .and_then(|value| value.to_str().ok())
+                    .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
+                let local = headers
+                    .get(header::HOST)
+                    .and_then(|value| value.to_str().ok())
+                    .is_some_and(is_loopback_host);
+                forwarded_https || !local
+            }
+        }
+    }
+}
+
+/// Whether a `Host` header (name or address, with or without a port) names this machine.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.trim().strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host.trim().split(':').next().unwrap_or_default(),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
+
 /// A `Set-Cookie` value: never readable by scripts, never sent with cross-site requests, and
-/// `Secure` when the request came over HTTPS (as a proxy in front reports it), so the same
-/// binary works on plain http://127.0.0.1 in development.
-fn set_cookie(name: &str, value: &str, max_age: Duration, headers: &HeaderMap) -> String {
-    let secure = headers
-        .get("x-forwarded-proto")
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
+/// `Secure` as [`CookieSecurity`] decides.
+fn set_cookie(
+    name: &str,
+    value: &str,
+    max_age: Duration,
+    security: CookieSecurity,
+    headers: &HeaderMap,
+) -> String {
     format!(
         "{name}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{}",
         max_age.as_secs(),
-        if secure { "; Secure" } else { "" }
+        if security.secure(headers) {
+            "; Secure"
+        } else {
+            ""
+        }
     )
+}
+
+fn cookie_security(state: &AppState) -> CookieSecurity {
+    CookieSecurity::for_public_url(state.public_url.as_ref())
 }
 
 /// Removes the session cookie from the browser.
@@ -199,6 +265,7 @@ async fn sign_in_page(
         return see_other(HOME);
     }
     sign_in_form(
+        &state,
         &parts.headers,
         query.notice.as_deref(),
         None,
@@ -208,6 +275,7 @@ async fn sign_in_page(
 
 /// Renders the sign-in form, reusing the browser's form token or issuing one.
 fn sign_in_form(
+    state: &AppState,
     headers: &HeaderMap,
     notice: Option<&str>,
     error: Option<&'static str>,
@@ -221,7 +289,13 @@ fn sign_in_form(
         csrf_token: form_token.clone(),
         error,
     };
-    let cookie = set_cookie(SIGN_IN_COOKIE, &form_token, SIGN_IN_FORM_LIFETIME, headers);
+    let cookie = set_cookie(
+        SIGN_IN_COOKIE,
+        &form_token,
+        SIGN_IN_FORM_LIFETIME,
+        cookie_security(state),
+        headers,
+    );
     with_cookie(render(status, &page), &cookie)
 }
 
@@ -239,6 +313,7 @@ async fn sign_in(State(state): State<AppState>, request: Request) -> PageResult 
     if key.is_empty() {
         let error = Some("Enter one of your account's API keys.");
         return Ok(sign_in_form(
+            &state,
             &headers,
             None,
             error,
@@ -262,6 +337,7 @@ async fn sign_in(State(state): State<AppState>, request: Request) -> PageResult 
     if opened.is_none() {
         let error = Some("This API key is not valid. It may have been revoked.");
         return Ok(sign_in_form(
+            &state,
             &headers,
             None,
             error,
@@ -276,7 +352,13 @@ async fn sign_in(State(state): State<AppState>, request: Request) -> PageResult 
     let response = see_other(HOME);
     let response = with_cookie(
         response,
-        &set_cookie(SESSION_COOKIE, &token, SESSION_LIFETIME, &headers),
+        &set_cookie(
+            SESSION_COOKIE,
+            &token,
+            SESSION_LIFETIME,
+            cookie_security(&state),
+            &headers,
+        ),
     );
     Ok(with_cookie(
         response,
@@ -315,16 +397,86 @@ mod tests {
 
     #[test]
     fn session_cookies_are_http_only_strict_and_expire() {
-        let mut headers = HeaderMap::new();
-        let plain = set_cookie(SESSION_COOKIE, "tok", SESSION_LIFETIME, &headers);
+        let headers = HeaderMap::new();
+        let plain = set_cookie(
+            SESSION_COOKIE,
+            "tok",
+            SESSION_LIFETIME,
+            CookieSecurity::Never,
+            &headers,
+        );
         assert_eq!(
             plain,
             "reward_session=tok; Path=/; Max-Age=28800; HttpOnly; SameSite=Strict"
         );
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        assert!(
-            set_cookie(SESSION_COOKIE, "tok", SESSION_LIFETIME, &headers).ends_with("; Secure")
+        let secure = set_cookie(
+            SESSION_COOKIE,
+            "tok",
+            SESSION_LIFETIME,
+            CookieSecurity::Always,
+            &headers,
         );
+        assert_eq!(
+            secure,
+            "reward_session=tok; Path=/; Max-Age=28800; HttpOnly; SameSite=Strict; Secure"
+        );
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn the_public_url_decides_secure_whatever_the_request_says() {
+        let https = PublicUrl::parse("https://rewards.example.com").expect("url");
+        let http = PublicUrl::parse("http://10.0.0.5:8080/").expect("url");
+        let always = CookieSecurity::for_public_url(Some(&https));
+        let never = CookieSecurity::for_public_url(Some(&http));
+        assert_eq!(always, CookieSecurity::Always);
+        assert_eq!(never, CookieSecurity::Never);
+        for request in [
+            headers(&[]),
+            headers(&[("host", "127.0.0.1:8080")]),
+            headers(&[
+                ("host", "rewards.example.com"),
+                ("x-forwarded-proto", "http"),
+            ]),
+            headers(&[("host", "localhost"), ("x-forwarded-proto", "https")]),
+        ] {
+            assert!(always.secure(&request), "{request:?}");
+            assert!(!never.secure(&request), "{request:?}");
+        }
+    }
+
+    #[test]
+    fn without_a_public_url_only_local_development_goes_without_secure() {
+        let guess = CookieSecurity::for_public_url(None);
+        for local in [
+            "127.0.0.1:8080",
+            "localhost",
+            "LOCALHOST.:3000",
+            "[::1]:8080",
+            "app.localhost",
+        ] {
+            assert!(!guess.secure(&headers(&[("host", local)])), "{local}");
+        }
+        for remote in [
+            "rewards.example.com",
+            "10.0.0.5:8080",
+            "[2001:db8::1]:443",
+            "localhost.evil.com",
+        ] {
+            assert!(guess.secure(&headers(&[("host", remote)])), "{remote}");
+        }
+        assert!(guess.secure(&headers(&[])), "no Host header");
+        assert!(guess.secure(&headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("x-forwarded-proto", "https"),
+        ])));
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod dashboard;
 mod delivery;
 mod delivery_faults;
 mod dns;
+mod edge;
 mod faults;
 mod fuzzing;
 mod hardening;

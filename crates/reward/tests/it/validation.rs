@@ -675,6 +675,91 @@ async fn secure_mode_refuses_non_public_hosts() {
     assert_eq!(reply.status.as_u16(), 201, "{:?}", reply.body);
 }
 
+/// One literal in each block of the IANA special-purpose registries that a webhook may not reach
+/// (see reward-core's `special_addresses`), and in the tunnels and reserved space around them.
+const SPECIAL_PURPOSE_LITERALS: [&str; 47] = [
+    "0.1.2.3",
+    "10.255.255.255",
+    "100.64.0.1",
+    "127.0.0.2",
+    "169.254.0.1",
+    "172.31.255.255",
+    "192.0.0.1",
+    "192.0.0.9",
+    "192.0.0.170",
+    "192.0.2.1",
+    "192.88.99.2",
+    "192.168.0.1",
+    "198.18.0.1",
+    "198.19.255.255",
+    "198.51.100.1",
+    "203.0.113.1",
+    "224.0.0.1",
+    "240.0.0.1",
+    "255.255.255.255",
+    "[::]",
+    "[::1]",
+    "[::7f00:1]",
+    "[::ffff:10.0.0.1]",
+    "[::ffff:0:7f00:1]",
+    "[::ffff:0:5db8:d822]",
+    "[64:ff9b::a00:1]",
+    "[64:ff9b:1::1]",
+    "[100::1]",
+    "[100:0:0:1::1]",
+    "[2001::1]",
+    "[2001:0:4136:e378:8000:63bf:3fff:fdd2]",
+    "[2001:1::1]",
+    "[2001:2::1]",
+    "[2001:3::1]",
+    "[2001:4:112::1]",
+    "[2001:10::1]",
+    "[2001:20::1]",
+    "[2001:30::1]",
+    "[2001:db8::1]",
+    "[2002:7f00:1::1]",
+    "[2002:5db8:d822::1]",
+    "[3fff::1]",
+    "[5f00::1]",
+    "[fc00::1]",
+    "[fe80::1]",
+    "[fec0::1]",
+    "[ff02::1]",
+];
+
+#[tokio::test]
+async fn secure_mode_refuses_every_special_purpose_block() {
+    let (_server, api) = start_secure().await;
+    for literal in SPECIAL_PURPOSE_LITERALS
+        .iter()
+        .chain(&["[4000::1]", "[febf::1]"])
+    {
+        let url = format!("https://{literal}/hook");
+        let body = with(webhook_body(), "url", json!(url));
+        let reply = refused(
+            &api,
+            post("/v1/webhooks", body),
+            422,
+            "invalid_value",
+            Some("url"),
+        )
+        .await;
+        let message = reply.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("not a public address"), "{url}: {message}");
+    }
+    // What the registries mark globally reachable, and NAT64 around a public address, pass.
+    for url in [
+        "https://[64:ff9b::5db8:d822]/hook",
+        "https://[2620:4f:8000::1]/hook",
+        "https://192.31.196.1/hook",
+        "https://[2606:2800:220:1:248:1893:25c8:1946]/hook",
+    ] {
+        let body = with(webhook_body(), "url", json!(url));
+        let reply = send(&api, &post("/v1/webhooks", body)).await;
+        assert_eq!(reply.status.as_u16(), 201, "{url}: {:?}", reply.body);
+    }
+}
+
 #[tokio::test]
 async fn secure_mode_patch_refuses_non_public_urls() {
     let (_server, api) = start_secure().await;
