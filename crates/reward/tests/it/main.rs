@@ -13,7 +13,6 @@ mod credits;
 mod dashboard;
 mod delivery;
 mod delivery_faults;
-mod dns;
 mod edge;
 mod faults;
 mod fuzzing;
