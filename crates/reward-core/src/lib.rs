@@ -16,6 +16,7 @@ pub mod credit;
 pub mod delivery;
 pub mod digest;
 pub mod event;
+pub mod idempotency;
 pub mod ids;
 pub mod names;
 pub mod retry;

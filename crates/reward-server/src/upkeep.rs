@@ -10,7 +10,6 @@ use reward_store::Store;
 use tokio_util::sync::CancellationToken;
 
 pub const EVENT_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
-pub const IDEMPOTENCY_RETENTION_MS: i64 = 24 * 3600 * 1000;
 /// How often upkeep runs, by default.
 pub const DEFAULT_EVERY: Duration = Duration::from_secs(3600);
 /// How long a webhook's attempts may all fail before it is disabled, by default.
@@ -28,7 +27,7 @@ pub async fn run(store: Arc<dyn Store>, upkeep: Upkeep, shutdown: CancellationTo
     loop {
         let now = Timestamp::now();
         let events_before = now.plus_millis(-EVENT_RETENTION_MS);
-        let idempotency_before = now.plus_millis(-IDEMPOTENCY_RETENTION_MS);
+        let idempotency_before = now.plus_millis(-reward_core::idempotency::WINDOW_MS);
         if let Err(error) = store.purge_expired(events_before, idempotency_before).await {
             tracing::warn!(%error, "purging expired events failed; will try again");
         }

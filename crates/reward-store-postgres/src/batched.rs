@@ -303,7 +303,7 @@ async fn claim_keys(
         )
         .await
         .map_err(from_pg)?;
-    let expired_at_or_before = now.as_millis() - rewards::IDEMPOTENCY_WINDOW_MS;
+    let expired_at_or_before = now.as_millis() - reward_core::idempotency::WINDOW_MS;
     let taken = client
         .query(
             &statement,

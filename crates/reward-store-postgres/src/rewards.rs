@@ -26,9 +26,6 @@ use tokio_postgres::Row;
 use crate::errors::{from_balance_update, from_pg};
 use crate::{outbox, rows};
 
-/// How long an `Idempotency-Key` is remembered.
-pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
-
 const TRIGGER_COLUMNS: &str = "id, name, rule_kind, rule_amount, created_at, updated_at";
 
 /// A trigger's credit rule, from its `rule_kind` and `rule_amount` columns.
@@ -245,7 +242,7 @@ async fn claim_idempotency_key(
         )
         .await
         .map_err(from_pg)?;
-    let expired_at_or_before = now.as_millis() - IDEMPOTENCY_WINDOW_MS;
+    let expired_at_or_before = now.as_millis() - reward_core::idempotency::WINDOW_MS;
     let claimed = client
         .query_opt(
             &claim,

@@ -18,9 +18,6 @@ use crate::outbox;
 use crate::rows;
 use reward_store::handoff::Outbox;
 
-/// How long an `Idempotency-Key` is remembered.
-pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
-
 const TRIGGER_COLUMNS: &str = "id, name, rule_kind, rule_amount, created_at, updated_at";
 
 fn trigger_from_row(row: &Row) -> rusqlite::Result<Trigger> {
@@ -187,7 +184,9 @@ fn replay(
         })
         .map_err(from_sqlite)?;
     match seen {
-        Some((_, _, created_at)) if created_at + IDEMPOTENCY_WINDOW_MS <= now.as_millis() => {
+        Some((_, _, created_at))
+            if created_at + reward_core::idempotency::WINDOW_MS <= now.as_millis() =>
+        {
             Ok(None)
         }
         Some((seen_fingerprint, _, _)) if seen_fingerprint != fingerprint => {
