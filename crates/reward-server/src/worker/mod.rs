@@ -205,12 +205,8 @@ impl Worker {
     /// How long to sleep when nothing could be claimed: until the next retry falls due, at most
     /// [`IDLE_POLL`].
     async fn idle_pause(&self) -> Duration {
-        let now = Timestamp::now();
-        match self.store.next_due_at(now).await {
-            Ok(Some(due)) => {
-                let wait = u64::try_from(due.as_millis() - now.as_millis()).unwrap_or(0);
-                Duration::from_millis(wait).clamp(Duration::from_millis(1), IDLE_POLL)
-            }
+        match self.store.next_due_at(Timestamp::now()).await {
+            Ok(Some(due)) => time_until(due).clamp(Duration::from_millis(1), IDLE_POLL),
             _ => IDLE_POLL,
         }
     }
@@ -380,10 +376,15 @@ async fn record_in_batches(
     }
 }
 
+/// How long until a wall-clock time (zero, if it has passed).
+fn time_until(at: Timestamp) -> Duration {
+    let wait = at.as_millis().saturating_sub(Timestamp::now().as_millis());
+    Duration::from_millis(u64::try_from(wait).unwrap_or(0))
+}
+
 /// The monotonic instant at which a wall-clock time falls (now, if it has passed).
 fn instant_of(at: Timestamp) -> Instant {
-    let wait = at.as_millis().saturating_sub(Timestamp::now().as_millis());
-    Instant::now() + Duration::from_millis(u64::try_from(wait).unwrap_or(0))
+    Instant::now() + time_until(at)
 }
 
 /// The state an attempt left its delivery in, as logs and metrics name it.
