@@ -21,7 +21,7 @@ use super::page::{
 };
 use super::session::{SignedForm, SignedIn};
 use super::webhooks::{webhook_id, ListQuery};
-use crate::api::AppState;
+use crate::state::AppState;
 
 /// Deliveries per page of the webhook's page.
 const DELIVERIES_PER_PAGE: u32 = 20;
