@@ -1,5 +1,6 @@
 //! What the API and the dashboard both do, written once so the two front ends stay siblings
-//! that never import each other, and neither can forget a step the other takes:
+//! that never import each other, and neither can forget a step the other takes (a test event
+//! sent from the dashboard is counted in the metrics like one sent through the API):
 //!
 //! - [`issue_key`]: make and store an API key.
 //! - [`record_key_use`]: note a key's "last used" time, throttled by [`KeyUseThrottle`].
