@@ -2,8 +2,14 @@
 //! worker on a listener it is given, until the shutdown token is cancelled.
 //!
 //! - [`config`]: the settings of SPEC §2.
+//! - [`app`]: the whole application as one router (API, dashboard, metrics, reference) and the
+//!   layers every request goes through.
+//! - [`state`]: [`AppState`](state::AppState), what every handler shares.
 //! - [`api`]: the HTTP API, one module per resource.
 //! - [`dashboard`]: the server-rendered dashboard (SPEC §7), one module per page.
+//! - [`operations`]: what both front ends do (issue a key, record a key's use, the webhook
+//!   limit, test events, trigger events and credits with their count of emitted events), so
+//!   `api` and `dashboard` never import each other.
 //! - [`metrics`]: Prometheus metrics (`GET /metrics`).
 //! - [`reference`]: `/openapi.json` and `/docs`, generated from the handlers.
 //! - [`store`]: picks and opens the storage backend from the database URL.
@@ -12,11 +18,14 @@
 //! - [`upkeep`]: retention of events and idempotency keys; disabling webhooks that only fail.
 
 pub mod api;
+pub mod app;
 pub mod config;
 pub mod dashboard;
 mod http;
 pub mod metrics;
+pub mod operations;
 pub mod reference;
+pub mod state;
 pub mod store;
 mod telemetry;
 pub mod upkeep;
@@ -36,7 +45,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let store = store::open_for_serving(&config.database_url, config.secret_key.as_deref()).await?;
     let metrics = std::sync::Arc::new(metrics::Metrics::new());
-    let state = api::AppState {
+    let state = state::AppState {
         store: store.clone(),
         target_policy: config.target_policy,
         key_use: Default::default(),
@@ -45,7 +54,7 @@ pub async fn run(
         body_read_timeout: config.body_read_timeout,
         public_url: config.public_url.clone(),
     };
-    let app = telemetry::with_request_logging(api::router(state));
+    let app = telemetry::with_request_logging(app::router(state));
     let upkeep = tokio::spawn(upkeep::run(
         store.clone(),
         upkeep::Upkeep {

@@ -210,7 +210,7 @@ impl Metrics {
 
 /// `GET /metrics`: the classic text format, or OpenMetrics when the `Accept` header asks for it.
 pub async fn serve_metrics(
-    State(state): State<crate::api::AppState>,
+    State(state): State<crate::state::AppState>,
     headers: HeaderMap,
 ) -> Response {
     let accept = headers.get(ACCEPT).and_then(|value| value.to_str().ok());

@@ -4,12 +4,10 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use reward_core::api_key;
-use reward_core::ids::{AccountId, ApiKeyId};
+use reward_core::ids::ApiKeyId;
 use reward_core::names::Name;
 use reward_core::time::Timestamp;
-use reward_store::records::{ApiKey, NewApiKeyRecord};
-use reward_store::StoreResult;
+use reward_store::records::ApiKey;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -20,6 +18,7 @@ use super::extract::{Authenticated, ListBody};
 use super::input::JsonObject;
 use super::schemas::{ApiKeyCreateBody, ApiKeyList, ByIdErrors, ListErrors};
 use super::{parse_path_id, AppState};
+use crate::operations::issue_key;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -56,24 +55,6 @@ impl From<ApiKey> for ApiKeyView {
             key: None,
         }
     }
-}
-
-/// Makes and stores a new key for the account; returns it with its text, to be shown once.
-/// The dashboard creates keys through here too.
-pub async fn issue_key(
-    state: &AppState,
-    account: &AccountId,
-    name: Name,
-) -> StoreResult<(ApiKey, String)> {
-    let generated = api_key::generate();
-    let record = NewApiKeyRecord {
-        id: ApiKeyId::generate(),
-        name,
-        hash: generated.hash,
-        display_prefix: generated.display_prefix,
-    };
-    let key = state.store.create_api_key(account, record).await?;
-    Ok((key, generated.plaintext))
 }
 
 #[utoipa::path(post, path = "/v1/api_keys", operation_id = "create_api_key", tag = "API keys", summary = "Create an API key",

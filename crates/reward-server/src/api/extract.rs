@@ -1,8 +1,6 @@
 //! Request extractors: the authenticated account, list parameters, and ids in paths.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
@@ -11,12 +9,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 use base64::Engine;
 use reward_core::api_key;
 use reward_core::ids::AccountId;
-use reward_core::time::Timestamp;
 use reward_store::records::{Page, PageRequest};
 use serde::Serialize;
 
 use super::error::{ApiError, ApiResult};
 use super::AppState;
+use crate::operations::record_key_use;
 
 /// The account whose API key authenticated the request.
 pub struct Authenticated(pub AccountId);
@@ -55,54 +53,6 @@ impl FromRequestParts<AppState> for Authenticated {
         state.rate_limiter.check(&account)?;
         Ok(Self(account))
     }
-}
-
-/// How often one key's "last used" time is written, at most.
-const KEY_USE_INTERVAL: Duration = Duration::from_secs(60);
-/// Keys remembered before the ones outside the interval are forgotten (bounds the memory).
-const KEY_USE_REMEMBERED: usize = 10_000;
-
-/// Remembers when each key's use was last written, so "last used" costs at most one write per
-/// key per minute instead of one per request (every write is an fsync on the store's writer).
-#[derive(Default)]
-pub struct KeyUseThrottle {
-    written: Mutex<HashMap<String, Instant>>,
-}
-
-impl KeyUseThrottle {
-    /// Whether a use of the key (by hash) at `now` is to be written; remembers it when it is.
-    pub fn admit(&self, key_hash: &str, now: Instant) -> bool {
-        let mut written = self
-            .written
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let recent = |at: &Instant| now.saturating_duration_since(*at) < KEY_USE_INTERVAL;
-        if written.get(key_hash).is_some_and(recent) {
-            return false;
-        }
-        if written.len() >= KEY_USE_REMEMBERED {
-            written.retain(|_, at| recent(at));
-        }
-        written.insert(key_hash.to_owned(), now);
-        true
-    }
-}
-
-/// Notes that a key was used, in the background: the request never waits for that write, and
-/// a failure to record it only loses a "last used" time.
-pub fn record_key_use(state: &AppState, key_hash: String) {
-    if !state.key_use.admit(&key_hash, Instant::now()) {
-        return;
-    }
-    let store = state.store.clone();
-    tokio::spawn(async move {
-        if let Err(error) = store
-            .touch_api_keys(vec![(key_hash, Timestamp::now())])
-            .await
-        {
-            tracing::warn!(%error, "could not record an API key's last use");
-        }
-    });
 }
 
 /// The query string's parameters.
@@ -181,20 +131,5 @@ impl<T> ListBody<T> {
             data: page.items.into_iter().map(view).collect(),
             next_cursor: page.next_cursor.map(|cursor| BASE64URL.encode(cursor)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_key_use_is_admitted_once_a_minute() {
-        let throttle = KeyUseThrottle::default();
-        let start = Instant::now();
-        assert!(throttle.admit("a", start));
-        assert!(!throttle.admit("a", start + Duration::from_secs(59)));
-        assert!(throttle.admit("b", start + Duration::from_secs(1)));
-        assert!(throttle.admit("a", start + Duration::from_secs(60)));
     }
 }

@@ -1,7 +1,9 @@
 //! Abuse limits of the API (see docs/security.md):
 //!
 //! - [`RateLimiter`]: a token bucket per account; over it, 429 `rate_limited` with `Retry-After`.
-//! - [`ensure_room_for_webhook`]: at most [`MAX_WEBHOOKS_PER_ACCOUNT`] webhooks per account.
+//! - [`ensure_room_for_webhook`]: at most
+//!   [`MAX_WEBHOOKS_PER_ACCOUNT`](crate::operations::MAX_WEBHOOKS_PER_ACCOUNT) webhooks per
+//!   account (the rule is in `crate::operations`, shared with the dashboard).
 //! - [`with_body_deadline`]: a request body must arrive whole within [`BODY_READ_TIMEOUT`], so a
 //!   client trickling bytes cannot hold a connection and a task forever. (Headers have their own
 //!   deadline, [`HEADER_READ_TIMEOUT`] by default, enforced by the connection itself: see
@@ -26,13 +28,13 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use reward_core::ids::AccountId;
-use reward_store::records::PageRequest;
-use reward_store::{Store, StoreResult};
+use reward_store::Store;
 
 use super::error::{ApiError, ApiResult};
+use crate::operations::{has_room_for_webhook, webhook_limit_message};
 
-/// Webhooks one account may have at most.
-pub const MAX_WEBHOOKS_PER_ACCOUNT: usize = 100;
+/// Largest request body accepted (SPEC §4: 413 above).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Entries an `events` list may hold at most, before duplicates are removed. Each entry must be a
 /// known type and duplicates are dropped, so a webhook never holds more than the known types;
 /// this only bounds the work a hostile list can cause.
@@ -49,27 +51,6 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// Buckets kept before the idle (full) ones are dropped. Dropping a full bucket changes nothing:
 /// a new one starts full too.
 const BUCKETS_REMEMBERED: usize = 10_000;
-
-/// Whether the account may have one more webhook (fewer than [`MAX_WEBHOOKS_PER_ACCOUNT`]). Two
-/// creations at the same instant may both pass the count: the limit is there against abuse, not
-/// as a quota to the unit.
-pub async fn has_room_for_webhook(store: &dyn Store, account: &AccountId) -> StoreResult<bool> {
-    let page = store
-        .list_webhooks(
-            account,
-            PageRequest {
-                limit: MAX_WEBHOOKS_PER_ACCOUNT as u32,
-                cursor: None,
-            },
-        )
-        .await?;
-    Ok(page.items.len() < MAX_WEBHOOKS_PER_ACCOUNT)
-}
-
-/// What a refused creation says, in the API and the dashboard.
-pub fn webhook_limit_message() -> String {
-    format!("An account may have at most {MAX_WEBHOOKS_PER_ACCOUNT} webhooks; delete one first.")
-}
 
 /// [`has_room_for_webhook`] as the API answers it: 422 `limit_exceeded`.
 pub async fn ensure_room_for_webhook(store: &dyn Store, account: &AccountId) -> ApiResult<()> {
@@ -209,7 +190,7 @@ fn head_refusal(request: &Request) -> Option<ApiError> {
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse::<u64>().ok());
-    if declared.is_some_and(|length| length > super::MAX_BODY_BYTES as u64) {
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
         return Some(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",

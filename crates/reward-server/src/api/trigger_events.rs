@@ -6,7 +6,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use reward_core::digest::sha256_hex;
-use reward_core::event::EventType;
 use reward_core::names::{IdempotencyKey, TriggerId, UserId};
 use reward_store::records::{RecordTriggerEvent, TriggerEventOutcome};
 
@@ -19,6 +18,7 @@ use super::input::JsonObject;
 use super::schemas::{ErrorBody, TriggerEventBody};
 use super::views::TriggerEventView;
 use super::AppState;
+use crate::operations;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(record))
@@ -66,30 +66,21 @@ async fn record(
         .map_err(|error| ApiError::invalid("trigger_id", error.0))?;
     let value = body.optional_number("value")?;
     let idempotency = key.map(|key| (key, fingerprint(&user, &trigger, value.as_ref())));
-    let outcome = state
-        .store
-        .record_trigger_event(
-            &account,
-            RecordTriggerEvent {
-                user,
-                trigger,
-                value,
-                idempotency,
-            },
-        )
-        .await?;
+    let outcome = operations::record_trigger_event(
+        &state,
+        &account,
+        RecordTriggerEvent {
+            user,
+            trigger,
+            value,
+            idempotency,
+        },
+    )
+    .await?;
     let (recorded, replayed) = match outcome {
         TriggerEventOutcome::Recorded(recorded) => (recorded, false),
         TriggerEventOutcome::Replayed(recorded) => (recorded, true),
     };
-    if !replayed {
-        state.metrics.event_emitted(EventType::TriggerEventCreated);
-        if recorded.credit_points_issued > 0 {
-            state
-                .metrics
-                .event_emitted(EventType::BalanceCreditPointsIssued);
-        }
-    }
     let mut response =
         (StatusCode::CREATED, Json(TriggerEventView::from(&recorded))).into_response();
     if replayed {

@@ -4,7 +4,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use reward_core::credit::MAX_POINTS;
-use reward_core::event::EventType;
 use reward_core::names::UserId;
 use reward_store::records::IssueCredits;
 use reward_store::StoreError;
@@ -18,6 +17,7 @@ use super::input::JsonObject;
 use super::schemas::{ByIdErrors, CreditsBody};
 use super::views::{CreditsView, UserView};
 use super::AppState;
+use crate::operations;
 
 /// Longest reason accepted, in characters.
 const MAX_REASON: usize = 500;
@@ -75,24 +75,20 @@ async fn issue_credits(
             "reason may be at most 500 characters long.",
         ));
     }
-    let issued = state
-        .store
-        .issue_credits(
-            &account,
-            IssueCredits {
-                user,
-                points,
-                reason,
-            },
-        )
-        .await
-        .map_err(|error| match error {
-            // Fewer points would fit: the field to change is this one.
-            StoreError::BalanceOverflow => ApiError::from(error).with_field("points"),
-            other => ApiError::from(other),
-        })?;
-    state
-        .metrics
-        .event_emitted(EventType::BalanceCreditPointsIssued);
+    let issued = operations::issue_credits(
+        &state,
+        &account,
+        IssueCredits {
+            user,
+            points,
+            reason,
+        },
+    )
+    .await
+    .map_err(|error| match error {
+        // Fewer points would fit: the field to change is this one.
+        StoreError::BalanceOverflow => ApiError::from(error).with_field("points"),
+        other => ApiError::from(other),
+    })?;
     Ok((StatusCode::CREATED, Json(CreditsView::from(&issued))))
 }

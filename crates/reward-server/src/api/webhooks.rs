@@ -24,6 +24,7 @@ use super::schemas::{
 };
 use super::views::{DeliveryView, WebhookView};
 use super::{parse_path_id, AppState};
+use crate::operations;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -262,12 +263,9 @@ async fn send_test(
     body.only(&["type"])?;
     let kind = parse_event_type("type", &body.string("type")?)?;
     let event = NewEvent::test_event(Timestamp::now(), kind);
-    let delivery = state
-        .store
-        .send_test_event(&account, &id, event)
+    let delivery = operations::send_test_event(&state, &account, &id, event)
         .await
         .map_err(ApiError::from_store("webhook"))?;
-    state.metrics.event_emitted(kind);
     Ok((StatusCode::ACCEPTED, Json(delivery.into())))
 }
 

@@ -13,8 +13,8 @@ use reward_store::records::ApiKey;
 use super::page::{render, see_other, Layout, PageError, PageResult, Time};
 use super::session::{signed_out_response, SignedForm, SignedIn};
 use super::webhooks::ListQuery;
-use crate::api::api_keys::issue_key;
-use crate::api::AppState;
+use crate::operations::issue_key;
+use crate::state::AppState;
 
 const PAGE: &str = "/settings/api-keys";
 

@@ -26,7 +26,7 @@ use axum::middleware::map_response;
 use axum::response::Response;
 use axum::Router;
 
-use crate::api::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -32,9 +32,9 @@ use subtle::ConstantTimeEq;
 
 use super::form::FormFields;
 use super::page::{render, see_other, Layout, PageError, PageResult};
-use crate::api::extract::record_key_use;
-use crate::api::AppState;
 use crate::config::PublicUrl;
+use crate::operations::record_key_use;
+use crate::state::AppState;
 
 const SESSION_COOKIE: &str = "reward_session";
 /// The sign-in form's own CSRF token (there is no session yet to derive one from).

@@ -21,7 +21,8 @@ use super::page::{
 };
 use super::session::{SignedForm, SignedIn};
 use super::webhooks::{webhook_id, ListQuery};
-use crate::api::AppState;
+use crate::operations;
+use crate::state::AppState;
 
 /// Deliveries per page of the webhook's page.
 const DELIVERIES_PER_PAGE: u32 = 20;
@@ -275,9 +276,7 @@ async fn send_test(
     let kind = EventType::parse(form.fields.text("type"))
         .ok_or(PageError::BadForm(StatusCode::UNPROCESSABLE_ENTITY))?;
     let event = NewEvent::test_event(Timestamp::now(), kind);
-    state
-        .store
-        .send_test_event(&form.signed_in.session.account_id, &id, event)
+    operations::send_test_event(&state, &form.signed_in.session.account_id, &id, event)
         .await
         .map_err(PageError::from_store("webhook"))?;
     Ok(see_other(&format!(

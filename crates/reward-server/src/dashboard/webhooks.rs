@@ -20,8 +20,8 @@ use serde::Deserialize;
 use super::form::FormFields;
 use super::page::{cursor_param, decode_cursor, render, see_other, Layout, PageError, PageResult};
 use super::session::{SignedForm, SignedIn, HOME};
-use crate::api::limits::{has_room_for_webhook, webhook_limit_message};
-use crate::api::AppState;
+use crate::operations::{has_room_for_webhook, webhook_limit_message};
+use crate::state::AppState;
 
 /// The window of the list's success rate.
 const SUCCESS_WINDOW_MS: i64 = 24 * 3600 * 1000;

@@ -4,7 +4,7 @@
 
 mod browser;
 mod sessions;
-mod visitor;
+pub(crate) mod visitor;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::common::{python_module, TestServer};
+use crate::dashboard::visitor::Visitor;
 use crate::receiver::Receiver;
 
 /// Runs a Python snippet with `input` on stdin; returns its stdout, panicking with its stderr.
@@ -164,6 +165,46 @@ async fn metrics_parse_and_move_after_a_delivery() {
     let openmetrics_samples = reward_samples(&after);
     assert!(openmetrics_samples.len() > 20, "{openmetrics_samples:?}");
     assert_eq!(reward_samples(&after_text), openmetrics_samples);
+}
+
+/// `reward_events_emitted_total{type="..."}` in the classic text format; 0 before the first.
+async fn events_emitted(server: &TestServer, event_type: &str) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", server.base_url))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("text");
+    let series = format!("reward_events_emitted_total{{type=\"{event_type}\"}} ");
+    text.lines()
+        .filter_map(|line| line.strip_prefix(series.as_str()))
+        .map(|value| value.trim().parse::<f64>().expect("a number"))
+        .sum()
+}
+
+#[tokio::test]
+async fn a_test_event_sent_from_the_dashboard_is_counted_like_one_from_the_api() {
+    let server = TestServer::start().await;
+    let api = server.account("Acme").await;
+    let webhook = api.create_webhook("http://127.0.0.1:9/hook").await;
+    let id = webhook["id"].as_str().expect("id");
+    let kind = "balance.credit_points_issued";
+    assert_eq!(events_emitted(&server, kind).await, 0.0);
+
+    let mut visitor = Visitor::new(&server.base_url);
+    visitor.sign_in(&api.key).await;
+    let page = format!("/settings/webhooks/{id}");
+    let sent = visitor
+        .post_from(&page, &format!("{page}/test"), &[("type", kind)])
+        .await;
+    sent.assert_redirect(&format!("{page}?notice=test_sent#deliveries"));
+    assert_eq!(events_emitted(&server, kind).await, 1.0);
+
+    let through_api = api
+        .post(&format!("/v1/webhooks/{id}/test"), json!({"type": kind}))
+        .await;
+    assert_eq!(through_api.status.as_u16(), 202);
+    assert_eq!(events_emitted(&server, kind).await, 2.0);
 }
 
 /// Every route of SPEC §4 (and the API-key routes): the document must list each.

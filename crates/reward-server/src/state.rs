@@ -1,0 +1,31 @@
+//! [`AppState`]: what every handler of the API and the dashboard shares. It lives beside both
+//! front ends, not inside either, so neither has to import the other to reach it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reward_core::names::TargetPolicy;
+use reward_store::Store;
+
+use crate::api::limits::RateLimiter;
+use crate::config::PublicUrl;
+use crate::metrics::Metrics;
+use crate::operations::KeyUseThrottle;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    /// Whether webhook URLs must be public `https://` targets.
+    pub target_policy: TargetPolicy,
+    /// Keeps "last used" writes of API keys to one per key per minute.
+    pub key_use: Arc<KeyUseThrottle>,
+    /// Counters and histograms behind `GET /metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The per-account request rate limit (`REWARD_RATE_LIMIT`).
+    pub rate_limiter: Arc<RateLimiter>,
+    /// How long a request's body may take to arrive, at most.
+    pub body_read_timeout: Duration,
+    /// `REWARD_PUBLIC_URL`: decides whether the dashboard's cookies are `Secure`.
+    pub public_url: Option<PublicUrl>,
+}
