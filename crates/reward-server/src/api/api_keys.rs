@@ -15,10 +15,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::bodies::ApiKeyCreateBody;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody};
 use super::input::JsonObject;
-use super::schemas::{ApiKeyCreateBody, ApiKeyList, ByIdErrors, ListErrors};
+use super::schemas::{ApiKeyList, ByIdErrors, ListErrors};
 use super::{parse_path_id, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -83,11 +84,9 @@ pub async fn issue_key(
 async fn create(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
-    mut body: JsonObject,
+    body: JsonObject,
 ) -> ApiResult<(StatusCode, Json<ApiKeyView>)> {
-    body.only(&["name"])?;
-    let name =
-        Name::parse(&body.string("name")?).map_err(|error| ApiError::invalid("name", error.0))?;
+    let ApiKeyCreateBody { name } = ApiKeyCreateBody::read(body)?;
     let (key, plaintext) = issue_key(&state, &account, name).await?;
     let mut view = ApiKeyView::from(key);
     view.key = Some(plaintext);

@@ -1,6 +1,7 @@
 //! The HTTP API of SPEC §4: one module per resource, each with its own `router()`.
 
 pub mod api_keys;
+pub mod bodies;
 mod deliveries;
 pub mod error;
 mod events;
