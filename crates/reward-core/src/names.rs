@@ -74,6 +74,9 @@ string_newtype!(
 
 impl UserId {
     pub const MAX_LEN: usize = 128;
+    /// What `parse` accepts, as a regular expression for documents that describe the field
+    /// (OpenAPI): no whitespace, control character, `/`, `?`, `#` or `%`.
+    pub const PATTERN: &'static str = "^[^\\s/?#%\\x00-\\x1f\\x7f-\\x9f]+$";
 
     pub fn parse(text: &str) -> Result<Self, Invalid> {
         let length = text.chars().count();
@@ -91,6 +94,8 @@ impl UserId {
 
 impl TriggerId {
     pub const MAX_LEN: usize = 100;
+    /// What `parse` accepts, as a regular expression (OpenAPI).
+    pub const PATTERN: &'static str = "^[A-Za-z0-9_.:-]+$";
 
     pub fn parse(text: &str) -> Result<Self, Invalid> {
         if text.is_empty() || text.len() > Self::MAX_LEN {
@@ -108,6 +113,10 @@ impl TriggerId {
 
 impl Name {
     pub const MAX_LEN: usize = 100;
+    /// What `parse` accepts, as a regular expression (OpenAPI): no control character, and at
+    /// least one that is not whitespace.
+    pub const PATTERN: &'static str =
+        "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$";
 
     pub fn parse(text: &str) -> Result<Self, Invalid> {
         let length = text.chars().count();
@@ -156,6 +165,8 @@ pub struct WebhookUrl(url::Url);
 
 impl WebhookUrl {
     pub const MAX_LEN: usize = 2048;
+    /// The part of what `parse` accepts that a regular expression can say (OpenAPI): the scheme.
+    pub const PATTERN: &'static str = "^https?://";
 
     pub fn parse(text: &str, policy: TargetPolicy) -> Result<Self, Invalid> {
         if text.len() > Self::MAX_LEN {

@@ -5,7 +5,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use reward_core::ids::ApiKeyId;
-use reward_core::names::Name;
 use reward_core::time::Timestamp;
 use reward_store::records::ApiKey;
 use serde::Serialize;
@@ -13,10 +12,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::bodies::ApiKeyCreateBody;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody};
 use super::input::JsonObject;
-use super::schemas::{ApiKeyCreateBody, ApiKeyList, ByIdErrors, ListErrors};
+use super::schemas::{ApiKeyList, ByIdErrors, ListErrors};
 use super::{parse_path_id, AppState};
 use crate::operations::issue_key;
 
@@ -64,11 +64,9 @@ impl From<ApiKey> for ApiKeyView {
 async fn create(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
-    mut body: JsonObject,
+    body: JsonObject,
 ) -> ApiResult<(StatusCode, Json<ApiKeyView>)> {
-    body.only(&["name"])?;
-    let name =
-        Name::parse(&body.string("name")?).map_err(|error| ApiError::invalid("name", error.0))?;
+    let ApiKeyCreateBody { name } = ApiKeyCreateBody::read(body)?;
     let (key, plaintext) = issue_key(&state, &account, name).await?;
     let mut view = ApiKeyView::from(key);
     view.key = Some(plaintext);

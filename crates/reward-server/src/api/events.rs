@@ -9,13 +9,13 @@ use serde_json::value::RawValue;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::bodies::parse_event_type;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody, QueryParams};
 use super::schemas::{
     ByIdErrors, ErrorBody, EventFilter, EventList, EventTypeList, EventView, ListErrors, ListParams,
 };
 use super::views::{event_view, EventTypeView};
-use super::webhooks::parse_event_type;
 use super::{parse_path_id, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -1,5 +1,5 @@
 //! Reading request bodies field by field, so every rejection names the field at fault and says
-//! what was expected. Unknown fields are refused: a typo must not be silently ignored, and so is a
+//! what was expected (`bodies/` says which fields each body has). Unknown fields are refused: a typo must not be silently ignored, and so is a
 //! key named twice in one object (at any depth): JSON parsers disagree on which one wins, so a
 //! proxy or signature check in front of us may have read the other (`strict_json`).
 

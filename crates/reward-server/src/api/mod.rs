@@ -3,6 +3,7 @@
 //! dashboard; what both front ends do is in `crate::operations`.
 
 pub mod api_keys;
+pub mod bodies;
 mod deliveries;
 pub mod error;
 mod events;

@@ -1,6 +1,5 @@
-//! OpenAPI schemas of what the API reads, and shapes shared by several answers. Request bodies
-//! are read field by field (`input.rs`) for precise errors; these types document those same
-//! fields and are checked against the server by the schema tests.
+//! OpenAPI schemas of the shapes shared by several answers, of the parameters (paths, lists and
+//! filters) and of the error sets. Request bodies describe themselves (`bodies/`).
 
 #![allow(dead_code)] // Doc-only types: constructed by nobody, read by utoipa.
 
@@ -8,13 +7,14 @@ use reward_core::event::EventType;
 use serde::Serialize;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{Discriminator, ObjectBuilder, OneOfBuilder, Schema, Type};
-use utoipa::openapi::{OpenApi, Ref, RefOr};
+use utoipa::openapi::{OpenApi, Ref, RefOr, Required};
 use utoipa::{IntoParams, IntoResponses, Modify, PartialSchema, ToSchema};
 
 use super::api_keys::ApiKeyView;
+use super::bodies::{trigger_id_schema, user_id_schema};
 use super::views::{DeliveryView, EventTypeView, TriggerView, WebhookView};
 use crate::reference::openapi::event_schema_name;
 
@@ -39,97 +39,6 @@ pub enum EventTypeName {
     BalanceCreditPointsIssued,
 }
 
-/// A trigger's rule: `{"per_unit": n}` (floor(value × n) points) or `{"fixed": n}`.
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum CreditPointsBody {
-    PerUnit(PerUnitRule),
-    Fixed(FixedRule),
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PerUnitRule {
-    /// Points per unit of the trigger event's value; above 0, at most 1e9.
-    #[schema(exclusive_minimum = 0, maximum = 1e9)]
-    per_unit: f64,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FixedRule {
-    /// Points for every trigger event, whatever its value.
-    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
-    fixed: i64,
-}
-
-// Request bodies. Each refuses fields it does not name (`deny_unknown_fields`: the server answers
-// 422 `unknown_field`), and an optional field that may not be null is `required = false` rather
-// than an `Option`, which would document null as accepted. The patterns are those of
-// `reward_core::names`: a name is not blank and holds no control character; a user id holds no
-// whitespace, control character, `/`, `?`, `#` or `%`.
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookCreateBody {
-    /// 1–100 characters, not blank.
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
-        example = "Orders"
-    )]
-    pub name: String,
-    /// Absolute https:// URL of a public host, with no user name, password or fragment
-    /// (http:// and private hosts only with REWARD_ALLOW_INSECURE_TARGETS).
-    #[schema(
-        max_length = 2048,
-        pattern = "^https?://",
-        example = "https://example.com/webhooks/reward"
-    )]
-    pub url: String,
-    /// Each a known event type; duplicates are ignored.
-    #[schema(min_items = 1, max_items = 100)]
-    pub events: Vec<EventTypeName>,
-    /// Default true.
-    #[schema(required = false)]
-    pub enabled: bool,
-}
-
-/// Any of the fields; each validated as on create. A field left out is left as it is.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookPatchBody {
-    #[schema(
-        required = false,
-        min_length = 1,
-        max_length = 100,
-        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
-    )]
-    pub name: String,
-    #[schema(required = false, max_length = 2048, pattern = "^https?://")]
-    pub url: String,
-    #[schema(required = false, min_items = 1, max_items = 100)]
-    pub events: Vec<EventTypeName>,
-    #[schema(required = false)]
-    pub enabled: bool,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TestEventBody {
-    #[schema(rename = "type")]
-    pub event_type: EventTypeName,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RecoverBody {
-    /// Failed deliveries created at or after this time are re-queued.
-    #[schema(format = DateTime, example = "2024-12-14T15:29:18.821Z")]
-    pub since: String,
-}
-
 #[derive(Serialize, ToSchema)]
 pub struct RecoveredView {
     /// How many failed deliveries were re-queued.
@@ -149,64 +58,6 @@ pub struct RotatedSecretView {
     /// Until then the previous secret signs beside the new one.
     #[schema(format = DateTime)]
     pub previous_secret_expires_at: String,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TriggerBody {
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
-        example = "Successful payment"
-    )]
-    pub name: String,
-    pub credit_points: Option<CreditPointsBody>,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TriggerEventBody {
-    /// Your id of the user: 1–128 characters, no whitespace, `/`, `?`, `#` or `%`.
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = "^[^\\s/?#%\\x00-\\x1f\\x7f-\\x9f]+$",
-        example = "ca9bb5c2-25a6-43e9-972e-862d28241a47"
-    )]
-    pub user_id: String,
-    /// The id of a trigger of this account (an unknown one answers 422 `unknown_trigger`).
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = "^[A-Za-z0-9_.:-]+$",
-        example = "successful_payment"
-    )]
-    pub trigger_id: String,
-    /// E.g. a payment's amount.
-    #[schema(example = 2.99)]
-    pub value: Option<f64>,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ApiKeyCreateBody {
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
-        example = "CI deploys"
-    )]
-    pub name: String,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreditsBody {
-    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
-    pub points: i64,
-    #[schema(max_length = 500)]
-    pub reason: Option<String>,
 }
 
 /// An event as delivered: `{"id", "type", "time", "data"}`. Each event type has its own schema
@@ -300,6 +151,39 @@ pub struct ListParams {
     pub limit: Option<u32>,
     /// `next_cursor` of the page before.
     pub cursor: Option<String>,
+}
+
+/// `{id}` of `/v1/triggers/{id}`, a trigger id.
+pub struct TriggerIdPath;
+
+impl IntoParams for TriggerIdPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let description = "The trigger id, chosen by you (e.g. successful_payment)";
+        vec![path_param("id", description, trigger_id_schema())]
+    }
+}
+
+/// `{user_id}` of `/v1/users/{user_id}`.
+pub struct UserIdPath;
+
+impl IntoParams for UserIdPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![path_param(
+            "user_id",
+            "Your id of the user",
+            user_id_schema(),
+        )]
+    }
+}
+
+fn path_param(name: &str, description: &str, schema: ObjectBuilder) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
 }
 
 #[derive(IntoParams)]

@@ -12,10 +12,11 @@ use reward_store::records::{RecordTriggerEvent, TriggerEventOutcome};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::bodies::TriggerEventBody;
 use super::error::{ApiError, ApiResult};
 use super::extract::Authenticated;
 use super::input::JsonObject;
-use super::schemas::{ErrorBody, TriggerEventBody};
+use super::schemas::ErrorBody;
 use super::views::TriggerEventView;
 use super::AppState;
 use crate::operations;
@@ -56,15 +57,14 @@ async fn record(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
     headers: HeaderMap,
-    mut body: JsonObject,
+    body: JsonObject,
 ) -> ApiResult<Response> {
     let key = idempotency_key(&headers)?;
-    body.only(&["user_id", "trigger_id", "value"])?;
-    let user = UserId::parse(&body.string("user_id")?)
-        .map_err(|error| ApiError::invalid("user_id", error.0))?;
-    let trigger = TriggerId::parse(&body.string("trigger_id")?)
-        .map_err(|error| ApiError::invalid("trigger_id", error.0))?;
-    let value = body.optional_number("value")?;
+    let TriggerEventBody {
+        user_id: user,
+        trigger_id: trigger,
+        value,
+    } = TriggerEventBody::read(body)?;
     let idempotency = key.map(|key| (key, fingerprint(&user, &trigger, value.as_ref())));
     let outcome = operations::record_trigger_event(
         &state,

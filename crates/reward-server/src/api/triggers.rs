@@ -3,23 +3,19 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use reward_core::credit::CreditRule;
-use reward_core::names::{Name, TriggerId};
+use reward_core::names::TriggerId;
 use reward_store::records::TriggerSpec;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::bodies::TriggerBody;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody, QueryParams};
 use super::input::JsonObject;
-use super::schemas::{ByIdErrors, ListErrors, ListParams, TriggerBody, TriggerList};
+use super::schemas::{ByIdErrors, ListErrors, ListParams, TriggerIdPath, TriggerList};
 use super::views::TriggerView;
 use super::AppState;
-
-/// Bounds that keep a rule's arithmetic meaningful.
-const MAX_PER_UNIT: f64 = 1e9;
-const MAX_FIXED: i64 = 1_000_000_000_000;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -32,58 +28,21 @@ pub fn trigger_id(id: &str) -> ApiResult<TriggerId> {
     TriggerId::parse(id).map_err(|_| ApiError::not_found("trigger"))
 }
 
-fn parse_rule(body: &mut JsonObject) -> ApiResult<Option<CreditRule>> {
-    let Some(mut rule) = body.optional_object("credit_points")? else {
-        return Ok(None);
-    };
-    rule.only(&["per_unit", "fixed"])?;
-    let both_or_neither = rule.has("per_unit") == rule.has("fixed");
-    if both_or_neither {
-        return Err(ApiError::invalid(
-            "credit_points",
-            "credit_points must be {\"per_unit\": n} or {\"fixed\": n}, or null.",
-        ));
-    }
-    if rule.has("per_unit") {
-        let field = rule.field_path("per_unit");
-        let per_unit = rule.number("per_unit")?;
-        let positive = per_unit
-            .as_f64()
-            .is_some_and(|n| n > 0.0 && n <= MAX_PER_UNIT);
-        if !positive {
-            return Err(ApiError::invalid(
-                &field,
-                "per_unit must be a number above 0 and at most 1e9.",
-            ));
-        }
-        return Ok(Some(CreditRule::PerUnit(per_unit)));
-    }
-    let field = rule.field_path("fixed");
-    let fixed = rule.integer("fixed")?;
-    if !(1..=MAX_FIXED).contains(&fixed) {
-        return Err(ApiError::invalid(
-            &field,
-            "fixed must be a whole number from 1 to 10^12.",
-        ));
-    }
-    Ok(Some(CreditRule::Fixed(fixed)))
-}
-
 #[utoipa::path(put, path = "/v1/triggers/{id}", operation_id = "put_trigger", tag = "Triggers", summary = "Create or replace a trigger",
     description = "Creates the trigger with this id, or replaces its name and rule. `credit_points` is `{\"per_unit\": n}` (floor(value × n) points per trigger event), `{\"fixed\": n}`, or null (no points).",
-    params(("id" = String, Path, description = "The trigger id, chosen by you (e.g. successful_payment)", min_length = 1, max_length = 100, pattern = "^[A-Za-z0-9_.:-]+$")), request_body = TriggerBody, security(("api_key" = [])),
+    params(TriggerIdPath), request_body = TriggerBody, security(("api_key" = [])),
     responses((status = 201, description = "Created", body = TriggerView), (status = 200, description = "Replaced", body = TriggerView), ByIdErrors))]
 async fn put(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
     Path(id): Path<String>,
-    mut body: JsonObject,
+    body: JsonObject,
 ) -> ApiResult<(StatusCode, Json<TriggerView>)> {
     let id = TriggerId::parse(&id).map_err(|error| ApiError::invalid("id", error.0))?;
-    body.only(&["name", "credit_points"])?;
-    let name =
-        Name::parse(&body.string("name")?).map_err(|error| ApiError::invalid("name", error.0))?;
-    let credit_points = parse_rule(&mut body)?;
+    let TriggerBody {
+        name,
+        credit_points,
+    } = TriggerBody::read(body)?;
     let (trigger, created) = state
         .store
         .put_trigger(
@@ -118,7 +77,7 @@ async fn list(
 
 #[utoipa::path(get, path = "/v1/triggers/{id}", operation_id = "get_trigger", tag = "Triggers", summary = "Get a trigger",
     description = "One trigger of this account, with its credit rule.",
-    params(("id" = String, Path, description = "The trigger id, chosen by you (e.g. successful_payment)", min_length = 1, max_length = 100, pattern = "^[A-Za-z0-9_.:-]+$")), security(("api_key" = [])),
+    params(TriggerIdPath), security(("api_key" = [])),
     responses((status = 200, description = "The trigger", body = TriggerView), ByIdErrors))]
 async fn show(
     State(state): State<AppState>,
@@ -135,7 +94,7 @@ async fn show(
 
 #[utoipa::path(delete, path = "/v1/triggers/{id}", operation_id = "delete_trigger", tag = "Triggers", summary = "Delete a trigger",
     description = "Deletes the trigger: trigger events naming it are refused from then on (422 `unknown_trigger`).",
-    params(("id" = String, Path, description = "The trigger id, chosen by you (e.g. successful_payment)", min_length = 1, max_length = 100, pattern = "^[A-Za-z0-9_.:-]+$")), security(("api_key" = [])),
+    params(TriggerIdPath), security(("api_key" = [])),
     responses((status = 204, description = "Deleted"), ByIdErrors))]
 async fn remove(
     State(state): State<AppState>,

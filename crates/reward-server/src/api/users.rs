@@ -3,7 +3,6 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use reward_core::credit::MAX_POINTS;
 use reward_core::names::UserId;
 use reward_store::records::IssueCredits;
 use reward_store::StoreError;
@@ -11,16 +10,14 @@ use reward_store::StoreError;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::bodies::CreditsBody;
 use super::error::{ApiError, ApiResult};
 use super::extract::Authenticated;
 use super::input::JsonObject;
-use super::schemas::{ByIdErrors, CreditsBody};
+use super::schemas::{ByIdErrors, UserIdPath};
 use super::views::{CreditsView, UserView};
 use super::AppState;
 use crate::operations;
-
-/// Longest reason accepted, in characters.
-const MAX_REASON: usize = 500;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -30,7 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[utoipa::path(get, path = "/v1/users/{user_id}", operation_id = "get_user", tag = "Users", summary = "Get a user's balance",
     description = "A user exists once a trigger event or credits referenced it.",
-    params(("user_id" = String, Path, description = "Your id of the user", min_length = 1, max_length = 128, pattern = "^[^\\s/?#%\\x00-\\x1f\\x7f-\\x9f]+$")), security(("api_key" = [])),
+    params(UserIdPath), security(("api_key" = [])),
     responses((status = 200, description = "The user", body = UserView), ByIdErrors))]
 async fn show(
     State(state): State<AppState>,
@@ -48,33 +45,16 @@ async fn show(
 
 #[utoipa::path(post, path = "/v1/users/{user_id}/credits", operation_id = "issue_credits", tag = "Users", summary = "Issue credit points by hand",
     description = "Adds points to the user's balance and emits balance.credit_points_issued. A balance never passes 2^53 - 1 (9007199254740991): points that would take it past answer 422 balance_overflow and change nothing.",
-    params(("user_id" = String, Path, description = "Your id of the user", min_length = 1, max_length = 128, pattern = "^[^\\s/?#%\\x00-\\x1f\\x7f-\\x9f]+$")), request_body = CreditsBody, security(("api_key" = [])),
+    params(UserIdPath), request_body = CreditsBody, security(("api_key" = [])),
     responses((status = 201, description = "The issuance and the new balance", body = CreditsView)))]
 async fn issue_credits(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
     Path(user_id): Path<String>,
-    mut body: JsonObject,
+    body: JsonObject,
 ) -> ApiResult<(StatusCode, Json<CreditsView>)> {
     let user = UserId::parse(&user_id).map_err(|error| ApiError::invalid("user_id", error.0))?;
-    body.only(&["points", "reason"])?;
-    let points = body.integer("points")?;
-    if !(1..=MAX_POINTS).contains(&points) {
-        return Err(ApiError::invalid(
-            "points",
-            "points must be a whole number from 1 to 10^12.",
-        ));
-    }
-    let reason = body.optional_string("reason")?;
-    if reason
-        .as_ref()
-        .is_some_and(|reason| reason.chars().count() > MAX_REASON)
-    {
-        return Err(ApiError::invalid(
-            "reason",
-            "reason may be at most 500 characters long.",
-        ));
-    }
+    let CreditsBody { points, reason } = CreditsBody::read(body)?;
     let issued = operations::issue_credits(
         &state,
         &account,

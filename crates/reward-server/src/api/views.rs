@@ -13,7 +13,8 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::schemas::{CreditPointsBody, DeliveryStatusName, EventTypeName, EventView, Reference};
+use super::bodies::CreditPointsBody;
+use super::schemas::{DeliveryStatusName, EventTypeName, EventView, Reference};
 
 #[derive(Serialize, ToSchema)]
 pub struct WebhookView {

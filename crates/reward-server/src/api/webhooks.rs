@@ -3,9 +3,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use reward_core::event::{EventType, NewEvent};
+use reward_core::event::NewEvent;
 use reward_core::ids::WebhookId;
-use reward_core::names::{Name, WebhookUrl};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::records::{DeliveryStatus, NewWebhook, WebhookPatch};
@@ -13,14 +12,14 @@ use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::bodies::{RecoverBody, TestEventBody, WebhookCreateBody, WebhookPatchBody};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody, QueryParams};
 use super::input::JsonObject;
-use super::limits::{ensure_room_for_webhook, MAX_EVENT_LIST_ENTRIES};
+use super::limits::ensure_room_for_webhook;
 use super::schemas::{
-    ByIdErrors, DeliveryFilter, DeliveryList, ErrorBody, ListErrors, ListParams, RecoverBody,
-    RecoveredView, RotatedSecretView, SecretView, TestEventBody, WebhookCreateBody, WebhookList,
-    WebhookPatchBody,
+    ByIdErrors, DeliveryFilter, DeliveryList, ErrorBody, ListErrors, ListParams, RecoveredView,
+    RotatedSecretView, SecretView, WebhookList,
 };
 use super::views::{DeliveryView, WebhookView};
 use super::{parse_path_id, AppState};
@@ -37,52 +36,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(recover))
 }
 
-const FIELDS: [&str; 4] = ["name", "url", "events", "enabled"];
-
-fn parse_name(text: &str) -> ApiResult<Name> {
-    Name::parse(text).map_err(|error| ApiError::invalid("name", error.0))
-}
-
-fn parse_url(state: &AppState, text: &str) -> ApiResult<WebhookUrl> {
-    WebhookUrl::parse(text, state.target_policy).map_err(|error| ApiError::invalid("url", error.0))
-}
-
-pub fn parse_event_type(field: &str, text: &str) -> ApiResult<EventType> {
-    EventType::parse(text).ok_or_else(|| {
-        let known: Vec<&str> = EventType::ALL.iter().map(|kind| kind.as_str()).collect();
-        ApiError::invalid(
-            field,
-            format!(
-                "Unknown event type '{text}'. Known types: {}.",
-                known.join(", ")
-            ),
-        )
-    })
-}
-
-fn parse_events(names: Vec<String>) -> ApiResult<Vec<EventType>> {
-    if names.is_empty() {
-        return Err(ApiError::invalid(
-            "events",
-            "Subscribe to at least one event type.",
-        ));
-    }
-    if names.len() > MAX_EVENT_LIST_ENTRIES {
-        return Err(ApiError::invalid(
-            "events",
-            format!("List at most {MAX_EVENT_LIST_ENTRIES} event types."),
-        ));
-    }
-    let mut events = Vec::with_capacity(names.len());
-    for name in &names {
-        let kind = parse_event_type("events", name)?;
-        if !events.contains(&kind) {
-            events.push(kind);
-        }
-    }
-    Ok(events)
-}
-
 #[utoipa::path(post, path = "/v1/webhooks", operation_id = "create_webhook", tag = "Webhooks", summary = "Create a webhook",
     description = "Creates an endpoint that receives every event of the types it subscribes to, signed with its own secret. The answer holds that secret (`whsec_...`); `GET /v1/webhooks/{id}/secret` reads it again.",
     request_body = WebhookCreateBody, security(("api_key" = [])),
@@ -90,13 +43,14 @@ fn parse_events(names: Vec<String>) -> ApiResult<Vec<EventType>> {
 async fn create(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
-    mut body: JsonObject,
+    body: JsonObject,
 ) -> ApiResult<(StatusCode, Json<WebhookView>)> {
-    body.only(&FIELDS)?;
-    let name = parse_name(&body.string("name")?)?;
-    let url = parse_url(&state, &body.string("url")?)?;
-    let events = parse_events(body.string_list("events")?)?;
-    let enabled = body.bool_if_present("enabled")?.unwrap_or(true);
+    let WebhookCreateBody {
+        name,
+        url,
+        events,
+        enabled,
+    } = WebhookCreateBody::read(body, state.target_policy)?;
     ensure_room_for_webhook(state.store.as_ref(), &account).await?;
     let secret = WebhookSecret::generate();
     let exposed = secret.expose().to_owned();
@@ -160,25 +114,20 @@ async fn update(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
     Path(id): Path<String>,
-    mut body: JsonObject,
+    body: JsonObject,
 ) -> ApiResult<Json<WebhookView>> {
     let id = webhook_id(&id)?;
-    body.only(&FIELDS)?;
+    let WebhookPatchBody {
+        name,
+        url,
+        events,
+        enabled,
+    } = WebhookPatchBody::read(body, state.target_policy)?;
     let patch = WebhookPatch {
-        name: body
-            .string_if_present("name")?
-            .as_deref()
-            .map(parse_name)
-            .transpose()?,
-        url: body
-            .string_if_present("url")?
-            .map(|url| parse_url(&state, &url))
-            .transpose()?,
-        events: body
-            .string_list_if_present("events")?
-            .map(parse_events)
-            .transpose()?,
-        enabled: body.bool_if_present("enabled")?,
+        name,
+        url,
+        events,
+        enabled,
     };
     let webhook = state
         .store
@@ -257,11 +206,10 @@ async fn send_test(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
     Path(id): Path<String>,
-    mut body: JsonObject,
+    body: JsonObject,
 ) -> ApiResult<(StatusCode, Json<DeliveryView>)> {
     let id = webhook_id(&id)?;
-    body.only(&["type"])?;
-    let kind = parse_event_type("type", &body.string("type")?)?;
+    let TestEventBody { event_type: kind } = TestEventBody::read(body)?;
     let event = NewEvent::test_event(Timestamp::now(), kind);
     let delivery = operations::send_test_event(&state, &account, &id, event)
         .await
@@ -307,17 +255,10 @@ async fn recover(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
     Path(id): Path<String>,
-    mut body: JsonObject,
+    body: JsonObject,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let id = webhook_id(&id)?;
-    body.only(&["since"])?;
-    let since_text = body.string("since")?;
-    let since = Timestamp::parse_rfc3339(&since_text).ok_or_else(|| {
-        ApiError::invalid(
-            "since",
-            "since must be an RFC 3339 time, e.g. 2024-12-14T15:29:18.821Z.",
-        )
-    })?;
+    let RecoverBody { since } = RecoverBody::read(body)?;
     let recovered = state
         .store
         .recover_deliveries(&account, &id, since)
