@@ -80,8 +80,8 @@ pub async fn get(
 }
 
 /// Drops events past retention, with their finished deliveries and attempts, and stale
-/// idempotency keys: the same rules as the SQLite store. Events that still have a pending delivery
-/// stay until it is done.
+/// idempotency keys (what `Store::purge_expired` promises; SQLite does it in chunks). Events that
+/// still have a pending delivery stay until it is done.
 pub async fn purge_expired(
     client: &impl GenericClient,
     events_before: Timestamp,
