@@ -19,6 +19,7 @@ use std::sync::Arc;
 use deadpool_postgres::{GenericClient, Pool};
 use reward_core::credit::CreditRule;
 use reward_core::event::{EventType, NewEvent};
+use reward_core::idempotency;
 use reward_core::ids::{AccountId, DeliveryId, WebhookId};
 use reward_core::names::WebhookUrl;
 use reward_core::time::Timestamp;
@@ -292,7 +293,7 @@ async fn claim_keys(
         )
         .await
         .map_err(from_pg)?;
-    let expired_at_or_before = now.as_millis() - reward_core::idempotency::WINDOW_MS;
+    let expired_at_or_before = idempotency::forgotten_at_or_before(now).as_millis();
     let taken = client
         .query(
             &statement,

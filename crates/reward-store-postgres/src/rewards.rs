@@ -11,6 +11,7 @@
 
 use deadpool_postgres::GenericClient;
 use reward_core::credit::CreditRule;
+use reward_core::idempotency;
 use reward_core::ids::{AccountId, TriggerEventId};
 use reward_core::names::{IdempotencyKey, Name, TriggerId, UserId};
 use reward_core::time::Timestamp;
@@ -222,7 +223,7 @@ async fn claim_idempotency_key(
         )
         .await
         .map_err(from_pg)?;
-    let expired_at_or_before = now.as_millis() - reward_core::idempotency::WINDOW_MS;
+    let expired_at_or_before = idempotency::forgotten_at_or_before(now).as_millis();
     let claimed = client
         .query_opt(
             &claim,

@@ -2,6 +2,7 @@
 //! emitting its events through the outbox in the same transaction.
 
 use reward_core::credit;
+use reward_core::idempotency;
 use reward_core::ids::{AccountId, TriggerEventId};
 use reward_core::names::{IdempotencyKey, Name, TriggerId, UserId};
 use reward_core::time::Timestamp;
@@ -167,7 +168,7 @@ fn replay(
         .map_err(from_sqlite)?;
     match seen {
         Some((_, _, created_at))
-            if created_at + reward_core::idempotency::WINDOW_MS <= now.as_millis() =>
+            if created_at <= idempotency::forgotten_at_or_before(now).as_millis() =>
         {
             Ok(None)
         }
