@@ -9,6 +9,7 @@
 //! - [`retry`]: the retry schedule (backoff, jitter, give-up); [`delivery`]: the state after an attempt.
 //! - [`signing`]: webhook secrets and Standard Webhooks signatures; [`rotation`]: which secrets
 //!   sign after rotations.
+//! - [`idempotency`]: how long an `Idempotency-Key` is remembered.
 //! - [`api_key`]: API key generation and hashing; [`digest`]: SHA-256 hex.
 
 pub mod api_key;

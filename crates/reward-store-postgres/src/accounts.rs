@@ -7,6 +7,7 @@ use reward_core::ids::{AccountId, ApiKeyId};
 use reward_core::names::Name;
 use reward_core::time::Timestamp;
 use reward_store::records::{Account, ApiKey, NewApiKeyRecord};
+use reward_store::rules;
 use reward_store::{StoreError, StoreResult};
 
 use crate::coalesce::Call;
@@ -87,13 +88,7 @@ pub async fn insert_key(
         )
         .await
         .map_err(from_pg)?;
-    Ok(ApiKey {
-        id: key.id.clone(),
-        name: key.name.clone(),
-        display_prefix: key.display_prefix.clone(),
-        created_at: now,
-        last_used_at: None,
-    })
+    Ok(rules::new_api_key(key, now))
 }
 
 /// Key lookups made together: every request authenticates, and one statement for all of those

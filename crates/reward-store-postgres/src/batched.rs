@@ -19,13 +19,15 @@ use std::sync::Arc;
 use deadpool_postgres::{GenericClient, Pool};
 use reward_core::credit::CreditRule;
 use reward_core::event::{EventType, NewEvent};
-use reward_core::ids::{AccountId, DeliveryId, TriggerEventId, WebhookId};
+use reward_core::idempotency;
+use reward_core::ids::{AccountId, DeliveryId, WebhookId};
 use reward_core::names::WebhookUrl;
 use reward_core::time::Timestamp;
 use reward_store::handoff::{HandoffSlot, Outbox};
 use reward_store::records::{
     RecordTriggerEvent, TriggerEvent, TriggerEventOutcome, WebhookSecrets,
 };
+use reward_store::rules::{self, NewTriggerEvent};
 use reward_store::secrets::SecretCipher;
 use reward_store::{StoreError, StoreResult};
 use tokio::task::JoinSet;
@@ -171,7 +173,7 @@ async fn write_together(
     let now = Timestamp::now();
     let mut client = context.pool.get().await.map_err(from_pool)?;
     let tx = client.transaction().await.map_err(from_pg)?;
-    let (rules, subscribers) = tokio::try_join!(
+    let (credit_rules, subscribers) = tokio::try_join!(
         load_rules(&tx, jobs),
         load_subscribers(&tx, jobs, outbox.cipher()),
     )?;
@@ -179,16 +181,13 @@ async fn write_together(
     let mut recorded: Vec<StoreResult<TriggerEvent>> = Vec::with_capacity(jobs.len());
     for job in jobs {
         let key = (job.account.to_string(), job.request.trigger.to_string());
-        recorded.push(match rules.get(&key) {
+        // More than 10^12 points is that job's own error, like an unknown trigger, and writes
+        // nothing.
+        recorded.push(match credit_rules.get(&key) {
             None => Err(StoreError::UnknownTrigger(job.request.trigger.to_string())),
-            Some(rule) => points_for(rule.as_ref(), job).map(|points| TriggerEvent {
-                id: TriggerEventId::generate(),
-                user: job.request.user.clone(),
-                trigger: job.request.trigger.clone(),
-                value: job.request.value.clone(),
-                credit_points_issued: points,
-                created_at: now,
-            }),
+            Some(rule) => NewTriggerEvent::new(&job.request, now)
+                .record(rule.as_ref())
+                .map_err(StoreError::from),
         });
     }
 
@@ -230,15 +229,6 @@ async fn write_together(
         .zip(claimed)
         .map(|(recorded, claimed)| claimed.then(|| recorded.map(TriggerEventOutcome::Recorded)))
         .collect())
-}
-
-/// The points a job's trigger event issues under its trigger's rule; more than 10^12 is that
-/// job's own error, like an unknown trigger, and writes nothing.
-fn points_for(rule: Option<&CreditRule>, job: &Job) -> StoreResult<i64> {
-    match rule {
-        Some(rule) => Ok(rule.points_for(job.request.value.as_ref())?),
-        None => Ok(0),
-    }
 }
 
 /// Claims the `Idempotency-Key` of every job that has one and names a known trigger, for its
@@ -303,7 +293,7 @@ async fn claim_keys(
         )
         .await
         .map_err(from_pg)?;
-    let expired_at_or_before = now.as_millis() - reward_core::idempotency::WINDOW_MS;
+    let expired_at_or_before = idempotency::forgotten_at_or_before(now).as_millis();
     let taken = client
         .query(
             &statement,
@@ -359,7 +349,7 @@ async fn load_rules(
         .map(|row| {
             let account: String = rows::get(row, 0)?;
             let trigger: String = rows::get(row, 3)?;
-            Ok(((account, trigger), rewards::rule_from_columns(row, 1, 2)?))
+            Ok(((account, trigger), rewards::rule_from_row(row, 1, 2)?))
         })
         .collect()
 }
@@ -461,25 +451,15 @@ async fn add_to_balances(
     Ok(after)
 }
 
-/// Each trigger event's events, with their account, as `rewards::record_trigger_event` emits
-/// them.
+/// Each trigger event's events, with their account, in the order the rules give them.
 fn events_of<'a>(
     written: &[(&'a AccountId, &TriggerEvent)],
     balances: Vec<i64>,
 ) -> Vec<(&'a AccountId, NewEvent)> {
     let mut events = Vec::with_capacity(written.len());
     for ((account, recorded), balance) in written.iter().zip(balances) {
-        events.push((
-            *account,
-            NewEvent::trigger_event_created(
-                recorded.created_at,
-                &recorded.id,
-                &recorded.user,
-                recorded.value.as_ref(),
-                &recorded.trigger,
-            ),
-        ));
-        if let Some(issued) = rewards::issued_event(recorded, balance) {
+        events.push((*account, rules::created_event(recorded)));
+        if let Some(issued) = rules::points_issued_event(recorded, balance) {
             events.push((*account, issued));
         }
     }

@@ -3,9 +3,11 @@
 use deadpool_postgres::GenericClient;
 use reward_core::ids::{AccountId, AttemptId, DeliveryId, EventId, WebhookId};
 use reward_core::time::Timestamp;
+use reward_store::paging::{fetch_limit, id_cursor, page_of};
 use reward_store::records::{
     Attempt, Delivery, DeliveryStatus, DeliveryWithAttempts, Page, PageRequest,
 };
+use reward_store::rules;
 use reward_store::{StoreError, StoreResult};
 use tokio_postgres::Row;
 
@@ -24,11 +26,7 @@ fn from_row(row: &Row) -> StoreResult<Delivery> {
         event_type: rows::event_type(row, 3)?,
         status,
         attempt_count: rows::count(row, 5)?,
-        // Only a pending delivery has a next attempt to show.
-        next_attempt_at: match status {
-            DeliveryStatus::Pending => rows::optional_timestamp(row, 6)?,
-            _ => None,
-        },
+        next_attempt_at: rules::shown_next_attempt(status, rows::optional_timestamp(row, 6)?),
         last_status_code: rows::status_code(row, 7)?,
         created_at: rows::timestamp(row, 8)?,
         updated_at: rows::timestamp(row, 9)?,
@@ -43,7 +41,7 @@ pub async fn list(
     page: &PageRequest,
 ) -> StoreResult<Page<Delivery>> {
     crate::webhooks::get(client, account, webhook).await?;
-    let before = crate::cursor::id_cursor::<DeliveryId>(page)?;
+    let before = id_cursor::<DeliveryId>(page)?;
     let statement = client
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM deliveries WHERE account_id = $1 AND webhook_id = $2
@@ -59,7 +57,7 @@ pub async fn list(
                 &webhook.as_str(),
                 &status.map(DeliveryStatus::as_str),
                 &before,
-                &rows::fetch_limit(page.limit),
+                &fetch_limit(page.limit),
             ],
         )
         .await
@@ -68,11 +66,9 @@ pub async fn list(
         .iter()
         .map(from_row)
         .collect::<StoreResult<Vec<_>>>()?;
-    Ok(rows::page_of(
-        deliveries,
-        page.limit,
-        |delivery: &Delivery| delivery.id.to_string(),
-    ))
+    Ok(page_of(deliveries, page.limit, |delivery: &Delivery| {
+        delivery.id.to_string()
+    }))
 }
 
 pub async fn get(

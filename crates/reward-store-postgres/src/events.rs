@@ -4,6 +4,7 @@ use deadpool_postgres::GenericClient;
 use reward_core::event::EventType;
 use reward_core::ids::{AccountId, EventId};
 use reward_core::time::Timestamp;
+use reward_store::paging::{fetch_limit, id_cursor, page_of};
 use reward_store::records::{Event, Page, PageRequest};
 use reward_store::{StoreError, StoreResult};
 use tokio_postgres::Row;
@@ -26,7 +27,7 @@ pub async fn list(
     event_type: Option<EventType>,
     page: &PageRequest,
 ) -> StoreResult<Page<Event>> {
-    let before = crate::cursor::id_cursor::<EventId>(page)?;
+    let before = id_cursor::<EventId>(page)?;
     let statement = client
         .prepare_cached(
             "SELECT id, event_type, created_at, payload FROM events WHERE account_id = $1
@@ -41,7 +42,7 @@ pub async fn list(
                 &account.as_str(),
                 &event_type.map(EventType::as_str),
                 &before,
-                &rows::fetch_limit(page.limit),
+                &fetch_limit(page.limit),
             ],
         )
         .await
@@ -50,7 +51,7 @@ pub async fn list(
         .iter()
         .map(from_row)
         .collect::<StoreResult<Vec<_>>>()?;
-    Ok(rows::page_of(events, page.limit, |event: &Event| {
+    Ok(page_of(events, page.limit, |event: &Event| {
         event.id.to_string()
     }))
 }
@@ -79,8 +80,8 @@ pub async fn get(
 }
 
 /// Drops events past retention, with their finished deliveries and attempts, and stale
-/// idempotency keys: the same rules as the SQLite store. Events that still have a pending delivery
-/// stay until it is done.
+/// idempotency keys (what `Store::purge_expired` promises; SQLite does it in chunks). Events that
+/// still have a pending delivery stay until it is done.
 pub async fn purge_expired(
     client: &impl GenericClient,
     events_before: Timestamp,

@@ -18,7 +18,6 @@ mod accounts;
 mod batched;
 mod coalesce;
 mod connect;
-mod cursor;
 mod deliveries;
 mod disabling;
 mod errors;

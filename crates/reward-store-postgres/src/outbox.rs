@@ -9,7 +9,8 @@ use reward_core::event::NewEvent;
 use reward_core::ids::{AccountId, DeliveryId, WebhookId};
 use reward_core::time::Timestamp;
 use reward_store::handoff::Outbox;
-use reward_store::records::{Delivery, DeliveryStatus};
+use reward_store::records::Delivery;
+use reward_store::rules;
 use reward_store::secrets::SecretCipher;
 use reward_store::StoreResult;
 
@@ -134,18 +135,7 @@ pub async fn insert_delivery(
         event,
     };
     insert_deliveries(client, std::slice::from_ref(&row), now, lease).await?;
-    Ok(Delivery {
-        id: row.id,
-        event_id: event.id.clone(),
-        webhook_id: webhook.clone(),
-        event_type: event.event_type,
-        status: DeliveryStatus::Pending,
-        attempt_count: 0,
-        next_attempt_at: Some(now),
-        last_status_code: None,
-        created_at: now,
-        updated_at: now,
-    })
+    Ok(rules::new_delivery(row.id, webhook, event, now))
 }
 
 /// Pending deliveries, due `now`, in one statement; leased for `lease` when given.

@@ -19,9 +19,9 @@ use deadpool_postgres::GenericClient;
 use reward_core::ids::{AccountId, DeliveryId, EventId, WebhookId};
 use reward_core::time::Timestamp;
 use reward_store::records::{
-    AttemptRecord, Claim, ClaimRequest, ClaimedDelivery, DeliveryStatus, DeliveryUpdate,
-    QueueStats, WebhookSecrets,
+    AttemptRecord, Claim, ClaimRequest, ClaimedDelivery, DeliveryStatus, QueueStats, WebhookSecrets,
 };
+use reward_store::rules;
 use reward_store::secrets::SecretCipher;
 use reward_store::StoreResult;
 use tokio_postgres::Row;
@@ -456,18 +456,14 @@ impl<'a> AttemptColumns<'a> {
 
     fn push(&mut self, record: &'a AttemptRecord) {
         let attempt = &record.attempt;
-        let (status, next_attempt_at) = match record.update {
-            DeliveryUpdate::Succeeded => (Some(DeliveryStatus::Succeeded), None),
-            DeliveryUpdate::RetryAt(at) => (Some(DeliveryStatus::Pending), Some(at.as_millis())),
-            DeliveryUpdate::Failed => (Some(DeliveryStatus::Failed), None),
-            DeliveryUpdate::Unchanged => (None, None),
-        };
+        let (status, next_attempt_at) = rules::state_after(record.update);
         self.account_ids.push(record.account_id.as_str());
         self.delivery_ids.push(record.delivery_id.as_str());
         self.scheduled.push(i32::from(record.scheduled));
         self.status_codes.push(attempt.status_code.map(i32::from));
         self.statuses.push(status.map(DeliveryStatus::as_str));
-        self.next_attempt_ats.push(next_attempt_at);
+        self.next_attempt_ats
+            .push(next_attempt_at.map(Timestamp::as_millis));
         self.attempt_ids.push(attempt.id.as_str());
         self.numbers
             .push(i32::try_from(attempt.number).unwrap_or(i32::MAX));

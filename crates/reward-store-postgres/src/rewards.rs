@@ -11,15 +11,18 @@
 
 use deadpool_postgres::GenericClient;
 use reward_core::credit::CreditRule;
-use reward_core::event::NewEvent;
+use reward_core::idempotency;
 use reward_core::ids::{AccountId, TriggerEventId};
 use reward_core::names::{IdempotencyKey, Name, TriggerId, UserId};
 use reward_core::time::Timestamp;
+use reward_store::columns;
 use reward_store::handoff::Outbox;
+use reward_store::paging::{fetch_limit, page_of, trigger_cursor, trigger_cursor_of};
 use reward_store::records::{
     CreditsIssued, IssueCredits, Page, PageRequest, RecordTriggerEvent, Trigger, TriggerEvent,
     TriggerEventOutcome, TriggerSpec, User,
 };
+use reward_store::rules::{self, NewTriggerEvent};
 use reward_store::{StoreError, StoreResult};
 use tokio_postgres::Row;
 
@@ -29,36 +32,25 @@ use crate::{outbox, rows};
 const TRIGGER_COLUMNS: &str = "id, name, rule_kind, rule_amount, created_at, updated_at";
 
 /// A trigger's credit rule, from its `rule_kind` and `rule_amount` columns.
-pub fn rule_from_columns(
+pub fn rule_from_row(
     row: &Row,
     kind_index: usize,
     amount_index: usize,
 ) -> StoreResult<Option<CreditRule>> {
-    let kind: Option<&str> = rows::get(row, kind_index)?;
-    let amount = rows::json_number(row, amount_index)?;
-    Ok(match (kind, amount) {
-        (Some("per_unit"), Some(amount)) => Some(CreditRule::PerUnit(amount)),
-        (Some("fixed"), Some(amount)) => amount.as_i64().map(CreditRule::Fixed),
-        _ => None,
-    })
+    Ok(columns::rule_from_columns(
+        rows::get(row, kind_index)?,
+        rows::json_number(row, amount_index)?,
+    ))
 }
 
 fn trigger_from_row(row: &Row) -> StoreResult<Trigger> {
     Ok(Trigger {
         id: TriggerId::from_trusted(rows::get(row, 0)?),
         name: Name::from_trusted(rows::get(row, 1)?),
-        credit_points: rule_from_columns(row, 2, 3)?,
+        credit_points: rule_from_row(row, 2, 3)?,
         created_at: rows::timestamp(row, 4)?,
         updated_at: rows::timestamp(row, 5)?,
     })
-}
-
-fn rule_columns(rule: Option<&CreditRule>) -> (Option<&'static str>, Option<String>) {
-    match rule {
-        None => (None, None),
-        Some(CreditRule::PerUnit(amount)) => (Some("per_unit"), Some(amount.to_string())),
-        Some(CreditRule::Fixed(points)) => (Some("fixed"), Some(points.to_string())),
-    }
 }
 
 pub async fn put_trigger(
@@ -66,7 +58,7 @@ pub async fn put_trigger(
     account: &AccountId,
     spec: &TriggerSpec,
 ) -> StoreResult<(Trigger, bool)> {
-    let (kind, amount) = rule_columns(spec.credit_points.as_ref());
+    let (kind, amount) = columns::rule_columns(spec.credit_points.as_ref());
     // `xmax = 0` holds for a row this statement inserted, not for one it updated: whether the
     // trigger was created is read from the same atomic upsert, so two nodes putting one new
     // trigger at once answer one 201 and one 200.
@@ -116,22 +108,13 @@ pub async fn find_trigger(
     found.as_ref().map(trigger_from_row).transpose()
 }
 
-/// Newest first by creation time; the cursor is `<created_at millis>:<trigger id>`.
+/// Newest first by creation time (see `reward_store::paging::trigger_cursor`).
 pub async fn list_triggers(
     client: &impl GenericClient,
     account: &AccountId,
     page: &PageRequest,
 ) -> StoreResult<Page<Trigger>> {
-    let (before_time, before_id) = match &page.cursor {
-        None => (i64::MAX, String::new()),
-        Some(cursor) => {
-            let (time, id) = cursor.split_once(':').ok_or(StoreError::InvalidCursor)?;
-            let time = time.parse::<i64>().map_err(|_| StoreError::InvalidCursor)?;
-            let id = TriggerId::parse(id).map_err(|_| StoreError::InvalidCursor)?;
-            (time, id.as_str().to_owned())
-        }
-    };
-    // With no cursor every row qualifies: created_at < i64::MAX.
+    let (before_time, before_id) = trigger_cursor(page)?;
     let statement = client
         .prepare_cached(&format!(
             "SELECT {TRIGGER_COLUMNS} FROM triggers WHERE account_id = $1
@@ -147,7 +130,7 @@ pub async fn list_triggers(
                 &account.as_str(),
                 &before_time,
                 &before_id,
-                &rows::fetch_limit(page.limit),
+                &fetch_limit(page.limit),
             ],
         )
         .await
@@ -156,9 +139,7 @@ pub async fn list_triggers(
         .iter()
         .map(trigger_from_row)
         .collect::<StoreResult<Vec<_>>>()?;
-    Ok(rows::page_of(triggers, page.limit, |trigger: &Trigger| {
-        format!("{}:{}", trigger.created_at.as_millis(), trigger.id)
-    }))
+    Ok(page_of(triggers, page.limit, trigger_cursor_of))
 }
 
 pub async fn delete_trigger(
@@ -242,7 +223,7 @@ async fn claim_idempotency_key(
         )
         .await
         .map_err(from_pg)?;
-    let expired_at_or_before = now.as_millis() - reward_core::idempotency::WINDOW_MS;
+    let expired_at_or_before = idempotency::forgotten_at_or_before(now).as_millis();
     let claimed = client
         .query_opt(
             &claim,
@@ -361,21 +342,6 @@ pub async fn insert_trigger_events(
     Ok(())
 }
 
-/// The `balance.credit_points_issued` a recorded trigger event emits, when it issued points;
-/// `balance` is the user's balance right after it.
-pub fn issued_event(recorded: &TriggerEvent, balance: i64) -> Option<NewEvent> {
-    (recorded.credit_points_issued > 0).then(|| {
-        NewEvent::credit_points_issued(
-            recorded.created_at,
-            &recorded.user,
-            recorded.credit_points_issued,
-            balance,
-            Some(&recorded.id),
-            None,
-        )
-    })
-}
-
 /// Records the trigger event; its deliveries go through `outbox`.
 pub async fn record_trigger_event(
     client: &impl GenericClient,
@@ -383,10 +349,10 @@ pub async fn record_trigger_event(
     request: &RecordTriggerEvent,
     outbox: &mut Outbox,
 ) -> StoreResult<TriggerEventOutcome> {
-    let now = Timestamp::now();
-    let id = TriggerEventId::generate();
+    let new = NewTriggerEvent::new(request, Timestamp::now());
     if let Some((key, fingerprint)) = &request.idempotency {
-        let claim = claim_idempotency_key(client, account, key, fingerprint, &id, now).await?;
+        let claim =
+            claim_idempotency_key(client, account, key, fingerprint, &new.id, new.at).await?;
         if let KeyClaim::Replay(first) = claim {
             return Ok(TriggerEventOutcome::Replayed(first));
         }
@@ -395,39 +361,29 @@ pub async fn record_trigger_event(
     // trigger's rule, the event (it does not depend on the points) and its subscribers; then,
     // after the balance, the trigger event's row and the deliveries. An unknown trigger rolls it
     // all back.
-    let created = NewEvent::trigger_event_created(
-        now,
-        &id,
-        &request.user,
-        request.value.as_ref(),
-        &request.trigger,
-    );
+    let created = new.created_event();
     let (trigger, subscribers) = tokio::try_join!(
         find_trigger(client, account, &request.trigger),
         outbox::store_event(client, account, &created, outbox.cipher()),
     )?;
     let trigger = trigger.ok_or_else(|| StoreError::UnknownTrigger(request.trigger.to_string()))?;
-    let points = match &trigger.credit_points {
-        Some(rule) => rule.points_for(request.value.as_ref())?,
-        None => 0,
-    };
-    let recorded = TriggerEvent {
-        id,
-        user: request.user.clone(),
-        trigger: request.trigger.clone(),
-        value: request.value.clone(),
-        credit_points_issued: points,
-        created_at: now,
-    };
+    let recorded = new.record(trigger.credit_points.as_ref())?;
     // The balance goes first and alone: when it would overflow, the statements pipelined after it
     // would fail too ("transaction aborted"), and their error could be the one reported.
-    let balance = add_to_balance(client, account, &request.user, points, now).await?;
+    let balance = add_to_balance(
+        client,
+        account,
+        &recorded.user,
+        recorded.credit_points_issued,
+        recorded.created_at,
+    )
+    .await?;
     let row = [(account, &recorded)];
     tokio::try_join!(
         insert_trigger_events(client, &row),
         outbox::queue(client, account, &created, subscribers, outbox),
     )?;
-    if let Some(issued) = issued_event(&recorded, balance) {
+    if let Some(issued) = rules::points_issued_event(&recorded, balance) {
         outbox::emit(client, account, &issued, outbox).await?;
     }
     Ok(TriggerEventOutcome::Recorded(recorded))
@@ -442,21 +398,9 @@ pub async fn issue_credits(
 ) -> StoreResult<CreditsIssued> {
     let now = Timestamp::now();
     let balance = add_to_balance(client, account, &request.user, request.points, now).await?;
-    let issued = NewEvent::credit_points_issued(
-        now,
-        &request.user,
-        request.points,
-        balance,
-        None,
-        request.reason.as_deref(),
-    );
-    outbox::emit(client, account, &issued, outbox).await?;
-    let credits = CreditsIssued {
-        user: request.user.clone(),
-        points: request.points,
-        balance,
-    };
-    Ok(credits)
+    let (issued, event) = rules::credits_issued(request, balance, now);
+    outbox::emit(client, account, &event, outbox).await?;
+    Ok(issued)
 }
 
 pub async fn get_user(

@@ -1,11 +1,12 @@
-//! Reading columns back into domain types, and paging.
+//! Reading columns back into domain types (what the columns mean is `reward_store::columns`).
 
 use reward_core::event::EventType;
 use reward_core::names::WebhookUrl;
 use reward_core::rotation::Retired;
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
-use reward_store::records::{DeliveryStatus, Page};
+use reward_store::columns;
+use reward_store::records::DeliveryStatus;
 use reward_store::secrets::SecretCipher;
 use reward_store::{StoreError, StoreResult};
 use tokio_postgres::types::FromSql;
@@ -46,18 +47,8 @@ pub fn event_type(row: &Row, index: usize) -> StoreResult<EventType> {
 }
 
 pub fn event_types(row: &Row, index: usize) -> StoreResult<Vec<EventType>> {
-    let names: Vec<String> =
-        serde_json::from_str(get::<&str>(row, index)?).map_err(|_| corrupt(index, "event list"))?;
-    names
-        .iter()
-        .map(|name| EventType::parse(name).ok_or_else(|| corrupt(index, "event type")))
-        .collect()
-}
-
-/// The same JSON text the SQLite store keeps, so the column means the same in both.
-pub fn event_types_json(events: &[EventType]) -> String {
-    let names: Vec<&str> = events.iter().map(|kind| kind.as_str()).collect();
-    serde_json::to_string(&names).unwrap_or_else(|_| "[]".into())
+    columns::event_types_from_json(get::<&str>(row, index)?)
+        .ok_or_else(|| corrupt(index, "event list"))
 }
 
 pub fn delivery_status(row: &Row, index: usize) -> StoreResult<DeliveryStatus> {
@@ -108,27 +99,6 @@ pub fn storable_text(text: Option<&str>) -> Option<String> {
     text.map(|text| text.replace('\0', "\u{FFFD}"))
 }
 
-/// Cuts a newest-first result fetched with `limit + 1` rows into a page.
-pub fn page_of<T>(mut rows: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) -> Page<T> {
-    let limit = limit as usize;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    let next_cursor = if more {
-        rows.last().map(cursor_of)
-    } else {
-        None
-    };
-    Page {
-        items: rows,
-        next_cursor,
-    }
-}
-
-/// `LIMIT` of a page query: one row more than the page, to know whether another page follows.
-pub fn fetch_limit(limit: u32) -> i64 {
-    i64::from(limit) + 1
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,14 +107,5 @@ mod tests {
     fn nul_characters_are_replaced_not_refused() {
         assert_eq!(storable_text(Some("a\0b")), Some("a\u{FFFD}b".to_owned()));
         assert_eq!(storable_text(None), None);
-    }
-
-    #[test]
-    fn a_page_says_whether_more_follow() {
-        let page = page_of(vec![3, 2, 1], 2, ToString::to_string);
-        assert_eq!(page.items, vec![3, 2]);
-        assert_eq!(page.next_cursor.as_deref(), Some("2"));
-        let last = page_of(vec![1], 2, ToString::to_string);
-        assert_eq!(last.next_cursor, None);
     }
 }

@@ -7,7 +7,10 @@ use reward_core::names::{Name, WebhookUrl};
 use reward_core::rotation::{after_rotation, Retired};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
+use reward_store::columns::event_types_json;
+use reward_store::paging::{fetch_limit, id_cursor, page_of};
 use reward_store::records::{NewWebhook, Page, PageRequest, Webhook, WebhookPatch, WebhookSecrets};
+use reward_store::rules;
 use reward_store::secrets::{previous_from_stored, previous_to_stored, SecretCipher};
 use reward_store::{StoreError, StoreResult};
 use tokio_postgres::Row;
@@ -37,16 +40,7 @@ pub async fn create(
     cipher: &SecretCipher,
 ) -> StoreResult<Webhook> {
     let now = Timestamp::now();
-    let webhook = Webhook {
-        id: WebhookId::generate(),
-        name: new.name.clone(),
-        url: new.url.clone(),
-        events: new.events.clone(),
-        enabled: new.enabled,
-        disabled_reason: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let webhook = rules::new_webhook(new, now);
     let statement = client
         .prepare_cached(
             "INSERT INTO webhooks (account_id, id, name, url, events, enabled, secret, created_at,
@@ -62,7 +56,7 @@ pub async fn create(
                 &webhook.id.as_str(),
                 &webhook.name.as_str(),
                 &webhook.url.as_str(),
-                &rows::event_types_json(&webhook.events),
+                &event_types_json(&webhook.events),
                 &webhook.enabled,
                 &cipher.seal(webhook.id.as_str(), &new.secret),
                 &now.as_millis(),
@@ -78,7 +72,7 @@ pub async fn list(
     account: &AccountId,
     page: &PageRequest,
 ) -> StoreResult<Page<Webhook>> {
-    let before = crate::cursor::id_cursor::<WebhookId>(page)?;
+    let before = id_cursor::<WebhookId>(page)?;
     let statement = client
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM webhooks WHERE account_id = $1 AND id < $2
@@ -89,7 +83,7 @@ pub async fn list(
     let found = client
         .query(
             &statement,
-            &[&account.as_str(), &before, &rows::fetch_limit(page.limit)],
+            &[&account.as_str(), &before, &fetch_limit(page.limit)],
         )
         .await
         .map_err(from_pg)?;
@@ -97,7 +91,7 @@ pub async fn list(
         .iter()
         .map(from_row)
         .collect::<StoreResult<Vec<_>>>()?;
-    Ok(rows::page_of(webhooks, page.limit, |webhook: &Webhook| {
+    Ok(page_of(webhooks, page.limit, |webhook: &Webhook| {
         webhook.id.to_string()
     }))
 }
@@ -152,24 +146,8 @@ pub async fn update(
 ) -> StoreResult<Webhook> {
     // FOR NO KEY UPDATE: two nodes patching one webhook at once apply one patch after the other
     // instead of each overwriting the other's fields with what it read.
-    let mut webhook = find(client, account, id, " FOR NO KEY UPDATE").await?;
-    if let Some(name) = &patch.name {
-        webhook.name = name.clone();
-    }
-    if let Some(url) = &patch.url {
-        webhook.url = url.clone();
-    }
-    if let Some(events) = &patch.events {
-        webhook.events = events.clone();
-    }
-    if let Some(enabled) = patch.enabled {
-        webhook.enabled = enabled;
-        // Enabling again is the account's answer to whatever made Reward disable it.
-        if enabled {
-            webhook.disabled_reason = None;
-        }
-    }
-    webhook.updated_at = Timestamp::now();
+    let stored = find(client, account, id, " FOR NO KEY UPDATE").await?;
+    let webhook = rules::patched(stored, patch, Timestamp::now());
     let statement = client
         .prepare_cached(
             "UPDATE webhooks SET name = $3, url = $4, events = $5, enabled = $6,
@@ -185,7 +163,7 @@ pub async fn update(
                 &id.as_str(),
                 &webhook.name.as_str(),
                 &webhook.url.as_str(),
-                &rows::event_types_json(&webhook.events),
+                &event_types_json(&webhook.events),
                 &webhook.enabled,
                 &webhook.disabled_reason,
                 &webhook.updated_at.as_millis(),

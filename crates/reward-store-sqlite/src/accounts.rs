@@ -4,6 +4,7 @@ use reward_core::ids::{AccountId, ApiKeyId};
 use reward_core::names::Name;
 use reward_core::time::Timestamp;
 use reward_store::records::{Account, ApiKey, NewApiKeyRecord};
+use reward_store::rules;
 use reward_store::{StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -69,13 +70,7 @@ pub fn insert_key(
             ])
         })
         .map_err(from_sqlite)?;
-    Ok(ApiKey {
-        id: key.id.clone(),
-        name: key.name.clone(),
-        display_prefix: key.display_prefix.clone(),
-        created_at: now,
-        last_used_at: None,
-    })
+    Ok(rules::new_api_key(key, now))
 }
 
 pub fn authenticate(connection: &Connection, key_hash: &str) -> StoreResult<Option<AccountId>> {

@@ -2,9 +2,11 @@
 
 use reward_core::ids::{AccountId, AttemptId, DeliveryId, EventId, WebhookId};
 use reward_core::time::Timestamp;
+use reward_store::paging::{fetch_limit, id_cursor, page_of};
 use reward_store::records::{
     Attempt, Delivery, DeliveryStatus, DeliveryWithAttempts, Page, PageRequest,
 };
+use reward_store::rules;
 use reward_store::{StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -24,11 +26,7 @@ fn from_row(row: &Row) -> rusqlite::Result<Delivery> {
         event_type: rows::event_type(row, 3)?,
         status,
         attempt_count: row.get(5)?,
-        // Only a pending delivery has a next attempt to show.
-        next_attempt_at: match status {
-            DeliveryStatus::Pending => rows::optional_timestamp(row, 6)?,
-            _ => None,
-        },
+        next_attempt_at: rules::shown_next_attempt(status, rows::optional_timestamp(row, 6)?),
         last_status_code: rows::status_code(row, 7)?,
         created_at: rows::timestamp(row, 8)?,
         updated_at: rows::timestamp(row, 9)?,
@@ -43,7 +41,7 @@ pub fn list(
     page: &PageRequest,
 ) -> StoreResult<Page<Delivery>> {
     crate::webhooks::get(connection, account, webhook)?;
-    let after = crate::cursor::id_cursor::<DeliveryId>(page)?;
+    let after = id_cursor::<DeliveryId>(page)?;
     let sql = format!(
         "SELECT {COLUMNS} FROM deliveries WHERE account_id = ?1 AND webhook_id = ?2
          AND (?3 IS NULL OR status = ?3) AND id < ?4 ORDER BY id DESC LIMIT ?5"
@@ -56,13 +54,13 @@ pub fn list(
                 webhook.as_str(),
                 status.map(DeliveryStatus::as_str),
                 after,
-                page.limit + 1
+                fetch_limit(page.limit)
             ],
             from_row,
         )
         .and_then(Iterator::collect)
         .map_err(from_sqlite)?;
-    Ok(rows::page_of(found, page.limit, |delivery: &Delivery| {
+    Ok(page_of(found, page.limit, |delivery: &Delivery| {
         delivery.id.to_string()
     }))
 }

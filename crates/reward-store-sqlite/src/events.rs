@@ -3,6 +3,7 @@
 use reward_core::event::EventType;
 use reward_core::ids::{AccountId, EventId};
 use reward_core::time::Timestamp;
+use reward_store::paging::{fetch_limit, id_cursor, page_of};
 use reward_store::records::{Event, Page, PageRequest};
 use reward_store::{StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -25,7 +26,7 @@ pub fn list(
     event_type: Option<EventType>,
     page: &PageRequest,
 ) -> StoreResult<Page<Event>> {
-    let after = crate::cursor::id_cursor::<EventId>(page)?;
+    let after = id_cursor::<EventId>(page)?;
     let mut statement = connection
         .prepare_cached(
             "SELECT id, event_type, created_at, payload FROM events WHERE account_id = ?1
@@ -38,13 +39,13 @@ pub fn list(
                 account.as_str(),
                 event_type.map(EventType::as_str),
                 after,
-                page.limit + 1
+                fetch_limit(page.limit)
             ],
             from_row,
         )
         .and_then(Iterator::collect)
         .map_err(from_sqlite)?;
-    Ok(rows::page_of(found, page.limit, |event: &Event| {
+    Ok(page_of(found, page.limit, |event: &Event| {
         event.id.to_string()
     }))
 }

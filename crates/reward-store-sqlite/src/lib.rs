@@ -9,7 +9,6 @@
 
 mod accounts;
 mod connection;
-mod cursor;
 mod deliveries;
 mod disabling;
 mod errors;

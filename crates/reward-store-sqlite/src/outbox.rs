@@ -9,7 +9,8 @@ use reward_core::event::NewEvent;
 use reward_core::ids::{AccountId, DeliveryId, WebhookId};
 use reward_core::time::Timestamp;
 use reward_store::handoff::Outbox;
-use reward_store::records::{Delivery, DeliveryStatus};
+use reward_store::records::Delivery;
+use reward_store::rules;
 use reward_store::StoreResult;
 use rusqlite::{params, Connection};
 
@@ -83,18 +84,7 @@ pub fn insert_delivery(
     lease: Option<Timestamp>,
 ) -> StoreResult<Delivery> {
     let now = Timestamp::now();
-    let delivery = Delivery {
-        id: DeliveryId::generate(),
-        event_id: event.id.clone(),
-        webhook_id: webhook.clone(),
-        event_type: event.event_type,
-        status: DeliveryStatus::Pending,
-        attempt_count: 0,
-        next_attempt_at: Some(now),
-        last_status_code: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let delivery = rules::new_delivery(DeliveryId::generate(), webhook, event, now);
     connection
         .prepare_cached(
             "INSERT INTO deliveries (account_id, id, webhook_id, event_id, event_type, status,

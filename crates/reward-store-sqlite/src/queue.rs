@@ -10,8 +10,9 @@ use std::collections::HashMap;
 use reward_core::ids::{AccountId, DeliveryId, EventId, WebhookId};
 use reward_core::time::Timestamp;
 use reward_store::records::{
-    AttemptRecord, Claim, ClaimRequest, ClaimedDelivery, DeliveryStatus, DeliveryUpdate, QueueStats,
+    AttemptRecord, Claim, ClaimRequest, ClaimedDelivery, DeliveryStatus, QueueStats,
 };
+use reward_store::rules;
 use reward_store::secrets::SecretCipher;
 use reward_store::StoreResult;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -150,12 +151,7 @@ pub fn record_attempt(connection: &Connection, record: &AttemptRecord) -> StoreR
     let delivery = record.delivery_id.as_str();
     let attempt = &record.attempt;
     let now = Timestamp::now().as_millis();
-    let (status, next_attempt_at): (Option<DeliveryStatus>, Option<i64>) = match record.update {
-        DeliveryUpdate::Succeeded => (Some(DeliveryStatus::Succeeded), None),
-        DeliveryUpdate::RetryAt(at) => (Some(DeliveryStatus::Pending), Some(at.as_millis())),
-        DeliveryUpdate::Failed => (Some(DeliveryStatus::Failed), None),
-        DeliveryUpdate::Unchanged => (None, None),
-    };
+    let (status, next_attempt_at) = rules::state_after(record.update);
     let updated = connection
         .prepare_cached(
             "UPDATE deliveries SET attempt_count = attempt_count + 1,
@@ -173,7 +169,7 @@ pub fn record_attempt(connection: &Connection, record: &AttemptRecord) -> StoreR
                 attempt.status_code,
                 now,
                 status.map(DeliveryStatus::as_str),
-                next_attempt_at,
+                next_attempt_at.map(Timestamp::as_millis),
             ])
         })
         .map_err(from_sqlite)?;

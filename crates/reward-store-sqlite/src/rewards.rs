@@ -1,15 +1,18 @@
 //! Triggers, trigger events, users' balances and credits: the rewards domain, each change
 //! emitting its events through the outbox in the same transaction.
 
-use reward_core::credit::{self, CreditRule};
-use reward_core::event::NewEvent;
+use reward_core::credit;
+use reward_core::idempotency;
 use reward_core::ids::{AccountId, TriggerEventId};
 use reward_core::names::{IdempotencyKey, Name, TriggerId, UserId};
 use reward_core::time::Timestamp;
+use reward_store::columns::{rule_columns, rule_from_columns};
+use reward_store::paging::{fetch_limit, page_of, trigger_cursor, trigger_cursor_of};
 use reward_store::records::{
     CreditsIssued, IssueCredits, Page, PageRequest, RecordTriggerEvent, Trigger, TriggerEvent,
     TriggerEventOutcome, TriggerSpec, User,
 };
+use reward_store::rules::{self, NewTriggerEvent};
 use reward_store::{StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -22,27 +25,13 @@ const TRIGGER_COLUMNS: &str = "id, name, rule_kind, rule_amount, created_at, upd
 
 fn trigger_from_row(row: &Row) -> rusqlite::Result<Trigger> {
     let kind: Option<String> = row.get(2)?;
-    let amount = rows::json_number(row, 3)?;
-    let credit_points = match (kind.as_deref(), amount) {
-        (Some("per_unit"), Some(amount)) => Some(CreditRule::PerUnit(amount)),
-        (Some("fixed"), Some(amount)) => amount.as_i64().map(CreditRule::Fixed),
-        _ => None,
-    };
     Ok(Trigger {
         id: TriggerId::from_trusted(row.get(0)?),
         name: Name::from_trusted(row.get(1)?),
-        credit_points,
+        credit_points: rule_from_columns(kind.as_deref(), rows::json_number(row, 3)?),
         created_at: rows::timestamp(row, 4)?,
         updated_at: rows::timestamp(row, 5)?,
     })
-}
-
-fn rule_columns(rule: Option<&CreditRule>) -> (Option<&'static str>, Option<String>) {
-    match rule {
-        None => (None, None),
-        Some(CreditRule::PerUnit(amount)) => (Some("per_unit"), Some(amount.to_string())),
-        Some(CreditRule::Fixed(points)) => (Some("fixed"), Some(points.to_string())),
-    }
 }
 
 pub fn put_trigger(
@@ -85,38 +74,32 @@ pub fn find_trigger(
         .map_err(from_sqlite)
 }
 
-/// Newest first by creation time; the cursor is `<created_at millis>:<trigger id>`.
+/// Newest first by creation time (see `reward_store::paging::trigger_cursor`).
 pub fn list_triggers(
     connection: &Connection,
     account: &AccountId,
     page: &PageRequest,
 ) -> StoreResult<Page<Trigger>> {
-    let (before_time, before_id) = match &page.cursor {
-        None => (i64::MAX, String::new()),
-        Some(cursor) => {
-            let (time, id) = cursor.split_once(':').ok_or(StoreError::InvalidCursor)?;
-            let time = time.parse::<i64>().map_err(|_| StoreError::InvalidCursor)?;
-            let id = TriggerId::parse(id).map_err(|_| StoreError::InvalidCursor)?;
-            (time, id.as_str().to_owned())
-        }
-    };
+    let (before_time, before_id) = trigger_cursor(page)?;
     let sql = format!(
         "SELECT {TRIGGER_COLUMNS} FROM triggers WHERE account_id = ?1
          AND (created_at < ?2 OR (created_at = ?2 AND id < ?3))
          ORDER BY created_at DESC, id DESC LIMIT ?4"
     );
-    // With no cursor every row qualifies: created_at < i64::MAX.
     let mut statement = connection.prepare_cached(&sql).map_err(from_sqlite)?;
     let found = statement
         .query_map(
-            params![account.as_str(), before_time, before_id, page.limit + 1],
+            params![
+                account.as_str(),
+                before_time,
+                before_id,
+                fetch_limit(page.limit)
+            ],
             trigger_from_row,
         )
         .and_then(Iterator::collect)
         .map_err(from_sqlite)?;
-    Ok(rows::page_of(found, page.limit, |trigger: &Trigger| {
-        format!("{}:{}", trigger.created_at.as_millis(), trigger.id)
-    }))
+    Ok(page_of(found, page.limit, trigger_cursor_of))
 }
 
 pub fn delete_trigger(
@@ -185,7 +168,7 @@ fn replay(
         .map_err(from_sqlite)?;
     match seen {
         Some((_, _, created_at))
-            if created_at + reward_core::idempotency::WINDOW_MS <= now.as_millis() =>
+            if created_at <= idempotency::forgotten_at_or_before(now).as_millis() =>
         {
             Ok(None)
         }
@@ -245,19 +228,14 @@ pub fn record_trigger_event(
     }
     let trigger = find_trigger(connection, account, &request.trigger)?
         .ok_or_else(|| StoreError::UnknownTrigger(request.trigger.to_string()))?;
-    let points = match &trigger.credit_points {
-        Some(rule) => rule.points_for(request.value.as_ref())?,
-        None => 0,
-    };
-    let balance = add_to_balance(connection, account, &request.user, points, now)?;
-    let recorded = TriggerEvent {
-        id: TriggerEventId::generate(),
-        user: request.user.clone(),
-        trigger: request.trigger.clone(),
-        value: request.value.clone(),
-        credit_points_issued: points,
-        created_at: now,
-    };
+    let recorded = NewTriggerEvent::new(request, now).record(trigger.credit_points.as_ref())?;
+    let balance = add_to_balance(
+        connection,
+        account,
+        &request.user,
+        recorded.credit_points_issued,
+        now,
+    )?;
     connection
         .prepare_cached(
             "INSERT INTO trigger_events (account_id, id, user_id, trigger_id, value, credit_points_issued, created_at)
@@ -270,28 +248,18 @@ pub fn record_trigger_event(
                 recorded.user.as_str(),
                 recorded.trigger.as_str(),
                 recorded.value.as_ref().map(ToString::to_string),
-                points,
+                recorded.credit_points_issued,
                 now.as_millis(),
             ])
         })
         .map_err(from_sqlite)?;
-    let created = NewEvent::trigger_event_created(
-        now,
-        &recorded.id,
-        &recorded.user,
-        recorded.value.as_ref(),
-        &recorded.trigger,
-    );
-    outbox::emit(connection, account, &created, outbox)?;
-    if points > 0 {
-        let issued = NewEvent::credit_points_issued(
-            now,
-            &recorded.user,
-            points,
-            balance,
-            Some(&recorded.id),
-            None,
-        );
+    outbox::emit(
+        connection,
+        account,
+        &rules::created_event(&recorded),
+        outbox,
+    )?;
+    if let Some(issued) = rules::points_issued_event(&recorded, balance) {
         outbox::emit(connection, account, &issued, outbox)?;
     }
     if let Some((key, fingerprint)) = &request.idempotency {
@@ -322,20 +290,9 @@ pub fn issue_credits(
 ) -> StoreResult<CreditsIssued> {
     let now = Timestamp::now();
     let balance = add_to_balance(connection, account, &request.user, request.points, now)?;
-    let issued = NewEvent::credit_points_issued(
-        now,
-        &request.user,
-        request.points,
-        balance,
-        None,
-        request.reason.as_deref(),
-    );
-    outbox::emit(connection, account, &issued, outbox)?;
-    Ok(CreditsIssued {
-        user: request.user.clone(),
-        points: request.points,
-        balance,
-    })
+    let (issued, event) = rules::credits_issued(request, balance, now);
+    outbox::emit(connection, account, &event, outbox)?;
+    Ok(issued)
 }
 
 pub fn get_user(connection: &Connection, account: &AccountId, id: &UserId) -> StoreResult<User> {

@@ -1,10 +1,11 @@
-//! Reading columns back into domain types, and paging.
+//! Reading columns back into domain types (what the columns mean is `reward_store::columns`).
 
 use reward_core::event::EventType;
 use reward_core::names::WebhookUrl;
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
-use reward_store::records::{DeliveryStatus, Page, WebhookSecrets};
+use reward_store::columns;
+use reward_store::records::{DeliveryStatus, WebhookSecrets};
 use reward_store::secrets::SecretCipher;
 use rusqlite::types::Type;
 use rusqlite::Row;
@@ -34,17 +35,7 @@ pub fn event_type(row: &Row, index: usize) -> rusqlite::Result<EventType> {
 
 pub fn event_types(row: &Row, index: usize) -> rusqlite::Result<Vec<EventType>> {
     let text: String = row.get(index)?;
-    let names: Vec<String> =
-        serde_json::from_str(&text).map_err(|_| corrupt(index, "event list"))?;
-    names
-        .iter()
-        .map(|name| EventType::parse(name).ok_or_else(|| corrupt(index, "event type")))
-        .collect()
-}
-
-pub fn event_types_json(events: &[EventType]) -> String {
-    let names: Vec<&str> = events.iter().map(|kind| kind.as_str()).collect();
-    serde_json::to_string(&names).unwrap_or_else(|_| "[]".into())
+    columns::event_types_from_json(&text).ok_or_else(|| corrupt(index, "event list"))
 }
 
 pub fn delivery_status(row: &Row, index: usize) -> rusqlite::Result<DeliveryStatus> {
@@ -101,20 +92,4 @@ pub fn status_code(row: &Row, index: usize) -> rusqlite::Result<Option<u16>> {
     Ok(row
         .get::<_, Option<i64>>(index)?
         .and_then(|code| u16::try_from(code).ok()))
-}
-
-/// Cuts a newest-first result fetched with `limit + 1` rows into a page.
-pub fn page_of<T>(mut rows: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) -> Page<T> {
-    let limit = limit as usize;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    let next_cursor = if more {
-        rows.last().map(cursor_of)
-    } else {
-        None
-    };
-    Page {
-        items: rows,
-        next_cursor,
-    }
 }

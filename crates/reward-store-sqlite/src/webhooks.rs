@@ -6,7 +6,10 @@ use reward_core::names::{Name, WebhookUrl};
 use reward_core::rotation::{after_rotation, Retired};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
+use reward_store::columns::event_types_json;
+use reward_store::paging::{fetch_limit, id_cursor, page_of};
 use reward_store::records::{NewWebhook, Page, PageRequest, Webhook, WebhookPatch, WebhookSecrets};
+use reward_store::rules;
 use reward_store::secrets::{previous_from_stored, previous_to_stored, SecretCipher};
 use reward_store::{StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -36,16 +39,7 @@ pub fn create(
     cipher: &SecretCipher,
 ) -> StoreResult<Webhook> {
     let now = Timestamp::now();
-    let webhook = Webhook {
-        id: WebhookId::generate(),
-        name: new.name.clone(),
-        url: new.url.clone(),
-        events: new.events.clone(),
-        enabled: new.enabled,
-        disabled_reason: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let webhook = rules::new_webhook(new, now);
     connection
         .prepare_cached(
             "INSERT INTO webhooks (account_id, id, name, url, events, enabled, secret, created_at, updated_at)
@@ -57,7 +51,7 @@ pub fn create(
                 webhook.id.as_str(),
                 webhook.name.as_str(),
                 webhook.url.as_str(),
-                rows::event_types_json(&webhook.events),
+                event_types_json(&webhook.events),
                 webhook.enabled,
                 cipher.seal(webhook.id.as_str(), &new.secret),
                 now.as_millis(),
@@ -72,16 +66,19 @@ pub fn list(
     account: &AccountId,
     page: &PageRequest,
 ) -> StoreResult<Page<Webhook>> {
-    let after = crate::cursor::id_cursor::<WebhookId>(page)?;
+    let after = id_cursor::<WebhookId>(page)?;
     let sql = format!(
         "SELECT {COLUMNS} FROM webhooks WHERE account_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
     );
     let mut statement = connection.prepare_cached(&sql).map_err(from_sqlite)?;
     let found = statement
-        .query_map(params![account.as_str(), after, page.limit + 1], from_row)
+        .query_map(
+            params![account.as_str(), after, fetch_limit(page.limit)],
+            from_row,
+        )
         .and_then(Iterator::collect)
         .map_err(from_sqlite)?;
-    Ok(rows::page_of(found, page.limit, |webhook: &Webhook| {
+    Ok(page_of(found, page.limit, |webhook: &Webhook| {
         webhook.id.to_string()
     }))
 }
@@ -105,24 +102,7 @@ pub fn update(
     id: &WebhookId,
     patch: &WebhookPatch,
 ) -> StoreResult<Webhook> {
-    let mut webhook = get(connection, account, id)?;
-    if let Some(name) = &patch.name {
-        webhook.name = name.clone();
-    }
-    if let Some(url) = &patch.url {
-        webhook.url = url.clone();
-    }
-    if let Some(events) = &patch.events {
-        webhook.events = events.clone();
-    }
-    if let Some(enabled) = patch.enabled {
-        webhook.enabled = enabled;
-        // Enabling again is the account's answer to whatever made Reward disable it.
-        if enabled {
-            webhook.disabled_reason = None;
-        }
-    }
-    webhook.updated_at = Timestamp::now();
+    let webhook = rules::patched(get(connection, account, id)?, patch, Timestamp::now());
     connection
         .prepare_cached(
             "UPDATE webhooks SET name = ?3, url = ?4, events = ?5, enabled = ?6, disabled_reason = ?7,
@@ -134,7 +114,7 @@ pub fn update(
                 id.as_str(),
                 webhook.name.as_str(),
                 webhook.url.as_str(),
-                rows::event_types_json(&webhook.events),
+                event_types_json(&webhook.events),
                 webhook.enabled,
                 webhook.disabled_reason,
                 webhook.updated_at.as_millis(),

@@ -10,10 +10,14 @@
 //! by `account_id` first, so an account can never read another's rows and the schema can later be
 //! distributed by account.
 
+pub mod columns;
 mod error;
 pub mod handoff;
+pub mod paging;
 pub mod records;
+pub mod rules;
 pub mod secrets;
+pub mod statements;
 
 use async_trait::async_trait;
 use reward_core::event::{EventType, NewEvent};
