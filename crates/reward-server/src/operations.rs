@@ -138,9 +138,7 @@ pub async fn record_trigger_event(
     request: RecordTriggerEvent,
 ) -> StoreResult<TriggerEventOutcome> {
     let outcome = state.store.record_trigger_event(account, request).await?;
-    if let TriggerEventOutcome::Recorded(recorded) = &outcome {
-        count_emitted(&state.metrics, true, recorded.credit_points_issued);
-    }
+    count_emitted(&state.metrics, outcome.emitted());
     Ok(outcome)
 }
 
@@ -151,34 +149,13 @@ pub async fn issue_credits(
     request: IssueCredits,
 ) -> StoreResult<CreditsIssued> {
     let issued = state.store.issue_credits(account, request).await?;
-    count_emitted(&state.metrics, false, issued.points);
+    count_emitted(&state.metrics, issued.emitted());
     Ok(issued)
 }
 
-/// Counts the events a recorded change emitted: `trigger_event.created` for a trigger event,
-/// and `balance.credit_points_issued` whenever points were issued.
-// TODO(merge): the store's outcome now lists the events the domain emitted; count those instead
-// of deriving them here a second time.
-fn count_emitted(metrics: &Metrics, trigger_event_created: bool, points_issued: i64) {
-    if trigger_event_created {
-        metrics.event_emitted(EventType::TriggerEventCreated);
-    }
-    if points_issued > 0 {
-        metrics.event_emitted(EventType::BalanceCreditPointsIssued);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_key_use_is_admitted_once_a_minute() {
-        let throttle = KeyUseThrottle::default();
-        let start = Instant::now();
-        assert!(throttle.admit("a", start));
-        assert!(!throttle.admit("a", start + Duration::from_secs(59)));
-        assert!(throttle.admit("b", start + Duration::from_secs(1)));
-        assert!(throttle.admit("a", start + Duration::from_secs(60)));
+/// Counts the events a change emitted, as the domain rules returned them (`reward_store::rules`).
+fn count_emitted(metrics: &Metrics, emitted: &[EventType]) {
+    for kind in emitted {
+        metrics.event_emitted(*kind);
     }
 }
