@@ -9,6 +9,13 @@
 //! skips webhooks at that limit, so a slow or dead endpoint only ever holds its own slots.
 //! Latency: the store wakes the worker when a change makes work due, and the recorder tells it
 //! when each retry it stored falls due; it polls only as a safety net ([`IDLE_POLL`]).
+//!
+//! When to claim again is decided here, not in the store: after a full claim at once; after
+//! recording attempts only when the last claim passed over due deliveries of busy webhooks (the
+//! recorded attempts freed their slots). In the steady state, where every delivery is handed off,
+//! recording costs no claim.
+//!
+//! The worker sees the store only through [`DeliveryQueue`].
 
 pub mod dns;
 pub mod sender;
@@ -28,9 +35,9 @@ use reward_core::retry::RetryPolicy;
 use reward_core::time::Timestamp;
 use reward_store::handoff::Handoff;
 use reward_store::records::{
-    Attempt, AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryStatus, DeliveryUpdate,
+    Attempt, AttemptRecord, Claim, ClaimRequest, ClaimedDelivery, DeliveryStatus, DeliveryUpdate,
 };
-use reward_store::Store;
+use reward_store::DeliveryQueue;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -56,7 +63,8 @@ pub const IDLE_POLL: Duration = Duration::from_secs(1);
 const STORE_BACKOFF: Duration = Duration::from_millis(500);
 
 pub struct Worker {
-    pub store: Arc<dyn Store>,
+    /// The store's delivery queue: the only part of the store the worker uses.
+    pub store: Arc<dyn DeliveryQueue>,
     pub sender: Sender,
     pub retry: RetryPolicy,
     pub lease: Duration,
@@ -80,13 +88,14 @@ impl Worker {
         // free as soon as its HTTP exchange ends, while its lease keeps the delivery from being
         // claimed again until the outcome is stored.
         let (records, recorder_queue) = mpsc::unbounded_channel();
-        // The recorder tells the loop when a retry it stored falls due, so a retry sooner than
-        // the loop's planned wake-up is claimed on time rather than at the next idle poll.
-        let (retries_due, mut retry_due_at) = mpsc::unbounded_channel();
+        // The recorder tells the loop of every batch it stored: when its earliest retry falls due
+        // (so a retry sooner than the loop's planned wake-up is claimed on time rather than at the
+        // next idle poll), and that its attempts' slots are free.
+        let (recorded, mut recorded_batches) = mpsc::unbounded_channel();
         let recorder = tokio::spawn(record_in_batches(
             Arc::clone(&worker.store),
             recorder_queue,
-            retries_due,
+            recorded,
         ));
         let handoff = worker.store.start_handoff(worker.lease);
         let mut slots = Slots {
@@ -108,6 +117,12 @@ impl Worker {
         // The earliest stored retry not yet covered by a claim: a claim round that ends after it
         // was stored must not push the next claim past it.
         let mut retry_due: Option<Instant> = None;
+        // The last claim passed over due deliveries of webhooks at their limit: the next recorded
+        // batch frees slots they can take, so it calls for a claim.
+        let mut passed_over_busy = false;
+        // Attempts were recorded while the running claim ran: it may have counted their slots as
+        // taken, so if it passed webhooks over, claim again as soon as it ends.
+        let mut recorded_while_claiming = false;
         while !shutdown.is_cancelled() {
             slots.reap_finished();
             slots.take_handoffs();
@@ -118,6 +133,8 @@ impl Worker {
                     let round = claim_round(Arc::clone(&worker), limit, slots.in_flight.clone());
                     claiming = Some(Box::pin(round));
                     claim_now = false;
+                    passed_over_busy = false;
+                    recorded_while_claiming = false;
                     // This claim takes every retry already due; later ones stay remembered.
                     retry_due = retry_due.filter(|due| *due > Instant::now());
                 }
@@ -132,11 +149,13 @@ impl Worker {
                 round = finish_claim(&mut claiming) => {
                     claiming = None;
                     match round {
-                        ClaimRound::Claimed { deliveries, full, pause } => {
+                        ClaimRound::Claimed { deliveries, full, passed_over, pause } => {
                             for delivery in deliveries {
                                 slots.start(delivery);
                             }
-                            claim_now = full; // more may be due right now
+                            passed_over_busy = passed_over;
+                            // A full batch: more may be due right now.
+                            claim_now = full || (passed_over && recorded_while_claiming);
                             next_claim = Instant::now() + pause;
                             if let Some(due) = retry_due {
                                 next_claim = next_claim.min(due);
@@ -149,10 +168,18 @@ impl Worker {
                     }
                 }
                 () = worker.store.work_signal() => claim_now = true,
-                Some(due) = retry_due_at.recv() => {
-                    let due = instant_of(due);
-                    retry_due = Some(retry_due.map_or(due, |known| known.min(due)));
-                    next_claim = next_claim.min(due);
+                Some(batch) = recorded_batches.recv() => {
+                    if let Some(due) = batch.earliest_retry {
+                        let due = instant_of(due);
+                        retry_due = Some(retry_due.map_or(due, |known| known.min(due)));
+                        next_claim = next_claim.min(due);
+                    }
+                    if claiming.is_some() {
+                        recorded_while_claiming = true;
+                    } else if passed_over_busy {
+                        passed_over_busy = false;
+                        claim_now = true;
+                    }
                 }
                 () = handed_off => {}
                 Some(done) = slots.tasks.join_next(), if !slots.tasks.is_empty() => slots.finished(done),
@@ -188,7 +215,7 @@ impl Worker {
         &self,
         limit: u32,
         in_flight: &HashMap<WebhookId, u32>,
-    ) -> reward_store::StoreResult<Vec<ClaimedDelivery>> {
+    ) -> reward_store::StoreResult<Claim> {
         let now = Timestamp::now();
         let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
         self.store
@@ -302,11 +329,12 @@ impl Worker {
 type PendingClaim = Pin<Box<dyn Future<Output = ClaimRound> + Send>>;
 
 enum ClaimRound {
-    /// What was claimed; whether the batch was full (more may be due); how long to wait before
-    /// claiming again otherwise.
+    /// What was claimed; whether the batch was full (more may be due); whether due deliveries of
+    /// busy webhooks were passed over; how long to wait before claiming again otherwise.
     Claimed {
         deliveries: Vec<ClaimedDelivery>,
         full: bool,
+        passed_over: bool,
         pause: Duration,
     },
     Failed(reward_store::StoreError),
@@ -318,16 +346,17 @@ async fn claim_round(
     in_flight: HashMap<WebhookId, u32>,
 ) -> ClaimRound {
     match worker.claim(limit, &in_flight).await {
-        Ok(deliveries) => {
-            let full = deliveries.len() == limit as usize;
+        Ok(claim) => {
+            let full = claim.deliveries.len() == limit as usize;
             let pause = if full {
                 Duration::ZERO
             } else {
                 worker.idle_pause().await
             };
             ClaimRound::Claimed {
-                deliveries,
+                deliveries: claim.deliveries,
                 full,
+                passed_over: claim.left_out_busy_webhooks,
                 pause,
             }
         }
@@ -343,13 +372,19 @@ async fn finish_claim(claiming: &mut Option<PendingClaim>) -> ClaimRound {
     }
 }
 
-/// Writes finished attempts in batches until every sender is gone, and tells the loop when the
-/// earliest retry of each stored batch falls due. A failed write is logged: the deliveries'
-/// leases then run out and they are attempted again, so at least once holds.
+/// A batch of attempts the recorder stored.
+struct Recorded {
+    /// When the earliest retry it stored falls due.
+    earliest_retry: Option<Timestamp>,
+}
+
+/// Writes finished attempts in batches until every sender is gone, and tells the loop of each
+/// stored batch. A failed write is logged: the deliveries' leases then run out and they are
+/// attempted again, so at least once holds.
 async fn record_in_batches(
-    store: Arc<dyn Store>,
+    store: Arc<dyn DeliveryQueue>,
     mut queue: mpsc::UnboundedReceiver<AttemptRecord>,
-    retries_due: mpsc::UnboundedSender<Timestamp>,
+    recorded: mpsc::UnboundedSender<Recorded>,
 ) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while queue.recv_many(&mut batch, RECORD_BATCH).await > 0 {
@@ -364,10 +399,8 @@ async fn record_in_batches(
             .min();
         match store.record_attempts(records).await {
             Ok(()) => {
-                if let Some(at) = earliest_retry {
-                    // The loop is gone only on shutdown, when no claim follows anyway.
-                    let _ = retries_due.send(at);
-                }
+                // The loop is gone only on shutdown, when no claim follows anyway.
+                let _ = recorded.send(Recorded { earliest_retry });
             }
             Err(error) => {
                 tracing::warn!(%error, count, "recording attempts failed; their deliveries will be retried");
