@@ -117,12 +117,7 @@ impl Worker {
         // The earliest stored retry not yet covered by a claim: a claim round that ends after it
         // was stored must not push the next claim past it.
         let mut retry_due: Option<Instant> = None;
-        // The last claim passed over due deliveries of webhooks at their limit: the next recorded
-        // batch frees slots they can take, so it calls for a claim.
-        let mut passed_over_busy = false;
-        // Attempts were recorded while the running claim ran: it may have counted their slots as
-        // taken, so if it passed webhooks over, claim again as soon as it ends.
-        let mut recorded_while_claiming = false;
+        let mut reclaim = ReclaimPolicy::default();
         while !shutdown.is_cancelled() {
             slots.reap_finished();
             slots.take_handoffs();
@@ -133,8 +128,7 @@ impl Worker {
                     let round = claim_round(Arc::clone(&worker), limit, slots.in_flight.clone());
                     claiming = Some(Box::pin(round));
                     claim_now = false;
-                    passed_over_busy = false;
-                    recorded_while_claiming = false;
+                    reclaim.claim_started();
                     // This claim takes every retry already due; later ones stay remembered.
                     retry_due = retry_due.filter(|due| *due > Instant::now());
                 }
@@ -153,15 +147,16 @@ impl Worker {
                             for delivery in deliveries {
                                 slots.start(delivery);
                             }
-                            passed_over_busy = passed_over;
-                            // A full batch: more may be due right now.
-                            claim_now = full || (passed_over && recorded_while_claiming);
+                            // Again at once after a full batch (more may be due right now), or
+                            // when attempts recorded meanwhile freed slots it passed over.
+                            claim_now = reclaim.claim_ended(passed_over) || full;
                             next_claim = Instant::now() + pause;
                             if let Some(due) = retry_due {
                                 next_claim = next_claim.min(due);
                             }
                         }
                         ClaimRound::Failed(error) => {
+                            reclaim.claim_ended(false);
                             tracing::warn!(%error, "claiming deliveries failed; retrying shortly");
                             next_claim = Instant::now() + STORE_BACKOFF;
                         }
@@ -174,12 +169,7 @@ impl Worker {
                         retry_due = Some(retry_due.map_or(due, |known| known.min(due)));
                         next_claim = next_claim.min(due);
                     }
-                    if claiming.is_some() {
-                        recorded_while_claiming = true;
-                    } else if passed_over_busy {
-                        passed_over_busy = false;
-                        claim_now = true;
-                    }
+                    claim_now |= reclaim.recorded(claiming.is_some());
                 }
                 () = handed_off => {}
                 Some(done) = slots.tasks.join_next(), if !slots.tasks.is_empty() => slots.finished(done),
@@ -322,6 +312,41 @@ impl Worker {
             scheduled: counts_in_schedule(context),
             disable_webhook,
         }
+    }
+}
+
+/// Whether recorded attempts call for another claim: only when the last claim passed over due
+/// deliveries of webhooks at their limit, whose slots the recorded attempts freed. Attempts
+/// recorded while a claim runs may free slots that claim counted as taken, so a claim that ends
+/// having passed webhooks over after such a recording is followed by another at once.
+#[derive(Debug, Default)]
+struct ReclaimPolicy {
+    /// The last claim that ended passed over due deliveries of busy webhooks, and no recorded
+    /// batch has called for a claim since.
+    passed_over_busy: bool,
+    /// Attempts were recorded since the running claim started.
+    recorded_while_claiming: bool,
+}
+
+impl ReclaimPolicy {
+    fn claim_started(&mut self) {
+        self.passed_over_busy = false;
+        self.recorded_while_claiming = false;
+    }
+
+    /// The claim ended; returns whether to claim again at once.
+    fn claim_ended(&mut self, passed_over_busy: bool) -> bool {
+        self.passed_over_busy = passed_over_busy;
+        passed_over_busy && self.recorded_while_claiming
+    }
+
+    /// A batch of attempts was recorded; returns whether to claim now.
+    fn recorded(&mut self, claim_running: bool) -> bool {
+        if claim_running {
+            self.recorded_while_claiming = true;
+            return false;
+        }
+        std::mem::take(&mut self.passed_over_busy)
     }
 }
 
@@ -576,5 +601,54 @@ impl Slots {
         if let Some(handoff) = &self.handoff {
             handoff.settled(count);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReclaimPolicy;
+
+    #[test]
+    fn recording_costs_no_claim_when_nothing_was_passed_over() {
+        let mut policy = ReclaimPolicy::default();
+        policy.claim_started();
+        assert!(!policy.claim_ended(false));
+        assert!(!policy.recorded(false));
+        assert!(!policy.recorded(false));
+    }
+
+    #[test]
+    fn the_first_recording_after_a_claim_passed_webhooks_over_claims_once() {
+        let mut policy = ReclaimPolicy::default();
+        policy.claim_started();
+        assert!(!policy.claim_ended(true));
+        assert!(policy.recorded(false));
+        assert!(
+            !policy.recorded(false),
+            "one claim per claim that passed some over"
+        );
+    }
+
+    #[test]
+    fn a_recording_while_the_claim_ran_claims_again_once_it_ends() {
+        let mut policy = ReclaimPolicy::default();
+        policy.claim_started();
+        assert!(!policy.recorded(true));
+        assert!(policy.claim_ended(true));
+
+        policy.claim_started();
+        assert!(!policy.recorded(true));
+        assert!(!policy.claim_ended(false), "nothing was passed over");
+        assert!(!policy.recorded(false));
+    }
+
+    #[test]
+    fn a_new_claim_forgets_what_the_last_one_passed_over() {
+        let mut policy = ReclaimPolicy::default();
+        policy.claim_started();
+        assert!(!policy.claim_ended(true));
+        policy.claim_started();
+        assert!(!policy.claim_ended(false));
+        assert!(!policy.recorded(false));
     }
 }
