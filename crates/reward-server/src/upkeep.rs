@@ -1,12 +1,13 @@
 //! Background upkeep, every [`Upkeep::every`] (an hour by default): events are kept 30 days,
 //! idempotency keys 24 hours, and a webhook whose every delivery attempt has failed for
-//! `REWARD_DISABLE_AFTER` is disabled, saying why in `disabled_reason`.
+//! `REWARD_DISABLE_AFTER` is disabled, saying why in `disabled_reason`. Upkeep sees the store only
+//! through [`Housekeeping`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use reward_core::time::Timestamp;
-use reward_store::Store;
+use reward_store::Housekeeping;
 use tokio_util::sync::CancellationToken;
 
 pub const EVENT_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
@@ -23,7 +24,7 @@ pub struct Upkeep {
     pub disable_after: Duration,
 }
 
-pub async fn run(store: Arc<dyn Store>, upkeep: Upkeep, shutdown: CancellationToken) {
+pub async fn run(store: Arc<dyn Housekeeping>, upkeep: Upkeep, shutdown: CancellationToken) {
     loop {
         let now = Timestamp::now();
         let events_before = now.plus_millis(-EVENT_RETENTION_MS);
@@ -45,7 +46,7 @@ pub const STATISTICS_EVERY: Duration = Duration::from_secs(30);
 /// Checks at start and every [`STATISTICS_EVERY`] whether the store's statistics went stale and
 /// refreshes those that did (PostgreSQL: `ANALYZE`, for hosts where autovacuum does not; a
 /// queue that grew from nothing to a backlog otherwise gets a plan made for an empty table).
-pub async fn keep_statistics_fresh(store: Arc<dyn Store>, shutdown: CancellationToken) {
+pub async fn keep_statistics_fresh(store: Arc<dyn Housekeeping>, shutdown: CancellationToken) {
     loop {
         match store.refresh_statistics().await {
             Ok(tables) if !tables.is_empty() => {
@@ -61,7 +62,11 @@ pub async fn keep_statistics_fresh(store: Arc<dyn Store>, shutdown: Cancellation
     }
 }
 
-async fn disable_failing_webhooks(store: &dyn Store, disable_after: Duration, now: Timestamp) {
+async fn disable_failing_webhooks(
+    store: &dyn Housekeeping,
+    disable_after: Duration,
+    now: Timestamp,
+) {
     let window = i64::try_from(disable_after.as_millis()).unwrap_or(i64::MAX);
     let failing_since = now.plus_millis(-window);
     let reason = disabled_reason(disable_after, now);

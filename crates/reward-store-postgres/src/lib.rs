@@ -47,7 +47,10 @@ use reward_core::time::Timestamp;
 use reward_store::handoff::{Handoff, HandoffSlot};
 use reward_store::records::*;
 use reward_store::secrets::SecretCipher;
-use reward_store::{Store, StoreError, StoreResult};
+use reward_store::{
+    Accounts, DeliveryQueue, EventLog, Housekeeping, Rewards, Sessions, StoreError, StoreResult,
+    Webhooks,
+};
 use thiserror::Error;
 
 pub use connect::{is_postgres_url, POOL_SIZE};
@@ -165,7 +168,7 @@ macro_rules! in_transaction_waking {
 }
 
 #[async_trait]
-impl Store for PostgresStore {
+impl Accounts for PostgresStore {
     async fn create_account(&self, name: Name, key: NewApiKeyRecord) -> StoreResult<Account> {
         Ok(in_transaction!(self, |tx| accounts::create(
             &tx, &name, &key
@@ -210,7 +213,32 @@ impl Store for PostgresStore {
         in_transaction!(self, |tx| accounts::touch_keys(&tx, &used).await?);
         Ok(())
     }
+}
 
+#[async_trait]
+impl Sessions for PostgresStore {
+    async fn start_session(
+        &self,
+        key_hash: &str,
+        session: NewSession,
+    ) -> StoreResult<Option<Session>> {
+        Ok(in_transaction!(self, |tx| sessions::start(
+            &tx, key_hash, &session
+        )
+        .await?))
+    }
+
+    async fn find_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Session>> {
+        sessions::find(&self.client().await?, token_hash, now).await
+    }
+
+    async fn end_session(&self, token_hash: &str) -> StoreResult<()> {
+        sessions::end(&self.client().await?, token_hash).await
+    }
+}
+
+#[async_trait]
+impl Webhooks for PostgresStore {
     async fn create_webhook(
         &self,
         account: &AccountId,
@@ -287,67 +315,10 @@ impl Store for PostgresStore {
             outbox::insert_delivery(&tx, account, id, &event, None).await?
         }))
     }
+}
 
-    async fn list_deliveries(
-        &self,
-        account: &AccountId,
-        webhook: &WebhookId,
-        status: Option<DeliveryStatus>,
-        page: PageRequest,
-    ) -> StoreResult<Page<Delivery>> {
-        deliveries::list(&self.client().await?, account, webhook, status, &page).await
-    }
-
-    async fn get_delivery(
-        &self,
-        account: &AccountId,
-        id: &DeliveryId,
-    ) -> StoreResult<DeliveryWithAttempts> {
-        // One snapshot for the delivery and its attempts, as SQLite's reader gives.
-        let mut client = self.client().await?;
-        let tx = client
-            .build_transaction()
-            .read_only(true)
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .start()
-            .await
-            .map_err(from_pg)?;
-        let found = deliveries::get_with_attempts(&tx, account, id).await?;
-        tx.commit().await.map_err(from_pg)?;
-        Ok(found)
-    }
-
-    async fn request_retry(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Delivery> {
-        Ok(in_transaction_waking!(self, |tx| {
-            deliveries::request_retry(&tx, account, id).await?
-        }))
-    }
-
-    async fn recover_deliveries(
-        &self,
-        account: &AccountId,
-        webhook: &WebhookId,
-        since: Timestamp,
-    ) -> StoreResult<u64> {
-        Ok(in_transaction_waking!(self, |tx| deliveries::recover(
-            &tx, account, webhook, since
-        )
-        .await?))
-    }
-
-    async fn list_events(
-        &self,
-        account: &AccountId,
-        event_type: Option<EventType>,
-        page: PageRequest,
-    ) -> StoreResult<Page<Event>> {
-        events::list(&self.client().await?, account, event_type, &page).await
-    }
-
-    async fn get_event(&self, account: &AccountId, id: &EventId) -> StoreResult<Event> {
-        events::get(&self.client().await?, account, id).await
-    }
-
+#[async_trait]
+impl Rewards for PostgresStore {
     async fn put_trigger(
         &self,
         account: &AccountId,
@@ -402,100 +373,68 @@ impl Store for PostgresStore {
     async fn get_user(&self, account: &AccountId, id: &UserId) -> StoreResult<User> {
         rewards::get_user(&self.client().await?, account, id).await
     }
+}
 
-    async fn claim_due_deliveries(
+#[async_trait]
+impl EventLog for PostgresStore {
+    async fn list_events(
         &self,
-        request: ClaimRequest,
-    ) -> StoreResult<Vec<ClaimedDelivery>> {
-        self.last_claim_at
-            .fetch_max(request.now.as_millis(), Ordering::SeqCst);
-        let announced = self.signal.claim_starting();
-        let claimed: StoreResult<Claim> = async {
-            Ok(in_transaction!(self, |tx| queue::claim(
-                &tx,
-                &request,
-                &self.cipher
-            )
-            .await?))
-        }
-        .await;
-        // Announced deliveries stay waiting when the claim failed, or left out a busy webhook.
-        let left_some = claimed
-            .as_ref()
-            .map_or(true, |claim| claim.left_out_busy_webhooks);
-        if announced && left_some {
-            self.signal.claim_left_some();
-        }
-        claimed.map(|claim| claim.deliveries)
+        account: &AccountId,
+        event_type: Option<EventType>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Event>> {
+        events::list(&self.client().await?, account, event_type, &page).await
     }
 
-    async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()> {
-        in_transaction!(self, |tx| queue::record_attempt(&tx, &record).await?);
-        // The released lease no longer counts against its webhook's in-flight limit.
-        self.signal.slots_freed();
-        Ok(())
+    async fn get_event(&self, account: &AccountId, id: &EventId) -> StoreResult<Event> {
+        events::get(&self.client().await?, account, id).await
     }
 
-    async fn record_attempts(&self, mut records: Vec<AttemptRecord>) -> StoreResult<()> {
-        in_transaction!(self, |tx| queue::record_attempts(&tx, &mut records).await?);
-        // Claims count live leases as attempts in flight, and the worker frees an attempt's slot
-        // when its HTTP exchange ends, before the lease is released here: without this wake-up
-        // a busy webhook's next deliveries would wait for the worker's next poll.
-        self.signal.slots_freed();
-        Ok(())
-    }
-
-    async fn next_due_at(&self, now: Timestamp) -> StoreResult<Option<Timestamp>> {
-        let last_claim_at = match self.last_claim_at.load(Ordering::SeqCst) {
-            i64::MIN => None,
-            millis => Some(Timestamp::from_millis(millis)),
-        };
-        queue::next_due_at(&self.client().await?, now, last_claim_at).await
-    }
-
-    /// Does nothing: other nodes may hold leases right now. A dead node's leases run out instead
-    /// (`REWARD_LEASE`), and `next_due_at` wakes a worker when the first one does.
-    async fn release_all_leases(&self) -> StoreResult<u64> {
-        Ok(0)
-    }
-
-    async fn release_leases(&self, deliveries: Vec<(AccountId, DeliveryId)>) -> StoreResult<()> {
-        queue::release_leases(&self.client().await?, &deliveries).await?;
-        self.signal.announce(&self.pool);
-        Ok(())
-    }
-
-    async fn queue_stats(&self) -> StoreResult<QueueStats> {
-        queue::queue_stats(&self.client().await?).await
-    }
-
-    async fn work_signal(&self) {
-        self.signal.wait().await;
-    }
-
-    /// Deliveries this node creates are leased to it as they are written, so no other node
-    /// claims them while its worker sends them.
-    fn start_handoff(&self, lease: Duration) -> Option<Arc<Handoff>> {
-        Some(self.handoff.start(lease))
-    }
-
-    async fn start_session(
+    async fn list_deliveries(
         &self,
-        key_hash: &str,
-        session: NewSession,
-    ) -> StoreResult<Option<Session>> {
-        Ok(in_transaction!(self, |tx| sessions::start(
-            &tx, key_hash, &session
+        account: &AccountId,
+        webhook: &WebhookId,
+        status: Option<DeliveryStatus>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Delivery>> {
+        deliveries::list(&self.client().await?, account, webhook, status, &page).await
+    }
+
+    async fn get_delivery(
+        &self,
+        account: &AccountId,
+        id: &DeliveryId,
+    ) -> StoreResult<DeliveryWithAttempts> {
+        // One snapshot for the delivery and its attempts, as SQLite's reader gives.
+        let mut client = self.client().await?;
+        let tx = client
+            .build_transaction()
+            .read_only(true)
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .start()
+            .await
+            .map_err(from_pg)?;
+        let found = deliveries::get_with_attempts(&tx, account, id).await?;
+        tx.commit().await.map_err(from_pg)?;
+        Ok(found)
+    }
+
+    async fn request_retry(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Delivery> {
+        Ok(in_transaction_waking!(self, |tx| {
+            deliveries::request_retry(&tx, account, id).await?
+        }))
+    }
+
+    async fn recover_deliveries(
+        &self,
+        account: &AccountId,
+        webhook: &WebhookId,
+        since: Timestamp,
+    ) -> StoreResult<u64> {
+        Ok(in_transaction_waking!(self, |tx| deliveries::recover(
+            &tx, account, webhook, since
         )
         .await?))
-    }
-
-    async fn find_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Session>> {
-        sessions::find(&self.client().await?, token_hash, now).await
-    }
-
-    async fn end_session(&self, token_hash: &str) -> StoreResult<()> {
-        sessions::end(&self.client().await?, token_hash).await
     }
 
     async fn attempt_stats(
@@ -506,6 +445,13 @@ impl Store for PostgresStore {
         sessions::attempt_stats(&self.client().await?, account, since).await
     }
 
+    async fn queue_stats(&self) -> StoreResult<QueueStats> {
+        queue::queue_stats(&self.client().await?).await
+    }
+}
+
+#[async_trait]
+impl Housekeeping for PostgresStore {
     async fn disable_failing_webhooks(
         &self,
         failing_since: Timestamp,
@@ -531,5 +477,61 @@ impl Store for PostgresStore {
 
     async fn refresh_statistics(&self) -> StoreResult<Vec<String>> {
         statistics::refresh(&self.client().await?).await
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for PostgresStore {
+    async fn claim_due_deliveries(&self, request: ClaimRequest) -> StoreResult<Claim> {
+        self.last_claim_at
+            .fetch_max(request.now.as_millis(), Ordering::SeqCst);
+        Ok(in_transaction!(self, |tx| queue::claim(
+            &tx,
+            &request,
+            &self.cipher
+        )
+        .await?))
+    }
+
+    async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()> {
+        in_transaction!(self, |tx| queue::record_attempt(&tx, &record).await?);
+        Ok(())
+    }
+
+    async fn record_attempts(&self, mut records: Vec<AttemptRecord>) -> StoreResult<()> {
+        // The released leases free their webhooks' slots in every node's claims; the worker
+        // claims again when its last claim passed over busy webhooks (see `DeliveryQueue`).
+        in_transaction!(self, |tx| queue::record_attempts(&tx, &mut records).await?);
+        Ok(())
+    }
+
+    async fn next_due_at(&self, now: Timestamp) -> StoreResult<Option<Timestamp>> {
+        let last_claim_at = match self.last_claim_at.load(Ordering::SeqCst) {
+            i64::MIN => None,
+            millis => Some(Timestamp::from_millis(millis)),
+        };
+        queue::next_due_at(&self.client().await?, now, last_claim_at).await
+    }
+
+    /// Does nothing: other nodes may hold leases right now. A dead node's leases run out instead
+    /// (`REWARD_LEASE`), and `next_due_at` wakes a worker when the first one does.
+    async fn release_all_leases(&self) -> StoreResult<u64> {
+        Ok(0)
+    }
+
+    async fn release_leases(&self, deliveries: Vec<(AccountId, DeliveryId)>) -> StoreResult<()> {
+        queue::release_leases(&self.client().await?, &deliveries).await?;
+        self.signal.announce(&self.pool);
+        Ok(())
+    }
+
+    async fn work_signal(&self) {
+        self.signal.wait().await;
+    }
+
+    /// Deliveries this node creates are leased to it as they are written, so no other node
+    /// claims them while its worker sends them.
+    fn start_handoff(&self, lease: Duration) -> Option<Arc<Handoff>> {
+        Some(self.handoff.start(lease))
     }
 }

@@ -9,6 +9,11 @@
 //! up, the next pass leaves it out too. Chosen rows get `lease_expires_at`; until then no node
 //! attempts them, and when a node dies its leases simply run out and any node takes them over.
 //!
+//! A claim that ends short of its limit while webhooks are at their limit says whether it passed
+//! over any of their due deliveries: one more look, at those webhooks' deliveries only. The worker
+//! claims again after recording attempts only when it did; a webhook that is merely busy with
+//! deliveries already leased (every one handed off: the steady state) costs no claims.
+//!
 //! Leases are stamped and compared on the database's clock, so nodes whose clocks disagree still
 //! agree on when a lease ends. Due times (`next_attempt_at`) are written by the nodes' clocks, as in
 //! the SQLite store, and compared with the claiming node's clock.
@@ -57,6 +62,21 @@ const DUE_CANDIDATES: &str = "SELECT d.account_id, d.id, d.webhook_id FROM deliv
       AND d.webhook_id <> ALL($3::text[])
     ORDER BY d.next_attempt_at LIMIT $4
     FOR UPDATE OF d SKIP LOCKED";
+
+/// Whether deliveries of these busy webhooks are due and unleased: what a claim that left the
+/// webhooks out of its candidate queries passed over. Walks only their unfinished deliveries
+/// (webhooks by id, then `deliveries_unfinished_by_webhook`), not the whole queue.
+const WAITING_FOR_BUSY: &str = "SELECT EXISTS (
+        SELECT 1 FROM webhooks w
+        JOIN deliveries d ON d.account_id = w.account_id AND d.webhook_id = w.id
+        WHERE w.id = ANY($3::text[]) AND w.enabled AND d.status = 'pending'
+          AND d.next_attempt_at <= $1 AND d.manual_attempt_at IS NULL
+          AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= $2)
+    ) OR EXISTS (
+        SELECT 1 FROM deliveries
+        WHERE manual_attempt_at IS NOT NULL AND webhook_id = ANY($3::text[])
+          AND (lease_expires_at IS NULL OR lease_expires_at <= $2)
+    )";
 
 /// Leases the chosen rows and reads what sending needs, in one statement.
 const LEASE_AND_LOAD: &str = "WITH leased AS (
@@ -134,7 +154,8 @@ pub async fn claim(
     }
     let limit = request.limit as usize;
     let mut claimed = Vec::new();
-    let mut left_out_saturated = false;
+    // A candidate was refused: its webhook filled up during this claim.
+    let mut refused_some = false;
     let due_before = request.now.as_millis();
     for manual in [true, false] {
         let candidates = client
@@ -151,7 +172,6 @@ pub async fn claim(
                 break;
             }
             let saturated = busy.saturated();
-            left_out_saturated |= !saturated.is_empty();
             let scan = i64::try_from(room).unwrap_or(i64::MAX);
             let found = if manual {
                 client
@@ -177,7 +197,7 @@ pub async fn claim(
                     refused = true;
                 }
             }
-            left_out_saturated |= refused;
+            refused_some |= refused;
             claimed.extend(lease_and_load(client, &chosen, lease_until, cipher).await?);
             // Another pass only helps when this one filled a webhook up: the next leaves it out.
             if exhausted || !refused {
@@ -185,9 +205,26 @@ pub async fn claim(
             }
         }
     }
+    let saturated = busy.saturated();
+    let left_out_busy_webhooks = if refused_some || saturated.is_empty() {
+        refused_some
+    } else if claimed.len() >= limit {
+        // A full claim is followed by another at once; no need to look.
+        true
+    } else {
+        let waiting = client
+            .prepare_cached(WAITING_FOR_BUSY)
+            .await
+            .map_err(from_pg)?;
+        let row = client
+            .query_one(&waiting, &[&due_before, &database_now, &saturated])
+            .await
+            .map_err(from_pg)?;
+        rows::get(&row, 0)?
+    };
     Ok(Claim {
         deliveries: claimed,
-        left_out_busy_webhooks: left_out_saturated,
+        left_out_busy_webhooks,
     })
 }
 

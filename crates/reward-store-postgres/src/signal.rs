@@ -16,9 +16,13 @@
 //!
 //! Notifications are not stored: one sent while the listening connection is down is lost. So the
 //! listener wakes the worker each time it (re)starts listening, and workers poll as a safety net.
+//!
+//! This only says *that* work may be due. Recording attempts announces nothing: deliveries this
+//! node hands to its own worker never need a claim, and whether freed slots are worth a claim (a
+//! claim on a large queue of leased deliveries is a scan PostgreSQL pays for) is the worker's
+//! decision, from what its last claim passed over (see `reward_store::DeliveryQueue`).
 
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -33,32 +37,11 @@ pub const CHANNEL: &str = "reward_work";
 /// Pause before listening again after the connection failed.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
-/// The worker's wake-up, and whether a claim may find something.
-///
-/// Deliveries this node hands to its own worker never need a claim; only those left for claiming
-/// (announced by a commit here or on another node) do, and a claim skips those of webhooks at
-/// their in-flight limit. So "slots were freed" wakes the worker only while such deliveries may
-/// remain: in the steady state, where every delivery is handed off, recording attempts costs no
-/// claim (a claim on a large queue of leased deliveries is a scan PostgreSQL pays for).
-struct Wakeup {
-    /// Holds one wake-up while no worker waits, so none is lost between two waits.
-    notify: Notify,
-    /// Set when work was announced, until a claim took it (or left it only because its webhooks
-    /// were busy, which keeps it set).
-    unclaimed: AtomicBool,
-}
-
-impl Wakeup {
-    fn work_may_be_due(&self) {
-        self.unclaimed.store(true, Ordering::SeqCst);
-        self.notify.notify_one();
-    }
-}
-
 pub struct WorkSignal {
     config: tokio_postgres::Config,
-    /// Woken by notifications and by this node's own changes.
-    work: Arc<Wakeup>,
+    /// Woken by notifications and by this node's own changes; holds one wake-up while no worker
+    /// waits, so none is lost between two waits.
+    work: Arc<Notify>,
     /// Announcements waiting for the announcing task; many coalesce into one.
     to_announce: Arc<Notify>,
     /// The listening task, once started; stopped when the store is dropped.
@@ -71,11 +54,7 @@ impl WorkSignal {
     pub fn new(config: tokio_postgres::Config) -> Self {
         Self {
             config,
-            work: Arc::new(Wakeup {
-                notify: Notify::new(),
-                // Work may be waiting from before this node started.
-                unclaimed: AtomicBool::new(true),
-            }),
+            work: Arc::new(Notify::new()),
             to_announce: Arc::new(Notify::new()),
             listener: OnceLock::new(),
             announcer: OnceLock::new(),
@@ -87,31 +66,12 @@ impl WorkSignal {
         self.listener.get_or_init(|| {
             tokio::spawn(listen(self.config.clone(), Arc::clone(&self.work))).abort_handle()
         });
-        self.work.notify.notified().await;
-    }
-
-    /// Its recorded attempts released leases, which frees their webhooks' in-flight slots for the
-    /// deliveries waiting behind them: wakes this node's worker, when some may be waiting.
-    pub fn slots_freed(&self) {
-        if self.work.unclaimed.load(Ordering::SeqCst) {
-            self.work.notify.notify_one();
-        }
-    }
-
-    /// A claim begins: it takes what was announced, unless it says otherwise. Returns whether
-    /// anything was announced since the last claim.
-    pub fn claim_starting(&self) -> bool {
-        self.work.unclaimed.swap(false, Ordering::SeqCst)
-    }
-
-    /// The claim left announced deliveries behind (their webhooks were at their limit).
-    pub fn claim_left_some(&self) {
-        self.work.unclaimed.store(true, Ordering::SeqCst);
+        self.work.notified().await;
     }
 
     /// Tells every node's worker that work may be due; call it after the commit that made it so.
     pub fn announce(&self, pool: &Pool) {
-        self.work.work_may_be_due();
+        self.work.notify_one();
         self.announcer.get_or_init(|| {
             tokio::spawn(send_announcements(
                 pool.clone(),
@@ -154,13 +114,13 @@ async fn send_announcements(pool: Pool, to_announce: Arc<Notify>) {
 }
 
 /// Listens until the store is dropped, reconnecting whenever the connection fails.
-async fn listen(config: tokio_postgres::Config, work: Arc<Wakeup>) {
+async fn listen(config: tokio_postgres::Config, work: Arc<Notify>) {
     loop {
         if let Err(error) = listen_once(&config, &work).await {
             tracing::warn!(%error, "listening for new work failed; workers poll until it is back");
         }
         // Whatever was announced while not listening is found by looking now.
-        work.work_may_be_due();
+        work.notify_one();
         tokio::time::sleep(RECONNECT_AFTER).await;
     }
 }
@@ -168,7 +128,7 @@ async fn listen(config: tokio_postgres::Config, work: Arc<Wakeup>) {
 /// One listening connection, until it fails.
 async fn listen_once(
     config: &tokio_postgres::Config,
-    work: &Wakeup,
+    work: &Notify,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
     // The connection only makes progress while polled, so it is driven here, in the same task as
@@ -176,7 +136,7 @@ async fn listen_once(
     let drive = async {
         while let Some(message) = poll_fn(|cx| connection.poll_message(cx)).await {
             if let AsyncMessage::Notification(_) = message? {
-                work.work_may_be_due();
+                work.notify_one();
             }
         }
         Ok(())
@@ -184,7 +144,7 @@ async fn listen_once(
     let subscribe = async {
         client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
         // Announcements made before LISTEN took effect were missed: look once now.
-        work.work_may_be_due();
+        work.notify_one();
         std::future::pending::<Result<(), tokio_postgres::Error>>().await
     };
     tokio::select! {

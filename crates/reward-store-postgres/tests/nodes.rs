@@ -21,7 +21,7 @@ use reward_store::records::{
     Attempt, AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryUpdate, IssueCredits,
     NewApiKeyRecord, NewWebhook,
 };
-use reward_store::Store;
+use reward_store::{Accounts, DeliveryQueue, EventLog, Housekeeping, Rewards, Webhooks};
 use reward_store_postgres::PostgresStore;
 use tokio_postgres::NoTls;
 
@@ -222,7 +222,8 @@ async fn two_nodes_claiming_at_once_never_get_the_same_delivery() {
             let batch = store
                 .claim_due_deliveries(claim_request(7, 1000, Duration::from_secs(30)))
                 .await
-                .expect("claim");
+                .expect("claim")
+                .deliveries;
             if batch.is_empty() {
                 return claimed;
             }
@@ -255,7 +256,8 @@ async fn a_dead_nodes_leases_run_out_and_the_other_takes_over() {
         .first
         .claim_due_deliveries(claim_request(10, 1000, lease))
         .await
-        .expect("claim");
+        .expect("claim")
+        .deliveries;
     assert_eq!(taken.len(), 3);
     // The first node "dies" holding its claims. Starting the second releases nothing...
     assert_eq!(nodes.second.release_all_leases().await.expect("release"), 0);
@@ -263,7 +265,8 @@ async fn a_dead_nodes_leases_run_out_and_the_other_takes_over() {
         .second
         .claim_due_deliveries(claim_request(10, 1000, lease))
         .await
-        .expect("claim");
+        .expect("claim")
+        .deliveries;
     assert!(
         while_leased.is_empty(),
         "a live lease keeps other nodes off"
@@ -282,7 +285,8 @@ async fn a_dead_nodes_leases_run_out_and_the_other_takes_over() {
         .second
         .claim_due_deliveries(claim_request(10, 1000, lease))
         .await
-        .expect("claim");
+        .expect("claim")
+        .deliveries;
     assert_eq!(taken_over.len(), 3, "the expired claims are taken over");
     // One recorded alone, the others as a worker's batch (one transaction).
     nodes
@@ -326,13 +330,15 @@ async fn the_in_flight_limit_counts_every_nodes_attempts() {
         .first
         .claim_due_deliveries(claim_request(256, limit, Duration::from_secs(30)))
         .await
-        .expect("claim");
+        .expect("claim")
+        .deliveries;
     assert_eq!(first.len(), 32, "one webhook gets 32 at most");
     let second = nodes
         .second
         .claim_due_deliveries(claim_request(256, limit, Duration::from_secs(30)))
         .await
-        .expect("claim");
+        .expect("claim")
+        .deliveries;
     assert!(
         second.is_empty(),
         "the other node sees the webhook's 32 in flight: claimed {}",
@@ -347,9 +353,55 @@ async fn the_in_flight_limit_counts_every_nodes_attempts() {
         .second
         .claim_due_deliveries(claim_request(256, limit, Duration::from_secs(30)))
         .await
-        .expect("claim");
+        .expect("claim")
+        .deliveries;
     assert_eq!(freed.len(), 1, "one slot came free");
     assert_eq!(freed[0].webhook_id, nodes.webhook);
+}
+
+/// A claim says whether it passed over due deliveries of a busy webhook: the worker claims again
+/// after recording attempts only then, so a webhook merely busy with leased deliveries (the
+/// steady state) must not say so.
+#[tokio::test]
+async fn a_claim_says_whether_it_passed_over_a_busy_webhooks_deliveries() {
+    let Some(nodes) = TwoNodes::start().await else {
+        return;
+    };
+    let limit = 32;
+    let claim = |store: Arc<PostgresStore>| async move {
+        store
+            .claim_due_deliveries(claim_request(256, limit, Duration::from_secs(30)))
+            .await
+            .expect("claim")
+    };
+    nodes.queue(32).await;
+    let filled = claim(Arc::clone(&nodes.first)).await;
+    assert_eq!(filled.deliveries.len(), 32);
+    assert!(
+        !filled.left_out_busy_webhooks,
+        "the claim that filled the webhook up left nothing behind"
+    );
+    let busy_only = claim(Arc::clone(&nodes.second)).await;
+    assert!(busy_only.deliveries.is_empty());
+    assert!(
+        !busy_only.left_out_busy_webhooks,
+        "every delivery of the busy webhook is leased: nothing was passed over"
+    );
+    nodes.queue(8).await;
+    let waiting = claim(Arc::clone(&nodes.second)).await;
+    assert!(waiting.deliveries.is_empty());
+    assert!(
+        waiting.left_out_busy_webhooks,
+        "8 due deliveries wait for the busy webhook"
+    );
+    nodes
+        .first
+        .record_attempt(succeeded(&filled.deliveries[0]))
+        .await
+        .expect("record");
+    let freed = claim(Arc::clone(&nodes.second)).await;
+    assert_eq!(freed.deliveries.len(), 1, "one slot came free");
+    assert!(freed.left_out_busy_webhooks, "7 still wait");
 }
 
 #[tokio::test]

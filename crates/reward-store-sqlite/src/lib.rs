@@ -24,7 +24,6 @@ mod webhooks;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,7 +36,10 @@ use reward_core::time::Timestamp;
 use reward_store::handoff::{Handoff, HandoffSlot, Outbox};
 use reward_store::records::*;
 use reward_store::secrets::SecretCipher;
-use reward_store::{Store, StoreError, StoreResult};
+use reward_store::{
+    Accounts, DeliveryQueue, EventLog, Housekeeping, Rewards, Sessions, StoreError, StoreResult,
+    Webhooks,
+};
 use thiserror::Error;
 use tokio::sync::Notify;
 
@@ -80,13 +82,6 @@ pub struct SqliteStore {
     /// Woken when a change may have made a delivery due, so an idle worker starts at once instead
     /// of polling.
     work: Arc<Notify>,
-    /// Set when a claim passed over due deliveries of webhooks at their in-flight limit: once
-    /// attempts are recorded (their slots were freed), the worker is woken to claim again, rather
-    /// than finding them at its next poll.
-    claim_left_busy: AtomicBool,
-    /// Batches of attempts recorded so far: a claim that left deliveries behind while attempts
-    /// were being recorded wakes the worker itself, as those recordings could not.
-    recorded_batches: AtomicU64,
     /// Set once this process's worker takes new deliveries directly (see [`Handoff`]).
     handoff: HandoffSlot,
 }
@@ -136,8 +131,6 @@ impl SqliteStore {
             writer,
             readers: Readers::new(path.to_owned(), READERS),
             work: Arc::new(Notify::new()),
-            claim_left_busy: AtomicBool::new(false),
-            recorded_batches: AtomicU64::new(0),
             handoff: HandoffSlot::default(),
         })
     }
@@ -150,19 +143,6 @@ impl SqliteStore {
             self.work.notify_one();
         }
         Ok(value)
-    }
-
-    /// After attempts were recorded: their webhooks' slots are free, so deliveries a claim passed
-    /// over for being busy may be claimed now.
-    fn slots_freed(&self) {
-        self.recorded_batches.fetch_add(1, Ordering::SeqCst);
-        self.wake_if_claim_left_busy();
-    }
-
-    fn wake_if_claim_left_busy(&self) {
-        if self.claim_left_busy.swap(false, Ordering::SeqCst) {
-            self.work.notify_one();
-        }
     }
 
     /// Passes a result through, waking the delivery worker when it succeeded.
@@ -194,7 +174,7 @@ macro_rules! owned {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Accounts for SqliteStore {
     async fn create_account(&self, name: Name, key: NewApiKeyRecord) -> StoreResult<Account> {
         self.writer
             .write(move |c| accounts::create(c, &name, &key))
@@ -242,7 +222,38 @@ impl Store for SqliteStore {
             .write(move |c| accounts::touch_keys(c, &used))
             .await
     }
+}
 
+#[async_trait]
+impl Sessions for SqliteStore {
+    async fn start_session(
+        &self,
+        key_hash: &str,
+        session: NewSession,
+    ) -> StoreResult<Option<Session>> {
+        let key_hash = key_hash.to_owned();
+        self.writer
+            .write(move |c| sessions::start(c, &key_hash, &session))
+            .await
+    }
+
+    async fn find_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Session>> {
+        let token_hash = token_hash.to_owned();
+        self.readers
+            .read(move |c| sessions::find(c, &token_hash, now))
+            .await
+    }
+
+    async fn end_session(&self, token_hash: &str) -> StoreResult<()> {
+        let token_hash = token_hash.to_owned();
+        self.writer
+            .write(move |c| sessions::end(c, &token_hash))
+            .await
+    }
+}
+
+#[async_trait]
+impl Webhooks for SqliteStore {
     async fn create_webhook(
         &self,
         account: &AccountId,
@@ -352,82 +363,10 @@ impl Store for SqliteStore {
             .await;
         self.wake_on_success(result)
     }
+}
 
-    async fn list_deliveries(
-        &self,
-        account: &AccountId,
-        webhook: &WebhookId,
-        status: Option<DeliveryStatus>,
-        page: PageRequest,
-    ) -> StoreResult<Page<Delivery>> {
-        owned!(account, webhook);
-        self.readers
-            .read(move |c| deliveries::list(c, &account, &webhook, status, &page))
-            .await
-    }
-
-    async fn get_delivery(
-        &self,
-        account: &AccountId,
-        id: &DeliveryId,
-    ) -> StoreResult<DeliveryWithAttempts> {
-        owned!(account, id);
-        self.readers
-            .read(move |c| deliveries::get_with_attempts(c, &account, &id))
-            .await
-    }
-
-    async fn request_retry(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Delivery> {
-        owned!(account, id);
-        let result = self
-            .writer
-            .write(move |c| deliveries::request_retry(c, &account, &id))
-            .await;
-        self.wake_on_success(result)
-    }
-
-    async fn recover_deliveries(
-        &self,
-        account: &AccountId,
-        webhook: &WebhookId,
-        since: Timestamp,
-    ) -> StoreResult<u64> {
-        let started = Timestamp::now();
-        let mut recovered = 0;
-        loop {
-            owned!(account, webhook);
-            let chunk = self
-                .writer
-                .write(move |c| deliveries::recover_chunk(c, &account, &webhook, since, started))
-                .await?;
-            recovered += chunk;
-            // Each chunk is due now: the worker may start on it while the next is written.
-            self.work.notify_one();
-            if chunk < deliveries::RECOVER_CHUNK {
-                return Ok(recovered);
-            }
-        }
-    }
-
-    async fn list_events(
-        &self,
-        account: &AccountId,
-        event_type: Option<EventType>,
-        page: PageRequest,
-    ) -> StoreResult<Page<Event>> {
-        owned!(account);
-        self.readers
-            .read(move |c| events::list(c, &account, event_type, &page))
-            .await
-    }
-
-    async fn get_event(&self, account: &AccountId, id: &EventId) -> StoreResult<Event> {
-        owned!(account, id);
-        self.readers
-            .read(move |c| events::get(c, &account, &id))
-            .await
-    }
-
+#[async_trait]
+impl Rewards for SqliteStore {
     async fn put_trigger(
         &self,
         account: &AccountId,
@@ -506,99 +445,83 @@ impl Store for SqliteStore {
             .read(move |c| rewards::get_user(c, &account, &id))
             .await
     }
+}
 
-    async fn claim_due_deliveries(
+#[async_trait]
+impl EventLog for SqliteStore {
+    async fn list_events(
         &self,
-        request: ClaimRequest,
-    ) -> StoreResult<Vec<ClaimedDelivery>> {
-        let cipher = self.cipher.clone();
-        let recorded_before = self.recorded_batches.load(Ordering::SeqCst);
-        let claim = self
+        account: &AccountId,
+        event_type: Option<EventType>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Event>> {
+        owned!(account);
+        self.readers
+            .read(move |c| events::list(c, &account, event_type, &page))
+            .await
+    }
+
+    async fn get_event(&self, account: &AccountId, id: &EventId) -> StoreResult<Event> {
+        owned!(account, id);
+        self.readers
+            .read(move |c| events::get(c, &account, &id))
+            .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        account: &AccountId,
+        webhook: &WebhookId,
+        status: Option<DeliveryStatus>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Delivery>> {
+        owned!(account, webhook);
+        self.readers
+            .read(move |c| deliveries::list(c, &account, &webhook, status, &page))
+            .await
+    }
+
+    async fn get_delivery(
+        &self,
+        account: &AccountId,
+        id: &DeliveryId,
+    ) -> StoreResult<DeliveryWithAttempts> {
+        owned!(account, id);
+        self.readers
+            .read(move |c| deliveries::get_with_attempts(c, &account, &id))
+            .await
+    }
+
+    async fn request_retry(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Delivery> {
+        owned!(account, id);
+        let result = self
             .writer
-            .write(move |c| queue::claim(c, &request, &cipher))
-            .await?;
-        if claim.left_out_busy_webhooks {
-            self.claim_left_busy.store(true, Ordering::SeqCst);
-            if self.recorded_batches.load(Ordering::SeqCst) != recorded_before {
-                self.wake_if_claim_left_busy();
+            .write(move |c| deliveries::request_retry(c, &account, &id))
+            .await;
+        self.wake_on_success(result)
+    }
+
+    async fn recover_deliveries(
+        &self,
+        account: &AccountId,
+        webhook: &WebhookId,
+        since: Timestamp,
+    ) -> StoreResult<u64> {
+        let started = Timestamp::now();
+        let mut recovered = 0;
+        loop {
+            owned!(account, webhook);
+            let chunk = self
+                .writer
+                .write(move |c| deliveries::recover_chunk(c, &account, &webhook, since, started))
+                .await?;
+            recovered += chunk;
+            // Each chunk is due now: the worker may start on it while the next is written.
+            self.work.notify_one();
+            if chunk < deliveries::RECOVER_CHUNK {
+                return Ok(recovered);
             }
         }
-        Ok(claim.deliveries)
-    }
-
-    async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()> {
-        self.writer
-            .write(move |c| queue::record_attempt(c, &record))
-            .await?;
-        self.slots_freed();
-        Ok(())
-    }
-
-    async fn record_attempts(&self, records: Vec<AttemptRecord>) -> StoreResult<()> {
-        self.writer
-            .write(move |c| {
-                records
-                    .iter()
-                    .try_for_each(|record| queue::record_attempt(c, record))
-            })
-            .await?;
-        self.slots_freed();
-        Ok(())
-    }
-
-    async fn next_due_at(&self, now: Timestamp) -> StoreResult<Option<Timestamp>> {
-        self.readers.read(move |c| queue::next_due_at(c, now)).await
-    }
-
-    async fn release_all_leases(&self) -> StoreResult<u64> {
-        self.writer.write(queue::release_all_leases).await
-    }
-
-    async fn release_leases(&self, deliveries: Vec<(AccountId, DeliveryId)>) -> StoreResult<()> {
-        let released = self
-            .writer
-            .write(move |c| queue::release_leases(c, &deliveries))
-            .await;
-        self.wake_on_success(released)
-    }
-
-    async fn queue_stats(&self) -> StoreResult<QueueStats> {
-        self.readers.read(queue::queue_stats).await
-    }
-
-    async fn work_signal(&self) {
-        self.work.notified().await;
-    }
-
-    /// SQLite has one process per database file, so this process's worker is the only one and
-    /// may take every delivery it creates.
-    fn start_handoff(&self, lease: Duration) -> Option<Arc<Handoff>> {
-        Some(self.handoff.start(lease))
-    }
-
-    async fn start_session(
-        &self,
-        key_hash: &str,
-        session: NewSession,
-    ) -> StoreResult<Option<Session>> {
-        let key_hash = key_hash.to_owned();
-        self.writer
-            .write(move |c| sessions::start(c, &key_hash, &session))
-            .await
-    }
-
-    async fn find_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Session>> {
-        let token_hash = token_hash.to_owned();
-        self.readers
-            .read(move |c| sessions::find(c, &token_hash, now))
-            .await
-    }
-
-    async fn end_session(&self, token_hash: &str) -> StoreResult<()> {
-        let token_hash = token_hash.to_owned();
-        self.writer
-            .write(move |c| sessions::end(c, &token_hash))
-            .await
     }
 
     async fn attempt_stats(
@@ -612,6 +535,13 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn queue_stats(&self) -> StoreResult<QueueStats> {
+        self.readers.read(queue::queue_stats).await
+    }
+}
+
+#[async_trait]
+impl Housekeeping for SqliteStore {
     async fn disable_failing_webhooks(
         &self,
         failing_since: Timestamp,
@@ -637,5 +567,57 @@ impl Store for SqliteStore {
             > 0
         {}
         Ok(())
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for SqliteStore {
+    async fn claim_due_deliveries(&self, request: ClaimRequest) -> StoreResult<Claim> {
+        let cipher = self.cipher.clone();
+        self.writer
+            .write(move |c| queue::claim(c, &request, &cipher))
+            .await
+    }
+
+    async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()> {
+        self.writer
+            .write(move |c| queue::record_attempt(c, &record))
+            .await
+    }
+
+    async fn record_attempts(&self, records: Vec<AttemptRecord>) -> StoreResult<()> {
+        self.writer
+            .write(move |c| {
+                records
+                    .iter()
+                    .try_for_each(|record| queue::record_attempt(c, record))
+            })
+            .await
+    }
+
+    async fn next_due_at(&self, now: Timestamp) -> StoreResult<Option<Timestamp>> {
+        self.readers.read(move |c| queue::next_due_at(c, now)).await
+    }
+
+    async fn release_all_leases(&self) -> StoreResult<u64> {
+        self.writer.write(queue::release_all_leases).await
+    }
+
+    async fn release_leases(&self, deliveries: Vec<(AccountId, DeliveryId)>) -> StoreResult<()> {
+        let released = self
+            .writer
+            .write(move |c| queue::release_leases(c, &deliveries))
+            .await;
+        self.wake_on_success(released)
+    }
+
+    async fn work_signal(&self) {
+        self.work.notified().await;
+    }
+
+    /// SQLite has one process per database file, so this process's worker is the only one and
+    /// may take every delivery it creates.
+    fn start_handoff(&self, lease: Duration) -> Option<Arc<Handoff>> {
+        Some(self.handoff.start(lease))
     }
 }

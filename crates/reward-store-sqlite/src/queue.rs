@@ -2,7 +2,8 @@
 //!
 //! Claiming first walks candidate ids in due order through the partial indexes (manual retries,
 //! then pending deliveries whose time has come), skipping webhooks already at their in-flight
-//! limit, so a slow endpoint's backlog never crowds out the others. Only then does it lease the
+//! limit, so a slow endpoint's backlog never crowds out the others, and noting whether it passed
+//! any over (the worker claims again once attempts free their slots). Only then does it lease the
 //! chosen rows and load what sending needs.
 
 use std::collections::HashMap;

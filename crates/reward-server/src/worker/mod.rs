@@ -9,6 +9,13 @@
 //! skips webhooks at that limit, so a slow or dead endpoint only ever holds its own slots.
 //! Latency: the store wakes the worker when a change makes work due, and the recorder tells it
 //! when each retry it stored falls due; it polls only as a safety net ([`IDLE_POLL`]).
+//!
+//! When to claim again is decided here, not in the store: after a full claim at once; after
+//! recording attempts only when the last claim passed over due deliveries of busy webhooks (the
+//! recorded attempts freed their slots). In the steady state, where every delivery is handed off,
+//! recording costs no claim.
+//!
+//! The worker sees the store only through [`DeliveryQueue`].
 
 pub mod dns;
 pub mod sender;
@@ -28,9 +35,9 @@ use reward_core::retry::RetryPolicy;
 use reward_core::time::Timestamp;
 use reward_store::handoff::Handoff;
 use reward_store::records::{
-    Attempt, AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryStatus, DeliveryUpdate,
+    Attempt, AttemptRecord, Claim, ClaimRequest, ClaimedDelivery, DeliveryStatus, DeliveryUpdate,
 };
-use reward_store::Store;
+use reward_store::DeliveryQueue;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -56,7 +63,8 @@ pub const IDLE_POLL: Duration = Duration::from_secs(1);
 const STORE_BACKOFF: Duration = Duration::from_millis(500);
 
 pub struct Worker {
-    pub store: Arc<dyn Store>,
+    /// The store's delivery queue: the only part of the store the worker uses.
+    pub store: Arc<dyn DeliveryQueue>,
     pub sender: Sender,
     pub retry: RetryPolicy,
     pub lease: Duration,
@@ -80,13 +88,14 @@ impl Worker {
         // free as soon as its HTTP exchange ends, while its lease keeps the delivery from being
         // claimed again until the outcome is stored.
         let (records, recorder_queue) = mpsc::unbounded_channel();
-        // The recorder tells the loop when a retry it stored falls due, so a retry sooner than
-        // the loop's planned wake-up is claimed on time rather than at the next idle poll.
-        let (retries_due, mut retry_due_at) = mpsc::unbounded_channel();
+        // The recorder tells the loop of every batch it stored: when its earliest retry falls due
+        // (so a retry sooner than the loop's planned wake-up is claimed on time rather than at the
+        // next idle poll), and that its attempts' slots are free.
+        let (recorded, mut recorded_batches) = mpsc::unbounded_channel();
         let recorder = tokio::spawn(record_in_batches(
             Arc::clone(&worker.store),
             recorder_queue,
-            retries_due,
+            recorded,
         ));
         let handoff = worker.store.start_handoff(worker.lease);
         let mut slots = Slots {
@@ -108,6 +117,7 @@ impl Worker {
         // The earliest stored retry not yet covered by a claim: a claim round that ends after it
         // was stored must not push the next claim past it.
         let mut retry_due: Option<Instant> = None;
+        let mut reclaim = ReclaimPolicy::default();
         while !shutdown.is_cancelled() {
             slots.reap_finished();
             slots.take_handoffs();
@@ -118,6 +128,7 @@ impl Worker {
                     let round = claim_round(Arc::clone(&worker), limit, slots.in_flight.clone());
                     claiming = Some(Box::pin(round));
                     claim_now = false;
+                    reclaim.claim_started();
                     // This claim takes every retry already due; later ones stay remembered.
                     retry_due = retry_due.filter(|due| *due > Instant::now());
                 }
@@ -132,27 +143,33 @@ impl Worker {
                 round = finish_claim(&mut claiming) => {
                     claiming = None;
                     match round {
-                        ClaimRound::Claimed { deliveries, full, pause } => {
+                        ClaimRound::Claimed { deliveries, full, passed_over, pause } => {
                             for delivery in deliveries {
                                 slots.start(delivery);
                             }
-                            claim_now = full; // more may be due right now
+                            // Again at once after a full batch (more may be due right now), or
+                            // when attempts recorded meanwhile freed slots it passed over.
+                            claim_now = reclaim.claim_ended(passed_over) || full;
                             next_claim = Instant::now() + pause;
                             if let Some(due) = retry_due {
                                 next_claim = next_claim.min(due);
                             }
                         }
                         ClaimRound::Failed(error) => {
+                            reclaim.claim_ended(false);
                             tracing::warn!(%error, "claiming deliveries failed; retrying shortly");
                             next_claim = Instant::now() + STORE_BACKOFF;
                         }
                     }
                 }
                 () = worker.store.work_signal() => claim_now = true,
-                Some(due) = retry_due_at.recv() => {
-                    let due = instant_of(due);
-                    retry_due = Some(retry_due.map_or(due, |known| known.min(due)));
-                    next_claim = next_claim.min(due);
+                Some(batch) = recorded_batches.recv() => {
+                    if let Some(due) = batch.earliest_retry {
+                        let due = instant_of(due);
+                        retry_due = Some(retry_due.map_or(due, |known| known.min(due)));
+                        next_claim = next_claim.min(due);
+                    }
+                    claim_now |= reclaim.recorded(claiming.is_some());
                 }
                 () = handed_off => {}
                 Some(done) = slots.tasks.join_next(), if !slots.tasks.is_empty() => slots.finished(done),
@@ -188,7 +205,7 @@ impl Worker {
         &self,
         limit: u32,
         in_flight: &HashMap<WebhookId, u32>,
-    ) -> reward_store::StoreResult<Vec<ClaimedDelivery>> {
+    ) -> reward_store::StoreResult<Claim> {
         let now = Timestamp::now();
         let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
         self.store
@@ -298,15 +315,51 @@ impl Worker {
     }
 }
 
+/// Whether recorded attempts call for another claim: only when the last claim passed over due
+/// deliveries of webhooks at their limit, whose slots the recorded attempts freed. Attempts
+/// recorded while a claim runs may free slots that claim counted as taken, so a claim that ends
+/// having passed webhooks over after such a recording is followed by another at once.
+#[derive(Debug, Default)]
+struct ReclaimPolicy {
+    /// The last claim that ended passed over due deliveries of busy webhooks, and no recorded
+    /// batch has called for a claim since.
+    passed_over_busy: bool,
+    /// Attempts were recorded since the running claim started.
+    recorded_while_claiming: bool,
+}
+
+impl ReclaimPolicy {
+    fn claim_started(&mut self) {
+        self.passed_over_busy = false;
+        self.recorded_while_claiming = false;
+    }
+
+    /// The claim ended; returns whether to claim again at once.
+    fn claim_ended(&mut self, passed_over_busy: bool) -> bool {
+        self.passed_over_busy = passed_over_busy;
+        passed_over_busy && self.recorded_while_claiming
+    }
+
+    /// A batch of attempts was recorded; returns whether to claim now.
+    fn recorded(&mut self, claim_running: bool) -> bool {
+        if claim_running {
+            self.recorded_while_claiming = true;
+            return false;
+        }
+        std::mem::take(&mut self.passed_over_busy)
+    }
+}
+
 /// A claim running beside the worker's loop.
 type PendingClaim = Pin<Box<dyn Future<Output = ClaimRound> + Send>>;
 
 enum ClaimRound {
-    /// What was claimed; whether the batch was full (more may be due); how long to wait before
-    /// claiming again otherwise.
+    /// What was claimed; whether the batch was full (more may be due); whether due deliveries of
+    /// busy webhooks were passed over; how long to wait before claiming again otherwise.
     Claimed {
         deliveries: Vec<ClaimedDelivery>,
         full: bool,
+        passed_over: bool,
         pause: Duration,
     },
     Failed(reward_store::StoreError),
@@ -318,16 +371,17 @@ async fn claim_round(
     in_flight: HashMap<WebhookId, u32>,
 ) -> ClaimRound {
     match worker.claim(limit, &in_flight).await {
-        Ok(deliveries) => {
-            let full = deliveries.len() == limit as usize;
+        Ok(claim) => {
+            let full = claim.deliveries.len() == limit as usize;
             let pause = if full {
                 Duration::ZERO
             } else {
                 worker.idle_pause().await
             };
             ClaimRound::Claimed {
-                deliveries,
+                deliveries: claim.deliveries,
                 full,
+                passed_over: claim.left_out_busy_webhooks,
                 pause,
             }
         }
@@ -343,13 +397,19 @@ async fn finish_claim(claiming: &mut Option<PendingClaim>) -> ClaimRound {
     }
 }
 
-/// Writes finished attempts in batches until every sender is gone, and tells the loop when the
-/// earliest retry of each stored batch falls due. A failed write is logged: the deliveries'
-/// leases then run out and they are attempted again, so at least once holds.
+/// A batch of attempts the recorder stored.
+struct Recorded {
+    /// When the earliest retry it stored falls due.
+    earliest_retry: Option<Timestamp>,
+}
+
+/// Writes finished attempts in batches until every sender is gone, and tells the loop of each
+/// stored batch. A failed write is logged: the deliveries' leases then run out and they are
+/// attempted again, so at least once holds.
 async fn record_in_batches(
-    store: Arc<dyn Store>,
+    store: Arc<dyn DeliveryQueue>,
     mut queue: mpsc::UnboundedReceiver<AttemptRecord>,
-    retries_due: mpsc::UnboundedSender<Timestamp>,
+    recorded: mpsc::UnboundedSender<Recorded>,
 ) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while queue.recv_many(&mut batch, RECORD_BATCH).await > 0 {
@@ -364,10 +424,8 @@ async fn record_in_batches(
             .min();
         match store.record_attempts(records).await {
             Ok(()) => {
-                if let Some(at) = earliest_retry {
-                    // The loop is gone only on shutdown, when no claim follows anyway.
-                    let _ = retries_due.send(at);
-                }
+                // The loop is gone only on shutdown, when no claim follows anyway.
+                let _ = recorded.send(Recorded { earliest_retry });
             }
             Err(error) => {
                 tracing::warn!(%error, count, "recording attempts failed; their deliveries will be retried");
@@ -543,5 +601,54 @@ impl Slots {
         if let Some(handoff) = &self.handoff {
             handoff.settled(count);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReclaimPolicy;
+
+    #[test]
+    fn recording_costs_no_claim_when_nothing_was_passed_over() {
+        let mut policy = ReclaimPolicy::default();
+        policy.claim_started();
+        assert!(!policy.claim_ended(false));
+        assert!(!policy.recorded(false));
+        assert!(!policy.recorded(false));
+    }
+
+    #[test]
+    fn the_first_recording_after_a_claim_passed_webhooks_over_claims_once() {
+        let mut policy = ReclaimPolicy::default();
+        policy.claim_started();
+        assert!(!policy.claim_ended(true));
+        assert!(policy.recorded(false));
+        assert!(
+            !policy.recorded(false),
+            "one claim per claim that passed some over"
+        );
+    }
+
+    #[test]
+    fn a_recording_while_the_claim_ran_claims_again_once_it_ends() {
+        let mut policy = ReclaimPolicy::default();
+        policy.claim_started();
+        assert!(!policy.recorded(true));
+        assert!(policy.claim_ended(true));
+
+        policy.claim_started();
+        assert!(!policy.recorded(true));
+        assert!(!policy.claim_ended(false), "nothing was passed over");
+        assert!(!policy.recorded(false));
+    }
+
+    #[test]
+    fn a_new_claim_forgets_what_the_last_one_passed_over() {
+        let mut policy = ReclaimPolicy::default();
+        policy.claim_started();
+        assert!(!policy.claim_ended(true));
+        policy.claim_started();
+        assert!(!policy.claim_ended(false));
+        assert!(!policy.recorded(false));
     }
 }

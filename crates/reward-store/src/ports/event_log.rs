@@ -1,0 +1,54 @@
+//! Events, their deliveries and attempts as accounts see them (the API and the dashboard): reading
+//! them, asking for deliveries again, and the statistics the dashboard and `/metrics` show.
+
+use async_trait::async_trait;
+use reward_core::event::EventType;
+use reward_core::ids::{AccountId, DeliveryId, EventId, WebhookId};
+use reward_core::time::Timestamp;
+
+use crate::records::{
+    AttemptStats, Delivery, DeliveryStatus, DeliveryWithAttempts, Event, Page, PageRequest,
+    QueueStats,
+};
+use crate::StoreResult;
+
+#[async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    async fn list_events(
+        &self,
+        account: &AccountId,
+        event_type: Option<EventType>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Event>>;
+    async fn get_event(&self, account: &AccountId, id: &EventId) -> StoreResult<Event>;
+    async fn list_deliveries(
+        &self,
+        account: &AccountId,
+        webhook: &WebhookId,
+        status: Option<DeliveryStatus>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Delivery>>;
+    async fn get_delivery(
+        &self,
+        account: &AccountId,
+        id: &DeliveryId,
+    ) -> StoreResult<DeliveryWithAttempts>;
+    /// Asks for one attempt now, whatever the delivery's status.
+    async fn request_retry(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Delivery>;
+    /// Re-queues every failed delivery of the webhook created at or after `since`; returns how many.
+    async fn recover_deliveries(
+        &self,
+        account: &AccountId,
+        webhook: &WebhookId,
+        since: Timestamp,
+    ) -> StoreResult<u64>;
+    /// Per webhook of the account that had any, the attempts started at or after `since` and how
+    /// many succeeded: the dashboard's recent success rate.
+    async fn attempt_stats(
+        &self,
+        account: &AccountId,
+        since: Timestamp,
+    ) -> StoreResult<Vec<AttemptStats>>;
+    /// How many deliveries are pending, and since when the oldest waits.
+    async fn queue_stats(&self) -> StoreResult<QueueStats>;
+}

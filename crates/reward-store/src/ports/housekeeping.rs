@@ -1,0 +1,35 @@
+//! What the upkeep task does now and then: retention, disabling webhooks that only fail, and the
+//! query planner's statistics.
+
+use async_trait::async_trait;
+use reward_core::ids::WebhookId;
+use reward_core::time::Timestamp;
+
+use crate::StoreResult;
+
+#[async_trait]
+pub trait Housekeeping: Send + Sync + 'static {
+    /// Disables every enabled webhook whose delivery attempts have all failed since
+    /// `failing_since` or earlier (`REWARD_DISABLE_AFTER`): one failed then or before, none
+    /// succeeded (2xx) since, and the webhook was not changed since (enabling or editing it
+    /// restarts the clock). Sets `disabled_reason` to `reason`; returns the webhooks disabled.
+    async fn disable_failing_webhooks(
+        &self,
+        failing_since: Timestamp,
+        now: Timestamp,
+        reason: String,
+    ) -> StoreResult<Vec<WebhookId>>;
+    /// Removes events older than `events_before` (with their deliveries) and idempotency keys
+    /// older than `idempotency_before`.
+    async fn purge_expired(
+        &self,
+        events_before: Timestamp,
+        idempotency_before: Timestamp,
+    ) -> StoreResult<()>;
+    /// Refreshes the query planner's statistics of tables that changed a lot since they were
+    /// last gathered; returns the tables refreshed. Backends whose plans do not depend on
+    /// gathered statistics do nothing.
+    async fn refresh_statistics(&self) -> StoreResult<Vec<String>> {
+        Ok(Vec::new())
+    }
+}
