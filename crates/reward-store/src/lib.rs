@@ -8,6 +8,11 @@
 //!   is atomic: a domain change, the events it emits and one pending delivery per subscribed,
 //!   enabled webhook commit together, before the call returns (the transactional outbox).
 //! - [`records`]: what operations take and return.
+//! - [`rules`]: the domain's decisions on those records, each made once for both backends (what a
+//!   trigger event, a manual credit, a webhook change and an attempt's outcome produce, and the
+//!   events each emits); [`paging`], [`columns`] and [`statements`]: storage helpers both share.
+//! - [`handoff`]: new deliveries handed straight to this process's worker; [`secrets`]: secrets
+//!   sealed at rest.
 //! - [`StoreError`]: what can go wrong, split into the caller's mistakes and the store's troubles.
 //!
 //! Every operation on an account's data takes that account's id, and backends key every such table
