@@ -34,9 +34,9 @@ const CAPACITY: usize = 8192;
 pub struct HandoffSlot(OnceLock<Arc<Handoff>>);
 
 impl HandoffSlot {
-    /// The queue, made on the first call with `lease` (see [`Store::start_handoff`]).
+    /// The queue, made on the first call with `lease` (see [`DeliveryQueue::start_handoff`]).
     ///
-    /// [`Store::start_handoff`]: crate::Store::start_handoff
+    /// [`DeliveryQueue::start_handoff`]: crate::DeliveryQueue::start_handoff
     pub fn start(&self, lease: Duration) -> Arc<Handoff> {
         Arc::clone(
             self.0
