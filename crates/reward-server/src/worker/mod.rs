@@ -4,6 +4,7 @@
 //! - [`sender`]: one HTTP attempt (signing, headers, timeout, 1 KiB answer).
 //! - [`targets`]: which addresses a delivery may connect to.
 //! - [`dns`]: resolving target hosts asynchronously, bounded in time and in lookups at once.
+//! - `reclaim`: when to claim again after recording attempts.
 //!
 //! Isolation: at most [`PER_WEBHOOK_IN_FLIGHT`] attempts per webhook run at once, and claiming
 //! skips webhooks at that limit, so a slow or dead endpoint only ever holds its own slots.
@@ -18,6 +19,7 @@
 //! The worker sees the store only through [`DeliveryQueue`].
 
 pub mod dns;
+mod reclaim;
 pub mod sender;
 pub mod targets;
 
@@ -42,6 +44,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use reclaim::ReclaimPolicy;
 use sender::{SendOutcome, Sender};
 
 /// Attempts in flight to one webhook at most.
@@ -315,41 +318,6 @@ impl Worker {
     }
 }
 
-/// Whether recorded attempts call for another claim: only when the last claim passed over due
-/// deliveries of webhooks at their limit, whose slots the recorded attempts freed. Attempts
-/// recorded while a claim runs may free slots that claim counted as taken, so a claim that ends
-/// having passed webhooks over after such a recording is followed by another at once.
-#[derive(Debug, Default)]
-struct ReclaimPolicy {
-    /// The last claim that ended passed over due deliveries of busy webhooks, and no recorded
-    /// batch has called for a claim since.
-    passed_over_busy: bool,
-    /// Attempts were recorded since the running claim started.
-    recorded_while_claiming: bool,
-}
-
-impl ReclaimPolicy {
-    fn claim_started(&mut self) {
-        self.passed_over_busy = false;
-        self.recorded_while_claiming = false;
-    }
-
-    /// The claim ended; returns whether to claim again at once.
-    fn claim_ended(&mut self, passed_over_busy: bool) -> bool {
-        self.passed_over_busy = passed_over_busy;
-        passed_over_busy && self.recorded_while_claiming
-    }
-
-    /// A batch of attempts was recorded; returns whether to claim now.
-    fn recorded(&mut self, claim_running: bool) -> bool {
-        if claim_running {
-            self.recorded_while_claiming = true;
-            return false;
-        }
-        std::mem::take(&mut self.passed_over_busy)
-    }
-}
-
 /// A claim running beside the worker's loop.
 type PendingClaim = Pin<Box<dyn Future<Output = ClaimRound> + Send>>;
 
@@ -601,54 +569,5 @@ impl Slots {
         if let Some(handoff) = &self.handoff {
             handoff.settled(count);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ReclaimPolicy;
-
-    #[test]
-    fn recording_costs_no_claim_when_nothing_was_passed_over() {
-        let mut policy = ReclaimPolicy::default();
-        policy.claim_started();
-        assert!(!policy.claim_ended(false));
-        assert!(!policy.recorded(false));
-        assert!(!policy.recorded(false));
-    }
-
-    #[test]
-    fn the_first_recording_after_a_claim_passed_webhooks_over_claims_once() {
-        let mut policy = ReclaimPolicy::default();
-        policy.claim_started();
-        assert!(!policy.claim_ended(true));
-        assert!(policy.recorded(false));
-        assert!(
-            !policy.recorded(false),
-            "one claim per claim that passed some over"
-        );
-    }
-
-    #[test]
-    fn a_recording_while_the_claim_ran_claims_again_once_it_ends() {
-        let mut policy = ReclaimPolicy::default();
-        policy.claim_started();
-        assert!(!policy.recorded(true));
-        assert!(policy.claim_ended(true));
-
-        policy.claim_started();
-        assert!(!policy.recorded(true));
-        assert!(!policy.claim_ended(false), "nothing was passed over");
-        assert!(!policy.recorded(false));
-    }
-
-    #[test]
-    fn a_new_claim_forgets_what_the_last_one_passed_over() {
-        let mut policy = ReclaimPolicy::default();
-        policy.claim_started();
-        assert!(!policy.claim_ended(true));
-        policy.claim_started();
-        assert!(!policy.claim_ended(false));
-        assert!(!policy.recorded(false));
     }
 }
