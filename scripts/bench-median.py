@@ -65,12 +65,16 @@ def main():
         return
     before, after = figures[options.baseline], figures[options.binary]
     width = max(len(path) for path in after)
-    print(f"{'figure':<{width}}  {'baseline':>12}  {'this build':>12}  {'ratio':>6}")
+    print(f"{'figure':<{width}}  {'baseline':>12}  {'this build':>12}  {'ratio':>6}   runs")
     for path, numbers in after.items():
-        old = statistics.median(before.get(path, [float("nan")]))
+        old_runs = before.get(path, [float("nan")])
+        old = statistics.median(old_runs)
         new = statistics.median(numbers)
         ratio = new / old if old else float("nan")
-        print(f"{path:<{width}}  {old:>12.4g}  {new:>12.4g}  {ratio:>6.2f}")
+        runs = "; ".join(
+            ", ".join(f"{number:.4g}" for number in each) for each in (old_runs, numbers)
+        )
+        print(f"{path:<{width}}  {old:>12.4g}  {new:>12.4g}  {ratio:>6.2f}   ({runs})")
 
 
 if __name__ == "__main__":

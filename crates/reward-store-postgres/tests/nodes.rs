@@ -19,7 +19,7 @@ use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::records::{
     Attempt, AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryUpdate, IssueCredits,
-    NewApiKeyRecord, NewWebhook,
+    NewApiKeyRecord, NewWebhook, PassedOver,
 };
 use reward_store::{Accounts, DeliveryQueue, EventLog, Housekeeping, Rewards, Webhooks};
 use reward_store_postgres::PostgresStore;
@@ -359,11 +359,11 @@ async fn the_in_flight_limit_counts_every_nodes_attempts() {
     assert_eq!(freed[0].webhook_id, nodes.webhook);
 }
 
-/// A claim says whether it passed over due deliveries of a busy webhook: the worker claims again
-/// after recording attempts only then, so a webhook merely busy with leased deliveries (the
-/// steady state) must not say so.
+/// A claim says what it passed over: deliveries it refused because their webhook filled up during
+/// the claim, or busy webhooks left out of its search unseen (whether their deliveries wait is the
+/// worker's judgement, from announcements), or nothing.
 #[tokio::test]
-async fn a_claim_says_whether_it_passed_over_a_busy_webhooks_deliveries() {
+async fn a_claim_says_what_it_passed_over() {
     let Some(nodes) = TwoNodes::start().await else {
         return;
     };
@@ -374,25 +374,23 @@ async fn a_claim_says_whether_it_passed_over_a_busy_webhooks_deliveries() {
             .await
             .expect("claim")
     };
-    nodes.queue(32).await;
+    let nothing_due = claim(Arc::clone(&nodes.first)).await;
+    assert!(nothing_due.deliveries.is_empty());
+    assert_eq!(nothing_due.passed_over, PassedOver::Nothing);
+    nodes.queue(40).await;
     let filled = claim(Arc::clone(&nodes.first)).await;
     assert_eq!(filled.deliveries.len(), 32);
-    assert!(
-        !filled.left_out_busy_webhooks,
-        "the claim that filled the webhook up left nothing behind"
+    assert_eq!(
+        filled.passed_over,
+        PassedOver::BusyWebhooks,
+        "the claim filled the webhook up and refused the other 8"
     );
-    let busy_only = claim(Arc::clone(&nodes.second)).await;
-    assert!(busy_only.deliveries.is_empty());
-    assert!(
-        !busy_only.left_out_busy_webhooks,
-        "every delivery of the busy webhook is leased: nothing was passed over"
-    );
-    nodes.queue(8).await;
-    let waiting = claim(Arc::clone(&nodes.second)).await;
-    assert!(waiting.deliveries.is_empty());
-    assert!(
-        waiting.left_out_busy_webhooks,
-        "8 due deliveries wait for the busy webhook"
+    let busy = claim(Arc::clone(&nodes.second)).await;
+    assert!(busy.deliveries.is_empty());
+    assert_eq!(
+        busy.passed_over,
+        PassedOver::BusyWebhooksUnseen,
+        "the busy webhook was left out of the search"
     );
     nodes
         .first
@@ -401,7 +399,7 @@ async fn a_claim_says_whether_it_passed_over_a_busy_webhooks_deliveries() {
         .expect("record");
     let freed = claim(Arc::clone(&nodes.second)).await;
     assert_eq!(freed.deliveries.len(), 1, "one slot came free");
-    assert!(freed.left_out_busy_webhooks, "7 still wait");
+    assert_eq!(freed.passed_over, PassedOver::BusyWebhooks, "7 still wait");
 }
 
 #[tokio::test]

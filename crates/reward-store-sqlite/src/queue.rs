@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use reward_core::ids::{AccountId, DeliveryId, EventId, WebhookId};
 use reward_core::time::Timestamp;
 use reward_store::records::{
-    AttemptRecord, Claim, ClaimRequest, ClaimedDelivery, DeliveryStatus, QueueStats,
+    AttemptRecord, Claim, ClaimRequest, ClaimedDelivery, DeliveryStatus, PassedOver, QueueStats,
 };
 use reward_store::rules;
 use reward_store::secrets::SecretCipher;
@@ -70,7 +70,7 @@ pub fn claim(
     let scan = request.limit.saturating_add(EXTRA_CANDIDATES);
     let mut in_flight: HashMap<WebhookId, u32> = request.in_flight.clone();
     let mut chosen = Vec::new();
-    let mut left_out_busy_webhooks = false;
+    let mut passed_over = PassedOver::Nothing;
     for sql in [MANUAL_CANDIDATES, DUE_CANDIDATES] {
         for candidate in candidates(connection, sql, request.now, scan)? {
             if chosen.len() >= request.limit as usize {
@@ -78,7 +78,7 @@ pub fn claim(
             }
             let busy = in_flight.entry(candidate.webhook_id.clone()).or_insert(0);
             if *busy >= request.per_webhook_limit {
-                left_out_busy_webhooks = true;
+                passed_over = PassedOver::BusyWebhooks;
                 continue;
             }
             *busy += 1;
@@ -105,7 +105,7 @@ pub fn claim(
     }
     Ok(Claim {
         deliveries: claimed,
-        left_out_busy_webhooks,
+        passed_over,
     })
 }
 

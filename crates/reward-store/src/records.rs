@@ -216,13 +216,27 @@ pub struct User {
     pub created_at: Timestamp,
 }
 
-/// What one claim leased, and whether it passed over due deliveries of webhooks at their
-/// in-flight limit (they can be claimed once attempts to those webhooks end). Backends use the
-/// second part to wake their worker when slots free up.
+/// What one claim leased, and what it passed over: due deliveries of webhooks at their in-flight
+/// limit can be claimed once attempts to those webhooks end, which the worker uses to decide when
+/// to claim again.
 #[derive(Debug)]
 pub struct Claim {
     pub deliveries: Vec<ClaimedDelivery>,
-    pub left_out_busy_webhooks: bool,
+    pub passed_over: PassedOver,
+}
+
+/// Whether a claim passed over due deliveries of webhooks at their in-flight limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassedOver {
+    /// Nothing: freeing slots cannot make another claim find more.
+    Nothing,
+    /// Due deliveries of busy webhooks were seen and left.
+    BusyWebhooks,
+    /// Busy webhooks were left out of the search without looking at their deliveries (PostgreSQL
+    /// leaves them out in SQL): some may wait, or all may be leased already. Finding out would
+    /// cost a scan of their unfinished deliveries on every claim, so the worker decides from
+    /// whether work was announced instead.
+    BusyWebhooksUnseen,
 }
 
 /// A delivery a worker has claimed, with everything needed to attempt it.

@@ -13,8 +13,8 @@
 //!
 //! When to claim again is decided here, not in the store: after a full claim at once; after
 //! recording attempts only when the last claim passed over due deliveries of busy webhooks (the
-//! recorded attempts freed their slots). In the steady state, where every delivery is handed off,
-//! recording costs no claim.
+//! recorded attempts freed their slots; see `reclaim`). In the steady state, where every delivery
+//! is handed off, recording costs no claim.
 //!
 //! The worker sees the store only through [`DeliveryQueue`].
 
@@ -38,6 +38,7 @@ use reward_core::time::Timestamp;
 use reward_store::handoff::Handoff;
 use reward_store::records::{
     Attempt, AttemptRecord, Claim, ClaimRequest, ClaimedDelivery, DeliveryStatus, DeliveryUpdate,
+    PassedOver,
 };
 use reward_store::DeliveryQueue;
 use tokio::sync::mpsc;
@@ -159,13 +160,16 @@ impl Worker {
                             }
                         }
                         ClaimRound::Failed(error) => {
-                            reclaim.claim_ended(false);
+                            reclaim.claim_failed();
                             tracing::warn!(%error, "claiming deliveries failed; retrying shortly");
                             next_claim = Instant::now() + STORE_BACKOFF;
                         }
                     }
                 }
-                () = worker.store.work_signal() => claim_now = true,
+                () = worker.store.work_signal() => {
+                    reclaim.work_announced();
+                    claim_now = true;
+                }
                 Some(batch) = recorded_batches.recv() => {
                     if let Some(due) = batch.earliest_retry {
                         let due = instant_of(due);
@@ -327,7 +331,7 @@ enum ClaimRound {
     Claimed {
         deliveries: Vec<ClaimedDelivery>,
         full: bool,
-        passed_over: bool,
+        passed_over: PassedOver,
         pause: Duration,
     },
     Failed(reward_store::StoreError),
@@ -349,7 +353,7 @@ async fn claim_round(
             ClaimRound::Claimed {
                 deliveries: claim.deliveries,
                 full,
-                passed_over: claim.left_out_busy_webhooks,
+                passed_over: claim.passed_over,
                 pause,
             }
         }

@@ -1,11 +1,10 @@
 //! The delivery worker's port: everything it asks of the store, and nothing else.
 //!
 //! The store answers questions and keeps leases; *when* to ask again is the worker's decision.
-//! A claim says whether it passed over due deliveries of webhooks at their in-flight limit
-//! ([`Claim::left_out_busy_webhooks`]): only then can recording attempts (which free those
-//! webhooks' slots) make a new claim find something, so only then does the worker claim again
-//! after recording. In the steady state, where every delivery is handed off, nothing is passed
-//! over and recording attempts costs no claim.
+//! A claim says what it passed over of webhooks at their in-flight limit ([`Claim::passed_over`],
+//! [`PassedOver`]): only due deliveries passed over can make recording attempts (which free those
+//! webhooks' slots) worth a new claim, so only then does the worker claim again after recording.
+//! In the steady state, where every delivery is handed off, recording attempts costs no claim.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +14,8 @@ use reward_core::ids::{AccountId, DeliveryId};
 use reward_core::time::Timestamp;
 
 use crate::handoff::Handoff;
+#[cfg(doc)]
+use crate::records::PassedOver;
 use crate::records::{AttemptRecord, Claim, ClaimRequest};
 use crate::StoreResult;
 
