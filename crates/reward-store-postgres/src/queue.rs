@@ -11,9 +11,9 @@
 //!
 //! A claim says what it passed over: due deliveries it refused because their webhook filled up
 //! during the claim, or busy webhooks it left out of its search unseen. It does not look whether
-//! those webhooks have due deliveries waiting: that is a scan of their unfinished deliveries, most
-//! of them leased in the steady state, and doing it on every claim cost about a tenth of fan-out's
-//! throughput. The worker decides from whether work was announced (see `reward_server::worker`).
+//! those webhooks have due deliveries waiting: that is one more statement per claim, scanning their
+//! unfinished deliveries, most of them leased in the steady state. The worker decides from whether
+//! work was announced (see `reward_server::worker`).
 //!
 //! Leases are stamped and compared on the database's clock, so nodes whose clocks disagree still
 //! agree on when a lease ends. Due times (`next_attempt_at`) are written by the nodes' clocks, as in
