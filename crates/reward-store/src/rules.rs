@@ -107,7 +107,7 @@ pub fn points_issued_event(recorded: &TriggerEvent, balance: i64) -> Option<NewE
 }
 
 /// The types of the events a recorded trigger event emitted, in order.
-pub fn trigger_event_emits(recorded: &TriggerEvent) -> &'static [EventType] {
+fn trigger_event_emits(recorded: &TriggerEvent) -> &'static [EventType] {
     if issues_points(recorded) {
         &[
             EventType::TriggerEventCreated,
