@@ -17,6 +17,7 @@ pub mod credit;
 pub mod delivery;
 pub mod digest;
 pub mod event;
+pub mod filter;
 pub mod idempotency;
 pub mod ids;
 pub mod names;
