@@ -19,9 +19,10 @@
 //!   that has `$` keys exactly, put it under `$eq`. Only the outer object of a literal is looked
 //!   at: inside, `$` keys are plain data.
 //! - Operators: `$eq`, `$ne` (any JSON); `$gt`, `$gte`, `$lt`, `$lte` (a number or a string);
-//!   `$in`, `$nin` (an array, possibly empty, of values compared as `$eq` would); `$exists` (`true` / `false`); `$startsWith` (a
-//!   string); `$and`, `$or` (non-empty arrays, each item what a path's value can be: operators
-//!   or a literal) and `$not` (likewise). Any other `$` key is refused.
+//!   `$in`, `$nin` (an array, possibly empty, of values compared as `$eq` would); `$exists`
+//!   (`true` / `false`); `$startsWith` (a string); `$and`, `$or` (non-empty arrays, each item what
+//!   a path's value can be: operators or a literal) and `$not` (likewise). Any other `$` key is
+//!   refused.
 //!
 //! # Matching
 //!
@@ -38,8 +39,9 @@
 //!
 //! # Limits
 //!
-//! At most [`MAX_FILTER_BYTES`] bytes of compact JSON (UTF-8, keys in the order given) and [`MAX_FILTER_DEPTH`] levels of objects and
-//! arrays (the filter object itself is level 1), checked before anything else.
+//! At most [`MAX_FILTER_BYTES`] bytes of compact JSON (UTF-8, keys in the order given) and
+//! [`MAX_FILTER_DEPTH`] levels of objects and arrays (the filter object itself is level 1),
+//! checked before anything else.
 
 mod error;
 mod parse;

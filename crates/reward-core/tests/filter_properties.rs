@@ -148,7 +148,11 @@ fn filter_like() -> impl Strategy<Value = Value> {
         (path(), condition()).prop_map(|(path, condition)| json!({path: condition})),
         (path(), any_json()).prop_map(|(path, anything)| json!({path: anything})),
         prop::collection::vec((path(), any_json()), 0..3).prop_map(|clauses| {
-            json!({"$or": clauses.into_iter().map(|(path, value)| json!({path: value})).collect::<Vec<_>>()})
+            let filters: Vec<Value> = clauses
+                .into_iter()
+                .map(|(path, value)| json!({path: value}))
+                .collect();
+            json!({"$or": filters})
         }),
     ]
 }

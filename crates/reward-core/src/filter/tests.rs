@@ -457,7 +457,10 @@ fn empty_path_segments() {
     for path in ["data..points", ".type", "type.", "."] {
         assert_eq!(
             message(json!({path: 1})),
-            format!("{path}: a path cannot have an empty segment (two dots in a row, or a dot at either end)")
+            format!(
+                "{path}: a path cannot have an empty segment (two dots in a row, or a dot at \
+                 either end)"
+            )
         );
     }
     assert_eq!(refusal(json!({"": 1})).place(), "\"\"");
