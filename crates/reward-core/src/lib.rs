@@ -10,12 +10,15 @@
 //! - [`signing`]: webhook secrets and Standard Webhooks signatures; [`rotation`]: which secrets
 //!   sign after rotations.
 //! - [`idempotency`]: how long an `Idempotency-Key` is remembered.
+//! - [`filter`]: the payload filter a webhook may set, and matching events against it.
+//! - [`endpoint`]: what a customer sets on a webhook (event selection, headers, notes, rate limit).
 //! - [`api_key`]: API key generation and hashing; [`digest`]: SHA-256 hex.
 
 pub mod api_key;
 pub mod credit;
 pub mod delivery;
 pub mod digest;
+pub mod endpoint;
 pub mod event;
 pub mod filter;
 pub mod idempotency;

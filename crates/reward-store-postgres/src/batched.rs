@@ -21,11 +21,10 @@ use reward_core::credit::CreditRule;
 use reward_core::event::{EventType, NewEvent};
 use reward_core::idempotency;
 use reward_core::ids::{AccountId, DeliveryId, WebhookId};
-use reward_core::names::WebhookUrl;
 use reward_core::time::Timestamp;
 use reward_store::handoff::{HandoffSlot, Outbox};
 use reward_store::records::{
-    RecordTriggerEvent, TriggerEvent, TriggerEventOutcome, WebhookSecrets,
+    DeliveryTarget, RecordTriggerEvent, Subscription, TriggerEvent, TriggerEventOutcome,
 };
 use reward_store::rules::{self, NewTriggerEvent};
 use reward_store::secrets::SecretCipher;
@@ -357,8 +356,8 @@ async fn load_rules(
 /// An enabled webhook that may receive this batch's events.
 struct Subscriber {
     id: WebhookId,
-    events: Vec<EventType>,
-    target: Option<(WebhookUrl, WebhookSecrets)>,
+    subscription: Subscription,
+    target: Option<DeliveryTarget>,
 }
 
 /// The enabled webhooks of the batch's accounts subscribed to either event a trigger event can
@@ -374,9 +373,10 @@ async fn load_subscribers(
     let types: Vec<&str> = EventType::ALL.iter().map(|kind| kind.as_str()).collect();
     let statement = client
         .prepare_cached(
-            "SELECT account_id, id, events, url, secret, previous_secrets
+            "SELECT account_id, id, events, url, secret, previous_secrets, headers, filter
              FROM webhooks
-             WHERE account_id = ANY($1::text[]) AND enabled AND events::jsonb ?| $2::text[]
+             WHERE account_id = ANY($1::text[]) AND enabled
+               AND (events::jsonb ?| $2::text[] OR events::jsonb ? '*')
              FOR KEY SHARE",
         )
         .await
@@ -391,7 +391,10 @@ async fn load_subscribers(
         let id: &str = rows::get(row, 1)?;
         by_account.entry(account).or_default().push(Subscriber {
             id: WebhookId::from_trusted(id.to_owned()),
-            events: rows::event_types(row, 2)?,
+            subscription: Subscription {
+                events: rows::event_types(row, 2)?,
+                filter: rows::filter(row, 7)?,
+            },
             target: webhooks::target_from_row(row, 3, cipher, id)?,
         });
     }
@@ -477,9 +480,10 @@ fn deliveries_of<'a>(
         let Some(subscribed) = subscribers.get(account.as_str()) else {
             continue;
         };
+        let mut matching = rules::EventForMatching::new(event);
         for webhook in subscribed
             .iter()
-            .filter(|webhook| webhook.events.contains(&event.event_type))
+            .filter(|webhook| rules::receives(&webhook.subscription, &mut matching))
         {
             deliveries.push(NewDelivery {
                 account,

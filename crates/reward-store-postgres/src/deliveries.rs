@@ -40,7 +40,7 @@ pub async fn list(
     status: Option<DeliveryStatus>,
     page: &PageRequest,
 ) -> StoreResult<Page<Delivery>> {
-    crate::webhooks::get(client, account, webhook).await?;
+    crate::webhooks::ensure_exists(client, account, webhook).await?;
     let before = id_cursor::<DeliveryId>(page)?;
     let statement = client
         .prepare_cached(&format!(
@@ -167,7 +167,7 @@ pub async fn recover(
     webhook: &WebhookId,
     since: Timestamp,
 ) -> StoreResult<u64> {
-    crate::webhooks::get(client, account, webhook).await?;
+    crate::webhooks::ensure_exists(client, account, webhook).await?;
     let statement = client
         .prepare_cached(
             "UPDATE deliveries SET status = 'pending', schedule_attempts = 0, next_attempt_at = $4,

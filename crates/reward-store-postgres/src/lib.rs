@@ -252,11 +252,11 @@ impl Webhooks for PostgresStore {
         account: &AccountId,
         page: PageRequest,
     ) -> StoreResult<Page<Webhook>> {
-        webhooks::list(&self.client().await?, account, &page).await
+        webhooks::list(&self.client().await?, account, &page, &self.cipher).await
     }
 
     async fn get_webhook(&self, account: &AccountId, id: &WebhookId) -> StoreResult<Webhook> {
-        webhooks::get(&self.client().await?, account, id).await
+        webhooks::get(&self.client().await?, account, id, &self.cipher).await
     }
 
     async fn update_webhook(
@@ -267,7 +267,11 @@ impl Webhooks for PostgresStore {
     ) -> StoreResult<Webhook> {
         // Enabling a webhook makes its waiting deliveries due.
         Ok(in_transaction_waking!(self, |tx| webhooks::update(
-            &tx, account, id, &patch
+            &tx,
+            account,
+            id,
+            &patch,
+            &self.cipher
         )
         .await?))
     }
@@ -310,7 +314,7 @@ impl Webhooks for PostgresStore {
         event: NewEvent,
     ) -> StoreResult<Delivery> {
         Ok(in_transaction_waking!(self, |tx| {
-            webhooks::get_kept(&tx, account, id).await?;
+            webhooks::keep(&tx, account, id).await?;
             outbox::insert_event(&tx, account, &event).await?;
             outbox::insert_delivery(&tx, account, id, &event, None).await?
         }))

@@ -38,7 +38,7 @@ pub async fn store_event(
 ) -> StoreResult<Vec<Subscriber>> {
     let ((), subscribers) = tokio::try_join!(
         insert_event(client, account, event),
-        webhooks::subscribed(client, account, event.event_type, cipher),
+        webhooks::subscribed(client, account, event, cipher),
     )?;
     Ok(subscribers)
 }

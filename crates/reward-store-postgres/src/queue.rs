@@ -74,7 +74,7 @@ const LEASE_AND_LOAD: &str = "WITH leased AS (
     )
     SELECT d.account_id, d.id, d.webhook_id, d.event_id, d.status, d.attempt_count,
            d.schedule_attempts, d.manual_attempt_at IS NOT NULL, w.url, w.secret,
-           w.previous_secrets, e.payload
+           w.previous_secrets, e.payload, w.headers
     FROM leased d
     JOIN webhooks w ON w.account_id = d.account_id AND w.id = d.webhook_id
     JOIN events e ON e.account_id = d.account_id AND e.id = d.event_id";
@@ -254,6 +254,7 @@ fn claimed_from_row(row: &Row, cipher: &SecretCipher) -> StoreResult<ClaimedDeli
             current: rows::secret(row, 9, cipher, webhook_id)?,
             previous: rows::previous_secrets(row, 10, cipher, webhook_id)?,
         },
+        headers: rows::headers(row, 12, cipher, webhook_id)?,
         payload: rows::get(row, 11)?,
     })
 }

@@ -1,12 +1,14 @@
 //! Reading columns back into domain types (what the columns mean is `reward_store::columns`).
 
+use reward_core::endpoint::{Description, EventSelection, ExtraHeaders};
 use reward_core::event::EventType;
+use reward_core::filter::PayloadFilter;
 use reward_core::names::WebhookUrl;
 use reward_core::rotation::Retired;
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::columns;
-use reward_store::records::DeliveryStatus;
+use reward_store::records::{DeliveryStatus, WebhookSettings};
 use reward_store::secrets::SecretCipher;
 use reward_store::{StoreError, StoreResult};
 use tokio_postgres::types::FromSql;
@@ -46,9 +48,44 @@ pub fn event_type(row: &Row, index: usize) -> StoreResult<EventType> {
     EventType::parse(get::<&str>(row, index)?).ok_or_else(|| corrupt(index, "event type"))
 }
 
-pub fn event_types(row: &Row, index: usize) -> StoreResult<Vec<EventType>> {
+pub fn event_types(row: &Row, index: usize) -> StoreResult<EventSelection> {
     columns::event_types_from_json(get::<&str>(row, index)?)
         .ok_or_else(|| corrupt(index, "event list"))
+}
+
+pub fn filter(row: &Row, index: usize) -> StoreResult<Option<PayloadFilter>> {
+    columns::filter_from_column(get::<Option<&str>>(row, index)?)
+        .map_err(|_| corrupt(index, "filter"))
+}
+
+/// A webhook's extra headers, opened from their stored (sealed) form.
+pub fn headers(
+    row: &Row,
+    index: usize,
+    cipher: &SecretCipher,
+    webhook_id: &str,
+) -> StoreResult<ExtraHeaders> {
+    columns::headers_from_column(cipher, webhook_id, get::<&str>(row, index)?)
+}
+
+/// A webhook's settings, from five columns starting at `first`: `filter`, `headers`,
+/// `description`, `metadata`, `rate_limit`.
+pub fn webhook_settings(
+    row: &Row,
+    first: usize,
+    cipher: &SecretCipher,
+    webhook_id: &str,
+) -> StoreResult<WebhookSettings> {
+    Ok(WebhookSettings {
+        filter: filter(row, first)?,
+        headers: headers(row, first + 1, cipher, webhook_id)?,
+        description: get::<Option<String>>(row, first + 2)?.map(Description::from_trusted),
+        metadata: columns::metadata_from_column(get::<&str>(row, first + 3)?)
+            .ok_or_else(|| corrupt(first + 3, "metadata"))?,
+        rate_limit: columns::rate_limit_from_column(
+            get::<Option<i32>>(row, first + 4)?.map(i64::from),
+        ),
+    })
 }
 
 pub fn delivery_status(row: &Row, index: usize) -> StoreResult<DeliveryStatus> {

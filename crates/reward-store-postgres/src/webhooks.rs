@@ -1,15 +1,18 @@
 //! Webhooks and their secrets.
 
 use deadpool_postgres::GenericClient;
-use reward_core::event::EventType;
+use reward_core::event::NewEvent;
 use reward_core::ids::{AccountId, WebhookId};
-use reward_core::names::{Name, WebhookUrl};
+use reward_core::names::Name;
 use reward_core::rotation::{after_rotation, Retired};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
-use reward_store::columns::event_types_json;
+use reward_store::columns::{self, event_types_json};
 use reward_store::paging::{fetch_limit, id_cursor, page_of};
-use reward_store::records::{NewWebhook, Page, PageRequest, Webhook, WebhookPatch, WebhookSecrets};
+use reward_store::records::{
+    DeliveryTarget, NewWebhook, Page, PageRequest, Subscription, Webhook, WebhookPatch,
+    WebhookSecrets, WebhookSettings,
+};
 use reward_store::rules;
 use reward_store::secrets::{previous_from_stored, previous_to_stored, SecretCipher};
 use reward_store::{StoreError, StoreResult};
@@ -18,11 +21,13 @@ use tokio_postgres::Row;
 use crate::errors::from_pg;
 use crate::rows;
 
-const COLUMNS: &str = "id, name, url, events, enabled, disabled_reason, created_at, updated_at";
+const COLUMNS: &str = "id, name, url, events, enabled, disabled_reason, created_at, updated_at,
+     filter, headers, description, metadata, rate_limit";
 
-fn from_row(row: &Row) -> StoreResult<Webhook> {
+fn from_row(row: &Row, cipher: &SecretCipher) -> StoreResult<Webhook> {
+    let id: &str = rows::get(row, 0)?;
     Ok(Webhook {
-        id: WebhookId::from_trusted(rows::get(row, 0)?),
+        id: WebhookId::from_trusted(id.to_owned()),
         name: Name::from_trusted(rows::get(row, 1)?),
         url: rows::webhook_url(row, 2)?,
         events: rows::event_types(row, 3)?,
@@ -30,7 +35,34 @@ fn from_row(row: &Row) -> StoreResult<Webhook> {
         disabled_reason: rows::get(row, 5)?,
         created_at: rows::timestamp(row, 6)?,
         updated_at: rows::timestamp(row, 7)?,
+        settings: rows::webhook_settings(row, 8, cipher, id)?,
     })
+}
+
+/// The settings' columns as written: `filter, headers, description, metadata, rate_limit`.
+struct SettingsColumns {
+    filter: Option<String>,
+    headers: String,
+    description: Option<String>,
+    metadata: String,
+    rate_limit: Option<i32>,
+}
+
+impl SettingsColumns {
+    fn of(id: &WebhookId, settings: &WebhookSettings, cipher: &SecretCipher) -> Self {
+        Self {
+            filter: columns::filter_column(settings.filter.as_ref()),
+            headers: columns::headers_column(cipher, id.as_str(), &settings.headers),
+            description: settings
+                .description
+                .as_ref()
+                .map(|description| description.as_str().to_owned()),
+            metadata: columns::metadata_column(&settings.metadata),
+            rate_limit: settings
+                .rate_limit
+                .map(|limit| i32::try_from(limit.per_second()).unwrap_or(i32::MAX)),
+        }
+    }
 }
 
 pub async fn create(
@@ -41,10 +73,12 @@ pub async fn create(
 ) -> StoreResult<Webhook> {
     let now = Timestamp::now();
     let webhook = rules::new_webhook(new, now);
+    let settings = SettingsColumns::of(&webhook.id, &webhook.settings, cipher);
     let statement = client
         .prepare_cached(
             "INSERT INTO webhooks (account_id, id, name, url, events, enabled, secret, created_at,
-             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+             updated_at, filter, headers, description, metadata, rate_limit)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12, $13)",
         )
         .await
         .map_err(from_pg)?;
@@ -60,6 +94,11 @@ pub async fn create(
                 &webhook.enabled,
                 &cipher.seal(webhook.id.as_str(), &new.secret),
                 &now.as_millis(),
+                &settings.filter,
+                &settings.headers,
+                &settings.description,
+                &settings.metadata,
+                &settings.rate_limit,
             ],
         )
         .await
@@ -71,6 +110,7 @@ pub async fn list(
     client: &impl GenericClient,
     account: &AccountId,
     page: &PageRequest,
+    cipher: &SecretCipher,
 ) -> StoreResult<Page<Webhook>> {
     let before = id_cursor::<WebhookId>(page)?;
     let statement = client
@@ -89,7 +129,7 @@ pub async fn list(
         .map_err(from_pg)?;
     let webhooks = found
         .iter()
-        .map(from_row)
+        .map(|row| from_row(row, cipher))
         .collect::<StoreResult<Vec<_>>>()?;
     Ok(page_of(webhooks, page.limit, |webhook: &Webhook| {
         webhook.id.to_string()
@@ -100,19 +140,49 @@ pub async fn get(
     client: &impl GenericClient,
     account: &AccountId,
     id: &WebhookId,
+    cipher: &SecretCipher,
 ) -> StoreResult<Webhook> {
-    find(client, account, id, "").await
+    find(client, account, id, "", cipher).await
 }
 
-/// The webhook, its row locked against deletion until the transaction ends (`FOR KEY SHARE`
-/// blocks `DELETE` but no update): a delivery queued for it inside the transaction can then never
-/// outlive the webhook, whatever another node does at the same time.
-pub async fn get_kept(
+/// `NotFound` unless the account has this webhook.
+pub async fn ensure_exists(
     client: &impl GenericClient,
     account: &AccountId,
     id: &WebhookId,
-) -> StoreResult<Webhook> {
-    find(client, account, id, " FOR KEY SHARE").await
+) -> StoreResult<()> {
+    exists(client, account, id, "").await
+}
+
+/// Like [`ensure_exists`], and the row stays locked against deletion until the transaction ends
+/// (`FOR KEY SHARE` blocks `DELETE` but no update): a delivery queued for it inside the
+/// transaction can then never outlive the webhook, whatever another node does at the same time.
+pub async fn keep(
+    client: &impl GenericClient,
+    account: &AccountId,
+    id: &WebhookId,
+) -> StoreResult<()> {
+    exists(client, account, id, " FOR KEY SHARE").await
+}
+
+async fn exists(
+    client: &impl GenericClient,
+    account: &AccountId,
+    id: &WebhookId,
+    lock: &str,
+) -> StoreResult<()> {
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT 1 FROM webhooks WHERE account_id = $1 AND id = $2{lock}"
+        ))
+        .await
+        .map_err(from_pg)?;
+    client
+        .query_opt(&statement, &[&account.as_str(), &id.as_str()])
+        .await
+        .map_err(from_pg)?
+        .map(|_| ())
+        .ok_or(StoreError::NotFound)
 }
 
 async fn find(
@@ -120,6 +190,7 @@ async fn find(
     account: &AccountId,
     id: &WebhookId,
     lock: &str,
+    cipher: &SecretCipher,
 ) -> StoreResult<Webhook> {
     let statement = client
         .prepare_cached(&format!(
@@ -133,7 +204,7 @@ async fn find(
         .map_err(from_pg)?;
     found
         .as_ref()
-        .map(from_row)
+        .map(|row| from_row(row, cipher))
         .transpose()?
         .ok_or(StoreError::NotFound)
 }
@@ -143,15 +214,19 @@ pub async fn update(
     account: &AccountId,
     id: &WebhookId,
     patch: &WebhookPatch,
+    cipher: &SecretCipher,
 ) -> StoreResult<Webhook> {
     // FOR NO KEY UPDATE: two nodes patching one webhook at once apply one patch after the other
     // instead of each overwriting the other's fields with what it read.
-    let stored = find(client, account, id, " FOR NO KEY UPDATE").await?;
+    let stored = find(client, account, id, " FOR NO KEY UPDATE", cipher).await?;
     let webhook = rules::patched(stored, patch, Timestamp::now());
+    let settings = SettingsColumns::of(&webhook.id, &webhook.settings, cipher);
     let statement = client
         .prepare_cached(
             "UPDATE webhooks SET name = $3, url = $4, events = $5, enabled = $6,
-             disabled_reason = $7, updated_at = $8 WHERE account_id = $1 AND id = $2",
+             disabled_reason = $7, updated_at = $8, filter = $9, headers = $10,
+             description = $11, metadata = $12, rate_limit = $13
+             WHERE account_id = $1 AND id = $2",
         )
         .await
         .map_err(from_pg)?;
@@ -167,6 +242,11 @@ pub async fn update(
                 &webhook.enabled,
                 &webhook.disabled_reason,
                 &webhook.updated_at.as_millis(),
+                &settings.filter,
+                &settings.headers,
+                &settings.description,
+                &settings.metadata,
+                &settings.rate_limit,
             ],
         )
         .await
@@ -177,7 +257,7 @@ pub async fn update(
 /// Deletes the webhook with its deliveries and their attempts: pending ones are thereby cancelled.
 ///
 /// The webhook goes first: that waits for every transaction still queueing a delivery for it
-/// (they hold `FOR KEY SHARE`, see [`get_kept`]), so the deliveries deleted next include theirs.
+/// (they hold `FOR KEY SHARE`, see [`keep`]), so the deliveries deleted next include theirs.
 pub async fn delete(
     client: &impl GenericClient,
     account: &AccountId,
@@ -289,62 +369,71 @@ pub async fn rotate_secret(
     })
 }
 
-/// An enabled webhook subscribed to an event, with where and how to send when asked for.
+/// An enabled webhook that receives an event, with where and how to send when asked for.
 pub struct Subscriber {
     pub id: WebhookId,
-    pub target: Option<(WebhookUrl, WebhookSecrets)>,
+    pub target: Option<DeliveryTarget>,
 }
 
-/// The enabled webhooks of an account subscribed to `event_type`, kept from deletion until the
-/// transaction ends (see [`get_kept`]). Only the subscribed rows are locked, so events of one type
-/// never wait on webhooks of another. With `cipher`, also each one's URL and opened secrets (for
-/// handing new deliveries straight to the worker).
+/// The enabled webhooks of an account that receive `event` (its type selected in SQL, their
+/// filter matched here: [`rules::receives`]), kept from deletion until the transaction ends (see
+/// [`keep`]). Only the rows of webhooks selecting the type are locked, so events of one type never
+/// wait on webhooks of another. With `cipher`, also each one's URL, opened secrets and headers
+/// (for handing new deliveries straight to the worker).
 pub async fn subscribed(
     client: &impl GenericClient,
     account: &AccountId,
-    event_type: EventType,
+    event: &NewEvent,
     cipher: Option<&SecretCipher>,
 ) -> StoreResult<Vec<Subscriber>> {
     let statement = client
         .prepare_cached(
-            "SELECT id, url, secret, previous_secrets FROM webhooks
-             WHERE account_id = $1 AND enabled AND events::jsonb ? $2
+            "SELECT id, events, filter, url, secret, previous_secrets, headers FROM webhooks
+             WHERE account_id = $1 AND enabled AND (events::jsonb ? $2 OR events::jsonb ? '*')
              FOR KEY SHARE",
         )
         .await
         .map_err(from_pg)?;
     let found = client
-        .query(&statement, &[&account.as_str(), &event_type.as_str()])
+        .query(&statement, &[&account.as_str(), &event.event_type.as_str()])
         .await
         .map_err(from_pg)?;
-    found
-        .iter()
-        .map(|row| {
-            let id: &str = rows::get(row, 0)?;
-            Ok(Subscriber {
-                id: WebhookId::from_trusted(id.to_owned()),
-                target: target_from_row(row, 1, cipher, id)?,
-            })
-        })
-        .collect()
+    let mut matching = rules::EventForMatching::new(event);
+    let mut subscribers = Vec::with_capacity(found.len());
+    for row in &found {
+        let subscription = Subscription {
+            events: rows::event_types(row, 1)?,
+            filter: rows::filter(row, 2)?,
+        };
+        if !rules::receives(&subscription, &mut matching) {
+            continue;
+        }
+        let id: &str = rows::get(row, 0)?;
+        subscribers.push(Subscriber {
+            id: WebhookId::from_trusted(id.to_owned()),
+            target: target_from_row(row, 3, cipher, id)?,
+        });
+    }
+    Ok(subscribers)
 }
 
-/// With `cipher`, a webhook's URL and opened secrets, from the columns `url, secret,
-/// previous_secrets` starting at `first`: what a hand-off needs.
+/// With `cipher`, a webhook's URL, opened secrets and headers, from the columns `url, secret,
+/// previous_secrets, headers` starting at `first`: what a hand-off needs.
 pub fn target_from_row(
     row: &Row,
     first: usize,
     cipher: Option<&SecretCipher>,
     webhook_id: &str,
-) -> StoreResult<Option<(WebhookUrl, WebhookSecrets)>> {
+) -> StoreResult<Option<DeliveryTarget>> {
     let Some(cipher) = cipher else {
         return Ok(None);
     };
-    Ok(Some((
-        rows::webhook_url(row, first)?,
-        WebhookSecrets {
+    Ok(Some(DeliveryTarget {
+        url: rows::webhook_url(row, first)?,
+        secrets: WebhookSecrets {
             current: rows::secret(row, first + 1, cipher, webhook_id)?,
             previous: rows::previous_secrets(row, first + 2, cipher, webhook_id)?,
         },
-    )))
+        headers: rows::headers(row, first + 3, cipher, webhook_id)?,
+    }))
 }

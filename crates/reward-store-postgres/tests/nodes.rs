@@ -12,6 +12,7 @@ use std::io::Write;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
+use reward_core::endpoint::EventSelection;
 use reward_core::event::EventType;
 use reward_core::ids::{AccountId, ApiKeyId, WebhookId};
 use reward_core::names::{Name, TargetPolicy, UserId, WebhookUrl};
@@ -19,7 +20,7 @@ use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::records::{
     Attempt, AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryUpdate, IssueCredits,
-    NewApiKeyRecord, NewWebhook, PassedOver,
+    NewApiKeyRecord, NewWebhook, PassedOver, WebhookSettings,
 };
 use reward_store::{Accounts, DeliveryQueue, EventLog, Housekeeping, Rewards, Webhooks};
 use reward_store_postgres::PostgresStore;
@@ -143,9 +144,10 @@ impl TwoNodes {
                     name: Name::parse("Orders").expect("name"),
                     url: WebhookUrl::parse("http://127.0.0.1:9/hook", TargetPolicy::AllowInsecure)
                         .expect("url"),
-                    events: vec![EventType::BalanceCreditPointsIssued],
+                    events: EventSelection::Only(vec![EventType::BalanceCreditPointsIssued]),
                     enabled: true,
                     secret: WebhookSecret::generate(),
+                    settings: WebhookSettings::default(),
                 },
             )
             .await

@@ -40,7 +40,7 @@ pub fn list(
     status: Option<DeliveryStatus>,
     page: &PageRequest,
 ) -> StoreResult<Page<Delivery>> {
-    crate::webhooks::get(connection, account, webhook)?;
+    crate::webhooks::ensure_exists(connection, account, webhook)?;
     let after = id_cursor::<DeliveryId>(page)?;
     let sql = format!(
         "SELECT {COLUMNS} FROM deliveries WHERE account_id = ?1 AND webhook_id = ?2
@@ -141,7 +141,7 @@ pub fn recover_chunk(
     since: Timestamp,
     started: Timestamp,
 ) -> StoreResult<u64> {
-    crate::webhooks::get(connection, account, webhook)?;
+    crate::webhooks::ensure_exists(connection, account, webhook)?;
     let now = Timestamp::now().as_millis();
     let changed = connection
         .prepare_cached(

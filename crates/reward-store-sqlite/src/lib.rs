@@ -272,15 +272,17 @@ impl Webhooks for SqliteStore {
         page: PageRequest,
     ) -> StoreResult<Page<Webhook>> {
         owned!(account);
+        let cipher = self.cipher.clone();
         self.readers
-            .read(move |c| webhooks::list(c, &account, &page))
+            .read(move |c| webhooks::list(c, &account, &page, &cipher))
             .await
     }
 
     async fn get_webhook(&self, account: &AccountId, id: &WebhookId) -> StoreResult<Webhook> {
         owned!(account, id);
+        let cipher = self.cipher.clone();
         self.readers
-            .read(move |c| webhooks::get(c, &account, &id))
+            .read(move |c| webhooks::get(c, &account, &id, &cipher))
             .await
     }
 
@@ -291,9 +293,10 @@ impl Webhooks for SqliteStore {
         patch: WebhookPatch,
     ) -> StoreResult<Webhook> {
         owned!(account, id);
+        let cipher = self.cipher.clone();
         let result = self
             .writer
-            .write(move |c| webhooks::update(c, &account, &id, &patch))
+            .write(move |c| webhooks::update(c, &account, &id, &patch, &cipher))
             .await;
         self.wake_on_success(result)
     }
@@ -356,7 +359,7 @@ impl Webhooks for SqliteStore {
         let result = self
             .writer
             .write(move |c| {
-                webhooks::get(c, &account, &id)?;
+                webhooks::ensure_exists(c, &account, &id)?;
                 outbox::insert_event(c, &account, &event)?;
                 outbox::insert_delivery(c, &account, &id, &event, None)
             })

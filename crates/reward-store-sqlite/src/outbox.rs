@@ -25,7 +25,7 @@ pub fn emit(
     outbox: &mut Outbox,
 ) -> StoreResult<Vec<Delivery>> {
     insert_event(connection, account, event)?;
-    webhooks::subscribed(connection, account, event.event_type, outbox.cipher())?
+    webhooks::subscribed(connection, account, event, outbox.cipher())?
         .into_iter()
         .map(|subscriber| queue_for(connection, account, subscriber, event, outbox))
         .collect()

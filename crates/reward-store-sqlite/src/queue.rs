@@ -119,7 +119,7 @@ fn load_claimed(
         .prepare_cached(
             "SELECT d.event_id, d.status, d.attempt_count, d.schedule_attempts,
                     d.manual_attempt_at IS NOT NULL, w.url, w.secret, w.previous_secrets,
-                    e.payload
+                    e.payload, w.headers
              FROM deliveries d
              JOIN webhooks w ON w.account_id = d.account_id AND w.id = d.webhook_id
              JOIN events e ON e.account_id = d.account_id AND e.id = d.event_id
@@ -139,6 +139,7 @@ fn load_claimed(
                         manual: row.get(4)?,
                         url: rows::webhook_url(row, 5)?,
                         secrets: rows::webhook_secrets(row, 6, cipher, webhook_id)?,
+                        headers: rows::headers(row, 9, cipher, webhook_id)?,
                         payload: row.get(8)?,
                     })
                 })

@@ -1,11 +1,13 @@
 //! Reading columns back into domain types (what the columns mean is `reward_store::columns`).
 
+use reward_core::endpoint::{Description, EventSelection, ExtraHeaders};
 use reward_core::event::EventType;
+use reward_core::filter::PayloadFilter;
 use reward_core::names::WebhookUrl;
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::columns;
-use reward_store::records::{DeliveryStatus, WebhookSecrets};
+use reward_store::records::{DeliveryStatus, WebhookSecrets, WebhookSettings};
 use reward_store::secrets::SecretCipher;
 use rusqlite::types::Type;
 use rusqlite::Row;
@@ -33,9 +35,48 @@ pub fn event_type(row: &Row, index: usize) -> rusqlite::Result<EventType> {
     EventType::parse(&text).ok_or_else(|| corrupt(index, "event type"))
 }
 
-pub fn event_types(row: &Row, index: usize) -> rusqlite::Result<Vec<EventType>> {
+pub fn event_types(row: &Row, index: usize) -> rusqlite::Result<EventSelection> {
     let text: String = row.get(index)?;
     columns::event_types_from_json(&text).ok_or_else(|| corrupt(index, "event list"))
+}
+
+pub fn filter(row: &Row, index: usize) -> rusqlite::Result<Option<PayloadFilter>> {
+    let text: Option<String> = row.get(index)?;
+    columns::filter_from_column(text.as_deref()).map_err(|_| corrupt(index, "filter"))
+}
+
+/// A webhook's extra headers, opened from their stored (sealed) form.
+pub fn headers(
+    row: &Row,
+    index: usize,
+    cipher: &SecretCipher,
+    webhook_id: &str,
+) -> rusqlite::Result<ExtraHeaders> {
+    let text: String = row.get(index)?;
+    columns::headers_from_column(cipher, webhook_id, &text).map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(index, Type::Text, error.to_string().into())
+    })
+}
+
+/// A webhook's settings, from five columns starting at `first`: `filter`, `headers`,
+/// `description`, `metadata`, `rate_limit`.
+pub fn webhook_settings(
+    row: &Row,
+    first: usize,
+    cipher: &SecretCipher,
+    webhook_id: &str,
+) -> rusqlite::Result<WebhookSettings> {
+    let metadata: String = row.get(first + 3)?;
+    Ok(WebhookSettings {
+        filter: filter(row, first)?,
+        headers: headers(row, first + 1, cipher, webhook_id)?,
+        description: row
+            .get::<_, Option<String>>(first + 2)?
+            .map(Description::from_trusted),
+        metadata: columns::metadata_from_column(&metadata)
+            .ok_or_else(|| corrupt(first + 3, "metadata"))?,
+        rate_limit: columns::rate_limit_from_column(row.get(first + 4)?),
+    })
 }
 
 pub fn delivery_status(row: &Row, index: usize) -> rusqlite::Result<DeliveryStatus> {

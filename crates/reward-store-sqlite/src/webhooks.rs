@@ -1,14 +1,17 @@
 //! Webhooks and their secrets.
 
-use reward_core::event::EventType;
+use reward_core::event::NewEvent;
 use reward_core::ids::{AccountId, WebhookId};
-use reward_core::names::{Name, WebhookUrl};
+use reward_core::names::Name;
 use reward_core::rotation::{after_rotation, Retired};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
-use reward_store::columns::event_types_json;
+use reward_store::columns::{self, event_types_json};
 use reward_store::paging::{fetch_limit, id_cursor, page_of};
-use reward_store::records::{NewWebhook, Page, PageRequest, Webhook, WebhookPatch, WebhookSecrets};
+use reward_store::records::{
+    DeliveryTarget, NewWebhook, Page, PageRequest, Subscription, Webhook, WebhookPatch,
+    WebhookSecrets, WebhookSettings,
+};
 use reward_store::rules;
 use reward_store::secrets::{previous_from_stored, previous_to_stored, SecretCipher};
 use reward_store::{StoreError, StoreResult};
@@ -17,11 +20,12 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use crate::errors::from_sqlite;
 use crate::rows;
 
-const COLUMNS: &str = "id, name, url, events, enabled, disabled_reason, created_at, updated_at";
+const COLUMNS: &str = "id, name, url, events, enabled, disabled_reason, created_at, updated_at,
+     filter, headers, description, metadata, rate_limit";
 
-fn from_row(row: &Row) -> rusqlite::Result<Webhook> {
+fn from_row(row: &Row, cipher: &SecretCipher) -> rusqlite::Result<Webhook> {
+    let id: String = row.get(0)?;
     Ok(Webhook {
-        id: WebhookId::from_trusted(row.get(0)?),
         name: Name::from_trusted(row.get(1)?),
         url: rows::webhook_url(row, 2)?,
         events: rows::event_types(row, 3)?,
@@ -29,7 +33,27 @@ fn from_row(row: &Row) -> rusqlite::Result<Webhook> {
         disabled_reason: row.get(5)?,
         created_at: rows::timestamp(row, 6)?,
         updated_at: rows::timestamp(row, 7)?,
+        settings: rows::webhook_settings(row, 8, cipher, &id)?,
+        id: WebhookId::from_trusted(id),
     })
+}
+
+/// The settings' columns as written: `filter, headers, description, metadata, rate_limit`.
+fn settings_columns(
+    id: &WebhookId,
+    settings: &WebhookSettings,
+    cipher: &SecretCipher,
+) -> (Option<String>, String, Option<String>, String, Option<i64>) {
+    (
+        columns::filter_column(settings.filter.as_ref()),
+        columns::headers_column(cipher, id.as_str(), &settings.headers),
+        settings
+            .description
+            .as_ref()
+            .map(|description| description.as_str().to_owned()),
+        columns::metadata_column(&settings.metadata),
+        columns::rate_limit_column(settings.rate_limit),
+    )
 }
 
 pub fn create(
@@ -40,10 +64,13 @@ pub fn create(
 ) -> StoreResult<Webhook> {
     let now = Timestamp::now();
     let webhook = rules::new_webhook(new, now);
+    let (filter, headers, description, metadata, rate_limit) =
+        settings_columns(&webhook.id, &webhook.settings, cipher);
     connection
         .prepare_cached(
-            "INSERT INTO webhooks (account_id, id, name, url, events, enabled, secret, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+            "INSERT INTO webhooks (account_id, id, name, url, events, enabled, secret, created_at, updated_at,
+             filter, headers, description, metadata, rate_limit)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12, ?13)",
         )
         .and_then(|mut statement| {
             statement.execute(params![
@@ -55,6 +82,11 @@ pub fn create(
                 webhook.enabled,
                 cipher.seal(webhook.id.as_str(), &new.secret),
                 now.as_millis(),
+                filter,
+                headers,
+                description,
+                metadata,
+                rate_limit,
             ])
         })
         .map_err(from_sqlite)?;
@@ -65,6 +97,7 @@ pub fn list(
     connection: &Connection,
     account: &AccountId,
     page: &PageRequest,
+    cipher: &SecretCipher,
 ) -> StoreResult<Page<Webhook>> {
     let after = id_cursor::<WebhookId>(page)?;
     let sql = format!(
@@ -74,7 +107,7 @@ pub fn list(
     let found = statement
         .query_map(
             params![account.as_str(), after, fetch_limit(page.limit)],
-            from_row,
+            |row| from_row(row, cipher),
         )
         .and_then(Iterator::collect)
         .map_err(from_sqlite)?;
@@ -83,13 +116,37 @@ pub fn list(
     }))
 }
 
-pub fn get(connection: &Connection, account: &AccountId, id: &WebhookId) -> StoreResult<Webhook> {
+pub fn get(
+    connection: &Connection,
+    account: &AccountId,
+    id: &WebhookId,
+    cipher: &SecretCipher,
+) -> StoreResult<Webhook> {
     let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE account_id = ?1 AND id = ?2");
     connection
         .prepare_cached(&sql)
         .and_then(|mut statement| {
             statement
-                .query_row(params![account.as_str(), id.as_str()], from_row)
+                .query_row(params![account.as_str(), id.as_str()], |row| {
+                    from_row(row, cipher)
+                })
+                .optional()
+        })
+        .map_err(from_sqlite)?
+        .ok_or(StoreError::NotFound)
+}
+
+/// `NotFound` unless the account has this webhook.
+pub fn ensure_exists(
+    connection: &Connection,
+    account: &AccountId,
+    id: &WebhookId,
+) -> StoreResult<()> {
+    connection
+        .prepare_cached("SELECT 1 FROM webhooks WHERE account_id = ?1 AND id = ?2")
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![account.as_str(), id.as_str()], |_| Ok(()))
                 .optional()
         })
         .map_err(from_sqlite)?
@@ -101,12 +158,21 @@ pub fn update(
     account: &AccountId,
     id: &WebhookId,
     patch: &WebhookPatch,
+    cipher: &SecretCipher,
 ) -> StoreResult<Webhook> {
-    let webhook = rules::patched(get(connection, account, id)?, patch, Timestamp::now());
+    let webhook = rules::patched(
+        get(connection, account, id, cipher)?,
+        patch,
+        Timestamp::now(),
+    );
+    let (filter, headers, description, metadata, rate_limit) =
+        settings_columns(&webhook.id, &webhook.settings, cipher);
     connection
         .prepare_cached(
             "UPDATE webhooks SET name = ?3, url = ?4, events = ?5, enabled = ?6, disabled_reason = ?7,
-             updated_at = ?8 WHERE account_id = ?1 AND id = ?2",
+             updated_at = ?8, filter = ?9, headers = ?10, description = ?11, metadata = ?12,
+             rate_limit = ?13
+             WHERE account_id = ?1 AND id = ?2",
         )
         .and_then(|mut statement| {
             statement.execute(params![
@@ -118,6 +184,11 @@ pub fn update(
                 webhook.enabled,
                 webhook.disabled_reason,
                 webhook.updated_at.as_millis(),
+                filter,
+                headers,
+                description,
+                metadata,
+                rate_limit,
             ])
         })
         .map_err(from_sqlite)?;
@@ -275,42 +346,50 @@ pub fn rotate_secret(
     secrets(connection, account, id, cipher)
 }
 
-/// An enabled webhook subscribed to an event, with where and how to send when asked for.
+/// An enabled webhook that receives an event, with where and how to send when asked for.
 pub struct Subscriber {
     pub id: WebhookId,
-    pub target: Option<(WebhookUrl, WebhookSecrets)>,
+    pub target: Option<DeliveryTarget>,
 }
 
-/// The enabled webhooks of an account subscribed to `event_type`; with `cipher`, also each one's
-/// URL and opened secrets (for handing new deliveries straight to the worker).
+/// The enabled webhooks of an account that receive `event` (its type selected, their filter
+/// matching: [`rules::receives`]); with `cipher`, also each one's URL, opened secrets and headers
+/// (for handing new deliveries straight to the worker).
 pub fn subscribed(
     connection: &Connection,
     account: &AccountId,
-    event_type: EventType,
+    event: &NewEvent,
     cipher: Option<&SecretCipher>,
 ) -> StoreResult<Vec<Subscriber>> {
     let mut statement = connection
         .prepare_cached(
-            "SELECT id, events, url, secret, previous_secrets
+            "SELECT id, events, filter, url, secret, previous_secrets, headers
              FROM webhooks WHERE account_id = ?1 AND enabled = 1",
         )
         .map_err(from_sqlite)?;
     let mut rows = statement.query([account.as_str()]).map_err(from_sqlite)?;
+    let mut matching = rules::EventForMatching::new(event);
     let mut subscribers = Vec::new();
     while let Some(row) = rows.next().map_err(from_sqlite)? {
-        if !rows::event_types(row, 1)
-            .map_err(from_sqlite)?
-            .contains(&event_type)
-        {
+        let events = rows::event_types(row, 1).map_err(from_sqlite)?;
+        if !events.includes(event.event_type) {
+            continue;
+        }
+        let subscription = Subscription {
+            events,
+            filter: rows::filter(row, 2).map_err(from_sqlite)?,
+        };
+        if !rules::receives(&subscription, &mut matching) {
             continue;
         }
         let id: String = row.get(0).map_err(from_sqlite)?;
         let target = match cipher {
             None => None,
-            Some(cipher) => Some((
-                rows::webhook_url(row, 2).map_err(from_sqlite)?,
-                rows::webhook_secrets(row, 3, cipher, &id).map_err(from_sqlite)?,
-            )),
+            Some(cipher) => Some(DeliveryTarget {
+                url: rows::webhook_url(row, 3).map_err(from_sqlite)?,
+                secrets: rows::webhook_secrets(row, 4, cipher, &id).map_err(from_sqlite)?,
+                headers: rows::headers(row, 6, cipher, &id).map_err(from_sqlite)?,
+            }),
         };
         subscribers.push(Subscriber {
             id: WebhookId::from_trusted(id),

@@ -20,10 +20,9 @@ use std::time::{Duration, Instant};
 
 use reward_core::event::NewEvent;
 use reward_core::ids::{AccountId, DeliveryId, WebhookId};
-use reward_core::names::WebhookUrl;
 use tokio::sync::Notify;
 
-use crate::records::{ClaimedDelivery, DeliveryStatus, WebhookSecrets};
+use crate::records::{ClaimedDelivery, DeliveryStatus, DeliveryTarget};
 use crate::secrets::SecretCipher;
 
 /// Deliveries handed off and not yet started, at most; past it they are left for claiming.
@@ -175,16 +174,17 @@ impl Outbox {
         id: DeliveryId,
         webhook: WebhookId,
         event: &NewEvent,
-        target: Option<(WebhookUrl, WebhookSecrets)>,
+        target: Option<DeliveryTarget>,
     ) {
         match target {
-            Some((url, secrets)) => self.ready.push(ClaimedDelivery {
+            Some(target) => self.ready.push(ClaimedDelivery {
                 account_id: account.clone(),
                 id,
                 webhook_id: webhook,
                 event_id: event.id.clone(),
-                url,
-                secrets,
+                url: target.url,
+                secrets: target.secrets,
+                headers: target.headers,
                 payload: event.payload.clone(),
                 status: DeliveryStatus::Pending,
                 attempt_count: 0,

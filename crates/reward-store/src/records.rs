@@ -1,7 +1,9 @@
 //! What store operations take and return.
 
 use reward_core::credit::CreditRule;
+use reward_core::endpoint::{Description, EventSelection, ExtraHeaders, Metadata, RateLimit};
 use reward_core::event::EventType;
+use reward_core::filter::PayloadFilter;
 use reward_core::ids::{
     AccountId, ApiKeyId, AttemptId, DeliveryId, EventId, TriggerEventId, WebhookId,
 };
@@ -55,18 +57,38 @@ pub struct ApiKey {
 pub struct NewWebhook {
     pub name: Name,
     pub url: WebhookUrl,
-    pub events: Vec<EventType>,
+    pub events: EventSelection,
     pub enabled: bool,
     pub secret: WebhookSecret,
+    pub settings: WebhookSettings,
 }
 
-/// Fields to change; `None` leaves a field as it is.
+/// What a customer may set on a webhook beyond its name, URL, events and state; each has a
+/// default (no filter, no headers, no notes, no limit).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WebhookSettings {
+    /// Only events this matches are delivered.
+    pub filter: Option<PayloadFilter>,
+    /// Sent with every delivery; sealed at rest.
+    pub headers: ExtraHeaders,
+    pub description: Option<Description>,
+    pub metadata: Metadata,
+    /// At most this many attempts start per second, across every node.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// Fields to change; `None` leaves a field as it is (`Some(None)` clears one that can be null).
 #[derive(Debug, Clone, Default)]
 pub struct WebhookPatch {
     pub name: Option<Name>,
     pub url: Option<WebhookUrl>,
-    pub events: Option<Vec<EventType>>,
+    pub events: Option<EventSelection>,
     pub enabled: Option<bool>,
+    pub filter: Option<Option<PayloadFilter>>,
+    pub headers: Option<ExtraHeaders>,
+    pub description: Option<Option<Description>>,
+    pub metadata: Option<Metadata>,
+    pub rate_limit: Option<Option<RateLimit>>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,12 +96,28 @@ pub struct Webhook {
     pub id: WebhookId,
     pub name: Name,
     pub url: WebhookUrl,
-    pub events: Vec<EventType>,
+    pub events: EventSelection,
     pub enabled: bool,
     /// Why Reward itself disabled the webhook, if it did.
     pub disabled_reason: Option<String>,
+    pub settings: WebhookSettings,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// Which events a webhook receives: its selection of types, then its filter.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub events: EventSelection,
+    pub filter: Option<PayloadFilter>,
+}
+
+/// Where and how a webhook's deliveries are sent.
+#[derive(Debug, Clone)]
+pub struct DeliveryTarget {
+    pub url: WebhookUrl,
+    pub secrets: WebhookSecrets,
+    pub headers: ExtraHeaders,
 }
 
 /// The secrets that sign a webhook's deliveries: the current one and those rotated out.
@@ -248,6 +286,8 @@ pub struct ClaimedDelivery {
     pub event_id: EventId,
     pub url: WebhookUrl,
     pub secrets: WebhookSecrets,
+    /// Sent beside Reward's own headers.
+    pub headers: ExtraHeaders,
     /// The exact bytes to send.
     pub payload: String,
     pub status: DeliveryStatus,

@@ -20,7 +20,8 @@ use reward_core::time::Timestamp;
 
 use crate::records::{
     ApiKey, CreditsIssued, Delivery, DeliveryStatus, DeliveryUpdate, IssueCredits, NewApiKeyRecord,
-    NewWebhook, RecordTriggerEvent, TriggerEvent, TriggerEventOutcome, Webhook, WebhookPatch,
+    NewWebhook, RecordTriggerEvent, Subscription, TriggerEvent, TriggerEventOutcome, Webhook,
+    WebhookPatch,
 };
 
 // Trigger events.
@@ -186,6 +187,7 @@ pub fn new_webhook(new: &NewWebhook, at: Timestamp) -> Webhook {
         events: new.events.clone(),
         enabled: new.enabled,
         disabled_reason: None,
+        settings: new.settings.clone(),
         created_at: at,
         updated_at: at,
     }
@@ -203,6 +205,22 @@ pub fn patched(mut webhook: Webhook, patch: &WebhookPatch, at: Timestamp) -> Web
     if let Some(events) = &patch.events {
         webhook.events = events.clone();
     }
+    let settings = &mut webhook.settings;
+    if let Some(filter) = &patch.filter {
+        settings.filter = filter.clone();
+    }
+    if let Some(headers) = &patch.headers {
+        settings.headers = headers.clone();
+    }
+    if let Some(description) = &patch.description {
+        settings.description = description.clone();
+    }
+    if let Some(metadata) = &patch.metadata {
+        settings.metadata = metadata.clone();
+    }
+    if let Some(rate_limit) = patch.rate_limit {
+        settings.rate_limit = rate_limit;
+    }
     if let Some(enabled) = patch.enabled {
         webhook.enabled = enabled;
         // Enabling again is the account's answer to whatever made Reward disable it.
@@ -212,6 +230,42 @@ pub fn patched(mut webhook: Webhook, patch: &WebhookPatch, at: Timestamp) -> Web
     }
     webhook.updated_at = at;
     webhook
+}
+
+/// An event as a filter reads it: parsed from its payload on first need, once for all of the
+/// webhooks it is matched against (most webhooks have no filter, and then it is never parsed).
+pub struct EventForMatching<'a> {
+    event: &'a NewEvent,
+    parsed: Option<serde_json::Value>,
+}
+
+impl<'a> EventForMatching<'a> {
+    pub fn new(event: &'a NewEvent) -> Self {
+        Self {
+            event,
+            parsed: None,
+        }
+    }
+
+    fn parsed(&mut self) -> &serde_json::Value {
+        let payload = &self.event.payload;
+        // Payloads are JSON Reward made; one that did not parse would match no filter.
+        self.parsed
+            .get_or_insert_with(|| serde_json::from_str(payload).unwrap_or_default())
+    }
+}
+
+/// Whether `event` goes to a webhook with this subscription: its type is selected, and its
+/// filter, if any, matches the whole event `{id, type, time, data}`. An event a filter rejects
+/// gets no delivery at all for that webhook.
+pub fn receives(subscription: &Subscription, event: &mut EventForMatching<'_>) -> bool {
+    if !subscription.events.includes(event.event.event_type) {
+        return false;
+    }
+    match &subscription.filter {
+        None => true,
+        Some(filter) => filter.matches(event.parsed()),
+    }
 }
 
 // Deliveries.
@@ -261,6 +315,9 @@ pub fn state_after(update: DeliveryUpdate) -> (Option<DeliveryStatus>, Option<Ti
 #[cfg(test)]
 mod tests {
     use reward_core::credit::MAX_POINTS;
+    use reward_core::endpoint::EventSelection;
+
+    use crate::records::WebhookSettings;
     use reward_core::names::{Name, TargetPolicy, TriggerId, UserId, WebhookUrl};
 
     use super::*;
@@ -373,9 +430,10 @@ mod tests {
                 name: Name::parse("orders").expect("valid"),
                 url: WebhookUrl::parse("https://example.com/hook", TargetPolicy::SecureOnly)
                     .expect("valid"),
-                events: vec![EventType::TriggerEventCreated],
+                events: EventSelection::Only(vec![EventType::TriggerEventCreated]),
                 enabled,
                 secret: reward_core::signing::WebhookSecret::generate(),
+                settings: WebhookSettings::default(),
             },
             Timestamp::from_millis(1),
         );
@@ -411,13 +469,13 @@ mod tests {
             webhook(true, None),
             &WebhookPatch {
                 name: Some(Name::parse("renamed").expect("valid")),
-                events: Some(EventType::ALL.to_vec()),
+                events: Some(EventSelection::Every),
                 ..WebhookPatch::default()
             },
             later,
         );
         assert_eq!(renamed.name.as_str(), "renamed");
-        assert_eq!(renamed.events, EventType::ALL.to_vec());
+        assert_eq!(renamed.events, EventSelection::Every);
         assert_eq!(renamed.url.as_str(), "https://example.com/hook");
     }
 

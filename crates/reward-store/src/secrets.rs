@@ -122,20 +122,54 @@ impl SecretCipher {
 
     /// The stored form of a webhook's secret.
     pub fn seal(&self, webhook_id: &str, secret: &WebhookSecret) -> String {
+        self.seal_text(webhook_id, secret.expose())
+    }
+
+    /// The stored form of any confidential text bound to `context` (it opens only with the same
+    /// context, so a sealed value cannot be moved to another row or column). Plain without a key.
+    pub fn seal_text(&self, context: &str, text: &str) -> String {
         let Some(cipher) = &self.cipher else {
-            return secret.expose().to_owned();
+            return text.to_owned();
         };
         let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
         let payload = Payload {
-            msg: secret.expose().as_bytes(),
-            aad: webhook_id.as_bytes(),
+            msg: text.as_bytes(),
+            aad: context.as_bytes(),
         };
         let sealed = cipher
             .encrypt(&nonce, payload)
-            .expect("sealing a short secret cannot fail");
+            .expect("sealing a short text cannot fail");
         let mut bytes = nonce.to_vec();
         bytes.extend_from_slice(&sealed);
         format!("{SEALED_PREFIX}{}", BASE64.encode(bytes))
+    }
+
+    /// Text sealed by [`Self::seal_text`] under `context` (or stored plain, without a key).
+    pub fn open_text(&self, context: &str, stored: &str) -> Result<String, StoreError> {
+        let corrupt = |why: &str| StoreError::Internal(format!("{context}: {why}"));
+        let Some(encoded) = stored.strip_prefix(SEALED_PREFIX) else {
+            return Ok(stored.to_owned());
+        };
+        let Some(cipher) = &self.cipher else {
+            return Err(corrupt(
+                "the value is sealed and no REWARD_SECRET_KEY was given",
+            ));
+        };
+        let bytes = BASE64
+            .decode(encoded)
+            .map_err(|_| corrupt("the sealed value is not base64"))?;
+        if bytes.len() < NONCE_LEN {
+            return Err(corrupt("the sealed value is too short"));
+        }
+        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+        let payload = Payload {
+            msg: sealed,
+            aad: context.as_bytes(),
+        };
+        let plain = cipher
+            .decrypt(Nonce::from_slice(nonce), payload)
+            .map_err(|_| corrupt("the value does not open with this key"))?;
+        String::from_utf8(plain).map_err(|_| corrupt("the opened value is not text"))
     }
 
     /// A webhook's secret from its stored form (sealed, or plain from before encryption).

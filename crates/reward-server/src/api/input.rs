@@ -17,34 +17,54 @@ pub struct JsonObject {
     prefix: String,
 }
 
+/// The body's bytes, with the API's answers for a body too slow or too large.
+async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> ApiResult<Bytes> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if super::limits::is_body_deadline(&rejection) {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "The request body did not arrive in time.",
+                )
+            } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "The request body is larger than 256 KiB.",
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    rejection.body_text(),
+                )
+            }
+        })
+}
+
 impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if super::limits::is_body_deadline(&rejection) {
-                    ApiError::new(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "request_timeout",
-                        "The request body did not arrive in time.",
-                    )
-                } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        "The request body is larger than 256 KiB.",
-                    )
-                } else {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_body",
-                        rejection.body_text(),
-                    )
-                }
-            })?;
-        Self::parse(&bytes)
+        Self::parse(&body_bytes(request, state).await?)
+    }
+}
+
+/// A body that may be left out: no bytes (or only whitespace) is `None`, else it must be a JSON
+/// object.
+pub struct OptionalJsonObject(pub Option<JsonObject>);
+
+impl<S: Send + Sync> FromRequest<S> for OptionalJsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(request, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(None));
+        }
+        JsonObject::parse(&bytes).map(|object| Self(Some(object)))
     }
 }
 
@@ -223,6 +243,30 @@ impl JsonObject {
                 prefix: format!("{path}."),
             })),
             Some(_) => Err(ApiError::wrong_type(&path, "an object or null")),
+        }
+    }
+
+    /// The field as sent, `null` included: `None` only when absent (for fields a PATCH may clear
+    /// with `null`).
+    pub fn take(&mut self, name: &str) -> Option<Value> {
+        self.fields.remove(name)
+    }
+
+    /// An object whose values are all strings, in the order sent; `None` when absent or null.
+    pub fn optional_string_map(&mut self, name: &str) -> ApiResult<Option<Vec<(String, String)>>> {
+        let path = self.path(name);
+        let expected = || ApiError::wrong_type(&path, "an object of strings, or null");
+        match self.optional(name) {
+            None => Ok(None),
+            Some(Value::Object(fields)) => fields
+                .into_iter()
+                .map(|(key, value)| match value {
+                    Value::String(text) => Ok((key, text)),
+                    _ => Err(expected()),
+                })
+                .collect::<ApiResult<Vec<_>>>()
+                .map(Some),
+            Some(_) => Err(expected()),
         }
     }
 

@@ -23,11 +23,23 @@ pub struct WebhookView {
     pub name: String,
     #[schema(example = "https://example.com/webhooks/reward")]
     pub url: String,
-    #[schema(value_type = Vec<EventTypeName>)]
+    /// The event types it receives, or `["*"]` for every type.
+    #[schema(schema_with = event_selection_schema)]
     pub events: Vec<&'static str>,
     pub enabled: bool,
     /// Why Reward itself disabled the webhook (e.g. the endpoint answered 410 Gone), else null.
     pub disabled_reason: Option<String>,
+    /// Only events this matches are delivered; null: every event of the selected types.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Value>,
+    /// Extra request headers sent with every delivery.
+    #[schema(value_type = HashMap<String, String>)]
+    pub headers: Value,
+    pub description: Option<String>,
+    #[schema(value_type = HashMap<String, String>)]
+    pub metadata: Value,
+    /// At most this many deliveries start per second; null: no limit.
+    pub rate_limit: Option<u32>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     #[schema(value_type = String, format = DateTime)]
@@ -37,15 +49,36 @@ pub struct WebhookView {
     pub secret: Option<String>,
 }
 
+/// `events`: a list of known types, or `["*"]`.
+fn event_selection_schema() -> utoipa::openapi::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(super::bodies::event_selection_item())
+        .build()
+}
+
 impl From<Webhook> for WebhookView {
     fn from(webhook: Webhook) -> Self {
+        let settings = webhook.settings;
         Self {
             id: webhook.id.to_string(),
             name: webhook.name.to_string(),
             url: webhook.url.as_str().to_owned(),
-            events: webhook.events.iter().map(|kind| kind.as_str()).collect(),
+            events: webhook.events.names(),
             enabled: webhook.enabled,
             disabled_reason: webhook.disabled_reason,
+            filter: settings.filter.map(|filter| filter.as_json().clone()),
+            headers: Value::Object(
+                settings
+                    .headers
+                    .iter()
+                    .map(|(name, value)| (name.to_owned(), Value::String(value.to_owned())))
+                    .collect(),
+            ),
+            description: settings
+                .description
+                .map(|description| description.as_str().to_owned()),
+            metadata: settings.metadata.to_json_value(),
+            rate_limit: settings.rate_limit.map(|limit| limit.per_second()),
             created_at: webhook.created_at,
             updated_at: webhook.updated_at,
             secret: None,

@@ -7,15 +7,17 @@ use reward_core::event::NewEvent;
 use reward_core::ids::WebhookId;
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
-use reward_store::records::{DeliveryStatus, NewWebhook, WebhookPatch};
+use reward_store::records::{DeliveryStatus, NewWebhook};
 use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::bodies::{RecoverBody, TestEventBody, WebhookCreateBody, WebhookPatchBody};
+use super::bodies::{
+    RecoverBody, RotateSecretBody, TestEventBody, WebhookCreateBody, WebhookPatchBody,
+};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody, QueryParams};
-use super::input::JsonObject;
+use super::input::{JsonObject, OptionalJsonObject};
 use super::limits::ensure_room_for_webhook;
 use super::schemas::{
     ByIdErrors, DeliveryFilter, DeliveryList, ErrorBody, ListErrors, ListParams, RecoveredView,
@@ -50,9 +52,11 @@ async fn create(
         url,
         events,
         enabled,
+        settings,
+        secret,
     } = WebhookCreateBody::read(body, state.target_policy)?;
     ensure_room_for_webhook(state.store.as_ref(), &account).await?;
-    let secret = WebhookSecret::generate();
+    let secret = secret.unwrap_or_else(WebhookSecret::generate);
     let exposed = secret.expose().to_owned();
     let webhook = state
         .store
@@ -64,6 +68,7 @@ async fn create(
                 events,
                 enabled,
                 secret,
+                settings,
             },
         )
         .await?;
@@ -117,18 +122,7 @@ async fn update(
     body: JsonObject,
 ) -> ApiResult<Json<WebhookView>> {
     let id = webhook_id(&id)?;
-    let WebhookPatchBody {
-        name,
-        url,
-        events,
-        enabled,
-    } = WebhookPatchBody::read(body, state.target_policy)?;
-    let patch = WebhookPatch {
-        name,
-        url,
-        events,
-        enabled,
-    };
+    let WebhookPatchBody(patch) = WebhookPatchBody::read(body, state.target_policy)?;
     let webhook = state
         .store
         .update_webhook(&account, &id, patch)
@@ -172,22 +166,27 @@ async fn secret(
 }
 
 #[utoipa::path(post, path = "/v1/webhooks/{id}/secret/rotate", operation_id = "rotate_webhook_secret", tag = "Webhooks", summary = "Rotate a webhook's signing secret",
-    description = "Makes a new secret current. Each secret rotated out keeps signing beside it for its own 24 hours, at most 5 at a time (a sixth rotation within 24 hours drops the oldest).",
-    params(("id" = String, Path, description = "The webhook id (wh_...)")), security(("api_key" = [])),
+    description = "Makes a new secret current: a random one, or your own given as `{\"secret\": \"whsec_...\"}` (base64 of 24–64 bytes). Each secret rotated out keeps signing beside it for its own 24 hours, at most 5 at a time (a sixth rotation within 24 hours drops the oldest).",
+    params(("id" = String, Path, description = "The webhook id (wh_...)")),
+    request_body(content = Option<RotateSecretBody>, description = "Optional: no body for a random secret."),
+    security(("api_key" = [])),
     responses((status = 200, description = "The new secret", body = RotatedSecretView), ByIdErrors))]
 async fn rotate_secret(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
     Path(id): Path<String>,
+    OptionalJsonObject(body): OptionalJsonObject,
 ) -> ApiResult<Json<Value>> {
+    let id = webhook_id(&id)?;
+    let RotateSecretBody { secret } = RotateSecretBody::read(body)?;
     let previous_expires_at =
         Timestamp::now().plus_millis(reward_core::signing::ROTATION_OVERLAP_MS);
     let secrets = state
         .store
         .rotate_webhook_secret(
             &account,
-            &webhook_id(&id)?,
-            WebhookSecret::generate(),
+            &id,
+            secret.unwrap_or_else(WebhookSecret::generate),
             previous_expires_at,
         )
         .await

@@ -190,7 +190,7 @@ async fn webhook_page(
         .map(|kind| TestChoice {
             value: kind.as_str(),
             description: kind.description(),
-            subscribed: webhook.events.contains(kind),
+            subscribed: webhook.events.includes(*kind),
         })
         .collect();
     Ok(WebhookPage {

@@ -9,12 +9,16 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use reward_core::endpoint::selection::EVERY_TYPE;
+use reward_core::endpoint::EventSelection;
 use reward_core::event::EventType;
 use reward_core::ids::WebhookId;
 use reward_core::names::{Name, WebhookUrl};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
-use reward_store::records::{AttemptStats, NewWebhook, PageRequest, Webhook, WebhookPatch};
+use reward_store::records::{
+    AttemptStats, NewWebhook, PageRequest, Webhook, WebhookPatch, WebhookSettings,
+};
 use serde::Deserialize;
 
 use super::form::FormFields;
@@ -131,7 +135,7 @@ async fn list(
                 id: webhook.id.to_string(),
                 name: webhook.name.to_string(),
                 url: webhook.url.as_str().to_owned(),
-                events: webhook.events.iter().map(|kind| kind.as_str()).collect(),
+                events: webhook.events.names(),
                 enabled: webhook.enabled,
                 disabled_reason: webhook.disabled_reason,
                 success: SuccessRate::of(stats),
@@ -175,21 +179,27 @@ impl WebhookForm {
         Self {
             name: name.to_owned(),
             url: url.to_owned(),
-            events: EventType::ALL
-                .iter()
-                .map(|kind| EventChoice {
-                    value: kind.as_str(),
-                    description: kind.description(),
-                    checked: checked.contains(&kind.as_str()),
-                })
-                .collect(),
+            events: std::iter::once(EventChoice {
+                value: EVERY_TYPE,
+                description: "Every event type, also those added later.",
+                checked: checked.contains(&EVERY_TYPE),
+            })
+            .chain(EventType::ALL.iter().map(|kind| EventChoice {
+                value: kind.as_str(),
+                description: kind.description(),
+                checked: checked.contains(&kind.as_str()),
+            }))
+            .collect(),
             errors: FieldErrors::default(),
         }
     }
 
     fn of(webhook: &Webhook) -> Self {
-        let events: Vec<&str> = webhook.events.iter().map(|kind| kind.as_str()).collect();
-        Self::new(webhook.name.as_str(), webhook.url.as_str(), &events)
+        Self::new(
+            webhook.name.as_str(),
+            webhook.url.as_str(),
+            &webhook.events.names(),
+        )
     }
 
     pub fn has_errors(&self) -> bool {
@@ -201,7 +211,7 @@ impl WebhookForm {
 struct ValidWebhook {
     name: Name,
     url: WebhookUrl,
-    events: Vec<EventType>,
+    events: EventSelection,
 }
 
 /// Validates the posted fields as the API does; on refusal, the form to show again.
@@ -214,19 +224,16 @@ fn validate(state: &AppState, fields: &FormFields) -> Result<ValidWebhook, Box<W
     let url = WebhookUrl::parse(fields.text("url"), state.target_policy)
         .map_err(|error| form.errors.url = Some(error.0))
         .ok();
-    let mut events = Vec::new();
-    for value in &checked {
-        match EventType::parse(value) {
-            Some(kind) if !events.contains(&kind) => events.push(kind),
-            Some(_) => {}
-            None => form.errors.events = Some(format!("Unknown event type '{value}'.")),
-        }
-    }
-    if checked.is_empty() {
+    let events = if checked.is_empty() {
         form.errors.events = Some("Select at least one event type.".into());
-    }
-    match (name, url, form.has_errors()) {
-        (Some(name), Some(url), false) => Ok(ValidWebhook { name, url, events }),
+        None
+    } else {
+        EventSelection::parse(&checked, EventType::ALL.len() + 1)
+            .map_err(|error| form.errors.events = Some(error.0))
+            .ok()
+    };
+    match (name, url, events, form.has_errors()) {
+        (Some(name), Some(url), Some(events), false) => Ok(ValidWebhook { name, url, events }),
         _ => Err(Box::new(form)),
     }
 }
@@ -303,6 +310,7 @@ async fn create(State(state): State<AppState>, form: SignedForm) -> PageResult {
                 events: valid.events,
                 enabled: true,
                 secret: WebhookSecret::generate(),
+                settings: WebhookSettings::default(),
             },
         )
         .await?;
@@ -341,7 +349,7 @@ async fn update(
         name: Some(valid.name),
         url: Some(valid.url),
         events: Some(valid.events),
-        enabled: None,
+        ..WebhookPatch::default()
     };
     state
         .store

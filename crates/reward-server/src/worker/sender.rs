@@ -217,9 +217,15 @@ impl Sender {
             timestamp,
             delivery.payload.as_bytes(),
         );
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(delivery.url.url().as_str())
+        // The customer's headers first; none of them can be one of Reward's (they are refused
+        // when set), so Reward's own follow unchanged.
+        let builder = delivery.headers.iter().fold(
+            Request::builder()
+                .method(Method::POST)
+                .uri(delivery.url.url().as_str()),
+            |builder, (name, value)| builder.header(name, value),
+        );
+        let request = builder
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE))
             .header("webhook-id", message_id)

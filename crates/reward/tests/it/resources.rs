@@ -49,13 +49,18 @@ fn chrono_like_parse(text: &str) -> bool {
     reward_core::time::Timestamp::parse_rfc3339(text).is_some()
 }
 
-const WEBHOOK_KEYS: [&str; 8] = [
+const WEBHOOK_KEYS: [&str; 13] = [
     "id",
     "name",
     "url",
     "events",
     "enabled",
     "disabled_reason",
+    "filter",
+    "headers",
+    "description",
+    "metadata",
+    "rate_limit",
     "created_at",
     "updated_at",
 ];

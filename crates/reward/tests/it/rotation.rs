@@ -113,7 +113,9 @@ async fn every_secret_rotated_out_keeps_signing_five_at_most() {
 
 /// The database as the version before kept it: one `previous_secret` (and its expiry) per
 /// webhook, and the migration that replaced them not yet applied. `previous` maps webhook ids to
-/// the previous secret to store, sealed or plain. This migration is the newest of both backends.
+/// the previous secret to store, sealed or plain. Every migration after 0004 is undone: 0005 here,
+/// and the columns 0006 added (later migrations make only tables and indexes, with IF NOT EXISTS,
+/// so running them again is harmless).
 async fn back_to_one_previous_secret(database_url: &str, previous: &[(&str, String)]) {
     let expires_at = Timestamp::now().plus_millis(3600 * 1000).as_millis();
     if let Some(path) = database_url.strip_prefix("sqlite://") {
@@ -123,6 +125,11 @@ async fn back_to_one_previous_secret(database_url: &str, previous: &[(&str, Stri
                 "ALTER TABLE webhooks ADD COLUMN previous_secret TEXT;
                  ALTER TABLE webhooks ADD COLUMN previous_secret_expires_at INTEGER;
                  ALTER TABLE webhooks DROP COLUMN previous_secrets;
+                 ALTER TABLE webhooks DROP COLUMN filter;
+                 ALTER TABLE webhooks DROP COLUMN headers;
+                 ALTER TABLE webhooks DROP COLUMN description;
+                 ALTER TABLE webhooks DROP COLUMN metadata;
+                 ALTER TABLE webhooks DROP COLUMN rate_limit;
                  PRAGMA user_version = 4;",
             )
             .expect("the older schema");
@@ -143,8 +150,10 @@ async fn back_to_one_previous_secret(database_url: &str, previous: &[(&str, Stri
         client
             .batch_execute(
                 "ALTER TABLE webhooks ADD COLUMN previous_secret TEXT,
-                     ADD COLUMN previous_secret_expires_at BIGINT, DROP COLUMN previous_secrets;
-                 DELETE FROM reward_migrations WHERE version = 5;",
+                     ADD COLUMN previous_secret_expires_at BIGINT, DROP COLUMN previous_secrets,
+                     DROP COLUMN filter, DROP COLUMN headers, DROP COLUMN description,
+                     DROP COLUMN metadata, DROP COLUMN rate_limit;
+                 DELETE FROM reward_migrations WHERE version >= 5;",
             )
             .await
             .expect("the older schema");

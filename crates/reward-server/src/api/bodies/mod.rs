@@ -24,7 +24,10 @@ pub use api_keys::ApiKeyCreateBody;
 pub use trigger_events::TriggerEventBody;
 pub use triggers::{CreditPointsBody, FixedRule, PerUnitRule, TriggerBody};
 pub use users::CreditsBody;
-pub use webhooks::{RecoverBody, TestEventBody, WebhookCreateBody, WebhookPatchBody};
+pub use webhooks::{
+    event_selection_item, RecoverBody, RotateSecretBody, TestEventBody, WebhookCreateBody,
+    WebhookPatchBody,
+};
 
 use reward_core::event::EventType;
 use reward_core::names::{Name, TriggerId, UserId};

@@ -1,10 +1,19 @@
-//! Bodies of `/v1/webhooks`: create, patch, send a test event, recover failed deliveries.
+//! Bodies of `/v1/webhooks`: create, patch, rotate a secret, send a test event, recover failed
+//! deliveries.
 
+use reward_core::endpoint::headers::{self as extra_headers, ExtraHeaders};
+use reward_core::endpoint::selection::EVERY_TYPE;
+use reward_core::endpoint::{Description, EventSelection, Metadata, RateLimit};
 use reward_core::event::EventType;
+use reward_core::filter::{PayloadFilter, MAX_FILTER_BYTES, MAX_FILTER_DEPTH};
 use reward_core::names::{Name, TargetPolicy, WebhookUrl};
+use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
+use reward_store::records::{WebhookPatch, WebhookSettings};
+use serde_json::Value;
 use utoipa::openapi::schema::{
-    ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
+    AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema,
+    SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
@@ -19,8 +28,37 @@ const NAME: &str = "name";
 const URL: &str = "url";
 const EVENTS: &str = "events";
 const ENABLED: &str = "enabled";
-/// Create and patch name the same fields, in this order (unknown-field errors list them).
-const FIELDS: [&str; 4] = [NAME, URL, EVENTS, ENABLED];
+const FILTER: &str = "filter";
+const HEADERS: &str = "headers";
+const DESCRIPTION: &str = "description";
+const METADATA: &str = "metadata";
+const RATE_LIMIT: &str = "rate_limit";
+const SECRET: &str = "secret";
+/// What a patch may name, in this order (unknown-field errors list them).
+const PATCH_FIELDS: [&str; 9] = [
+    NAME,
+    URL,
+    EVENTS,
+    ENABLED,
+    FILTER,
+    HEADERS,
+    DESCRIPTION,
+    METADATA,
+    RATE_LIMIT,
+];
+/// What create may name: a patch's fields, and the secret.
+const CREATE_FIELDS: [&str; 10] = [
+    NAME,
+    URL,
+    EVENTS,
+    ENABLED,
+    FILTER,
+    HEADERS,
+    DESCRIPTION,
+    METADATA,
+    RATE_LIMIT,
+    SECRET,
+];
 
 const TYPE: &str = "type";
 const SINCE: &str = "since";
@@ -29,18 +67,22 @@ const SINCE: &str = "since";
 pub struct WebhookCreateBody {
     pub name: Name,
     pub url: WebhookUrl,
-    pub events: Vec<EventType>,
+    pub events: EventSelection,
     /// Absent means true.
     pub enabled: bool,
+    pub settings: WebhookSettings,
+    /// The customer's own secret (moving from another provider); absent means a new one.
+    pub secret: Option<WebhookSecret>,
 }
 
-/// `PATCH /v1/webhooks/{id}`: a field left out is `None` and stays as it is; a present `null` is
-/// refused, since no field can be cleared.
-pub struct WebhookPatchBody {
-    pub name: Option<Name>,
-    pub url: Option<WebhookUrl>,
-    pub events: Option<Vec<EventType>>,
-    pub enabled: Option<bool>,
+/// `PATCH /v1/webhooks/{id}`: a field left out is `None` and stays as it is. `null` clears the
+/// fields that can be empty (filter, headers, description, metadata, rate_limit) and is refused
+/// for the others.
+pub struct WebhookPatchBody(pub WebhookPatch);
+
+/// `POST /v1/webhooks/{id}/secret/rotate`: an empty body, or `{"secret"}` to choose it.
+pub struct RotateSecretBody {
+    pub secret: Option<WebhookSecret>,
 }
 
 /// `POST /v1/webhooks/{id}/test`.
@@ -57,48 +99,144 @@ fn parse_url(text: &str, targets: TargetPolicy) -> ApiResult<WebhookUrl> {
     WebhookUrl::parse(text, targets).map_err(|error| ApiError::invalid(URL, error.0))
 }
 
-fn parse_events(names: Vec<String>) -> ApiResult<Vec<EventType>> {
-    if names.is_empty() {
-        return Err(ApiError::invalid(
-            EVENTS,
-            "Subscribe to at least one event type.",
-        ));
-    }
-    if names.len() > MAX_EVENT_LIST_ENTRIES {
-        return Err(ApiError::invalid(
-            EVENTS,
-            format!("List at most {MAX_EVENT_LIST_ENTRIES} event types."),
-        ));
-    }
-    let mut events = Vec::with_capacity(names.len());
-    for name in &names {
-        let kind = parse_event_type(EVENTS, name)?;
-        if !events.contains(&kind) {
-            events.push(kind);
+fn parse_events(names: Vec<String>) -> ApiResult<EventSelection> {
+    // One type alone keeps the message that lists the known types.
+    if let [name] = names.as_slice() {
+        if name != EVERY_TYPE {
+            parse_event_type(EVENTS, name)?;
         }
     }
-    Ok(events)
+    EventSelection::parse(&names, MAX_EVENT_LIST_ENTRIES)
+        .map_err(|error| ApiError::invalid(EVENTS, error.0))
+}
+
+/// A field `null` may clear: absent is `None`, `null` is `Some(None)`.
+fn clearable<T>(
+    body: &mut JsonObject,
+    name: &str,
+    read: impl FnOnce(Value) -> ApiResult<T>,
+) -> ApiResult<Option<Option<T>>> {
+    match body.take(name) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(value) => read(value).map(|read| Some(Some(read))),
+    }
+}
+
+fn parse_filter(value: Value) -> ApiResult<PayloadFilter> {
+    if !value.is_object() {
+        return Err(ApiError::wrong_type(FILTER, "an object or null"));
+    }
+    PayloadFilter::parse(&value).map_err(|error| ApiError::invalid(FILTER, error.to_string()))
+}
+
+fn parse_description(value: Value) -> ApiResult<Description> {
+    match value {
+        Value::String(text) => {
+            Description::parse(text).map_err(|error| ApiError::invalid(DESCRIPTION, error.0))
+        }
+        _ => Err(ApiError::wrong_type(DESCRIPTION, "a string or null")),
+    }
+}
+
+fn parse_rate_limit(value: Value) -> ApiResult<RateLimit> {
+    let whole = value.as_i64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|float| float.fract() == 0.0 && float.abs() < 1e15)
+            .map(|float| float as i64)
+    });
+    let Some(whole) = whole else {
+        return Err(ApiError::wrong_type(
+            RATE_LIMIT,
+            "a whole number of deliveries per second, or null",
+        ));
+    };
+    RateLimit::new(whole).map_err(|error| ApiError::invalid(RATE_LIMIT, error.0))
+}
+
+/// Headers when the field is present (`null` and `{}` both mean none).
+fn read_headers(body: &mut JsonObject) -> ApiResult<Option<ExtraHeaders>> {
+    if !body.has(HEADERS) {
+        return Ok(None);
+    }
+    let pairs = body.optional_string_map(HEADERS)?.unwrap_or_default();
+    ExtraHeaders::parse(pairs)
+        .map(Some)
+        .map_err(|error| ApiError::invalid(HEADERS, error.0))
+}
+
+/// Metadata when the field is present (`null` and `{}` both mean none).
+fn read_metadata(body: &mut JsonObject) -> ApiResult<Option<Metadata>> {
+    if !body.has(METADATA) {
+        return Ok(None);
+    }
+    let pairs = body.optional_string_map(METADATA)?.unwrap_or_default();
+    Metadata::parse(pairs)
+        .map(Some)
+        .map_err(|error| ApiError::invalid(METADATA, error.0))
+}
+
+fn parse_secret(text: &str) -> ApiResult<WebhookSecret> {
+    WebhookSecret::parse(text).map_err(|error| {
+        ApiError::invalid(
+            SECRET,
+            format!("Not a usable secret: {error} (whsec_ followed by base64 of 24 to 64 bytes)."),
+        )
+    })
+}
+
+/// The settings fields, in one place for create and patch.
+fn read_settings(body: &mut JsonObject) -> ApiResult<SettingsFields> {
+    Ok(SettingsFields {
+        filter: clearable(body, FILTER, parse_filter)?,
+        headers: read_headers(body)?,
+        description: clearable(body, DESCRIPTION, parse_description)?,
+        metadata: read_metadata(body)?,
+        rate_limit: clearable(body, RATE_LIMIT, parse_rate_limit)?,
+    })
+}
+
+struct SettingsFields {
+    filter: Option<Option<PayloadFilter>>,
+    headers: Option<ExtraHeaders>,
+    description: Option<Option<Description>>,
+    metadata: Option<Metadata>,
+    rate_limit: Option<Option<RateLimit>>,
 }
 
 impl WebhookCreateBody {
     pub fn read(mut body: JsonObject, targets: TargetPolicy) -> ApiResult<Self> {
-        body.only(&FIELDS)?;
+        body.only(&CREATE_FIELDS)?;
         let name = parse_name(NAME, &body.string(NAME)?)?;
         let url = parse_url(&body.string(URL)?, targets)?;
         let events = parse_events(body.string_list(EVENTS)?)?;
         let enabled = body.bool_if_present(ENABLED)?.unwrap_or(true);
+        let fields = read_settings(&mut body)?;
+        let secret = body
+            .string_if_present(SECRET)?
+            .map(|text| parse_secret(&text))
+            .transpose()?;
         Ok(Self {
             name,
             url,
             events,
             enabled,
+            settings: WebhookSettings {
+                filter: fields.filter.flatten(),
+                headers: fields.headers.unwrap_or_default(),
+                description: fields.description.flatten(),
+                metadata: fields.metadata.unwrap_or_default(),
+                rate_limit: fields.rate_limit.flatten(),
+            },
+            secret,
         })
     }
 }
 
 impl WebhookPatchBody {
     pub fn read(mut body: JsonObject, targets: TargetPolicy) -> ApiResult<Self> {
-        body.only(&FIELDS)?;
+        body.only(&PATCH_FIELDS)?;
         let name = body
             .string_if_present(NAME)?
             .map(|text| parse_name(NAME, &text))
@@ -112,12 +250,33 @@ impl WebhookPatchBody {
             .map(parse_events)
             .transpose()?;
         let enabled = body.bool_if_present(ENABLED)?;
-        Ok(Self {
+        let fields = read_settings(&mut body)?;
+        Ok(Self(WebhookPatch {
             name,
             url,
             events,
             enabled,
-        })
+            filter: fields.filter,
+            headers: fields.headers,
+            description: fields.description,
+            metadata: fields.metadata,
+            rate_limit: fields.rate_limit,
+        }))
+    }
+}
+
+impl RotateSecretBody {
+    /// No body asks for a new random secret.
+    pub fn read(body: Option<JsonObject>) -> ApiResult<Self> {
+        let Some(mut body) = body else {
+            return Ok(Self { secret: None });
+        };
+        body.only(&[SECRET])?;
+        let secret = body
+            .string_if_present(SECRET)?
+            .map(|text| parse_secret(&text))
+            .transpose()?;
+        Ok(Self { secret })
     }
 }
 
@@ -150,9 +309,24 @@ fn url_schema() -> ObjectBuilder {
         .pattern(Some(WebhookUrl::PATTERN))
 }
 
+/// One entry of `events`: a known type, or `*` alone for every type.
+pub fn event_selection_item() -> RefOr<Schema> {
+    OneOfBuilder::new()
+        .item(Ref::from_schema_name(EventTypeName::name()))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([EVERY_TYPE]))
+                .description(Some(
+                    "Every event type, also those added later (alone in the list).",
+                )),
+        )
+        .into()
+}
+
 fn events_schema() -> ArrayBuilder {
     ArrayBuilder::new()
-        .items(Ref::from_schema_name(EventTypeName::name()))
+        .items(event_selection_item())
         .min_items(Some(1))
         .max_items(Some(MAX_EVENT_LIST_ENTRIES))
 }
@@ -161,9 +335,100 @@ fn boolean() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(Type::Boolean)
 }
 
+fn nullable(kind: Type) -> SchemaType {
+    SchemaType::from_iter([kind, Type::Null])
+}
+
+fn filter_schema() -> ObjectBuilder {
+    example(
+        ObjectBuilder::new()
+            .schema_type(nullable(Type::Object))
+            .description(Some(format!(
+                "Only events this matches are delivered (null: every event of the selected types). Keys are dotted paths into the event `{{id, type, time, data}}` (e.g. `data.trigger.id`); a value is a literal (equality) or an object of operators `$eq`, `$ne`, `$gt`, `$gte`, `$lt`, `$lte`, `$in`, `$nin`, `$exists`, `$startsWith`; `$and`/`$or` (arrays of filters) and `$not` (a filter) combine them at any level. Several keys must all hold. At most {MAX_FILTER_BYTES} bytes and {MAX_FILTER_DEPTH} levels deep."
+            ))),
+        serde_json::json!({"type": "balance.credit_points_issued", "data.points": {"$gte": 100}}),
+    )
+}
+
+fn headers_schema() -> ObjectBuilder {
+    let value = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(extra_headers::MAX_VALUE_BYTES))
+        .pattern(Some(extra_headers::VALUE_PATTERN));
+    let name = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(extra_headers::MAX_NAME_LEN))
+        .pattern(Some(extra_headers::NAME_PATTERN));
+    example(
+        ObjectBuilder::new()
+            .schema_type(nullable(Type::Object))
+            .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(value.into()))))
+            .property_names(Some(name))
+            .max_properties(Some(extra_headers::MAX_HEADERS))
+            .description(Some(format!(
+                "Extra request headers sent with every delivery (null or {{}}: none). Names are HTTP tokens; {} and any webhook-* are reserved. Values are kept encrypted.",
+                extra_headers::RESERVED.join(", ")
+            ))),
+        serde_json::json!({"Authorization": "Bearer gateway-token"}),
+    )
+}
+
+fn description_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::String))
+        .max_length(Some(Description::MAX_CHARS))
+        .description(Some("Your own note; returned as given."))
+}
+
+fn metadata_schema() -> ObjectBuilder {
+    let value = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(Metadata::MAX_VALUE_CHARS));
+    let key = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(Metadata::MAX_KEY_CHARS));
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::Object))
+        .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(value.into()))))
+        .property_names(Some(key))
+        .max_properties(Some(Metadata::MAX_KEYS))
+        .description(Some(
+            "Your own string keys and values; returned as given (null or {}: none).",
+        ))
+}
+
+fn rate_limit_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::Integer))
+        .minimum(Some(RateLimit::MIN))
+        .maximum(Some(RateLimit::MAX))
+        .description(Some("At most this many deliveries start per second, across every node; the rest wait in the database (null: no limit)."))
+}
+
+fn secret_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^whsec_[A-Za-z0-9+/]+={0,2}$"))
+        .description(Some(
+            "Your own signing secret, `whsec_` + base64 of 24–64 bytes (to move an endpoint from another provider without changing its verification). Absent: a new random one.",
+        ))
+}
+
+/// The settings' properties, the same on create and patch.
+fn with_settings(object: ObjectBuilder) -> ObjectBuilder {
+    object
+        .property(FILTER, filter_schema())
+        .property(HEADERS, headers_schema())
+        .property(DESCRIPTION, description_schema())
+        .property(METADATA, metadata_schema())
+        .property(RATE_LIMIT, rate_limit_schema())
+}
+
 impl PartialSchema for WebhookCreateBody {
     fn schema() -> RefOr<Schema> {
-        closed_object()
+        let object = closed_object()
             .property(
                 NAME,
                 example(
@@ -187,11 +452,14 @@ impl PartialSchema for WebhookCreateBody {
             .required(URL)
             .property(
                 EVENTS,
-                events_schema()
-                    .description(Some("Each a known event type; duplicates are ignored.")),
+                events_schema().description(Some(
+                    "Each a known event type (duplicates are ignored), or [\"*\"] for every type, also those added later.",
+                )),
             )
             .required(EVENTS)
-            .property(ENABLED, boolean().description(Some("Default true.")))
+            .property(ENABLED, boolean().description(Some("Default true.")));
+        with_settings(object)
+            .property(SECRET, secret_schema())
             .into()
     }
 }
@@ -204,16 +472,16 @@ impl ToSchema for WebhookCreateBody {
 
 impl PartialSchema for WebhookPatchBody {
     fn schema() -> RefOr<Schema> {
-        // No field is required, and none is nullable: `null` is refused.
-        closed_object()
+        // No field is required; name, url, events and enabled cannot be null.
+        let object = closed_object()
             .description(Some(
-                "Any of the fields; each validated as on create. A field left out is left as it is.",
+                "Any of the fields; each validated as on create. A field left out is left as it is; null clears filter, headers, description, metadata and rate_limit.",
             ))
             .property(NAME, name_schema())
             .property(URL, url_schema())
             .property(EVENTS, events_schema())
-            .property(ENABLED, boolean())
-            .into()
+            .property(ENABLED, boolean());
+        with_settings(object).into()
     }
 }
 
@@ -222,6 +490,17 @@ impl ToSchema for WebhookPatchBody {
         add_component::<EventTypeName>(schemas);
     }
 }
+
+impl PartialSchema for RotateSecretBody {
+    fn schema() -> RefOr<Schema> {
+        closed_object()
+            .description(Some("Optional: send no body for a new random secret."))
+            .property(SECRET, secret_schema())
+            .into()
+    }
+}
+
+impl ToSchema for RotateSecretBody {}
 
 impl PartialSchema for TestEventBody {
     fn schema() -> RefOr<Schema> {
@@ -265,10 +544,11 @@ mod tests {
 
     #[test]
     fn a_patch_leaves_out_what_is_absent_and_refuses_null() {
-        let patch =
+        let WebhookPatchBody(patch) =
             WebhookPatchBody::read(object(r#"{"enabled": false}"#), TargetPolicy::SecureOnly)
                 .expect("valid");
         assert!(patch.name.is_none() && patch.url.is_none() && patch.events.is_none());
+        assert!(patch.filter.is_none() && patch.headers.is_none() && patch.rate_limit.is_none());
         assert_eq!(patch.enabled, Some(false));
         let error = WebhookPatchBody::read(object(r#"{"name": null}"#), TargetPolicy::SecureOnly)
             .err()
@@ -286,7 +566,12 @@ mod tests {
         );
         let created = WebhookCreateBody::read(body, TargetPolicy::SecureOnly).expect("valid");
         assert!(created.enabled);
-        assert_eq!(created.events, [EventType::TriggerEventCreated]);
+        assert_eq!(
+            created.events,
+            EventSelection::Only(vec![EventType::TriggerEventCreated])
+        );
+        assert_eq!(created.settings, WebhookSettings::default());
+        assert!(created.secret.is_none());
     }
 
     #[test]
@@ -297,7 +582,75 @@ mod tests {
         assert_eq!(error.code, "unknown_field");
         assert_eq!(
             error.message,
-            "Unknown field 'nme'. Known fields: name, url, events, enabled."
+            "Unknown field 'nme'. Known fields: name, url, events, enabled, filter, headers, description, metadata, rate_limit, secret."
         );
+    }
+
+    #[test]
+    fn a_patch_clears_with_null_and_sets_with_values() {
+        let WebhookPatchBody(patch) = WebhookPatchBody::read(
+            object(
+                r#"{"filter": null, "headers": null, "description": null, "metadata": null, "rate_limit": null}"#,
+            ),
+            TargetPolicy::SecureOnly,
+        )
+        .expect("valid");
+        assert_eq!(patch.filter, Some(None));
+        assert_eq!(patch.headers, Some(ExtraHeaders::none()));
+        assert_eq!(patch.description, Some(None));
+        assert_eq!(patch.metadata, Some(Metadata::default()));
+        assert_eq!(patch.rate_limit, Some(None));
+        let WebhookPatchBody(patch) = WebhookPatchBody::read(
+            object(r#"{"rate_limit": 20, "events": ["*"], "headers": {"X-Tenant": "acme"}}"#),
+            TargetPolicy::SecureOnly,
+        )
+        .expect("valid");
+        assert_eq!(patch.rate_limit, Some(RateLimit::new(20).ok()));
+        assert_eq!(patch.events, Some(EventSelection::Every));
+        assert_eq!(patch.headers.map(|headers| headers.len()), Some(1));
+    }
+
+    #[test]
+    fn each_new_field_names_itself_when_refused() {
+        let cases = [
+            (r#"{"filter": []}"#, "invalid_type", FILTER),
+            (r#"{"headers": {"Host": "x"}}"#, "invalid_value", HEADERS),
+            (r#"{"headers": {"X-A": 1}}"#, "invalid_type", HEADERS),
+            (r#"{"description": 5}"#, "invalid_type", DESCRIPTION),
+            (r#"{"metadata": {"k": 1}}"#, "invalid_type", METADATA),
+            (r#"{"rate_limit": 0}"#, "invalid_value", RATE_LIMIT),
+            (r#"{"rate_limit": 1.5}"#, "invalid_type", RATE_LIMIT),
+            (
+                r#"{"events": ["*", "trigger_event.created"]}"#,
+                "invalid_value",
+                EVENTS,
+            ),
+        ];
+        for (body, code, field) in cases {
+            let error = WebhookPatchBody::read(object(body), TargetPolicy::SecureOnly)
+                .err()
+                .unwrap_or_else(|| panic!("{body} refused"));
+            assert_eq!(
+                (error.code, error.field.as_deref()),
+                (code, Some(field)),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_rotation_reads_an_empty_body_or_a_secret() {
+        assert!(RotateSecretBody::read(None)
+            .expect("empty")
+            .secret
+            .is_none());
+        let own = WebhookSecret::generate();
+        let body = format!(r#"{{"secret": "{}"}}"#, own.expose());
+        let read = RotateSecretBody::read(Some(object(&body))).expect("valid");
+        assert_eq!(read.secret, Some(own));
+        let error = RotateSecretBody::read(Some(object(r#"{"secret": "whsec_c2hvcnQ="}"#)))
+            .err()
+            .expect("too short");
+        assert_eq!(error.field.as_deref(), Some(SECRET));
     }
 }

@@ -136,7 +136,9 @@ fn create_field_rows() -> Vec<(&'static str, &'static str, Vec<Value>, &'static 
                 json!(["trigger_event.created", "nope"]),
                 json!([""]),
                 json!(["TRIGGER_EVENT.CREATED"]),
-                json!(["*"]),
+                json!(["*", "trigger_event.created"]),
+                json!(["trigger_event.created", "*"]),
+                json!(["**"]),
             ],
             "invalid_value",
         ),
@@ -146,6 +148,176 @@ fn create_field_rows() -> Vec<(&'static str, &'static str, Vec<Value>, &'static 
             vec![json!("true"), json!(1), json!(0), json!([]), json!(null)],
             "invalid_type",
         ),
+        (
+            "webhook_own_secret_not_whsec_and_base64_of_24_to_64_bytes_is_invalid_value",
+            "secret",
+            vec![
+                json!("x"),
+                json!("whsec_"),
+                json!("whsec_c2hvcnQ="),
+                json!("whsec_!!!!"),
+                json!(format!("whsec_{}", base64_of(&[7; 23]))),
+                json!(format!("whsec_{}", base64_of(&[7; 65]))),
+            ],
+            "invalid_value",
+        ),
+        (
+            "webhook_own_secret_of_wrong_type_is_invalid_type",
+            "secret",
+            vec![json!(5), json!(null), json!(["whsec_x"])],
+            "invalid_type",
+        ),
+        (
+            "webhook_invalid_filter_is_invalid_value",
+            "filter",
+            invalid_filters(),
+            "invalid_value",
+        ),
+        (
+            "webhook_filter_not_an_object_is_invalid_type",
+            "filter",
+            vec![json!("type"), json!(5), json!([]), json!(true)],
+            "invalid_type",
+        ),
+        (
+            "webhook_invalid_headers_are_invalid_value",
+            "headers",
+            invalid_headers(),
+            "invalid_value",
+        ),
+        (
+            "webhook_headers_not_an_object_of_strings_is_invalid_type",
+            "headers",
+            vec![
+                json!("X-A: 1"),
+                json!([]),
+                json!({"X-A": 1}),
+                json!({"X-A": null}),
+            ],
+            "invalid_type",
+        ),
+        (
+            "webhook_description_too_long_or_with_control_characters_is_invalid_value",
+            "description",
+            vec![
+                json!("d".repeat(1001)),
+                json!("nul\u{0}"),
+                json!("bell\u{7}"),
+            ],
+            "invalid_value",
+        ),
+        (
+            "webhook_description_not_a_string_is_invalid_type",
+            "description",
+            vec![json!(5), json!(["d"]), json!({})],
+            "invalid_type",
+        ),
+        (
+            "webhook_invalid_metadata_is_invalid_value",
+            "metadata",
+            invalid_metadata(),
+            "invalid_value",
+        ),
+        (
+            "webhook_metadata_not_an_object_of_strings_is_invalid_type",
+            "metadata",
+            vec![
+                json!("k=v"),
+                json!([]),
+                json!({"k": 1}),
+                json!({"k": {"v": "w"}}),
+            ],
+            "invalid_type",
+        ),
+        (
+            "webhook_rate_limit_outside_1_to_10000_is_invalid_value",
+            "rate_limit",
+            vec![json!(0), json!(-1), json!(10001), json!(1e12)],
+            "invalid_value",
+        ),
+        (
+            "webhook_rate_limit_not_a_whole_number_is_invalid_type",
+            "rate_limit",
+            vec![json!("20"), json!(1.5), json!(true), json!([20])],
+            "invalid_type",
+        ),
+    ]
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Filters refused for what they say, each for its own rule (issue 16).
+fn invalid_filters() -> Vec<Value> {
+    let mut deep = json!({"type": "x"});
+    for _ in 0..8 {
+        deep = json!({"$not": deep});
+    }
+    let big: serde_json::Map<String, Value> = (0..300)
+        .map(|n| (format!("data.field_{n}"), json!("value")))
+        .collect();
+    vec![
+        json!({"data.points": {"$gte": true}}),
+        json!({"data.points": {"$bogus": 1}}),
+        json!({"$gte": 5}),
+        json!({"type": {"$in": "trigger_event.created"}}),
+        json!({"type": {"$nin": 5}}),
+        json!({"data.value": {"$exists": "yes"}}),
+        json!({"type": {"$startsWith": 5}}),
+        json!({"$and": []}),
+        json!({"$or": {"type": "x"}}),
+        json!({"$not": 5}),
+        json!({"data.x": {"$eq": 1, "plain": 2}}),
+        json!({"data..points": 1}),
+        deep,
+        Value::Object(big),
+    ]
+}
+
+fn invalid_headers() -> Vec<Value> {
+    let mut refused: Vec<Value> = [
+        "content-type",
+        "Content-Length",
+        "host",
+        "User-Agent",
+        "connection",
+        "Transfer-Encoding",
+        "te",
+        "upgrade",
+        "webhook-id",
+        "Webhook-Signature",
+        "webhook-timestamp",
+        "webhook-anything",
+    ]
+    .iter()
+    .map(|name| json!({ (*name): "x" }))
+    .collect();
+    let many: serde_json::Map<String, Value> =
+        (0..21).map(|n| (format!("X-{n}"), json!("v"))).collect();
+    refused.extend([
+        json!({"X Bad": "x"}),
+        json!({"X-Bad:": "x"}),
+        json!({"": "x"}),
+        json!({"X-A": ""}),
+        json!({"X-A": "line\nbreak"}),
+        json!({"X-A": "caf\u{e9}"}),
+        json!({"X-A": "v".repeat(1025)}),
+        Value::Object(many),
+    ]);
+    refused
+}
+
+fn invalid_metadata() -> Vec<Value> {
+    let many: serde_json::Map<String, Value> =
+        (0..51).map(|n| (format!("k{n}"), json!("v"))).collect();
+    vec![
+        Value::Object(many),
+        json!({ ("k".repeat(65)): "v" }),
+        json!({"": "v"}),
+        json!({"k": "v".repeat(513)}),
+        json!({"k": "nul\u{0}"}),
     ]
 }
 
@@ -176,7 +348,7 @@ fn create_cases() -> Vec<Case> {
             ));
         }
     }
-    for field in ["nmae", "secret", "id", "disabled_reason"] {
+    for field in ["nmae", "secret_key", "id", "disabled_reason"] {
         let name = format!("webhook_unknown_field_is_refused [{field}]");
         let body = with(webhook_body(), field, json!("x"));
         cases.push(Case::refused(
