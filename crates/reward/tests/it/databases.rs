@@ -191,3 +191,31 @@ impl Drop for PostgresDatabase {
         }
     }
 }
+
+/// One text column of one webhook as stored, read straight from the database (to check what is
+/// at rest: sealed secrets and headers).
+pub async fn stored_webhook_column(database_url: &str, column: &str, id: &str) -> String {
+    if let Some(path) = database_url.strip_prefix("sqlite://") {
+        let connection = rusqlite::Connection::open(path).expect("open");
+        connection
+            .query_row(
+                &format!("SELECT {column} FROM webhooks WHERE id = ?1"),
+                [id],
+                |row| row.get(0),
+            )
+            .expect("the column")
+    } else {
+        let (client, connection) = tokio_postgres::connect(database_url, NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        client
+            .query_one(
+                &format!("SELECT {column} FROM webhooks WHERE id = $1"),
+                &[&id],
+            )
+            .await
+            .expect("the column")
+            .get(0)
+    }
+}

@@ -14,6 +14,7 @@ mod dashboard;
 mod delivery;
 mod delivery_faults;
 mod edge;
+mod endpoint_controls;
 mod faults;
 mod fuzzing;
 mod hardening;

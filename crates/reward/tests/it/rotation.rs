@@ -8,6 +8,7 @@ use reward_core::time::Timestamp;
 use serde_json::json;
 
 use crate::common::{fresh_database, Api, TestServer};
+use crate::databases::stored_webhook_column;
 use crate::receiver::{Received, Receiver};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -172,29 +173,7 @@ async fn back_to_one_previous_secret(database_url: &str, previous: &[(&str, Stri
 
 /// What a webhook's `previous_secrets` column holds.
 async fn stored_previous(database_url: &str, id: &str) -> String {
-    if let Some(path) = database_url.strip_prefix("sqlite://") {
-        let connection = rusqlite::Connection::open(path).expect("open");
-        connection
-            .query_row(
-                "SELECT previous_secrets FROM webhooks WHERE id = ?1",
-                [id],
-                |row| row.get(0),
-            )
-            .expect("previous_secrets")
-    } else {
-        let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
-            .await
-            .expect("connect");
-        tokio::spawn(connection);
-        client
-            .query_one(
-                "SELECT previous_secrets FROM webhooks WHERE id = $1",
-                &[&id],
-            )
-            .await
-            .expect("previous_secrets")
-            .get(0)
-    }
+    stored_webhook_column(database_url, "previous_secrets", id).await
 }
 
 #[tokio::test]
