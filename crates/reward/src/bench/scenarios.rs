@@ -48,11 +48,23 @@ impl Bench {
         paths: &[String],
         enabled: bool,
     ) -> anyhow::Result<Vec<String>> {
-        let mut ids = Vec::with_capacity(paths.len());
-        for path in paths {
+        let unfiltered: Vec<(String, Option<Value>)> =
+            paths.iter().map(|path| (path.clone(), None)).collect();
+        self.filtered_webhooks(&unfiltered, enabled).await
+    }
+
+    /// Webhooks at these paths, each with its filter if it has one.
+    async fn filtered_webhooks(
+        &self,
+        webhooks: &[(String, Option<Value>)],
+        enabled: bool,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut ids = Vec::with_capacity(webhooks.len());
+        for (path, filter) in webhooks {
+            let url = format!("{}{path}", self.receiver.base_url);
             ids.push(
                 self.target
-                    .create_webhook(&format!("{}{path}", self.receiver.base_url), enabled)
+                    .create_webhook(&url, enabled, filter.as_ref())
                     .await?,
             );
         }
@@ -66,11 +78,21 @@ impl Bench {
         Ok(())
     }
 
-    /// Sends `events` trigger events from `concurrency` clients as fast as they go.
+    /// Sends `events` trigger events from `concurrency` clients as fast as they go, without values.
     async fn send_burst(
         &self,
         events: usize,
         label: &str,
+    ) -> anyhow::Result<(SentAt, Vec<Duration>, Instant)> {
+        self.send_valued_burst(events, label, |_| Value::Null).await
+    }
+
+    /// Like [`Self::send_burst`], the n-th event (from 0) carrying `value_of(n)` as its value.
+    async fn send_valued_burst(
+        &self,
+        events: usize,
+        label: &str,
+        value_of: fn(usize) -> Value,
     ) -> anyhow::Result<(SentAt, Vec<Duration>, Instant)> {
         let next = Arc::new(AtomicUsize::new(0));
         let sent = Arc::new(Mutex::new(HashMap::with_capacity(events)));
@@ -86,8 +108,12 @@ impl Bench {
             );
             let user = format!("{label}-{client}");
             clients.push(tokio::spawn(async move {
-                while next.fetch_add(1, Ordering::Relaxed) < events {
-                    let (id, started, acknowledged) = target.record(&user).await?;
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= events {
+                        break;
+                    }
+                    let (id, started, acknowledged) = target.record(&user, value_of(n)).await?;
                     sent.lock().await.insert(id, started);
                     acks.lock().await.push(acknowledged - started);
                 }
@@ -120,7 +146,7 @@ impl Bench {
             let (target, sent) = (self.target.clone(), sent.clone());
             let user = format!("{label}-{}", n % 64);
             requests.spawn(async move {
-                let (id, started, _) = target.record(&user).await?;
+                let (id, started, _) = target.record(&user, Value::Null).await?;
                 sent.lock().await.insert(id, started);
                 anyhow::Ok(())
             });
@@ -141,7 +167,20 @@ impl Bench {
         paths: &HashSet<String>,
         timeout: Duration,
     ) -> anyhow::Result<(Vec<(String, Instant)>, Instant, usize)> {
-        let expected = sent.len() * paths.len();
+        self.collect_expected(name, sent, paths, sent.len() * paths.len(), timeout)
+            .await
+    }
+
+    /// Waits for `expected` distinct (event, path) arrivals; an arrival beyond them is a
+    /// duplicate.
+    async fn collect_expected(
+        &self,
+        name: &str,
+        sent: &SentAt,
+        paths: &HashSet<String>,
+        expected: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<(Vec<(String, Instant)>, Instant, usize)> {
         let deadline = Instant::now() + timeout;
         let mut arrivals = Vec::with_capacity(expected);
         let mut seen: HashSet<(String, String)> = HashSet::with_capacity(expected);
@@ -261,20 +300,54 @@ impl Bench {
         events: usize,
         webhook_count: usize,
     ) -> anyhow::Result<Report> {
-        let paths: Vec<String> = (0..webhook_count)
-            .map(|n| format!("/ok/{name}-{n}"))
+        let webhooks: Vec<(String, Option<Value>)> = (0..webhook_count)
+            .map(|n| (format!("/ok/{name}-{n}"), None))
             .collect();
-        let webhooks = self.webhooks(&paths, true).await?;
+        self.deliver_to(name, events, &webhooks, |_| Value::Null, webhook_count)
+            .await
+    }
+
+    /// N events to 10 webhooks whose filters each keep half of them: every event's value is its
+    /// number modulo 10, and webhook k keeps the values k..k+4 (mod 10), so each event goes to
+    /// exactly five. Beside `fanout` with the same deliveries, it shows what matching filters
+    /// costs.
+    pub async fn filtered(&self, events: usize) -> anyhow::Result<Report> {
+        const WEBHOOKS: usize = 10;
+        let webhooks: Vec<(String, Option<Value>)> = (0..WEBHOOKS)
+            .map(|k| {
+                let kept: Vec<usize> = (k..k + WEBHOOKS / 2).map(|v| v % WEBHOOKS).collect();
+                let filter = json!({"type": "trigger_event.created", "data.value": {"$in": kept}});
+                (format!("/ok/filtered-{k}"), Some(filter))
+            })
+            .collect();
+        let value_of = |n: usize| json!(n % WEBHOOKS);
+        self.deliver_to("filtered", events, &webhooks, value_of, WEBHOOKS / 2)
+            .await
+    }
+
+    /// Events to these webhooks, each event reaching `per_event` of them.
+    async fn deliver_to(
+        &self,
+        name: &'static str,
+        events: usize,
+        webhooks: &[(String, Option<Value>)],
+        value_of: fn(usize) -> Value,
+        per_event: usize,
+    ) -> anyhow::Result<Report> {
+        let webhook_count = webhooks.len();
+        let ids = self.filtered_webhooks(webhooks, true).await?;
         let cpu_before = self.cpu();
-        let (sent, _, first) = self.send_burst(events, name).await?;
-        let timeout =
-            Duration::from_secs(120) + Duration::from_millis((events * webhook_count) as u64);
-        let path_set: HashSet<String> = paths.iter().cloned().collect();
-        let (arrivals, last, duplicates) = self.collect(name, &sent, &path_set, timeout).await?;
+        let (sent, _, first) = self.send_valued_burst(events, name, value_of).await?;
+        let timeout = Duration::from_secs(120) + Duration::from_millis((events * per_event) as u64);
+        let path_set: HashSet<String> = webhooks.iter().map(|(path, _)| path.clone()).collect();
+        let expected = sent.len() * per_event;
+        let (arrivals, last, duplicates) = self
+            .collect_expected(name, &sent, &path_set, expected, timeout)
+            .await?;
         let cpu = cpu_before
             .zip(self.cpu())
             .map(|(before, after)| after - before);
-        self.remove(&webhooks).await?;
+        self.remove(&ids).await?;
         let deliveries = arrivals.len();
         let per_second = rate(deliveries, last.saturating_duration_since(first));
         let latency = percentiles(&mut Self::latencies(&sent, &arrivals));
@@ -282,8 +355,8 @@ impl Bench {
             name,
             rows: vec![
                 (
-                    "events × webhooks".into(),
-                    format!("{} × {webhook_count}", sent.len()),
+                    "events × webhooks (each event to)".into(),
+                    format!("{} × {webhook_count} ({per_event})", sent.len()),
                 ),
                 (
                     "delivered (each exactly counted)".into(),

@@ -64,12 +64,21 @@ impl Target {
         Ok(())
     }
 
-    pub async fn create_webhook(&self, url: &str, enabled: bool) -> anyhow::Result<String> {
+    /// A webhook of `trigger_event.created`, with a payload filter when given.
+    pub async fn create_webhook(
+        &self,
+        url: &str,
+        enabled: bool,
+        filter: Option<&Value>,
+    ) -> anyhow::Result<String> {
         let created = self
             .call(
                 reqwest::Method::POST,
                 "/v1/webhooks",
-                Some(json!({"name": "bench", "url": url, "events": ["trigger_event.created"], "enabled": enabled})),
+                Some(
+                    json!({"name": "bench", "url": url, "events": ["trigger_event.created"],
+                            "enabled": enabled, "filter": filter}),
+                ),
             )
             .await?;
         Ok(created["id"].as_str().context("webhook id")?.to_owned())
@@ -85,15 +94,19 @@ impl Target {
         Ok(())
     }
 
-    /// Records one trigger event; returns its id, when the request started, and when it was
-    /// acknowledged.
-    pub async fn record(&self, user: &str) -> anyhow::Result<(String, Instant, Instant)> {
+    /// Records one trigger event with this value; returns its id, when the request started, and
+    /// when it was acknowledged.
+    pub async fn record(
+        &self,
+        user: &str,
+        value: Value,
+    ) -> anyhow::Result<(String, Instant, Instant)> {
         let started = Instant::now();
         let recorded = self
             .call(
                 reqwest::Method::POST,
                 "/v1/trigger_events",
-                Some(json!({"user_id": user, "trigger_id": TRIGGER, "value": null})),
+                Some(json!({"user_id": user, "trigger_id": TRIGGER, "value": value})),
             )
             .await?;
         let acknowledged = Instant::now();

@@ -43,6 +43,9 @@ async fn bench_runs_every_scenario_and_counts_every_delivery() {
     assert_eq!(scenarios["ingest"]["events"], 2000);
     assert_eq!(scenarios["deliver"]["deliveries"], 2000);
     assert_eq!(scenarios["fanout"]["deliveries"], 2000);
+    // 400 events, each kept by the filters of exactly five of the ten webhooks.
+    assert_eq!(scenarios["filtered"]["events"], 400);
+    assert_eq!(scenarios["filtered"]["deliveries"], 2000);
     assert_eq!(scenarios["latency"]["deliveries"], 400);
     assert_eq!(scenarios["mixed"]["healthy_deliveries"], 40 * 8);
     assert_eq!(scenarios["backlog"]["deliveries"], 4000);
