@@ -122,55 +122,69 @@ impl SecretCipher {
 
     /// The stored form of a webhook's secret.
     pub fn seal(&self, webhook_id: &str, secret: &WebhookSecret) -> String {
+        self.seal_text(webhook_id, secret.expose())
+    }
+
+    /// The stored form of any text that must not be readable from the database alone (a
+    /// secret, or an answer that holds one), bound to `context` (its row's identity): it opens
+    /// only with the same context. Plain when there is no key ([`Self::plaintext`]).
+    pub fn seal_text(&self, context: &str, text: &str) -> String {
         let Some(cipher) = &self.cipher else {
-            return secret.expose().to_owned();
+            return text.to_owned();
         };
         let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
         let payload = Payload {
-            msg: secret.expose().as_bytes(),
-            aad: webhook_id.as_bytes(),
+            msg: text.as_bytes(),
+            aad: context.as_bytes(),
         };
         let sealed = cipher
             .encrypt(&nonce, payload)
-            .expect("sealing a short secret cannot fail");
+            .expect("sealing text held in memory cannot fail");
         let mut bytes = nonce.to_vec();
         bytes.extend_from_slice(&sealed);
         format!("{SEALED_PREFIX}{}", BASE64.encode(bytes))
     }
 
-    /// A webhook's secret from its stored form (sealed, or plain from before encryption).
-    pub fn open(&self, webhook_id: &str, stored: &str) -> Result<WebhookSecret, StoreError> {
-        let corrupt = |why: &str| StoreError::Internal(format!("webhook {webhook_id}: {why}"));
+    /// Text from [`Self::seal_text`]'s stored form, opened with the same `context`. Text stored
+    /// plain (no key when written) is returned as it is.
+    pub fn open_text(&self, context: &str, stored: &str) -> Result<String, StoreError> {
+        let corrupt = |why: &str| StoreError::Internal(format!("{context}: {why}"));
         let Some(encoded) = stored.strip_prefix(SEALED_PREFIX) else {
-            return WebhookSecret::parse(stored)
-                .map_err(|_| corrupt("the stored secret is not valid"));
+            return Ok(stored.to_owned());
         };
         let Some(cipher) = &self.cipher else {
-            return Err(corrupt(
-                "the secret is sealed and no REWARD_SECRET_KEY was given",
-            ));
+            return Err(corrupt("the text is sealed and no REWARD_SECRET_KEY was given"));
         };
-        if let Some(secret) = self.remembered(webhook_id, stored) {
-            return Ok(secret);
-        }
         let bytes = BASE64
             .decode(encoded)
-            .map_err(|_| corrupt("the sealed secret is not base64"))?;
+            .map_err(|_| corrupt("the sealed text is not base64"))?;
         if bytes.len() < NONCE_LEN {
-            return Err(corrupt("the sealed secret is too short"));
+            return Err(corrupt("the sealed text is too short"));
         }
         let (nonce, sealed) = bytes.split_at(NONCE_LEN);
         let payload = Payload {
             msg: sealed,
-            aad: webhook_id.as_bytes(),
+            aad: context.as_bytes(),
         };
         let plain = cipher
             .decrypt(Nonce::from_slice(nonce), payload)
-            .map_err(|_| {
-                corrupt("the secret does not open with this key (is REWARD_SECRET_KEY or the key file the one it was sealed with?)")
-            })?;
-        let text =
-            String::from_utf8(plain).map_err(|_| corrupt("the opened secret is not text"))?;
+            .map_err(|_| corrupt("the sealed text does not open with this key"))?;
+        String::from_utf8(plain).map_err(|_| corrupt("the opened text is not UTF-8"))
+    }
+
+    /// A webhook's secret from its stored form (sealed, or plain from before encryption).
+    pub fn open(&self, webhook_id: &str, stored: &str) -> Result<WebhookSecret, StoreError> {
+        let corrupt = |why: &str| StoreError::Internal(format!("webhook {webhook_id}: {why}"));
+        if Self::is_plain(stored) {
+            return WebhookSecret::parse(stored)
+                .map_err(|_| corrupt("the stored secret is not valid"));
+        }
+        if let Some(secret) = self.remembered(webhook_id, stored) {
+            return Ok(secret);
+        }
+        let text = self.open_text(webhook_id, stored).map_err(|_| {
+            corrupt("the secret does not open (is REWARD_SECRET_KEY or the key file the one it was sealed with?)")
+        })?;
         let secret =
             WebhookSecret::parse(&text).map_err(|_| corrupt("the opened secret is not valid"))?;
         self.remember(webhook_id, stored, &secret);
@@ -314,6 +328,22 @@ mod tests {
             secret.expose()
         );
         assert!(SecretCipher::is_plain(secret.expose()) && !SecretCipher::is_plain(&stored));
+    }
+
+    #[test]
+    fn sealed_text_opens_only_with_its_key_and_context() {
+        let cipher = SecretCipher::new([3; 32]);
+        let stored = cipher.seal_text("acct/key-1", r#"{"secret":"whsec_x"}"#);
+        assert!(!stored.contains("whsec_x"));
+        assert_eq!(
+            cipher.open_text("acct/key-1", &stored).expect("open"),
+            r#"{"secret":"whsec_x"}"#
+        );
+        assert!(cipher.open_text("acct/key-2", &stored).is_err(), "another row");
+        assert!(SecretCipher::new([4; 32]).open_text("acct/key-1", &stored).is_err());
+        let plain = SecretCipher::plaintext();
+        assert_eq!(plain.seal_text("c", "{}"), "{}");
+        assert_eq!(plain.open_text("c", "{}").expect("plain"), "{}");
     }
 
     #[test]
