@@ -6,14 +6,15 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use reward_core::digest::sha256_hex;
-use reward_core::names::{IdempotencyKey, TriggerId, UserId};
+use reward_core::names::{TriggerId, UserId};
 use reward_store::records::{RecordTriggerEvent, TriggerEventOutcome};
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::bodies::TriggerEventBody;
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
+use super::idempotency::{idempotency_key, REPLAYED_HEADER};
 use super::extract::Authenticated;
 use super::input::JsonObject;
 use super::schemas::ErrorBody;
@@ -23,21 +24,6 @@ use crate::operations;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(record))
-}
-
-fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<IdempotencyKey>> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let text = value.to_str().map_err(|_| {
-        ApiError::invalid(
-            "Idempotency-Key",
-            "An Idempotency-Key may only contain visible ASCII characters.",
-        )
-    })?;
-    IdempotencyKey::parse(text)
-        .map(Some)
-        .map_err(|error| ApiError::invalid("Idempotency-Key", error.0))
 }
 
 /// What makes two requests "the same body": the validated fields, not their spelling.
@@ -86,7 +72,7 @@ async fn record(
     if replayed {
         response
             .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     }
     Ok(response)
 }
