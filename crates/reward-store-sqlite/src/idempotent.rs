@@ -19,7 +19,11 @@ struct Kept {
     answer: Option<(u16, String)>,
 }
 
-fn kept(connection: &Connection, account: &AccountId, key: &IdempotencyKey) -> StoreResult<Option<Kept>> {
+fn kept(
+    connection: &Connection,
+    account: &AccountId,
+    key: &IdempotencyKey,
+) -> StoreResult<Option<Kept>> {
     connection
         .prepare_cached(
             "SELECT request_fingerprint, status, body, created_at FROM idempotent_responses
@@ -73,7 +77,12 @@ pub fn reserve(
              VALUES (?1, ?2, ?3, NULL, NULL, ?4)",
         )
         .and_then(|mut statement| {
-            statement.execute(params![account.as_str(), key.as_str(), fingerprint, now.as_millis()])
+            statement.execute(params![
+                account.as_str(),
+                key.as_str(),
+                fingerprint,
+                now.as_millis()
+            ])
         })
         .map_err(from_sqlite)?;
     Ok(Reservation::Reserved(now))
@@ -118,7 +127,11 @@ pub fn release(
              WHERE account_id = ?1 AND key = ?2 AND created_at = ?3 AND status IS NULL",
         )
         .and_then(|mut statement| {
-            statement.execute(params![account.as_str(), key.as_str(), reserved.as_millis()])
+            statement.execute(params![
+                account.as_str(),
+                key.as_str(),
+                reserved.as_millis()
+            ])
         })
         .map_err(from_sqlite)?;
     Ok(())

@@ -114,8 +114,14 @@ mod tests {
         assert_eq!(verdict(&kept(false, at(5)), "f", now), Verdict::InProgress);
         assert_eq!(verdict(&kept(false, at(5)), "g", now), Verdict::Conflict);
         let abandoned = at(RESERVATION_TIMEOUT_MS);
-        assert_eq!(verdict(&kept(false, abandoned), "f", now), Verdict::TakeOver);
-        assert_eq!(verdict(&kept(false, abandoned), "g", now), Verdict::Conflict);
+        assert_eq!(
+            verdict(&kept(false, abandoned), "f", now),
+            Verdict::TakeOver
+        );
+        assert_eq!(
+            verdict(&kept(false, abandoned), "g", now),
+            Verdict::Conflict
+        );
         let expired = at(idempotency::WINDOW_MS);
         assert_eq!(verdict(&kept(true, expired), "g", now), Verdict::TakeOver);
     }

@@ -153,7 +153,9 @@ impl SecretCipher {
             return Ok(stored.to_owned());
         };
         let Some(cipher) = &self.cipher else {
-            return Err(corrupt("the text is sealed and no REWARD_SECRET_KEY was given"));
+            return Err(corrupt(
+                "the text is sealed and no REWARD_SECRET_KEY was given",
+            ));
         };
         let bytes = BASE64
             .decode(encoded)
@@ -339,8 +341,13 @@ mod tests {
             cipher.open_text("acct/key-1", &stored).expect("open"),
             r#"{"secret":"whsec_x"}"#
         );
-        assert!(cipher.open_text("acct/key-2", &stored).is_err(), "another row");
-        assert!(SecretCipher::new([4; 32]).open_text("acct/key-1", &stored).is_err());
+        assert!(
+            cipher.open_text("acct/key-2", &stored).is_err(),
+            "another row"
+        );
+        assert!(SecretCipher::new([4; 32])
+            .open_text("acct/key-1", &stored)
+            .is_err());
         let plain = SecretCipher::plaintext();
         assert_eq!(plain.seal_text("c", "{}"), "{}");
         assert_eq!(plain.open_text("c", "{}").expect("plain"), "{}");

@@ -9,6 +9,7 @@
 //! and keeping the answer that says so.
 
 use std::future::Future;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -22,6 +23,10 @@ use reward_store::idempotent::{Reservation, StoredResponse};
 use super::error::{ApiError, ApiResult};
 use super::input::JsonObject;
 use super::AppState;
+
+/// How long a request waits for another with its key to answer, in steps, before a 409.
+const IN_PROGRESS_WAIT: Duration = Duration::from_millis(50);
+const IN_PROGRESS_WAITS: u32 = 10;
 
 /// The header that replays say they are replays with.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
@@ -73,14 +78,23 @@ where
     let Some(IdempotentRequest { key, fingerprint }) = request else {
         return work.await.map(IntoResponse::into_response);
     };
-    let reserved = match state
-        .store
-        .reserve_request(account, &key, &fingerprint, Timestamp::now())
-        .await?
-    {
-        Reservation::Reserved(at) => at,
-        Reservation::Replay(answer) => return replay(answer),
-        Reservation::InProgress => return Err(in_progress()),
+    let mut waits = 0;
+    let reserved = loop {
+        match state
+            .store
+            .reserve_request(account, &key, &fingerprint, Timestamp::now())
+            .await?
+        {
+            Reservation::Reserved(at) => break at,
+            Reservation::Replay(answer) => return replay(answer),
+            // The first request usually answers within milliseconds: wait for its answer a
+            // little rather than make the client retry.
+            Reservation::InProgress if waits < IN_PROGRESS_WAITS => {
+                waits += 1;
+                tokio::time::sleep(IN_PROGRESS_WAIT).await;
+            }
+            Reservation::InProgress => return Err(in_progress()),
+        }
     };
     let store = state.store.clone();
     let account = account.clone();

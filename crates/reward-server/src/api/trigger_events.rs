@@ -14,8 +14,8 @@ use utoipa_axum::routes;
 
 use super::bodies::TriggerEventBody;
 use super::error::ApiResult;
-use super::idempotency::{idempotency_key, REPLAYED_HEADER};
 use super::extract::Authenticated;
+use super::idempotency::{idempotency_key, REPLAYED_HEADER};
 use super::input::JsonObject;
 use super::schemas::ErrorBody;
 use super::views::TriggerEventView;

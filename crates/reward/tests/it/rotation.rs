@@ -113,7 +113,8 @@ async fn every_secret_rotated_out_keeps_signing_five_at_most() {
 
 /// The database as the version before kept it: one `previous_secret` (and its expiry) per
 /// webhook, and the migration that replaced them not yet applied. `previous` maps webhook ids to
-/// the previous secret to store, sealed or plain. This migration is the newest of both backends.
+/// the previous secret to store, sealed or plain. Later migrations then run again too (each is
+/// written with `IF NOT EXISTS` to allow that).
 async fn back_to_one_previous_secret(database_url: &str, previous: &[(&str, String)]) {
     let expires_at = Timestamp::now().plus_millis(3600 * 1000).as_millis();
     if let Some(path) = database_url.strip_prefix("sqlite://") {
@@ -144,7 +145,7 @@ async fn back_to_one_previous_secret(database_url: &str, previous: &[(&str, Stri
             .batch_execute(
                 "ALTER TABLE webhooks ADD COLUMN previous_secret TEXT,
                      ADD COLUMN previous_secret_expires_at BIGINT, DROP COLUMN previous_secrets;
-                 DELETE FROM reward_migrations WHERE version = 5;",
+                 DELETE FROM reward_migrations WHERE version >= 5;",
             )
             .await
             .expect("the older schema");
