@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 use super::bodies::ApiKeyCreateBody;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody};
-use super::idempotency::{self, IdempotentRequest};
+use super::idempotency::{self, IdempotencyKeyHeader, IdempotentRequest};
 use super::input::JsonObject;
 use super::schemas::{ApiKeyList, ByIdErrors, ErrorBody, ListErrors};
 use super::{parse_path_id, AppState};
@@ -61,7 +61,7 @@ impl From<ApiKey> for ApiKeyView {
 
 #[utoipa::path(post, path = "/v1/api_keys", operation_id = "create_api_key", tag = "API keys", summary = "Create an API key",
     description = "The key itself is in this answer only; afterwards only its prefix is shown (a replay of this answer for the same Idempotency-Key, kept sealed for 24 h, shows it again). With an Idempotency-Key (kept 24 h) the same key and body answer the first response again and create nothing; the same key with another body or route answers 409.",
-    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters")),
+    params(IdempotencyKeyHeader),
     request_body = ApiKeyCreateBody, security(("api_key" = [])),
     responses((status = 201, description = "The key, with its text (or, on a replay, the first answer again)", body = ApiKeyView,
             headers(("Idempotent-Replayed" = String, description = "`true` when this answer replays the first one for the same Idempotency-Key and body (nothing new was created); absent otherwise."))),

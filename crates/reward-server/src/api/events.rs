@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use super::bodies::{parse_event_type, ResendBody};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody, QueryParams};
-use super::idempotency::{self, IdempotentRequest};
+use super::idempotency::{self, IdempotencyKeyHeader, IdempotentRequest};
 use super::input::JsonObject;
 use super::schemas::{
     ByIdErrors, ErrorBody, EventFilter, EventList, EventTypeList, EventView, ListErrors, ListParams,
@@ -74,8 +74,7 @@ async fn show(
 /// the request is valid, the webhook's state refuses it until it is enabled again.
 #[utoipa::path(post, path = "/v1/events/{id}/resend", operation_id = "resend_event", tag = "Events", summary = "Resend an event",
     description = "Queues a new delivery of this stored event to one enabled webhook of the account, whatever the webhook subscribes to: the same event id (`webhook-id`) and exactly the stored payload bytes, signed with the webhook's secret. With an Idempotency-Key (kept 24 h) the same key and body answer the first response again and queue nothing; the same key with another body or route answers 409.",
-    params(("id" = String, Path, description = "The event id (we_...)"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters")),
+    params(("id" = String, Path, description = "The event id (we_...)"), IdempotencyKeyHeader),
     request_body = ResendBody, security(("api_key" = [])),
     responses((status = 202, description = "The new delivery (or, on a replay, the first answer again, with Idempotent-Replayed: true)", body = DeliveryView,
             headers(("Idempotent-Replayed" = String, description = "`true` when this answer replays the first one for the same Idempotency-Key and body (nothing new was queued); absent otherwise."))),

@@ -19,6 +19,10 @@ use reward_core::ids::AccountId;
 use reward_core::names::IdempotencyKey;
 use reward_core::time::Timestamp;
 use reward_store::idempotent::{Reservation, StoredResponse};
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::Required;
+use utoipa::IntoParams;
 
 use super::error::{ApiError, ApiResult};
 use super::input::JsonObject;
@@ -45,6 +49,29 @@ pub fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<IdempotencyKey>>
     IdempotencyKey::parse(text)
         .map(Some)
         .map_err(|error| ApiError::invalid("Idempotency-Key", error.0))
+}
+
+/// The `Idempotency-Key` header as the OpenAPI document describes it, on every route that reads
+/// it (`params(IdempotencyKeyHeader)`).
+pub struct IdempotencyKeyHeader;
+
+impl IntoParams for IdempotencyKeyHeader {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(IdempotencyKey::MAX_LEN))
+            .pattern(Some(IdempotencyKey::PATTERN));
+        vec![ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "1–255 visible ASCII characters, kept 24 hours per account: the same key with the same request answers the first response again (`Idempotent-Replayed: true`) and creates nothing; with another request it answers 409.",
+            ))
+            .schema(Some(schema))
+            .build()]
+    }
 }
 
 /// A request with an `Idempotency-Key`: the key and what makes two requests the same one.

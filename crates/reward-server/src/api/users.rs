@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use super::bodies::CreditsBody;
 use super::error::{ApiError, ApiResult};
 use super::extract::Authenticated;
-use super::idempotency::{self, IdempotentRequest};
+use super::idempotency::{self, IdempotencyKeyHeader, IdempotentRequest};
 use super::input::JsonObject;
 use super::schemas::{ByIdErrors, ErrorBody, UserIdPath};
 use super::views::{CreditsView, UserView};
@@ -47,7 +47,7 @@ async fn show(
 
 #[utoipa::path(post, path = "/v1/users/{user_id}/credits", operation_id = "issue_credits", tag = "Users", summary = "Issue credit points by hand",
     description = "Adds points to the user's balance and emits balance.credit_points_issued. A balance never passes 2^53 - 1 (9007199254740991): points that would take it past answer 422 balance_overflow and change nothing. With an Idempotency-Key (kept 24 h) the same key and body answer the first response again and issue and emit nothing; the same key with another body or route answers 409.",
-    params(UserIdPath, ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters")),
+    params(UserIdPath, IdempotencyKeyHeader),
     request_body = CreditsBody, security(("api_key" = [])),
     responses((status = 201, description = "The issuance and the new balance (or, on a replay, the first answer again)", body = CreditsView,
             headers(("Idempotent-Replayed" = String, description = "`true` when this answer replays the first one for the same Idempotency-Key and body (nothing new was created); absent otherwise."))),

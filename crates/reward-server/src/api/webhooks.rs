@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 use super::bodies::{RecoverBody, TestEventBody, WebhookCreateBody, WebhookPatchBody};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody, QueryParams};
-use super::idempotency::{self, IdempotentRequest};
+use super::idempotency::{self, IdempotencyKeyHeader, IdempotentRequest};
 use super::input::JsonObject;
 use super::limits::ensure_room_for_webhook;
 use super::schemas::{
@@ -40,7 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[utoipa::path(post, path = "/v1/webhooks", operation_id = "create_webhook", tag = "Webhooks", summary = "Create a webhook",
     description = "Creates an endpoint that receives every event of the types it subscribes to, signed with its own secret. The answer holds that secret (`whsec_...`); `GET /v1/webhooks/{id}/secret` reads it again. With an Idempotency-Key (kept 24 h) the same key and body answer the first response again and create nothing; the same key with another body or route answers 409.",
-    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters")),
+    params(IdempotencyKeyHeader),
     request_body = WebhookCreateBody, security(("api_key" = [])),
     responses((status = 201, description = "The webhook, with its signing secret (or, on a replay, the first answer again)", body = WebhookView,
             headers(("Idempotent-Replayed" = String, description = "`true` when this answer replays the first one for the same Idempotency-Key and body (nothing new was created); absent otherwise."))),
@@ -214,7 +214,7 @@ async fn rotate_secret(
 
 #[utoipa::path(post, path = "/v1/webhooks/{id}/test", operation_id = "send_test_event", tag = "Webhooks", summary = "Send a test event",
     description = "Emits the type's example event, under a fresh id, to this webhook only. With an Idempotency-Key (kept 24 h) the same key and body answer the first response again and emit nothing; the same key with another body or route answers 409.",
-    params(("id" = String, Path, description = "The webhook id (wh_...)"), ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters")),
+    params(("id" = String, Path, description = "The webhook id (wh_...)"), IdempotencyKeyHeader),
     request_body = TestEventBody, security(("api_key" = [])),
     responses((status = 202, description = "The delivery of the test event (or, on a replay, the first answer again)", body = DeliveryView,
             headers(("Idempotent-Replayed" = String, description = "`true` when this answer replays the first one for the same Idempotency-Key and body (nothing new was created); absent otherwise."))),
