@@ -8,7 +8,8 @@
 //! - One row per account and key (`idempotent_responses`): the request's fingerprint (method,
 //!   path and body), then its answer's status and body. The row is written as a *reservation*
 //!   (no answer yet) before the work starts, so of two requests with one key only one does the
-//!   work; the other is told the first is in progress ([`Reservation::InProgress`], a 409).
+//!   work; the other is told the first is in progress ([`Reservation::InProgress`]: the API
+//!   waits a moment for the first answer, then answers 409 `idempotency_in_progress`).
 //! - Only a 2xx answer is kept. Any other outcome releases the reservation: nothing was
 //!   created, and the same key may be tried again (as with trigger events).
 //! - The work and the kept answer are two transactions: a crash between them leaves a

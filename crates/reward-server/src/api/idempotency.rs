@@ -4,7 +4,9 @@
 //! in `reward_store::idempotent`; trigger events keep their own keys (`trigger_events.rs`).
 //!
 //! A handler reads the key ([`IdempotentRequest::read`], 422 on a bad one) and hands its work to
-//! [`respond`], which reserves the key first, runs the work, and keeps a 2xx answer. The work
+//! [`respond`], which reserves the key first, runs the work, and keeps a 2xx answer (a second
+//! request while the first works waits a moment for that answer, then gets 409
+//! `idempotency_in_progress`). The body is validated before the key is reserved. The work
 //! runs in a task of its own: a client that hangs up cannot stop it between creating something
 //! and keeping the answer that says so.
 
