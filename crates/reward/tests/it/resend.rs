@@ -6,7 +6,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::common::{Api, TestServer};
+use crate::common::{create_account, Api, ServerProcess, TestServer};
+use crate::databases::fresh_database;
 use crate::receiver::Receiver;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -204,4 +205,71 @@ async fn a_refused_resend_says_why_and_changes_nothing() {
     assert_eq!(api.snapshot().await, snapshot);
     assert_eq!(other.snapshot().await, others_snapshot);
     assert_eq!(receiver.count(), 2, "nothing was sent");
+}
+
+/// The 202 comes after the delivery is written: a crash right after it loses nothing. The
+/// receiver is down until the server is killed, so only the restarted server can deliver.
+#[tokio::test]
+async fn a_resend_answered_survives_a_crash() {
+    let (_database, database_url) = fresh_database().await;
+    let address = {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        free.local_addr().expect("address").to_string()
+    };
+    let env = [
+        ("REWARD_ALLOW_INSECURE_TARGETS", "true"),
+        ("REWARD_RETRY_BASE", "1h"),
+        ("REWARD_LEASE", "2s"),
+    ];
+    let server = ServerProcess::spawn(&database_url, &env).await;
+    let account = create_account(&database_url, "Acme").await;
+    let key = account["api_key"].as_str().expect("api_key").to_owned();
+    let api = Api::new(&server.base_url, &key);
+    let target = webhook(
+        &api,
+        &format!("http://{address}/hook"),
+        json!(["balance.credit_points_issued"]),
+    )
+    .await;
+    let target_id = target["id"].as_str().expect("id").to_owned();
+    let event = stored_event(&api).await;
+    let reply = api
+        .post(
+            &format!("/v1/events/{event}/resend"),
+            json!({"webhook_id": target_id}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+    let delivery = reply.body["id"].as_str().expect("id").to_owned();
+    server.kill().await;
+
+    let receiver = Receiver::start_at(&address).await;
+    let restarted = ServerProcess::spawn(&database_url, &env).await;
+    let api = Api::new(&restarted.base_url, &key);
+    let kept = api.get(&format!("/v1/deliveries/{delivery}")).await;
+    assert_eq!(kept.status, StatusCode::OK, "{:?}", kept.body);
+    assert_eq!(kept.body["event_id"], event.as_str());
+    assert_eq!(kept.body["webhook_id"], target_id.as_str());
+    // Whether or not its first attempt (refused) was made before the kill, one now delivers it.
+    let retried = api
+        .post(&format!("/v1/deliveries/{delivery}/retry"), json!({}))
+        .await;
+    assert!(retried.status.is_success(), "{:?}", retried.body);
+    api.wait_delivery(&delivery, WAIT, |d| d["status"] == "succeeded")
+        .await;
+    let stored = api.get(&format!("/v1/events/{event}")).await;
+    let arrived = receiver
+        .received()
+        .into_iter()
+        .find(|request| request.header("webhook-id") == event)
+        .expect("the resent event arrived");
+    assert_eq!(
+        arrived.body,
+        serde_json::to_vec(&stored.body).expect("json")
+    );
+    standardwebhooks::Webhook::new(target["secret"].as_str().expect("secret"))
+        .expect("secret")
+        .verify(&arrived.body, &arrived.headers)
+        .expect("signed with the webhook's secret");
+    restarted.kill().await;
 }
