@@ -134,9 +134,7 @@ where
         };
         if !response.status().is_success() {
             // Nothing was created: the key may be used again.
-            if let Err(error) = store.release_request(&account, &key, reserved).await {
-                tracing::warn!(%error, "could not release an Idempotency-Key; it frees itself shortly");
-            }
+            release(store, account, key, reserved).await;
             return response;
         }
         let (parts, body) = response.into_parts();
@@ -164,6 +162,38 @@ where
         )))
     })
 }
+
+/// Frees a reservation whose request created nothing. When the store is down (the likely reason
+/// the request failed), tries again in the background for as long as the reservation would hold
+/// the key anyway, so the client's retry with the same key is not kept waiting by it.
+async fn release(
+    store: std::sync::Arc<dyn reward_store::Store>,
+    account: AccountId,
+    key: IdempotencyKey,
+    reserved: Timestamp,
+) {
+    if store
+        .release_request(&account, &key, reserved)
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    tokio::spawn(async move {
+        for _ in 0..RELEASE_TRIES {
+            tokio::time::sleep(RELEASE_PAUSE).await;
+            match store.release_request(&account, &key, reserved).await {
+                Ok(()) => return,
+                Err(error) => tracing::debug!(%error, "an Idempotency-Key is not released yet"),
+            }
+        }
+        tracing::warn!("could not release an Idempotency-Key; it frees itself after a minute");
+    });
+}
+
+/// How often, and how far apart, releasing a reservation is tried again.
+const RELEASE_TRIES: u32 = 60;
+const RELEASE_PAUSE: Duration = Duration::from_secs(1);
 
 /// The kept answer, said to be a replay.
 fn replay(answer: StoredResponse) -> ApiResult<Response> {

@@ -6,7 +6,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::common::{Api, Reply, TestServer};
+use crate::common::{
+    create_account, fresh_postgres_database, Api, Reply, ServerProcess, TestServer,
+};
 use crate::idempotency::futures_join_all;
 use crate::receiver::Receiver;
 
@@ -293,6 +295,107 @@ async fn kept_answers_are_sealed_at_rest() {
     // And they still replay.
     let again = post_keyed(&api, "/v1/api_keys", r#"{"name": "ci"}"#, "sealed-2").await;
     assert_eq!(again.body, key.body);
+}
+
+/// On PostgreSQL, one key sent to three nodes at once: one of them issues the credits, the others
+/// replay its answer (or say it is still in progress).
+#[tokio::test]
+async fn one_key_sent_to_three_nodes_at_once_issues_credits_once() {
+    let Some((_database, database_url)) = fresh_postgres_database().await else {
+        return;
+    };
+    let env = [("REWARD_ALLOW_INSECURE_TARGETS", "true")];
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(ServerProcess::spawn(&database_url, &env).await);
+    }
+    let account = create_account(&database_url, "Acme").await;
+    let key = account["api_key"].as_str().expect("api_key");
+    let apis: Vec<Api> = nodes
+        .iter()
+        .map(|node| Api::new(&node.base_url, key))
+        .collect();
+    let rounds = 10;
+    for round in 0..rounds {
+        let replies =
+            futures_join_all(
+                (0..6).map(|request| {
+                    let api = apis[request % 3].clone();
+                    let key = format!("credit-{round}");
+                    async move {
+                        post_keyed(&api, "/v1/users/u1/credits", r#"{"points": 5}"#, &key).await
+                    }
+                }),
+            )
+            .await;
+        let answered: Vec<&Reply> = replies
+            .iter()
+            .filter(|reply| reply.status == StatusCode::CREATED)
+            .collect();
+        assert_eq!(
+            answered.iter().filter(|reply| !replayed(reply)).count(),
+            1,
+            "{replies:?}"
+        );
+        for reply in &answered {
+            assert_eq!(reply.body, answered[0].body);
+        }
+        for reply in replies.iter().filter(|r| r.status != StatusCode::CREATED) {
+            reply.assert_error(409, "idempotency_in_progress", None);
+        }
+    }
+    assert_eq!(
+        apis[1].get("/v1/users/u1").await.body["balance"],
+        json!(5 * rounds)
+    );
+    for node in nodes {
+        node.kill().await;
+    }
+}
+
+/// Moves every kept answer `hours` back in time, as if it had been kept that long.
+async fn age_answers(database_url: &str, hours: i64) {
+    let sql = format!(
+        "UPDATE idempotent_responses SET created_at = created_at - {}",
+        hours * 3600 * 1000
+    );
+    if let Some(path) = database_url.strip_prefix("sqlite://") {
+        let connection = rusqlite::Connection::open(path).expect("open");
+        connection.execute_batch(&sql).expect("update");
+    } else {
+        let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        client.batch_execute(&sql).await.expect("update");
+    }
+}
+
+#[tokio::test]
+async fn a_key_is_forgotten_after_24_hours_and_upkeep_removes_its_answer() {
+    let server = TestServer::start_with(|config| {
+        config.upkeep_every = std::time::Duration::from_millis(100);
+    })
+    .await;
+    let api = server.account("Acme").await;
+    let first = post_keyed(&api, "/v1/api_keys", r#"{"name": "ci"}"#, "daily").await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    age_answers(&server.database_url, 24).await;
+    // Its window has passed: the key is free for another request, replay or not.
+    let next = post_keyed(&api, "/v1/api_keys", r#"{"name": "cd"}"#, "daily").await;
+    assert_eq!(next.status, StatusCode::CREATED, "{:?}", next.body);
+    assert!(!replayed(&next));
+    assert_ne!(next.body["id"], first.body["id"]);
+
+    age_answers(&server.database_url, 25).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !stored_answers(&server.database_url).await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "upkeep never removed an answer kept past 24 h"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 async fn stored_answers(database_url: &str) -> Vec<String> {
