@@ -134,6 +134,8 @@ impl Name {
 
 impl IdempotencyKey {
     pub const MAX_LEN: usize = 255;
+    /// What `parse` accepts, as a regular expression (OpenAPI): visible ASCII only.
+    pub const PATTERN: &'static str = "^[!-~]+$";
 
     pub fn parse(text: &str) -> Result<Self, Invalid> {
         if text.is_empty() || text.len() > Self::MAX_LEN {

@@ -7,6 +7,7 @@
 //! - [`has_room_for_webhook`]: the webhooks-per-account limit.
 //! - [`send_test_event`], [`record_trigger_event`], [`issue_credits`]: changes that emit events,
 //!   each counting what it emitted in `reward_events_emitted_total`.
+//! - [`resend_event`]: a stored event delivered again to one webhook (emits nothing new).
 //!
 //! Each answers in store terms ([`StoreResult`]); each front end turns errors into its own
 //! answer (JSON or a page).
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use reward_core::api_key;
 use reward_core::event::{EventType, NewEvent};
-use reward_core::ids::{AccountId, ApiKeyId, WebhookId};
+use reward_core::ids::{AccountId, ApiKeyId, EventId, WebhookId};
 use reward_core::names::Name;
 use reward_core::time::Timestamp;
 use reward_store::records::{
@@ -129,6 +130,19 @@ pub async fn send_test_event(
     let delivery = state.store.send_test_event(account, webhook, event).await?;
     state.metrics.event_emitted(kind);
     Ok(delivery)
+}
+
+/// Delivers a stored event again to one enabled webhook of the account, whatever it subscribes
+/// to: a new delivery of the same event id and payload bytes, due now. Nothing is emitted, so
+/// nothing is counted. Unknown event: `NotFound`; unknown webhook: `UnknownWebhook`; disabled
+/// webhook: `WebhookDisabled`.
+pub async fn resend_event(
+    state: &AppState,
+    account: &AccountId,
+    event: &EventId,
+    webhook: &WebhookId,
+) -> StoreResult<Delivery> {
+    state.store.resend_event(account, event, webhook).await
 }
 
 /// Records a trigger event and counts what it emitted; a replay emitted nothing.

@@ -80,15 +80,15 @@ pub async fn get(
 }
 
 /// Drops events past retention, with their finished deliveries and attempts, and stale
-/// idempotency keys (what `Store::purge_expired` promises; SQLite does it in chunks). Events that
-/// still have a pending delivery stay until it is done.
+/// idempotency keys and kept answers (what `Store::purge_expired` promises; SQLite does it in
+/// chunks). Events that still have a pending delivery stay until it is done.
 pub async fn purge_expired(
     client: &impl GenericClient,
     events_before: Timestamp,
     idempotency_before: Timestamp,
 ) -> StoreResult<()> {
     let events_before = events_before.as_millis();
-    let steps: [(&str, i64); 4] = [
+    let steps: [(&str, i64); 5] = [
         (
             "DELETE FROM attempts WHERE (account_id, delivery_id) IN
                (SELECT d.account_id, d.id FROM deliveries d JOIN events e
@@ -109,6 +109,10 @@ pub async fn purge_expired(
         ),
         (
             "DELETE FROM idempotency_keys WHERE created_at < $1",
+            idempotency_before.as_millis(),
+        ),
+        (
+            "DELETE FROM idempotent_responses WHERE created_at < $1",
             idempotency_before.as_millis(),
         ),
     ];

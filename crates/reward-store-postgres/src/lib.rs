@@ -22,6 +22,7 @@ mod deliveries;
 mod disabling;
 mod errors;
 mod events;
+mod idempotent;
 mod migrations;
 mod outbox;
 mod queue;
@@ -41,15 +42,17 @@ use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use reward_core::event::{EventType, NewEvent};
 use reward_core::ids::{AccountId, ApiKeyId, DeliveryId, EventId, WebhookId};
-use reward_core::names::{Name, TriggerId, UserId};
+use reward_core::names::{IdempotencyKey, Name, TriggerId, UserId};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::handoff::{Handoff, HandoffSlot};
+use reward_store::idempotent::{Reservation, StoredResponse};
 use reward_store::records::*;
+use reward_store::rules;
 use reward_store::secrets::SecretCipher;
 use reward_store::{
-    Accounts, DeliveryQueue, EventLog, Housekeeping, Rewards, Sessions, StoreError, StoreResult,
-    Webhooks,
+    Accounts, DeliveryQueue, EventLog, Housekeeping, IdempotentRequests, Rewards, Sessions,
+    StoreError, StoreResult, Webhooks,
 };
 use thiserror::Error;
 
@@ -394,6 +397,22 @@ impl EventLog for PostgresStore {
         events::get(&self.client().await?, account, id).await
     }
 
+    async fn resend_event(
+        &self,
+        account: &AccountId,
+        event: &EventId,
+        webhook: &WebhookId,
+    ) -> StoreResult<Delivery> {
+        Ok(in_transaction_waking!(self, |tx| {
+            let event = events::get(&tx, account, event).await?;
+            rules::resend_target(
+                webhooks::get_kept(&tx, account, webhook, &self.cipher).await,
+                webhook,
+            )?;
+            outbox::insert_delivery(&tx, account, webhook, &event.into(), None).await?
+        }))
+    }
+
     async fn list_deliveries(
         &self,
         account: &AccountId,
@@ -451,6 +470,54 @@ impl EventLog for PostgresStore {
 
     async fn queue_stats(&self) -> StoreResult<QueueStats> {
         queue::queue_stats(&self.client().await?).await
+    }
+}
+
+#[async_trait]
+impl IdempotentRequests for PostgresStore {
+    async fn reserve_request(
+        &self,
+        account: &AccountId,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+        now: Timestamp,
+    ) -> StoreResult<Reservation> {
+        idempotent::reserve(
+            &self.client().await?,
+            account,
+            key,
+            fingerprint,
+            now,
+            &self.cipher,
+        )
+        .await
+    }
+
+    async fn complete_request(
+        &self,
+        account: &AccountId,
+        key: &IdempotencyKey,
+        reserved: Timestamp,
+        response: StoredResponse,
+    ) -> StoreResult<()> {
+        idempotent::complete(
+            &self.client().await?,
+            account,
+            key,
+            reserved,
+            &response,
+            &self.cipher,
+        )
+        .await
+    }
+
+    async fn release_request(
+        &self,
+        account: &AccountId,
+        key: &IdempotencyKey,
+        reserved: Timestamp,
+    ) -> StoreResult<()> {
+        idempotent::release(&self.client().await?, account, key, reserved).await
     }
 }
 

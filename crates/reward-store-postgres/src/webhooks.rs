@@ -145,6 +145,16 @@ pub async fn get(
     find(client, account, id, "", cipher).await
 }
 
+/// The webhook, its row kept from deletion until the transaction ends (see [`keep`]).
+pub async fn get_kept(
+    client: &impl GenericClient,
+    account: &AccountId,
+    id: &WebhookId,
+    cipher: &SecretCipher,
+) -> StoreResult<Webhook> {
+    find(client, account, id, " FOR KEY SHARE", cipher).await
+}
+
 /// `NotFound` unless the account has this webhook.
 pub async fn ensure_exists(
     client: &impl GenericClient,

@@ -64,7 +64,8 @@ pub fn get(connection: &Connection, account: &AccountId, id: &EventId) -> StoreR
 const PURGE_CHUNK: i64 = 2_000;
 
 /// Drops one chunk of what has expired: finished deliveries of events past retention (with their
-/// attempts), events past retention with no delivery left, and stale idempotency keys. Returns how many rows went; the caller repeats
+/// attempts), events past retention with no delivery left, and stale idempotency keys and kept
+/// answers (`idempotent_responses`). Returns how many rows went; the caller repeats
 /// until none do, one transaction per chunk, so memory stays bounded however much expired.
 pub fn purge_expired_chunk(
     connection: &Connection,
@@ -109,5 +110,6 @@ pub fn purge_expired_chunk(
             statement.execute(params![idempotency_before.as_millis(), PURGE_CHUNK])
         })
         .map_err(from_sqlite)?;
-    Ok(finished.len() + events + keys)
+    let answers = crate::idempotent::purge_chunk(connection, idempotency_before, PURGE_CHUNK)?;
+    Ok(finished.len() + events + keys + answers)
 }

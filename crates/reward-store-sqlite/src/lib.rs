@@ -13,6 +13,7 @@ mod deliveries;
 mod disabling;
 mod errors;
 mod events;
+mod idempotent;
 mod migrations;
 mod outbox;
 mod queue;
@@ -30,15 +31,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use reward_core::event::{EventType, NewEvent};
 use reward_core::ids::{AccountId, ApiKeyId, DeliveryId, EventId, WebhookId};
-use reward_core::names::{Name, TriggerId, UserId};
+use reward_core::names::{IdempotencyKey, Name, TriggerId, UserId};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::handoff::{Handoff, HandoffSlot, Outbox};
+use reward_store::idempotent::{Reservation, StoredResponse};
 use reward_store::records::*;
+use reward_store::rules;
 use reward_store::secrets::SecretCipher;
 use reward_store::{
-    Accounts, DeliveryQueue, EventLog, Housekeeping, Rewards, Sessions, StoreError, StoreResult,
-    Webhooks,
+    Accounts, DeliveryQueue, EventLog, Housekeeping, IdempotentRequests, Rewards, Sessions,
+    StoreError, StoreResult, Webhooks,
 };
 use thiserror::Error;
 use tokio::sync::Notify;
@@ -495,6 +498,25 @@ impl EventLog for SqliteStore {
             .await
     }
 
+    async fn resend_event(
+        &self,
+        account: &AccountId,
+        event: &EventId,
+        webhook: &WebhookId,
+    ) -> StoreResult<Delivery> {
+        owned!(account, event, webhook);
+        let cipher = self.cipher.clone();
+        let result = self
+            .writer
+            .write(move |c| {
+                let event = events::get(c, &account, &event)?;
+                rules::resend_target(webhooks::get(c, &account, &webhook, &cipher), &webhook)?;
+                outbox::insert_delivery(c, &account, &webhook, &event.into(), None)
+            })
+            .await;
+        self.wake_on_success(result)
+    }
+
     async fn request_retry(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Delivery> {
         owned!(account, id);
         let result = self
@@ -540,6 +562,50 @@ impl EventLog for SqliteStore {
 
     async fn queue_stats(&self) -> StoreResult<QueueStats> {
         self.readers.read(queue::queue_stats).await
+    }
+}
+
+#[async_trait]
+impl IdempotentRequests for SqliteStore {
+    async fn reserve_request(
+        &self,
+        account: &AccountId,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+        now: Timestamp,
+    ) -> StoreResult<Reservation> {
+        owned!(account, key);
+        let fingerprint = fingerprint.to_owned();
+        let cipher = self.cipher.clone();
+        self.writer
+            .write(move |c| idempotent::reserve(c, &account, &key, &fingerprint, now, &cipher))
+            .await
+    }
+
+    async fn complete_request(
+        &self,
+        account: &AccountId,
+        key: &IdempotencyKey,
+        reserved: Timestamp,
+        response: StoredResponse,
+    ) -> StoreResult<()> {
+        owned!(account, key);
+        let cipher = self.cipher.clone();
+        self.writer
+            .write(move |c| idempotent::complete(c, &account, &key, reserved, &response, &cipher))
+            .await
+    }
+
+    async fn release_request(
+        &self,
+        account: &AccountId,
+        key: &IdempotencyKey,
+        reserved: Timestamp,
+    ) -> StoreResult<()> {
+        owned!(account, key);
+        self.writer
+            .write(move |c| idempotent::release(c, &account, &key, reserved))
+            .await
     }
 }
 

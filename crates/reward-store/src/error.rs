@@ -11,6 +11,12 @@ pub enum StoreError {
     UnknownTrigger(String),
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyConflict,
+    /// A webhook named in a request body (not the path) is not one of the account's.
+    #[error("webhook {0} does not exist")]
+    UnknownWebhook(String),
+    /// The webhook is disabled, and what was asked would deliver to it now.
+    #[error("webhook {0} is disabled")]
+    WebhookDisabled(String),
     #[error("the trigger's rule would issue more than 10^12 points for this value")]
     TooManyPoints,
     #[error("the user's balance would pass 2^53 - 1")]

@@ -12,7 +12,7 @@
 //!   trigger event, a manual credit, a webhook change and an attempt's outcome produce, and the
 //!   events each emits); [`paging`], [`columns`] and [`statements`]: storage helpers both share.
 //! - [`handoff`]: new deliveries handed straight to this process's worker; [`secrets`]: secrets
-//!   sealed at rest.
+//!   sealed at rest; [`idempotent`]: answers kept for `Idempotency-Key`s.
 //! - [`StoreError`]: what can go wrong, split into the caller's mistakes and the store's troubles.
 //!
 //! Every operation on an account's data takes that account's id, and backends key every such table
@@ -22,6 +22,7 @@
 pub mod columns;
 mod error;
 pub mod handoff;
+pub mod idempotent;
 pub mod paging;
 pub mod ports;
 pub mod records;
@@ -30,18 +31,36 @@ pub mod secrets;
 pub mod statements;
 
 pub use error::StoreError;
-pub use ports::{Accounts, DeliveryQueue, EventLog, Housekeeping, Rewards, Sessions, Webhooks};
+pub use ports::{
+    Accounts, DeliveryQueue, EventLog, Housekeeping, IdempotentRequests, Rewards, Sessions,
+    Webhooks,
+};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Every port: what a backend is. Implemented for any type that implements them all, so a
 /// backend only implements the ports.
 pub trait Store:
-    Accounts + Sessions + Webhooks + Rewards + EventLog + Housekeeping + DeliveryQueue
+    Accounts
+    + Sessions
+    + Webhooks
+    + Rewards
+    + EventLog
+    + IdempotentRequests
+    + Housekeeping
+    + DeliveryQueue
 {
 }
 
 impl<T> Store for T where
-    T: Accounts + Sessions + Webhooks + Rewards + EventLog + Housekeeping + DeliveryQueue + ?Sized
+    T: Accounts
+        + Sessions
+        + Webhooks
+        + Rewards
+        + EventLog
+        + IdempotentRequests
+        + Housekeeping
+        + DeliveryQueue
+        + ?Sized
 {
 }

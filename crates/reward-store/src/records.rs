@@ -190,6 +190,19 @@ pub struct Event {
     pub payload: String,
 }
 
+/// A stored event as one to queue again (a resend): the same id and the same bytes, so the
+/// receiver sees the same `webhook-id` and a signature over exactly what it got the first time.
+impl From<Event> for reward_core::event::NewEvent {
+    fn from(event: Event) -> Self {
+        Self {
+            id: event.id,
+            event_type: event.event_type,
+            time: event.created_at,
+            payload: event.payload,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TriggerSpec {
     pub id: TriggerId,

@@ -23,6 +23,7 @@ use crate::records::{
     NewWebhook, RecordTriggerEvent, Subscription, TriggerEvent, TriggerEventOutcome, Webhook,
     WebhookPatch,
 };
+use crate::{StoreError, StoreResult};
 
 // Trigger events.
 
@@ -288,6 +289,17 @@ pub fn new_delivery(
         last_status_code: None,
         created_at: at,
         updated_at: at,
+    }
+}
+
+/// Whether a stored event may be resent to this webhook (found or not, in the account): only to
+/// an enabled one. Its subscriptions are not consulted: a resend is an explicit request.
+pub fn resend_target(found: StoreResult<Webhook>, id: &WebhookId) -> StoreResult<Webhook> {
+    match found {
+        Ok(webhook) if webhook.enabled => Ok(webhook),
+        Ok(_) => Err(StoreError::WebhookDisabled(id.to_string())),
+        Err(StoreError::NotFound) => Err(StoreError::UnknownWebhook(id.to_string())),
+        Err(other) => Err(other),
     }
 }
 

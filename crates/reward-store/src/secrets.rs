@@ -125,8 +125,9 @@ impl SecretCipher {
         self.seal_text(webhook_id, secret.expose())
     }
 
-    /// The stored form of any confidential text bound to `context` (it opens only with the same
-    /// context, so a sealed value cannot be moved to another row or column). Plain without a key.
+    /// The stored form of any text that must not be readable from the database alone (a
+    /// secret, or an answer that holds one), bound to `context` (its row's identity): it opens
+    /// only with the same context. Plain when there is no key ([`Self::plaintext`]).
     pub fn seal_text(&self, context: &str, text: &str) -> String {
         let Some(cipher) = &self.cipher else {
             return text.to_owned();
@@ -138,13 +139,14 @@ impl SecretCipher {
         };
         let sealed = cipher
             .encrypt(&nonce, payload)
-            .expect("sealing a short text cannot fail");
+            .expect("sealing text held in memory cannot fail");
         let mut bytes = nonce.to_vec();
         bytes.extend_from_slice(&sealed);
         format!("{SEALED_PREFIX}{}", BASE64.encode(bytes))
     }
 
-    /// Text sealed by [`Self::seal_text`] under `context` (or stored plain, without a key).
+    /// Text from [`Self::seal_text`]'s stored form, opened with the same `context`. Text stored
+    /// plain (no key when written) is returned as it is.
     pub fn open_text(&self, context: &str, stored: &str) -> Result<String, StoreError> {
         let corrupt = |why: &str| StoreError::Internal(format!("{context}: {why}"));
         let Some(encoded) = stored.strip_prefix(SEALED_PREFIX) else {
@@ -152,14 +154,14 @@ impl SecretCipher {
         };
         let Some(cipher) = &self.cipher else {
             return Err(corrupt(
-                "the value is sealed and no REWARD_SECRET_KEY was given",
+                "the text is sealed and no REWARD_SECRET_KEY was given",
             ));
         };
         let bytes = BASE64
             .decode(encoded)
-            .map_err(|_| corrupt("the sealed value is not base64"))?;
+            .map_err(|_| corrupt("the sealed text is not base64"))?;
         if bytes.len() < NONCE_LEN {
-            return Err(corrupt("the sealed value is too short"));
+            return Err(corrupt("the sealed text is too short"));
         }
         let (nonce, sealed) = bytes.split_at(NONCE_LEN);
         let payload = Payload {
@@ -168,43 +170,23 @@ impl SecretCipher {
         };
         let plain = cipher
             .decrypt(Nonce::from_slice(nonce), payload)
-            .map_err(|_| corrupt("the value does not open with this key"))?;
-        String::from_utf8(plain).map_err(|_| corrupt("the opened value is not text"))
+            .map_err(|_| corrupt("the sealed text does not open with this key"))?;
+        String::from_utf8(plain).map_err(|_| corrupt("the opened text is not UTF-8"))
     }
 
     /// A webhook's secret from its stored form (sealed, or plain from before encryption).
     pub fn open(&self, webhook_id: &str, stored: &str) -> Result<WebhookSecret, StoreError> {
         let corrupt = |why: &str| StoreError::Internal(format!("webhook {webhook_id}: {why}"));
-        let Some(encoded) = stored.strip_prefix(SEALED_PREFIX) else {
+        if Self::is_plain(stored) {
             return WebhookSecret::parse(stored)
                 .map_err(|_| corrupt("the stored secret is not valid"));
-        };
-        let Some(cipher) = &self.cipher else {
-            return Err(corrupt(
-                "the secret is sealed and no REWARD_SECRET_KEY was given",
-            ));
-        };
+        }
         if let Some(secret) = self.remembered(webhook_id, stored) {
             return Ok(secret);
         }
-        let bytes = BASE64
-            .decode(encoded)
-            .map_err(|_| corrupt("the sealed secret is not base64"))?;
-        if bytes.len() < NONCE_LEN {
-            return Err(corrupt("the sealed secret is too short"));
-        }
-        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
-        let payload = Payload {
-            msg: sealed,
-            aad: webhook_id.as_bytes(),
-        };
-        let plain = cipher
-            .decrypt(Nonce::from_slice(nonce), payload)
-            .map_err(|_| {
-                corrupt("the secret does not open with this key (is REWARD_SECRET_KEY or the key file the one it was sealed with?)")
-            })?;
-        let text =
-            String::from_utf8(plain).map_err(|_| corrupt("the opened secret is not text"))?;
+        let text = self.open_text(webhook_id, stored).map_err(|_| {
+            corrupt("the secret does not open (is REWARD_SECRET_KEY or the key file the one it was sealed with?)")
+        })?;
         let secret =
             WebhookSecret::parse(&text).map_err(|_| corrupt("the opened secret is not valid"))?;
         self.remember(webhook_id, stored, &secret);
@@ -348,6 +330,27 @@ mod tests {
             secret.expose()
         );
         assert!(SecretCipher::is_plain(secret.expose()) && !SecretCipher::is_plain(&stored));
+    }
+
+    #[test]
+    fn sealed_text_opens_only_with_its_key_and_context() {
+        let cipher = SecretCipher::new([3; 32]);
+        let stored = cipher.seal_text("acct/key-1", r#"{"secret":"whsec_x"}"#);
+        assert!(!stored.contains("whsec_x"));
+        assert_eq!(
+            cipher.open_text("acct/key-1", &stored).expect("open"),
+            r#"{"secret":"whsec_x"}"#
+        );
+        assert!(
+            cipher.open_text("acct/key-2", &stored).is_err(),
+            "another row"
+        );
+        assert!(SecretCipher::new([4; 32])
+            .open_text("acct/key-1", &stored)
+            .is_err());
+        let plain = SecretCipher::plaintext();
+        assert_eq!(plain.seal_text("c", "{}"), "{}");
+        assert_eq!(plain.open_text("c", "{}").expect("plain"), "{}");
     }
 
     #[test]

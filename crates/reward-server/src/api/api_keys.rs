@@ -1,8 +1,9 @@
 //! `/v1/api_keys`: an account's API keys. A key's text is shown once, in the answer that creates
 //! it; afterwards only its prefix is known (the store keeps a hash).
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::Json;
 use reward_core::ids::ApiKeyId;
 use reward_core::time::Timestamp;
@@ -15,8 +16,9 @@ use utoipa_axum::routes;
 use super::bodies::ApiKeyCreateBody;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody};
+use super::idempotency::{self, IdempotencyKeyHeader, IdempotentRequest};
 use super::input::JsonObject;
-use super::schemas::{ApiKeyList, ByIdErrors, ListErrors};
+use super::schemas::{ApiKeyList, ByIdErrors, ErrorBody, ListErrors};
 use super::{parse_path_id, AppState};
 use crate::operations::issue_key;
 
@@ -58,19 +60,31 @@ impl From<ApiKey> for ApiKeyView {
 }
 
 #[utoipa::path(post, path = "/v1/api_keys", operation_id = "create_api_key", tag = "API keys", summary = "Create an API key",
-    description = "The key itself is in this answer only; afterwards only its prefix is shown.",
+    description = "The key itself is in this answer only; afterwards only its prefix is shown (a replay of this answer for the same Idempotency-Key, kept sealed for 24 h, shows it again). With an Idempotency-Key (kept 24 h) the same key and body answer the first response again and create nothing; the same key with another body or route answers 409.",
+    params(IdempotencyKeyHeader),
     request_body = ApiKeyCreateBody, security(("api_key" = [])),
-    responses((status = 201, description = "The key, with its text", body = ApiKeyView)))]
+    responses((status = 201, description = "The key, with its text (or, on a replay, the first answer again)", body = ApiKeyView,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this answer replays the first one for the same Idempotency-Key and body (nothing new was created); absent otherwise."))),
+        (status = 409, description = "The Idempotency-Key was used with another request (`idempotency_conflict`), or one with it is still in progress (`idempotency_in_progress`, with Retry-After)", body = ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
     body: JsonObject,
-) -> ApiResult<(StatusCode, Json<ApiKeyView>)> {
+) -> ApiResult<Response> {
+    let request = IdempotentRequest::read(&headers, uri.path(), &body)?;
     let ApiKeyCreateBody { name } = ApiKeyCreateBody::read(body)?;
-    let (key, plaintext) = issue_key(&state, &account, name).await?;
-    let mut view = ApiKeyView::from(key);
-    view.key = Some(plaintext);
-    Ok((StatusCode::CREATED, Json(view)))
+    let work = {
+        let (state, account) = (state.clone(), account.clone());
+        async move {
+            let (key, plaintext) = issue_key(&state, &account, name).await?;
+            let mut view = ApiKeyView::from(key);
+            view.key = Some(plaintext);
+            Ok((StatusCode::CREATED, Json(view)))
+        }
+    };
+    idempotency::respond(&state, &account, request, work).await
 }
 
 /// Every live key of the account, newest first. An account holds few keys, so the list is one

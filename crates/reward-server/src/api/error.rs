@@ -103,6 +103,17 @@ impl From<StoreError> for ApiError {
                 "idempotency_conflict",
                 "This Idempotency-Key was already used with a different request body.",
             ),
+            StoreError::UnknownWebhook(webhook) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_webhook",
+                format!("No webhook with id '{webhook}' exists in this account."),
+            )
+            .with_field("webhook_id"),
+            StoreError::WebhookDisabled(webhook) => ApiError::new(
+                StatusCode::CONFLICT,
+                "webhook_disabled",
+                format!("The webhook '{webhook}' is disabled; enable it (PATCH {{\"enabled\": true}}) first."),
+            ),
             StoreError::TooManyPoints => ApiError::invalid(
                 "value",
                 "The trigger's rule would issue more than 10^12 points for this value; a trigger event issues at most 10^12 points. Nothing was recorded.",

@@ -127,6 +127,27 @@ impl JsonObject {
         self.fields.is_empty()
     }
 
+    /// The object as JSON text with every object's keys in order, so two bodies that differ only
+    /// in key order or spacing read the same (an `Idempotency-Key`'s request fingerprint).
+    pub fn canonical_text(&self) -> String {
+        fn sorted(value: &Value) -> Value {
+            match value {
+                Value::Object(fields) => {
+                    let mut keys: Vec<&String> = fields.keys().collect();
+                    keys.sort();
+                    Value::Object(
+                        keys.into_iter()
+                            .map(|key| (key.clone(), sorted(&fields[key])))
+                            .collect(),
+                    )
+                }
+                Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+                other => other.clone(),
+            }
+        }
+        sorted(&Value::Object(self.fields.clone())).to_string()
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.fields.contains_key(name)
     }

@@ -6,15 +6,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use reward_core::digest::sha256_hex;
-use reward_core::names::{IdempotencyKey, TriggerId, UserId};
+use reward_core::names::{TriggerId, UserId};
 use reward_store::records::{RecordTriggerEvent, TriggerEventOutcome};
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::bodies::TriggerEventBody;
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
 use super::extract::Authenticated;
+use super::idempotency::{idempotency_key, IdempotencyKeyHeader, REPLAYED_HEADER};
 use super::input::JsonObject;
 use super::schemas::ErrorBody;
 use super::views::TriggerEventView;
@@ -25,21 +26,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(record))
 }
 
-fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<IdempotencyKey>> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let text = value.to_str().map_err(|_| {
-        ApiError::invalid(
-            "Idempotency-Key",
-            "An Idempotency-Key may only contain visible ASCII characters.",
-        )
-    })?;
-    IdempotencyKey::parse(text)
-        .map(Some)
-        .map_err(|error| ApiError::invalid("Idempotency-Key", error.0))
-}
-
 /// What makes two requests "the same body": the validated fields, not their spelling.
 fn fingerprint(user: &UserId, trigger: &TriggerId, value: Option<&serde_json::Number>) -> String {
     let value = value.map_or_else(|| "null".to_owned(), ToString::to_string);
@@ -48,7 +34,7 @@ fn fingerprint(user: &UserId, trigger: &TriggerId, value: Option<&serde_json::Nu
 
 #[utoipa::path(post, path = "/v1/trigger_events", operation_id = "record_trigger_event", tag = "Trigger events", summary = "Record a trigger event",
     description = "Records what a user did. Emits trigger_event.created, and balance.credit_points_issued when the trigger's rule gives points. A trigger event issues at most 10^12 points (more answers 422 on value) and never takes a balance past 2^53 - 1 (422 balance_overflow); either records nothing. With an Idempotency-Key (kept 24 h) the same key and body answer the first response again and emit nothing; the same key with another body answers 409.",
-    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters")),
+    params(IdempotencyKeyHeader),
     request_body = TriggerEventBody, security(("api_key" = [])),
     responses((status = 201, description = "The trigger event (or, on a replay, the first answer again, with Idempotent-Replayed: true)", body = TriggerEventView,
             headers(("Idempotent-Replayed" = String, description = "`true` when this answer replays the first one for the same Idempotency-Key and body (nothing new was recorded or emitted); absent otherwise."))),
@@ -86,7 +72,7 @@ async fn record(
     if replayed {
         response
             .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     }
     Ok(response)
 }

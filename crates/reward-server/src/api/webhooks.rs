@@ -1,7 +1,8 @@
 //! `/v1/webhooks`: endpoints, their secrets, test events, and their deliveries.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::Json;
 use reward_core::event::NewEvent;
 use reward_core::ids::WebhookId;
@@ -17,6 +18,7 @@ use super::bodies::{
 };
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody, QueryParams};
+use super::idempotency::{self, IdempotencyKeyHeader, IdempotentRequest};
 use super::input::{JsonObject, OptionalJsonObject};
 use super::limits::ensure_room_for_webhook;
 use super::schemas::{
@@ -39,14 +41,20 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[utoipa::path(post, path = "/v1/webhooks", operation_id = "create_webhook", tag = "Webhooks", summary = "Create a webhook",
-    description = "Creates an endpoint that receives every event of the types it subscribes to, signed with its own secret. The answer holds that secret (`whsec_...`); `GET /v1/webhooks/{id}/secret` reads it again.",
+    description = "Creates an endpoint that receives every event of the types it subscribes to, signed with its own secret. The answer holds that secret (`whsec_...`); `GET /v1/webhooks/{id}/secret` reads it again. With an Idempotency-Key (kept 24 h) the same key and body answer the first response again and create nothing; the same key with another body or route answers 409.",
+    params(IdempotencyKeyHeader),
     request_body = WebhookCreateBody, security(("api_key" = [])),
-    responses((status = 201, description = "The webhook, with its signing secret", body = WebhookView)))]
+    responses((status = 201, description = "The webhook, with its signing secret (or, on a replay, the first answer again)", body = WebhookView,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this answer replays the first one for the same Idempotency-Key and body (nothing new was created); absent otherwise."))),
+        (status = 409, description = "The Idempotency-Key was used with another request (`idempotency_conflict`), or one with it is still in progress (`idempotency_in_progress`, with Retry-After)", body = ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
     body: JsonObject,
-) -> ApiResult<(StatusCode, Json<WebhookView>)> {
+) -> ApiResult<Response> {
+    let request = IdempotentRequest::read(&headers, uri.path(), &body)?;
     let WebhookCreateBody {
         name,
         url,
@@ -55,26 +63,32 @@ async fn create(
         settings,
         secret,
     } = WebhookCreateBody::read(body, state.target_policy)?;
-    ensure_room_for_webhook(state.store.as_ref(), &account).await?;
-    let secret = secret.unwrap_or_else(WebhookSecret::generate);
-    let exposed = secret.expose().to_owned();
-    let webhook = state
-        .store
-        .create_webhook(
-            &account,
-            NewWebhook {
-                name,
-                url,
-                events,
-                enabled,
-                secret,
-                settings,
-            },
-        )
-        .await?;
-    let mut view = WebhookView::from(webhook);
-    view.secret = Some(exposed);
-    Ok((StatusCode::CREATED, Json(view)))
+    let work = {
+        let (state, account) = (state.clone(), account.clone());
+        async move {
+            ensure_room_for_webhook(state.store.as_ref(), &account).await?;
+            let secret = secret.unwrap_or_else(WebhookSecret::generate);
+            let exposed = secret.expose().to_owned();
+            let webhook = state
+                .store
+                .create_webhook(
+                    &account,
+                    NewWebhook {
+                        name,
+                        url,
+                        events,
+                        enabled,
+                        secret,
+                        settings,
+                    },
+                )
+                .await?;
+            let mut view = WebhookView::from(webhook);
+            view.secret = Some(exposed);
+            Ok((StatusCode::CREATED, Json(view)))
+        }
+    };
+    idempotency::respond(&state, &account, request, work).await
 }
 
 #[utoipa::path(get, path = "/v1/webhooks", operation_id = "list_webhooks", tag = "Webhooks", summary = "List webhooks",
@@ -198,22 +212,34 @@ async fn rotate_secret(
 }
 
 #[utoipa::path(post, path = "/v1/webhooks/{id}/test", operation_id = "send_test_event", tag = "Webhooks", summary = "Send a test event",
-    description = "Emits the type's example event, under a fresh id, to this webhook only.",
-    params(("id" = String, Path, description = "The webhook id (wh_...)")), request_body = TestEventBody, security(("api_key" = [])),
-    responses((status = 202, description = "The delivery of the test event", body = DeliveryView), ByIdErrors))]
+    description = "Emits the type's example event, under a fresh id, to this webhook only. With an Idempotency-Key (kept 24 h) the same key and body answer the first response again and emit nothing; the same key with another body or route answers 409.",
+    params(("id" = String, Path, description = "The webhook id (wh_...)"), IdempotencyKeyHeader),
+    request_body = TestEventBody, security(("api_key" = [])),
+    responses((status = 202, description = "The delivery of the test event (or, on a replay, the first answer again)", body = DeliveryView,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this answer replays the first one for the same Idempotency-Key and body (nothing new was created); absent otherwise."))),
+        (status = 409, description = "The Idempotency-Key was used with another request (`idempotency_conflict`), or one with it is still in progress (`idempotency_in_progress`, with Retry-After)", body = ErrorBody), ByIdErrors))]
 async fn send_test(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
     Path(id): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
     body: JsonObject,
-) -> ApiResult<(StatusCode, Json<DeliveryView>)> {
+) -> ApiResult<Response> {
     let id = webhook_id(&id)?;
+    let request = IdempotentRequest::read(&headers, uri.path(), &body)?;
     let TestEventBody { event_type: kind } = TestEventBody::read(body)?;
-    let event = NewEvent::test_event(Timestamp::now(), kind);
-    let delivery = operations::send_test_event(&state, &account, &id, event)
-        .await
-        .map_err(ApiError::from_store("webhook"))?;
-    Ok((StatusCode::ACCEPTED, Json(delivery.into())))
+    let work = {
+        let (state, account) = (state.clone(), account.clone());
+        async move {
+            let event = NewEvent::test_event(Timestamp::now(), kind);
+            let delivery = operations::send_test_event(&state, &account, &id, event)
+                .await
+                .map_err(ApiError::from_store("webhook"))?;
+            Ok((StatusCode::ACCEPTED, Json(DeliveryView::from(delivery))))
+        }
+    };
+    idempotency::respond(&state, &account, request, work).await
 }
 
 #[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", operation_id = "list_deliveries", tag = "Deliveries", summary = "List a webhook's deliveries",

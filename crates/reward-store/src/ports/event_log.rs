@@ -33,6 +33,16 @@ pub trait EventLog: Send + Sync + 'static {
         account: &AccountId,
         id: &DeliveryId,
     ) -> StoreResult<DeliveryWithAttempts>;
+    /// Queues a new delivery of a stored event to one webhook of the account, whatever the
+    /// webhook subscribes to: the same event id and payload bytes, due now. An unknown event is
+    /// `NotFound`; an unknown webhook `UnknownWebhook`, a disabled one `WebhookDisabled`
+    /// ([`crate::rules::resend_target`]).
+    async fn resend_event(
+        &self,
+        account: &AccountId,
+        event: &EventId,
+        webhook: &WebhookId,
+    ) -> StoreResult<Delivery>;
     /// Asks for one attempt now, whatever the delivery's status.
     async fn request_retry(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Delivery>;
     /// Re-queues every failed delivery of the webhook created at or after `since`; returns how many.

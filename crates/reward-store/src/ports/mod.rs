@@ -7,7 +7,8 @@
 //! | [`Sessions`] | the dashboard's sign-in |
 //! | [`Webhooks`] | the API's and the dashboard's webhook pages |
 //! | [`Rewards`] | triggers, trigger events, users and credits |
-//! | [`EventLog`] | events, deliveries and their attempts as accounts see them; statistics |
+//! | [`EventLog`] | events, deliveries and their attempts as accounts see them; resends; statistics |
+//! | [`IdempotentRequests`] | the API's creating `POST`s: answers kept for their `Idempotency-Key` |
 //! | [`Housekeeping`] | upkeep: retention, disabling failing webhooks, planner statistics |
 //! | [`DeliveryQueue`] | the delivery worker: claims, records, leases, hand-off, wake-ups |
 //!
@@ -16,6 +17,7 @@
 mod accounts;
 mod event_log;
 mod housekeeping;
+mod idempotent;
 mod queue;
 mod rewards;
 mod webhooks;
@@ -23,6 +25,7 @@ mod webhooks;
 pub use accounts::{Accounts, Sessions};
 pub use event_log::EventLog;
 pub use housekeeping::Housekeeping;
+pub use idempotent::IdempotentRequests;
 pub use queue::DeliveryQueue;
 pub use rewards::Rewards;
 pub use webhooks::Webhooks;

@@ -15,12 +15,14 @@
 //!   only literals for patterns and limits; the component names are the types' names.
 
 mod api_keys;
+mod events;
 mod trigger_events;
 mod triggers;
 mod users;
 mod webhooks;
 
 pub use api_keys::ApiKeyCreateBody;
+pub use events::ResendBody;
 pub use trigger_events::TriggerEventBody;
 pub use triggers::{CreditPointsBody, FixedRule, PerUnitRule, TriggerBody};
 pub use users::CreditsBody;
