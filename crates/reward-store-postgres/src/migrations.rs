@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_unfinished_deliveries_index.sql"),
     include_str!("../migrations/0004_balance_bound.sql"),
     include_str!("../migrations/0005_previous_secrets.sql"),
+    include_str!("../migrations/0008_attempt_rollups.sql"),
 ];
 
 /// Any number, as long as no other advisory lock on the database uses it: "reward" in ASCII.

@@ -9,6 +9,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_webhook_deletions.sql"),
     include_str!("migrations/0004_failed_deliveries_index.sql"),
     include_str!("migrations/0005_previous_secrets.sql"),
+    include_str!("migrations/0008_attempt_rollups.sql"),
 ];
 
 /// Brings the schema up to date. Safe to run from several processes at once: the check and the

@@ -16,6 +16,7 @@ mod trigger_events;
 mod triggers;
 mod users;
 pub mod views;
+pub mod webhook_stats;
 mod webhooks;
 
 use axum::Json;
@@ -56,6 +57,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(description)
         .routes(routes!(healthz))
         .merge(webhooks::router())
+        .merge(webhook_stats::router())
         .merge(deliveries::router())
         .merge(events::router())
         .merge(triggers::router())

@@ -373,6 +373,9 @@ async fn docs_and_event_pages_show_every_example() {
             reward_core::event::EventType::BalanceCreditPointsIssued => {
                 page("/docs/events/balance.credit_points_issued").await
             }
+            reward_core::event::EventType::WebhookDisabled => {
+                page("/docs/events/webhook.disabled").await
+            }
         };
         assert!(
             event_page.contains(&example_id),
