@@ -119,10 +119,7 @@ impl StatsPeriod {
 
     /// The start of the oldest bucket: roll-ups from then on are read.
     pub fn since(self, now: Timestamp) -> Timestamp {
-        self.bucket_starts(now)
-            .first()
-            .copied()
-            .unwrap_or(now)
+        self.bucket_starts(now).first().copied().unwrap_or(now)
     }
 
     /// The index of the bucket `time` falls in, when it falls in one.
@@ -210,7 +207,10 @@ mod tests {
         let counts = [(thousand, 2), (ten, 98)];
         assert_eq!(percentile_ms(&counts, 0.5), Some(bucket_upper_ms(ten)));
         assert_eq!(percentile_ms(&counts, 0.98), Some(bucket_upper_ms(ten)));
-        assert_eq!(percentile_ms(&counts, 0.99), Some(bucket_upper_ms(thousand)));
+        assert_eq!(
+            percentile_ms(&counts, 0.99),
+            Some(bucket_upper_ms(thousand))
+        );
         assert_eq!(percentile_ms(&[(ten, 1)], 0.99), Some(bucket_upper_ms(ten)));
     }
 

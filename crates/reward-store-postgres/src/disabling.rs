@@ -6,8 +6,8 @@ use deadpool_postgres::GenericClient;
 use reward_core::event::{DisabledReason, NewEvent};
 use reward_core::ids::{AccountId, WebhookId};
 use reward_core::time::Timestamp;
-use reward_store::statements::DISABLE_FAILING_WEBHOOKS;
 use reward_store::handoff::Outbox;
+use reward_store::statements::DISABLE_FAILING_WEBHOOKS;
 use reward_store::StoreResult;
 
 use crate::errors::from_pg;

@@ -25,11 +25,11 @@ use deadpool_postgres::GenericClient;
 use reward_core::event::{DisabledReason, NewEvent};
 use reward_core::ids::{AccountId, DeliveryId, EventId, WebhookId};
 use reward_core::time::Timestamp;
+use reward_store::handoff::Outbox;
 use reward_store::records::{
     AttemptRecord, Claim, ClaimRequest, ClaimedDelivery, DeliveryStatus, PassedOver, QueueStats,
     WebhookSecrets,
 };
-use reward_store::handoff::Outbox;
 use reward_store::rules;
 use reward_store::secrets::SecretCipher;
 use reward_store::StoreResult;

@@ -47,8 +47,14 @@ pub async fn record(client: &impl GenericClient, records: &[AttemptRecord]) -> S
         .execute(
             &statement,
             &[
-                &increments.iter().map(|row| row.account.as_str()).collect::<Vec<_>>(),
-                &increments.iter().map(|row| row.webhook.as_str()).collect::<Vec<_>>(),
+                &increments
+                    .iter()
+                    .map(|row| row.account.as_str())
+                    .collect::<Vec<_>>(),
+                &increments
+                    .iter()
+                    .map(|row| row.webhook.as_str())
+                    .collect::<Vec<_>>(),
                 &increments
                     .iter()
                     .map(|row| row.hour_start.as_millis())
@@ -57,10 +63,19 @@ pub async fn record(client: &impl GenericClient, records: &[AttemptRecord]) -> S
                     .iter()
                     .map(|row| i16::from(row.latency_bucket))
                     .collect::<Vec<_>>(),
-                &increments.iter().map(|row| row.succeeded).collect::<Vec<_>>(),
+                &increments
+                    .iter()
+                    .map(|row| row.succeeded)
+                    .collect::<Vec<_>>(),
                 &increments.iter().map(|row| row.failed).collect::<Vec<_>>(),
-                &runs.iter().map(|run| run.account.as_str()).collect::<Vec<_>>(),
-                &runs.iter().map(|run| run.webhook.as_str()).collect::<Vec<_>>(),
+                &runs
+                    .iter()
+                    .map(|run| run.account.as_str())
+                    .collect::<Vec<_>>(),
+                &runs
+                    .iter()
+                    .map(|run| run.webhook.as_str())
+                    .collect::<Vec<_>>(),
                 &runs
                     .iter()
                     .map(|run| run.failing_since().map(Timestamp::as_millis))

@@ -11,10 +11,10 @@ use std::collections::HashMap;
 use reward_core::event::{DisabledReason, NewEvent};
 use reward_core::ids::{AccountId, DeliveryId, EventId, WebhookId};
 use reward_core::time::Timestamp;
+use reward_store::handoff::Outbox;
 use reward_store::records::{
     AttemptRecord, Claim, ClaimRequest, ClaimedDelivery, DeliveryStatus, PassedOver, QueueStats,
 };
-use reward_store::handoff::Outbox;
 use reward_store::rules;
 use reward_store::secrets::SecretCipher;
 use reward_store::StoreResult;

@@ -74,14 +74,17 @@ pub fn webhook_stats(
         )
         .and_then(|mut statement| {
             statement
-                .query_map(params![keys.0, keys.1, period.since(now).as_millis()], |row| {
-                    Ok(RolledUp {
-                        hour_start: Timestamp::from_millis(row.get(0)?),
-                        latency_bucket: row.get(1)?,
-                        succeeded: row.get::<_, i64>(2)?.max(0) as u64,
-                        failed: row.get::<_, i64>(3)?.max(0) as u64,
-                    })
-                })?
+                .query_map(
+                    params![keys.0, keys.1, period.since(now).as_millis()],
+                    |row| {
+                        Ok(RolledUp {
+                            hour_start: Timestamp::from_millis(row.get(0)?),
+                            latency_bucket: row.get(1)?,
+                            succeeded: row.get::<_, i64>(2)?.max(0) as u64,
+                            failed: row.get::<_, i64>(3)?.max(0) as u64,
+                        })
+                    },
+                )?
                 .collect::<Result<Vec<_>, _>>()
         })
         .map_err(from_sqlite)?;
@@ -92,7 +95,9 @@ pub fn webhook_stats(
             "SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_due
              WHERE status = 'pending' AND account_id = ?1 AND webhook_id = ?2",
         )
-        .and_then(|mut statement| statement.query_row(params![keys.0, keys.1], |row| row.get::<_, i64>(0)))
+        .and_then(|mut statement| {
+            statement.query_row(params![keys.0, keys.1], |row| row.get::<_, i64>(0))
+        })
         .map_err(from_sqlite)?;
     let failing_since = connection
         .prepare_cached(

@@ -14,9 +14,7 @@
 use std::collections::BTreeMap;
 
 use reward_core::ids::{AccountId, WebhookId};
-use reward_core::stats::{
-    hour_start, latency_bucket, percentile_ms, FailureRun, StatsPeriod,
-};
+use reward_core::stats::{hour_start, latency_bucket, percentile_ms, FailureRun, StatsPeriod};
 use reward_core::time::Timestamp;
 
 use crate::records::{AttemptRecord, StatsBucket, WebhookStats};
@@ -230,7 +228,10 @@ mod tests {
         assert_eq!(runs.len(), 2);
         let second_run = runs.iter().find(|run| run.webhook == &second).expect("run");
         assert!(!second_run.restarts());
-        assert_eq!(second_run.failing_since(), Some(Timestamp::from_millis(hour + 1)));
+        assert_eq!(
+            second_run.failing_since(),
+            Some(Timestamp::from_millis(hour + 1))
+        );
         let first_run = runs.iter().find(|run| run.webhook == &first).expect("run");
         assert_eq!(first_run.run, FailureRun::Restart(None));
     }

@@ -78,7 +78,11 @@ impl From<WebhookStats> for WebhookStatsView {
     fn from(stats: WebhookStats) -> Self {
         Self {
             period: stats.period.as_str(),
-            buckets: stats.buckets.into_iter().map(StatsBucketView::from).collect(),
+            buckets: stats
+                .buckets
+                .into_iter()
+                .map(StatsBucketView::from)
+                .collect(),
             success_rate: stats.success_rate,
             pending: stats.pending,
             failing_since: stats.failing_since,
