@@ -220,6 +220,7 @@ const SPEC_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/webhooks/{id}/test"),
     ("get", "/v1/webhooks/{id}/deliveries"),
     ("post", "/v1/webhooks/{id}/recover"),
+    ("get", "/v1/webhooks/{id}/stats"),
     ("get", "/v1/deliveries/{id}"),
     ("post", "/v1/deliveries/{id}/retry"),
     ("get", "/v1/events"),
