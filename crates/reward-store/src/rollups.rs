@@ -88,10 +88,13 @@ impl FailureRunChange<'_> {
     }
 }
 
+/// Attempts as (started at, succeeded).
+type Outcomes = Vec<(Timestamp, bool)>;
+
 /// A batch's changes to failure runs, one per webhook, sorted by key.
 pub fn failure_runs(records: &[AttemptRecord]) -> Vec<FailureRunChange<'_>> {
-    let mut attempts: BTreeMap<(&str, &str), (&AttemptRecord, Vec<(Timestamp, bool)>)> =
-        BTreeMap::new();
+    // Per (account, webhook): a record naming it, and each attempt's (start, succeeded).
+    let mut attempts: BTreeMap<(&str, &str), (&AttemptRecord, Outcomes)> = BTreeMap::new();
     for record in records {
         attempts
             .entry((record.account_id.as_str(), record.webhook_id.as_str()))
