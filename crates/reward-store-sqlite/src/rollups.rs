@@ -88,12 +88,14 @@ pub fn webhook_stats(
                 .collect::<Result<Vec<_>, _>>()
         })
         .map_err(from_sqlite)?;
-    // The queue's own index holds exactly the pending deliveries; counting a webhook's among them
-    // reads no succeeded ones (the index by webhook would read all of them).
+    // The queue's own partial index (`deliveries_due`) holds exactly the pending deliveries;
+    // counting a webhook's among them reads no succeeded ones, where the index by webhook would
+    // read all of them. The unary `+` keeps the planner off that index (no `INDEXED BY`, which
+    // would turn a renamed index into an error).
     let pending = connection
         .prepare_cached(
-            "SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_due
-             WHERE status = 'pending' AND account_id = ?1 AND webhook_id = ?2",
+            "SELECT COUNT(*) FROM deliveries
+             WHERE status = 'pending' AND +account_id = ?1 AND +webhook_id = ?2",
         )
         .and_then(|mut statement| {
             statement.query_row(params![keys.0, keys.1], |row| row.get::<_, i64>(0))
