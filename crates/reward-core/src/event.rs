@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::ids::{EventId, TriggerEventId};
+use crate::ids::{EventId, TriggerEventId, WebhookId};
 use crate::names::{TriggerId, UserId};
 use crate::time::Timestamp;
 
@@ -15,18 +15,21 @@ use crate::time::Timestamp;
 pub enum EventType {
     TriggerEventCreated,
     BalanceCreditPointsIssued,
+    WebhookDisabled,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 2] = [
+    pub const ALL: [EventType; 3] = [
         EventType::TriggerEventCreated,
         EventType::BalanceCreditPointsIssued,
+        EventType::WebhookDisabled,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::TriggerEventCreated => "trigger_event.created",
             EventType::BalanceCreditPointsIssued => "balance.credit_points_issued",
+            EventType::WebhookDisabled => "webhook.disabled",
         }
     }
 
@@ -39,6 +42,9 @@ impl EventType {
             EventType::TriggerEventCreated => "Triggered whenever a new trigger event is created.",
             EventType::BalanceCreditPointsIssued => {
                 "Triggered when credits are issued to a user, by a trigger's rule or by hand."
+            }
+            EventType::WebhookDisabled => {
+                "Triggered when Reward disables one of your webhooks by itself: its endpoint answered 410 Gone, or every attempt to it failed for too long. Sent to your other webhooks subscribed to it, never to the disabled one."
             }
         }
     }
@@ -84,6 +90,26 @@ impl EventType {
                     "reason": {"type": ["string", "null"], "description": "The reason given when issued by hand; null when a trigger's rule issued them."},
                 },
             }),
+            EventType::WebhookDisabled => json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "type": "object",
+                "required": ["webhook", "reason"],
+                "properties": {
+                    "webhook": {
+                        "type": "object",
+                        "required": ["id", "name"],
+                        "properties": {
+                            "id": {"type": "string", "pattern": "^wh_[0-9a-z]{26}$", "description": "The webhook disabled."},
+                            "name": {"type": "string", "description": "Its name."},
+                        },
+                    },
+                    "reason": {
+                        "type": "string",
+                        "enum": DisabledReason::ALL.map(DisabledReason::as_str),
+                        "description": "`gone`: its endpoint answered 410 Gone; `failing`: every attempt to it failed for REWARD_DISABLE_AFTER. The webhook's `disabled_reason` says it in words.",
+                    },
+                },
+            }),
         }
     }
 
@@ -124,6 +150,33 @@ impl EventType {
                     "reason": null,
                 }),
             ),
+            EventType::WebhookDisabled => (
+                "we_01jf2wkmve5t1v3x7z9b2d4f6h",
+                json!({
+                    "webhook": {"id": "wh_01jf2wkmvb8n4p6r8t0v2x4z6a", "name": "Orders service"},
+                    "reason": "gone",
+                }),
+            ),
+        }
+    }
+}
+
+/// Why Reward disabled a webhook by itself (`webhook.disabled`'s `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisabledReason {
+    /// The endpoint answered 410 Gone.
+    Gone,
+    /// Every attempt failed for `REWARD_DISABLE_AFTER`.
+    Failing,
+}
+
+impl DisabledReason {
+    pub const ALL: [DisabledReason; 2] = [DisabledReason::Gone, DisabledReason::Failing];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisabledReason::Gone => "gone",
+            DisabledReason::Failing => "failing",
         }
     }
 }
@@ -201,6 +254,23 @@ impl NewEvent {
                 "balance": balance,
                 "trigger_event": trigger_event.map(|id| json!({"id": id})),
                 "reason": reason,
+            }),
+        )
+    }
+
+    /// `webhook.disabled`.
+    pub fn webhook_disabled(
+        time: Timestamp,
+        webhook: &WebhookId,
+        name: &str,
+        reason: DisabledReason,
+    ) -> Self {
+        Self::build(
+            EventType::WebhookDisabled,
+            time,
+            json!({
+                "webhook": {"id": webhook, "name": name},
+                "reason": reason.as_str(),
             }),
         )
     }

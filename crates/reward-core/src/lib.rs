@@ -9,6 +9,7 @@
 //! - [`retry`]: the retry schedule (backoff, jitter, give-up); [`delivery`]: the state after an attempt.
 //! - [`signing`]: webhook secrets and Standard Webhooks signatures; [`rotation`]: which secrets
 //!   sign after rotations.
+//! - [`stats`]: a webhook's statistics as maths: periods, latency buckets, percentiles, failure runs.
 //! - [`idempotency`]: how long an `Idempotency-Key` is remembered.
 //! - [`filter`]: the payload filter a webhook may set, and matching events against it.
 //! - [`endpoint`]: what a customer sets on a webhook (event selection, headers, notes, rate limit).
@@ -28,4 +29,5 @@ pub mod retry;
 pub mod rotation;
 pub mod signing;
 pub mod special_addresses;
+pub mod stats;
 pub mod time;

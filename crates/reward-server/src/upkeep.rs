@@ -1,5 +1,5 @@
 //! Background upkeep, every [`Upkeep::every`] (an hour by default): events are kept 30 days,
-//! idempotency keys 24 hours, and a webhook whose every delivery attempt has failed for
+//! idempotency keys 24 hours, attempt roll-ups (webhook statistics) 8 days, and a webhook whose every delivery attempt has failed for
 //! `REWARD_DISABLE_AFTER` is disabled, saying why in `disabled_reason`. Upkeep sees the store only
 //! through [`Housekeeping`].
 
@@ -31,6 +31,10 @@ pub async fn run(store: Arc<dyn Housekeeping>, upkeep: Upkeep, shutdown: Cancell
         let idempotency_before = now.plus_millis(-reward_core::idempotency::WINDOW_MS);
         if let Err(error) = store.purge_expired(events_before, idempotency_before).await {
             tracing::warn!(%error, "purging expired events failed; will try again");
+        }
+        let rollups_before = now.plus_millis(-reward_store::rollups::RETENTION_MS);
+        if let Err(error) = store.purge_rollups(rollups_before).await {
+            tracing::warn!(%error, "purging old attempt roll-ups failed; will try again");
         }
         disable_failing_webhooks(store.as_ref(), upkeep.disable_after, now).await;
         tokio::select! {

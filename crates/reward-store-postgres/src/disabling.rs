@@ -1,21 +1,26 @@
 //! Disabling webhooks whose every delivery attempt has failed for too long
 //! (`REWARD_DISABLE_AFTER`): the rule is `reward_store::statements::DISABLE_FAILING_WEBHOOKS`.
+//! Each webhook disabled is announced (`webhook.disabled`) in the same transaction.
 
 use deadpool_postgres::GenericClient;
-use reward_core::ids::WebhookId;
+use reward_core::event::{DisabledReason, NewEvent};
+use reward_core::ids::{AccountId, WebhookId};
 use reward_core::time::Timestamp;
+use reward_store::handoff::Outbox;
 use reward_store::statements::DISABLE_FAILING_WEBHOOKS;
 use reward_store::StoreResult;
 
 use crate::errors::from_pg;
+use crate::{outbox, rows};
 
-/// Disables every enabled webhook failing since `failing_since` or earlier, with `reason`;
-/// returns the webhooks disabled.
+/// Disables every enabled webhook failing since `failing_since` or earlier, with `reason`, and
+/// emits `webhook.disabled` for each through `outbox`; returns the webhooks disabled.
 pub async fn disable_failing(
     client: &impl GenericClient,
     failing_since: Timestamp,
     now: Timestamp,
     reason: &str,
+    outbox: &mut Outbox,
 ) -> StoreResult<Vec<WebhookId>> {
     let rows = client
         .query(
@@ -24,8 +29,14 @@ pub async fn disable_failing(
         )
         .await
         .map_err(from_pg)?;
-    Ok(rows
-        .iter()
-        .map(|row| WebhookId::from_trusted(row.get(0)))
-        .collect())
+    let mut disabled = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let account = AccountId::from_trusted(rows::get(row, 0)?);
+        let id = WebhookId::from_trusted(rows::get(row, 1)?);
+        let name: String = rows::get(row, 2)?;
+        let event = NewEvent::webhook_disabled(now, &id, &name, DisabledReason::Failing);
+        outbox::emit(client, &account, &event, outbox).await?;
+        disabled.push(id);
+    }
+    Ok(disabled)
 }

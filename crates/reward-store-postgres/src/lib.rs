@@ -27,6 +27,7 @@ mod migrations;
 mod outbox;
 mod queue;
 mod rewards;
+mod rollups;
 mod rows;
 mod secrets;
 mod sessions;
@@ -44,6 +45,7 @@ use reward_core::event::{EventType, NewEvent};
 use reward_core::ids::{AccountId, ApiKeyId, DeliveryId, EventId, WebhookId};
 use reward_core::names::{IdempotencyKey, Name, TriggerId, UserId};
 use reward_core::signing::WebhookSecret;
+use reward_core::stats::StatsPeriod;
 use reward_core::time::Timestamp;
 use reward_store::handoff::{Handoff, HandoffSlot};
 use reward_store::idempotent::{Reservation, StoredResponse};
@@ -137,6 +139,15 @@ impl PostgresStore {
 }
 
 impl PostgresStore {
+    /// After a committed transaction: hands its deliveries to this node's worker, and tells
+    /// every node when some were left for claiming (as [`WriteContext::after_commit`], without
+    /// cloning a context on the recording path).
+    fn after_commit(&self, outbox: reward_store::handoff::Outbox) {
+        if self.handoff.committed(outbox) {
+            self.signal.announce(&self.pool);
+        }
+    }
+
     /// What a write needs to hand its new deliveries off once committed.
     fn write_context(&self) -> WriteContext {
         WriteContext {
@@ -468,6 +479,16 @@ impl EventLog for PostgresStore {
         sessions::attempt_stats(&self.client().await?, account, since).await
     }
 
+    async fn webhook_stats(
+        &self,
+        account: &AccountId,
+        webhook: &WebhookId,
+        period: StatsPeriod,
+        now: Timestamp,
+    ) -> StoreResult<WebhookStats> {
+        rollups::webhook_stats(&self.client().await?, account, webhook, period, now).await
+    }
+
     async fn queue_stats(&self) -> StoreResult<QueueStats> {
         queue::queue_stats(&self.client().await?).await
     }
@@ -529,7 +550,22 @@ impl Housekeeping for PostgresStore {
         now: Timestamp,
         reason: String,
     ) -> StoreResult<Vec<WebhookId>> {
-        disabling::disable_failing(&self.client().await?, failing_since, now, &reason).await
+        let context = self.write_context();
+        let mut outbox = context.outbox();
+        let disabled = in_transaction!(self, |tx| disabling::disable_failing(
+            &tx,
+            failing_since,
+            now,
+            &reason,
+            &mut outbox
+        )
+        .await?);
+        context.after_commit(outbox);
+        Ok(disabled)
+    }
+
+    async fn purge_rollups(&self, before: Timestamp) -> StoreResult<()> {
+        rollups::purge(&self.client().await?, before).await
     }
 
     async fn purge_expired(
@@ -565,14 +601,26 @@ impl DeliveryQueue for PostgresStore {
     }
 
     async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()> {
-        in_transaction!(self, |tx| queue::record_attempt(&tx, &record).await?);
+        let mut outbox = self.handoff.outbox(&self.cipher);
+        in_transaction!(self, |tx| queue::record_attempt(&tx, &record, &mut outbox)
+            .await?);
+        self.after_commit(outbox);
         Ok(())
     }
 
     async fn record_attempts(&self, mut records: Vec<AttemptRecord>) -> StoreResult<()> {
         // The released leases free their webhooks' slots in every node's claims; the worker
         // claims again when its last claim passed over busy webhooks (see `DeliveryQueue`).
-        in_transaction!(self, |tx| queue::record_attempts(&tx, &mut records).await?);
+        // A webhook disabled on the way (410 Gone) emits `webhook.disabled`, handed off once
+        // committed.
+        let mut outbox = self.handoff.outbox(&self.cipher);
+        in_transaction!(self, |tx| queue::record_attempts(
+            &tx,
+            &mut records,
+            &mut outbox
+        )
+        .await?);
+        self.after_commit(outbox);
         Ok(())
     }
 

@@ -22,8 +22,10 @@
 use std::collections::HashMap;
 
 use deadpool_postgres::GenericClient;
+use reward_core::event::{DisabledReason, NewEvent};
 use reward_core::ids::{AccountId, DeliveryId, EventId, WebhookId};
 use reward_core::time::Timestamp;
+use reward_store::handoff::Outbox;
 use reward_store::records::{
     AttemptRecord, Claim, ClaimRequest, ClaimedDelivery, DeliveryStatus, PassedOver, QueueStats,
     WebhookSecrets,
@@ -34,7 +36,7 @@ use reward_store::StoreResult;
 use tokio_postgres::Row;
 
 use crate::errors::from_pg;
-use crate::rows;
+use crate::{outbox, rollups, rows};
 
 /// Candidate queries per source and claim at most: each pass after the first only happens because
 /// the one before filled a webhook up, so this bounds a claim's cost, not its fairness.
@@ -266,9 +268,15 @@ fn claimed_from_row(row: &Row, cipher: &SecretCipher) -> StoreResult<ClaimedDeli
 pub async fn record_attempt(
     client: &impl GenericClient,
     record: &AttemptRecord,
+    outbox: &mut Outbox,
 ) -> StoreResult<()> {
-    disable_webhook(client, record).await?;
-    store_attempts(client, &[record]).await
+    disable_webhook(client, record, outbox).await?;
+    let attempts = [record];
+    tokio::try_join!(
+        store_attempts(client, &attempts),
+        rollups::record(client, std::slice::from_ref(record)),
+    )?;
+    Ok(())
 }
 
 /// Stores a worker's batch of finished attempts in one transaction: one commit, so one WAL flush,
@@ -276,10 +284,13 @@ pub async fn record_attempt(
 /// one statement for all of their rows instead of two round trips each.
 ///
 /// Rows are taken in one order, the webhooks to disable first and then the deliveries, each
-/// sorted by key: two nodes' batches never deadlock each other, nor a webhook's deletion.
+/// sorted by key: two nodes' batches never deadlock each other, nor a webhook's deletion; then
+/// the roll-ups (sorted by key too), their statement sent with the attempts' (pipelined: no round
+/// trip of its own).
 pub async fn record_attempts(
     client: &impl GenericClient,
     records: &mut [AttemptRecord],
+    outbox: &mut Outbox,
 ) -> StoreResult<()> {
     records.sort_by(|a, b| {
         (
@@ -294,11 +305,16 @@ pub async fn record_attempts(
             ))
     });
     for record in records.iter() {
-        disable_webhook(client, record).await?;
+        disable_webhook(client, record, outbox).await?;
     }
-    for round in rounds_of_distinct_deliveries(records) {
-        store_attempts(client, &round).await?;
-    }
+    let records: &[AttemptRecord] = records;
+    let store_rounds = async {
+        for round in rounds_of_distinct_deliveries(records) {
+            store_attempts(client, &round).await?;
+        }
+        Ok(())
+    };
+    tokio::try_join!(store_rounds, rollups::record(client, records))?;
     Ok(())
 }
 
@@ -326,30 +342,43 @@ fn rounds_of_distinct_deliveries(records: &[AttemptRecord]) -> Vec<Vec<&AttemptR
     rounds
 }
 
-/// Disables the webhook when the attempt asked for it (410 Gone).
-async fn disable_webhook(client: &impl GenericClient, record: &AttemptRecord) -> StoreResult<()> {
+/// Disables the webhook when the attempt asked for it (410 Gone), and emits `webhook.disabled`
+/// through `outbox`. Only an enabled webhook is disabled and announced: a second 410, here or
+/// on another node, changes nothing.
+async fn disable_webhook(
+    client: &impl GenericClient,
+    record: &AttemptRecord,
+    outbox: &mut Outbox,
+) -> StoreResult<()> {
     let Some(reason) = &record.disable_webhook else {
         return Ok(());
     };
+    let now = Timestamp::now();
     let statement = client
         .prepare_cached(
             "UPDATE webhooks SET enabled = false, disabled_reason = $3, updated_at = $4
-             WHERE account_id = $1 AND id = $2",
+             WHERE account_id = $1 AND id = $2 AND enabled RETURNING name",
         )
         .await
         .map_err(from_pg)?;
-    client
-        .execute(
+    let disabled = client
+        .query_opt(
             &statement,
             &[
                 &record.account_id.as_str(),
                 &record.webhook_id.as_str(),
                 reason,
-                &Timestamp::now().as_millis(),
+                &now.as_millis(),
             ],
         )
         .await
         .map_err(from_pg)?;
+    if let Some(row) = disabled {
+        let name: String = rows::get(&row, 0)?;
+        let event =
+            NewEvent::webhook_disabled(now, &record.webhook_id, &name, DisabledReason::Gone);
+        outbox::emit(client, &record.account_id, &event, outbox).await?;
+    }
     Ok(())
 }
 

@@ -19,6 +19,7 @@ mod outbox;
 mod queue;
 mod readers;
 mod rewards;
+mod rollups;
 mod rows;
 mod sessions;
 mod webhooks;
@@ -33,6 +34,7 @@ use reward_core::event::{EventType, NewEvent};
 use reward_core::ids::{AccountId, ApiKeyId, DeliveryId, EventId, WebhookId};
 use reward_core::names::{IdempotencyKey, Name, TriggerId, UserId};
 use reward_core::signing::WebhookSecret;
+use reward_core::stats::StatsPeriod;
 use reward_core::time::Timestamp;
 use reward_store::handoff::{Handoff, HandoffSlot, Outbox};
 use reward_store::idempotent::{Reservation, StoredResponse};
@@ -560,6 +562,19 @@ impl EventLog for SqliteStore {
             .await
     }
 
+    async fn webhook_stats(
+        &self,
+        account: &AccountId,
+        webhook: &WebhookId,
+        period: StatsPeriod,
+        now: Timestamp,
+    ) -> StoreResult<WebhookStats> {
+        owned!(account, webhook);
+        self.readers
+            .read(move |c| rollups::webhook_stats(c, &account, &webhook, period, now))
+            .await
+    }
+
     async fn queue_stats(&self) -> StoreResult<QueueStats> {
         self.readers.read(queue::queue_stats).await
     }
@@ -617,9 +632,21 @@ impl Housekeeping for SqliteStore {
         now: Timestamp,
         reason: String,
     ) -> StoreResult<Vec<WebhookId>> {
-        self.writer
-            .write(move |c| disabling::disable_failing(c, failing_since, now, &reason))
-            .await
+        let (handoff, cipher) = (self.handoff.get().cloned(), self.cipher.clone());
+        let result = self
+            .writer
+            .write(move |c| {
+                let mut outbox = Outbox::new(handoff.as_deref(), &cipher);
+                let disabled =
+                    disabling::disable_failing(c, failing_since, now, &reason, &mut outbox)?;
+                Ok((disabled, outbox))
+            })
+            .await;
+        self.deliver_committed(result)
+    }
+
+    async fn purge_rollups(&self, before: Timestamp) -> StoreResult<()> {
+        self.writer.write(move |c| rollups::purge(c, before)).await
     }
 
     async fn purge_expired(
@@ -649,19 +676,25 @@ impl DeliveryQueue for SqliteStore {
     }
 
     async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()> {
-        self.writer
-            .write(move |c| queue::record_attempt(c, &record))
-            .await
+        self.record_attempts(vec![record]).await
     }
 
+    /// The attempts, their deliveries' new states and their roll-ups, in one job; a webhook
+    /// disabled on the way (410 Gone) emits `webhook.disabled`, handed off once committed.
     async fn record_attempts(&self, records: Vec<AttemptRecord>) -> StoreResult<()> {
-        self.writer
+        let (handoff, cipher) = (self.handoff.get().cloned(), self.cipher.clone());
+        let result = self
+            .writer
             .write(move |c| {
-                records
-                    .iter()
-                    .try_for_each(|record| queue::record_attempt(c, record))
+                let mut outbox = Outbox::new(handoff.as_deref(), &cipher);
+                for record in &records {
+                    queue::record_attempt(c, record, &mut outbox)?;
+                }
+                rollups::record(c, &records)?;
+                Ok(((), outbox))
             })
-            .await
+            .await;
+        self.deliver_committed(result)
     }
 
     async fn next_due_at(&self, now: Timestamp) -> StoreResult<Option<Timestamp>> {

@@ -8,8 +8,10 @@
 
 use std::collections::HashMap;
 
+use reward_core::event::{DisabledReason, NewEvent};
 use reward_core::ids::{AccountId, DeliveryId, EventId, WebhookId};
 use reward_core::time::Timestamp;
+use reward_store::handoff::Outbox;
 use reward_store::records::{
     AttemptRecord, Claim, ClaimRequest, ClaimedDelivery, DeliveryStatus, PassedOver, QueueStats,
 };
@@ -19,7 +21,7 @@ use reward_store::StoreResult;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::errors::from_sqlite;
-use crate::rows;
+use crate::{outbox, rows};
 
 /// Candidates examined per claim beyond the limit: bounds a claim's cost when many candidates
 /// belong to saturated webhooks.
@@ -148,7 +150,13 @@ fn load_claimed(
         .map_err(from_sqlite)
 }
 
-pub fn record_attempt(connection: &Connection, record: &AttemptRecord) -> StoreResult<()> {
+/// Stores the attempt and its delivery's new state, releases the lease, and disables the webhook
+/// when the attempt asked for it (410 Gone), emitting `webhook.disabled` through `outbox`.
+pub fn record_attempt(
+    connection: &Connection,
+    record: &AttemptRecord,
+    outbox: &mut Outbox,
+) -> StoreResult<()> {
     let account = record.account_id.as_str();
     let delivery = record.delivery_id.as_str();
     let attempt = &record.attempt;
@@ -199,15 +207,31 @@ pub fn record_attempt(connection: &Connection, record: &AttemptRecord) -> StoreR
         })
         .map_err(from_sqlite)?;
     if let Some(reason) = &record.disable_webhook {
-        connection
+        // Only an enabled webhook is disabled (and announced): a second 410 from the same batch or
+        // a webhook disabled meanwhile changes nothing.
+        let disabled: Option<String> = connection
             .prepare_cached(
                 "UPDATE webhooks SET enabled = 0, disabled_reason = ?3, updated_at = ?4
-                 WHERE account_id = ?1 AND id = ?2",
+                 WHERE account_id = ?1 AND id = ?2 AND enabled = 1 RETURNING name",
             )
             .and_then(|mut statement| {
-                statement.execute(params![account, record.webhook_id.as_str(), reason, now])
+                statement
+                    .query_row(
+                        params![account, record.webhook_id.as_str(), reason, now],
+                        |row| row.get(0),
+                    )
+                    .optional()
             })
             .map_err(from_sqlite)?;
+        if let Some(name) = disabled {
+            let event = NewEvent::webhook_disabled(
+                Timestamp::from_millis(now),
+                &record.webhook_id,
+                &name,
+                DisabledReason::Gone,
+            );
+            outbox::emit(connection, &record.account_id, &event, outbox)?;
+        }
     }
     Ok(())
 }

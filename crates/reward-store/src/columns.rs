@@ -157,7 +157,7 @@ mod tests {
         let text = event_types_json(&all);
         assert_eq!(
             text,
-            r#"["trigger_event.created","balance.credit_points_issued"]"#
+            r#"["trigger_event.created","balance.credit_points_issued","webhook.disabled"]"#
         );
         assert_eq!(event_types_from_json(&text), Some(all));
         assert_eq!(

@@ -11,6 +11,8 @@
 //! - [`rules`]: the domain's decisions on those records, each made once for both backends (what a
 //!   trigger event, a manual credit, a webhook change and an attempt's outcome produce, and the
 //!   events each emits); [`paging`], [`columns`] and [`statements`]: storage helpers both share.
+//! - [`rollups`]: a webhook's attempts counted per hour and latency bucket as they are recorded,
+//!   and its statistics read back from those counts.
 //! - [`handoff`]: new deliveries handed straight to this process's worker; [`secrets`]: secrets
 //!   sealed at rest; [`idempotent`]: answers kept for `Idempotency-Key`s.
 //! - [`StoreError`]: what can go wrong, split into the caller's mistakes and the store's troubles.
@@ -26,6 +28,7 @@ pub mod idempotent;
 pub mod paging;
 pub mod ports;
 pub mod records;
+pub mod rollups;
 pub mod rules;
 pub mod secrets;
 pub mod statements;

@@ -378,6 +378,35 @@ pub struct AttemptStats {
     pub succeeded: u64,
 }
 
+/// A webhook's health over a period (`GET /v1/webhooks/{id}/stats`, the dashboard's charts),
+/// read from roll-ups (see `reward_store::rollups`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookStats {
+    pub period: reward_core::stats::StatsPeriod,
+    /// Every bucket of the period, oldest first, zeros where nothing happened.
+    pub buckets: Vec<StatsBucket>,
+    /// Succeeded ÷ attempts over the whole period; `None` without attempts.
+    pub success_rate: Option<f64>,
+    /// The webhook's deliveries pending now (due or waiting for a retry).
+    pub pending: u64,
+    /// When the run of failed attempts since the webhook's last success began; `None` when its
+    /// last attempt succeeded or it has none.
+    pub failing_since: Option<Timestamp>,
+}
+
+/// The attempts that started in one bucket of a period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsBucket {
+    pub start: Timestamp,
+    pub attempts: u64,
+    /// Answered 2xx.
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Latency percentiles, as the upper bound of their latency bucket; `None` without attempts.
+    pub p50_ms: Option<u64>,
+    pub p99_ms: Option<u64>,
+}
+
 /// The delivery queue at a glance, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueStats {

@@ -7,7 +7,7 @@
 /// (`REWARD_DISABLE_AFTER`): one failed at or before `$1` (the failing-since time), none
 /// succeeded (2xx) since that one, and the webhook was not changed since it either (enabling or
 /// editing it restarts the clock). Sets `updated_at` to `$2` (now) and `disabled_reason` to `$3`;
-/// returns the ids of the webhooks disabled. One statement, so nodes sweeping at the same moment
+/// returns the account, id and name of each webhook disabled (for `webhook.disabled`). One statement, so nodes sweeping at the same moment
 /// disable each webhook once.
 pub const DISABLE_FAILING_WEBHOOKS: &str =
     "UPDATE webhooks SET enabled = FALSE, disabled_reason = $3, updated_at = $2
@@ -22,4 +22,4 @@ pub const DISABLE_FAILING_WEBHOOKS: &str =
              ON s.account_id = sd.account_id AND s.delivery_id = sd.id
            WHERE sd.account_id = webhooks.account_id AND sd.webhook_id = webhooks.id
              AND s.started_at >= a.started_at AND s.status_code BETWEEN 200 AND 299))
-     RETURNING id";
+     RETURNING account_id, id, name";

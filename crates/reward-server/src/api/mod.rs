@@ -17,6 +17,7 @@ mod trigger_events;
 mod triggers;
 mod users;
 pub mod views;
+pub mod webhook_stats;
 mod webhooks;
 
 use axum::Json;
@@ -57,6 +58,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(description)
         .routes(routes!(healthz))
         .merge(webhooks::router())
+        .merge(webhook_stats::router())
         .merge(deliveries::router())
         .merge(events::router())
         .merge(triggers::router())

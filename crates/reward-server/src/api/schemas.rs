@@ -37,6 +37,8 @@ pub enum EventTypeName {
     TriggerEventCreated,
     #[serde(rename = "balance.credit_points_issued")]
     BalanceCreditPointsIssued,
+    #[serde(rename = "webhook.disabled")]
+    WebhookDisabled,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -4,11 +4,12 @@
 use async_trait::async_trait;
 use reward_core::event::EventType;
 use reward_core::ids::{AccountId, DeliveryId, EventId, WebhookId};
+use reward_core::stats::StatsPeriod;
 use reward_core::time::Timestamp;
 
 use crate::records::{
     AttemptStats, Delivery, DeliveryStatus, DeliveryWithAttempts, Event, Page, PageRequest,
-    QueueStats,
+    QueueStats, WebhookStats,
 };
 use crate::StoreResult;
 
@@ -59,6 +60,15 @@ pub trait EventLog: Send + Sync + 'static {
         account: &AccountId,
         since: Timestamp,
     ) -> StoreResult<Vec<AttemptStats>>;
+    /// The webhook's statistics over `period` ending with the bucket `now` falls in, read from
+    /// roll-ups (`crate::rollups`); 404 for another account's webhook.
+    async fn webhook_stats(
+        &self,
+        account: &AccountId,
+        webhook: &WebhookId,
+        period: StatsPeriod,
+        now: Timestamp,
+    ) -> StoreResult<WebhookStats>;
     /// How many deliveries are pending, and since when the oldest waits.
     async fn queue_stats(&self) -> StoreResult<QueueStats>;
 }

@@ -12,7 +12,8 @@ pub trait Housekeeping: Send + Sync + 'static {
     /// Disables every enabled webhook whose delivery attempts have all failed since
     /// `failing_since` or earlier (`REWARD_DISABLE_AFTER`): one failed then or before, none
     /// succeeded (2xx) since, and the webhook was not changed since (enabling or editing it
-    /// restarts the clock). Sets `disabled_reason` to `reason`; returns the webhooks disabled.
+    /// restarts the clock). Sets `disabled_reason` to `reason` and emits `webhook.disabled` for
+    /// each, in the same transaction; returns the webhooks disabled.
     async fn disable_failing_webhooks(
         &self,
         failing_since: Timestamp,
@@ -26,6 +27,9 @@ pub trait Housekeeping: Send + Sync + 'static {
         events_before: Timestamp,
         idempotency_before: Timestamp,
     ) -> StoreResult<()>;
+    /// Removes attempt roll-ups of hours before `before`, and failure runs of webhooks that are
+    /// gone (`crate::rollups`).
+    async fn purge_rollups(&self, before: Timestamp) -> StoreResult<()>;
     /// Refreshes the query planner's statistics of tables that changed a lot since they were
     /// last gathered; returns the tables refreshed. Backends whose plans do not depend on
     /// gathered statistics do nothing.

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::common::{fresh_database, Api, TestServer};
 use crate::databases::stored_webhook_column;
-use crate::receiver::Receiver;
+use crate::receiver::{Answer, Receiver};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -273,6 +273,24 @@ async fn every_type_reaches_a_webhook_of_star_and_the_selection_is_kept_as_star(
         types,
         ["balance.credit_points_issued", "trigger_event.created"]
     );
+    // `webhook.disabled` came after the first two types: a webhook of "*" receives it as well.
+    let gone = Receiver::start().await;
+    gone.answer(Answer::Status(410));
+    let leaving = create(
+        &api,
+        json!({"name": "Leaving", "url": gone.url, "events": ["trigger_event.created"]}),
+    )
+    .await;
+    let sent = api
+        .post(
+            &format!("/v1/webhooks/{}/test", id_of(&leaving)),
+            json!({"type": "trigger_event.created"}),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED);
+    let third = receiver.wait_for(3, WAIT).await.remove(2).json();
+    assert_eq!(third["type"], "webhook.disabled");
+    assert_eq!(third["data"]["webhook"]["id"], id_of(&leaving).as_str());
     server.stop().await;
     drop(database);
 }

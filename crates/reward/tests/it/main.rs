@@ -32,3 +32,5 @@ mod rotation;
 mod schemathesis;
 mod throughput;
 mod validation;
+mod webhook_disabled;
+mod webhook_stats;

@@ -220,6 +220,7 @@ const SPEC_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/webhooks/{id}/test"),
     ("get", "/v1/webhooks/{id}/deliveries"),
     ("post", "/v1/webhooks/{id}/recover"),
+    ("get", "/v1/webhooks/{id}/stats"),
     ("get", "/v1/deliveries/{id}"),
     ("post", "/v1/deliveries/{id}/retry"),
     ("get", "/v1/events"),
@@ -372,6 +373,9 @@ async fn docs_and_event_pages_show_every_example() {
             }
             reward_core::event::EventType::BalanceCreditPointsIssued => {
                 page("/docs/events/balance.credit_points_issued").await
+            }
+            reward_core::event::EventType::WebhookDisabled => {
+                page("/docs/events/webhook.disabled").await
             }
         };
         assert!(

@@ -376,7 +376,11 @@ async fn event_types_describe_schema_and_example() {
         .collect();
     assert_eq!(
         names,
-        ["trigger_event.created", "balance.credit_points_issued"]
+        [
+            "trigger_event.created",
+            "balance.credit_points_issued",
+            "webhook.disabled"
+        ]
     );
     for kind in types {
         assert_keys(kind, &["type", "description", "schema", "example"]);

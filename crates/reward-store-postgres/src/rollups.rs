@@ -1,0 +1,176 @@
+//! Attempt roll-ups (see `reward_store::rollups`): upserted with each recorded batch in one
+//! statement, read back for a webhook's statistics, purged by upkeep.
+
+use deadpool_postgres::GenericClient;
+use reward_core::ids::{AccountId, WebhookId};
+use reward_core::stats::StatsPeriod;
+use reward_core::time::Timestamp;
+use reward_store::records::{AttemptRecord, WebhookStats};
+use reward_store::rollups::{self, RolledUp};
+use reward_store::StoreResult;
+
+use crate::errors::from_pg;
+
+/// A batch's roll-up increments and failure-run changes, rows passed as arrays, both tables in
+/// one statement. Rows come sorted by key (`reward_store::rollups`), so concurrent batches lock
+/// them in the same order; each key appears once, as one statement may update a row only once.
+const RECORD: &str = r#"WITH counted AS (
+    INSERT INTO attempt_rollups (account_id, webhook_id, hour_start, latency_bucket, succeeded,
+                                 failed)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::smallint[], $5::bigint[],
+                         $6::bigint[])
+    ON CONFLICT (account_id, webhook_id, hour_start, latency_bucket) DO UPDATE SET
+        succeeded = attempt_rollups.succeeded + excluded.succeeded,
+        failed = attempt_rollups.failed + excluded.failed
+)
+INSERT INTO webhook_failure_runs AS runs (account_id, webhook_id, failing_since)
+SELECT account_id, webhook_id, failing_since
+FROM unnest($7::text[], $8::text[], $9::bigint[], $10::bool[])
+    AS given(account_id, webhook_id, failing_since, restarts)
+ON CONFLICT (account_id, webhook_id) DO UPDATE SET failing_since =
+    CASE WHEN (SELECT g.restarts FROM unnest($7::text[], $8::text[], $10::bool[])
+                 AS g(account_id, webhook_id, restarts)
+               WHERE g.account_id = excluded.account_id AND g.webhook_id = excluded.webhook_id)
+         THEN excluded.failing_since
+         ELSE COALESCE(runs.failing_since, excluded.failing_since) END
+"#;
+
+/// Counts a recorded batch in its roll-ups and failure runs.
+pub async fn record(client: &impl GenericClient, records: &[AttemptRecord]) -> StoreResult<()> {
+    let increments = rollups::increments(records);
+    if increments.is_empty() {
+        return Ok(());
+    }
+    let runs = rollups::failure_runs(records);
+    let statement = client.prepare_cached(RECORD).await.map_err(from_pg)?;
+    client
+        .execute(
+            &statement,
+            &[
+                &increments
+                    .iter()
+                    .map(|row| row.account.as_str())
+                    .collect::<Vec<_>>(),
+                &increments
+                    .iter()
+                    .map(|row| row.webhook.as_str())
+                    .collect::<Vec<_>>(),
+                &increments
+                    .iter()
+                    .map(|row| row.hour_start.as_millis())
+                    .collect::<Vec<_>>(),
+                &increments
+                    .iter()
+                    .map(|row| i16::from(row.latency_bucket))
+                    .collect::<Vec<_>>(),
+                &increments
+                    .iter()
+                    .map(|row| row.succeeded)
+                    .collect::<Vec<_>>(),
+                &increments.iter().map(|row| row.failed).collect::<Vec<_>>(),
+                &runs
+                    .iter()
+                    .map(|run| run.account.as_str())
+                    .collect::<Vec<_>>(),
+                &runs
+                    .iter()
+                    .map(|run| run.webhook.as_str())
+                    .collect::<Vec<_>>(),
+                &runs
+                    .iter()
+                    .map(|run| run.failing_since().map(Timestamp::as_millis))
+                    .collect::<Vec<_>>(),
+                &runs.iter().map(|run| run.restarts()).collect::<Vec<_>>(),
+            ],
+        )
+        .await
+        .map_err(from_pg)?;
+    Ok(())
+}
+
+/// The webhook's statistics: its roll-ups of the period, its pending deliveries and its run of
+/// failures, read together. `NotFound` unless the account has the webhook.
+pub async fn webhook_stats(
+    client: &impl GenericClient,
+    account: &AccountId,
+    webhook: &WebhookId,
+    period: StatsPeriod,
+    now: Timestamp,
+) -> StoreResult<WebhookStats> {
+    let since = period.since(now).as_millis();
+    let (account_id, webhook_id) = (account.as_str(), webhook.as_str());
+    let (_, rolled_up, pending, failing_since) = tokio::try_join!(
+        crate::webhooks::ensure_exists(client, account, webhook),
+        async {
+            client
+                .query(
+                    "SELECT hour_start, latency_bucket, succeeded, failed FROM attempt_rollups
+                     WHERE account_id = $1 AND webhook_id = $2 AND hour_start >= $3",
+                    &[&account_id, &webhook_id, &since],
+                )
+                .await
+                .map_err(from_pg)
+        },
+        async {
+            // `deliveries_unfinished_by_webhook` holds exactly the unfinished ones.
+            client
+                .query_one(
+                    "SELECT count(*) FROM deliveries
+                     WHERE account_id = $1 AND webhook_id = $2 AND status = 'pending'",
+                    &[&account_id, &webhook_id],
+                )
+                .await
+                .map_err(from_pg)
+        },
+        async {
+            client
+                .query_opt(
+                    "SELECT failing_since FROM webhook_failure_runs
+                     WHERE account_id = $1 AND webhook_id = $2",
+                    &[&account_id, &webhook_id],
+                )
+                .await
+                .map_err(from_pg)
+        },
+    )?;
+    let rolled_up: Vec<RolledUp> = rolled_up
+        .iter()
+        .map(|row| RolledUp {
+            hour_start: Timestamp::from_millis(row.get(0)),
+            latency_bucket: u8::try_from(row.get::<_, i16>(1)).unwrap_or(0),
+            succeeded: row.get::<_, i64>(2).max(0) as u64,
+            failed: row.get::<_, i64>(3).max(0) as u64,
+        })
+        .collect();
+    let pending = pending.get::<_, i64>(0).max(0) as u64;
+    let failing_since = failing_since
+        .and_then(|row| row.get::<_, Option<i64>>(0))
+        .map(Timestamp::from_millis);
+    Ok(rollups::assemble(
+        period,
+        now,
+        &rolled_up,
+        pending,
+        failing_since,
+    ))
+}
+
+/// Deletes roll-ups of hours before `before`, and the failure runs of deleted webhooks.
+pub async fn purge(client: &impl GenericClient, before: Timestamp) -> StoreResult<()> {
+    client
+        .execute(
+            "DELETE FROM attempt_rollups WHERE hour_start < $1",
+            &[&before.as_millis()],
+        )
+        .await
+        .map_err(from_pg)?;
+    client
+        .execute(
+            "DELETE FROM webhook_failure_runs r WHERE NOT EXISTS (
+               SELECT 1 FROM webhooks w WHERE w.account_id = r.account_id AND w.id = r.webhook_id)",
+            &[],
+        )
+        .await
+        .map_err(from_pg)?;
+    Ok(())
+}

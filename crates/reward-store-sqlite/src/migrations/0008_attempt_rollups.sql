@@ -1,0 +1,20 @@
+-- A webhook's attempts counted per hour (UTC, ms) and latency bucket (reward_core::stats), upserted
+-- once per recorded batch: statistics read these rows, never the attempts. Kept 8 days by upkeep.
+CREATE TABLE IF NOT EXISTS attempt_rollups (
+    account_id      TEXT NOT NULL,
+    webhook_id      TEXT NOT NULL,
+    hour_start      INTEGER NOT NULL,
+    latency_bucket  INTEGER NOT NULL,
+    succeeded       INTEGER NOT NULL,
+    failed          INTEGER NOT NULL,
+    PRIMARY KEY (account_id, webhook_id, hour_start, latency_bucket)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS attempt_rollups_by_age ON attempt_rollups (hour_start);
+
+-- When each webhook's current run of failed attempts began (NULL: its last attempt succeeded).
+CREATE TABLE IF NOT EXISTS webhook_failure_runs (
+    account_id     TEXT NOT NULL,
+    webhook_id     TEXT NOT NULL,
+    failing_since  INTEGER,
+    PRIMARY KEY (account_id, webhook_id)
+) WITHOUT ROWID;
