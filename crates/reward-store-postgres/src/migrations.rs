@@ -13,6 +13,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_unfinished_deliveries_index.sql"),
     include_str!("../migrations/0004_balance_bound.sql"),
     include_str!("../migrations/0005_previous_secrets.sql"),
+    // 0006 is another change of issue 16; the lead orders them when merging.
+    include_str!("../migrations/0007_delivery_search_indexes.sql"),
 ];
 
 /// Any number, as long as no other advisory lock on the database uses it: "reward" in ASCII.

@@ -19,6 +19,7 @@ mod queue;
 mod readers;
 mod rewards;
 mod rows;
+mod search;
 mod sessions;
 mod webhooks;
 mod writer;
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reward_core::event::{EventType, NewEvent};
+use reward_core::event::NewEvent;
 use reward_core::ids::{AccountId, ApiKeyId, DeliveryId, EventId, WebhookId};
 use reward_core::names::{Name, TriggerId, UserId};
 use reward_core::signing::WebhookSecret;
@@ -452,12 +453,12 @@ impl EventLog for SqliteStore {
     async fn list_events(
         &self,
         account: &AccountId,
-        event_type: Option<EventType>,
+        query: &EventQuery,
         page: PageRequest,
     ) -> StoreResult<Page<Event>> {
-        owned!(account);
+        owned!(account, query);
         self.readers
-            .read(move |c| events::list(c, &account, event_type, &page))
+            .read(move |c| events::list(c, &account, &query, &page))
             .await
     }
 
@@ -478,6 +479,18 @@ impl EventLog for SqliteStore {
         owned!(account, webhook);
         self.readers
             .read(move |c| deliveries::list(c, &account, &webhook, status, &page))
+            .await
+    }
+
+    async fn search_deliveries(
+        &self,
+        account: &AccountId,
+        query: &DeliveryQuery,
+        page: PageRequest,
+    ) -> StoreResult<Page<Delivery>> {
+        owned!(account, query);
+        self.readers
+            .read(move |c| deliveries::search(c, &account, &query, &page))
             .await
     }
 

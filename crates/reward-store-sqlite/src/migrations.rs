@@ -9,6 +9,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_webhook_deletions.sql"),
     include_str!("migrations/0004_failed_deliveries_index.sql"),
     include_str!("migrations/0005_previous_secrets.sql"),
+    // 0006 is another change of issue 16; the lead orders them when merging.
+    include_str!("migrations/0007_delivery_search_indexes.sql"),
 ];
 
 /// Brings the schema up to date. Safe to run from several processes at once: the check and the
