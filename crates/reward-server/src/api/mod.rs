@@ -8,6 +8,7 @@ mod deliveries;
 pub mod error;
 mod events;
 pub mod extract;
+mod filters;
 pub mod input;
 pub mod limits;
 pub(crate) mod reference_headers;
