@@ -3,12 +3,13 @@
 
 Builds scratch databases (never the real ones): a SQLite file (a recursive CTE) and a PostgreSQL
 database (generate_series), each with the schema of the migrations and ROWS deliveries of two
-accounts over 30 days, then prints each search's plan and time: EXPLAIN QUERY PLAN and the
-query's time (Python's sqlite3, best of 3) on SQLite, left without ANALYZE statistics as the server leaves it;
-EXPLAIN ANALYZE on PostgreSQL, analyzed as autovacuum (and the store's statistics.rs) keep it. The statements are the ones
-`reward_store::search` builds (see its tests), with the values written in.
+accounts over 30 days, then prints each search's plan and time: on SQLite EXPLAIN QUERY PLAN and
+the query's time (Python's sqlite3, best of 3), without ANALYZE statistics as the server leaves it;
+on PostgreSQL EXPLAIN ANALYZE, analyzed as autovacuum (and the store's statistics.rs) keep it.
+The statements are the ones `reward_store::search` builds (see its tests), values written in.
 
     scripts/search-plans.py [ROWS]      # 2,000,000 by default; needs sqlite3 and psql
+    BACKENDS=sqlite scripts/search-plans.py   # one backend only
 """
 
 import os
