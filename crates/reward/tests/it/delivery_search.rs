@@ -14,6 +14,9 @@ use crate::receiver::{Answer, Receiver};
 const CREATED: &str = "trigger_event.created";
 const ISSUED: &str = "balance.credit_points_issued";
 
+/// What a filter keeps, as checked here on the unfiltered list.
+type Keep<'a> = Box<dyn Fn(&Value) -> bool + 'a>;
+
 /// Every item of a list, following `next_cursor` with pages of `limit`; fails on a duplicate.
 async fn all_pages(api: &Api, path: &str, limit: u32) -> Vec<Value> {
     let separator = if path.contains('?') { '&' } else { '?' };
@@ -34,7 +37,7 @@ async fn all_pages(api: &Api, path: &str, limit: u32) -> Vec<Value> {
             None => break,
         }
     }
-    let ids: HashSet<&str> = items.iter().map(|item| id_of(item)).collect();
+    let ids: HashSet<&str> = items.iter().map(id_of).collect();
     assert_eq!(ids.len(), items.len(), "{path}: an item came twice");
     items
 }
@@ -48,7 +51,7 @@ fn ids(items: &[Value]) -> Vec<&str> {
 }
 
 /// The items of `all` that `keep` keeps, in the same (newest first) order.
-fn expected<'a>(all: &'a [Value], keep: impl Fn(&Value) -> bool) -> Vec<&'a str> {
+fn expected(all: &[Value], keep: impl Fn(&Value) -> bool) -> Vec<&str> {
     all.iter().filter(|item| keep(item)).map(id_of).collect()
 }
 
@@ -81,7 +84,7 @@ async fn each_filter_alone_and_together_keeps_exactly_its_deliveries() {
     assert_eq!(ids(&all), sorted, "newest first");
     let event = all[5]["event_id"].as_str().expect("event_id").to_owned();
 
-    let cases: Vec<(String, Box<dyn Fn(&Value) -> bool>)> = vec![
+    let cases: Vec<(String, Keep)> = vec![
         (format!("webhook_id={first}"), {
             let first = first.clone();
             Box::new(move |d: &Value| d["webhook_id"] == first.as_str())
@@ -255,7 +258,7 @@ async fn time_bounds_are_exclusive_on_every_list_that_takes_them() {
     let pivot = &times[times.len() / 2];
     let oldest = &times[0];
     let created = |d: &Value| d["created_at"].as_str().expect("created_at").to_owned();
-    let cases: Vec<(String, Box<dyn Fn(&Value) -> bool>)> = vec![
+    let cases: Vec<(String, Keep)> = vec![
         (format!("created_after={pivot}"), {
             let pivot = pivot.clone();
             Box::new(move |d: &Value| created(d) > pivot)
@@ -338,7 +341,7 @@ async fn time_bounds_are_exclusive_on_every_list_that_takes_them() {
     for (filter, keep) in [
         (
             format!("created_after={pivot}"),
-            Box::new(|e: &Value| time(e) > *pivot) as Box<dyn Fn(&Value) -> bool>,
+            Box::new(|e: &Value| time(e) > *pivot) as Keep,
         ),
         (
             format!("created_before={pivot}"),
