@@ -13,6 +13,9 @@ use ulid::{Generator, Ulid};
 /// The length of a ULID in Crockford base32.
 const ULID_LEN: usize = 26;
 
+/// A ULID's clock: 48 bits of milliseconds since the Unix epoch.
+const ULID_MAX_MILLIS: u64 = (1 << 48) - 1;
+
 static GENERATOR: Mutex<Option<Generator>> = Mutex::new(None);
 
 /// A new ULID, strictly greater than any other made by this process.
@@ -44,6 +47,16 @@ macro_rules! prefixed_id {
             /// A new id, later than every id this process made before.
             pub fn generate() -> Self {
                 Self(format!("{}{}", $prefix, next_ulid().to_string().to_lowercase()))
+            }
+
+            /// The smallest id made at `time`, by the clock in the id: a bound for ranges of ids
+            /// by creation time. `None` before 1970 or past ULID's clock (year 10889).
+            pub fn lowest_at(time: crate::time::Timestamp) -> Option<Self> {
+                let millis = u64::try_from(time.as_millis()).ok()?;
+                (millis <= ULID_MAX_MILLIS).then(|| {
+                    let ulid = Ulid::from_parts(millis, 0);
+                    Self(format!("{}{}", $prefix, ulid.to_string().to_lowercase()))
+                })
             }
 
             /// Accepts exactly the form `generate` produces (upper case is folded to lower).
@@ -145,6 +158,21 @@ mod tests {
         assert!(WebhookId::parse("wh_01jf2wkmvcfw6ts1qmgzya291u").is_err());
         assert!(WebhookId::parse("").is_err());
         assert!(WebhookId::parse("wh_01jf2wkmvcfw6ts1qmgzya291c").is_ok());
+    }
+
+    #[test]
+    fn lowest_at_bounds_the_ids_made_from_that_millisecond() {
+        use crate::time::Timestamp;
+        let before = Timestamp::now();
+        let id = DeliveryId::generate();
+        let after = Timestamp::now().plus_millis(1);
+        let low = DeliveryId::lowest_at(before).expect("in range");
+        let high = DeliveryId::lowest_at(after).expect("in range");
+        assert!(low <= id && id < high, "{low} <= {id} < {high}");
+        assert_eq!(DeliveryId::parse(low.as_str()), Ok(low));
+        assert_eq!(DeliveryId::lowest_at(Timestamp::from_millis(-1)), None);
+        assert_eq!(DeliveryId::lowest_at(Timestamp::from_millis(1 << 48)), None);
+        assert!(DeliveryId::lowest_at(Timestamp::from_millis((1 << 48) - 1)).is_some());
     }
 
     #[test]

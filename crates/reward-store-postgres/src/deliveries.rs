@@ -3,9 +3,9 @@
 use deadpool_postgres::GenericClient;
 use reward_core::ids::{AccountId, AttemptId, DeliveryId, EventId, WebhookId};
 use reward_core::time::Timestamp;
-use reward_store::paging::{fetch_limit, id_cursor, page_of};
+use reward_store::paging::page_of;
 use reward_store::records::{
-    Attempt, Delivery, DeliveryStatus, DeliveryWithAttempts, Page, PageRequest,
+    Attempt, Delivery, DeliveryQuery, DeliveryStatus, DeliveryWithAttempts, Page, PageRequest,
 };
 use reward_store::rules;
 use reward_store::{StoreError, StoreResult};
@@ -33,6 +33,7 @@ fn from_row(row: &Row) -> StoreResult<Delivery> {
     })
 }
 
+/// One webhook's deliveries; `NotFound` when the account has no such webhook.
 pub async fn list(
     client: &impl GenericClient,
     account: &AccountId,
@@ -41,27 +42,23 @@ pub async fn list(
     page: &PageRequest,
 ) -> StoreResult<Page<Delivery>> {
     crate::webhooks::ensure_exists(client, account, webhook).await?;
-    let before = id_cursor::<DeliveryId>(page)?;
-    let statement = client
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM deliveries WHERE account_id = $1 AND webhook_id = $2
-             AND ($3::text IS NULL OR status = $3) AND id < $4 ORDER BY id DESC LIMIT $5"
-        ))
-        .await
-        .map_err(from_pg)?;
-    let found = client
-        .query(
-            &statement,
-            &[
-                &account.as_str(),
-                &webhook.as_str(),
-                &status.map(DeliveryStatus::as_str),
-                &before,
-                &fetch_limit(page.limit),
-            ],
-        )
-        .await
-        .map_err(from_pg)?;
+    let query = DeliveryQuery {
+        webhook: Some(webhook.clone()),
+        status,
+        ..DeliveryQuery::default()
+    };
+    search(client, account, &query, page).await
+}
+
+/// The account's deliveries that `query` keeps, newest first.
+pub async fn search(
+    client: &impl GenericClient,
+    account: &AccountId,
+    query: &DeliveryQuery,
+    page: &PageRequest,
+) -> StoreResult<Page<Delivery>> {
+    let statement = reward_store::search::deliveries(account.as_str(), query, page)?;
+    let found = crate::search::rows(client, COLUMNS, "deliveries", &statement).await?;
     let deliveries = found
         .iter()
         .map(from_row)

@@ -1,16 +1,17 @@
 //! Reading the events an account was sent, and retention.
 
 use deadpool_postgres::GenericClient;
-use reward_core::event::EventType;
 use reward_core::ids::{AccountId, EventId};
 use reward_core::time::Timestamp;
-use reward_store::paging::{fetch_limit, id_cursor, page_of};
-use reward_store::records::{Event, Page, PageRequest};
+use reward_store::paging::page_of;
+use reward_store::records::{Event, EventQuery, Page, PageRequest};
 use reward_store::{StoreError, StoreResult};
 use tokio_postgres::Row;
 
 use crate::errors::from_pg;
 use crate::rows;
+
+const COLUMNS: &str = "id, event_type, created_at, payload";
 
 fn from_row(row: &Row) -> StoreResult<Event> {
     Ok(Event {
@@ -21,32 +22,15 @@ fn from_row(row: &Row) -> StoreResult<Event> {
     })
 }
 
+/// The account's events that `query` keeps, newest first.
 pub async fn list(
     client: &impl GenericClient,
     account: &AccountId,
-    event_type: Option<EventType>,
+    query: &EventQuery,
     page: &PageRequest,
 ) -> StoreResult<Page<Event>> {
-    let before = id_cursor::<EventId>(page)?;
-    let statement = client
-        .prepare_cached(
-            "SELECT id, event_type, created_at, payload FROM events WHERE account_id = $1
-             AND ($2::text IS NULL OR event_type = $2) AND id < $3 ORDER BY id DESC LIMIT $4",
-        )
-        .await
-        .map_err(from_pg)?;
-    let found = client
-        .query(
-            &statement,
-            &[
-                &account.as_str(),
-                &event_type.map(EventType::as_str),
-                &before,
-                &fetch_limit(page.limit),
-            ],
-        )
-        .await
-        .map_err(from_pg)?;
+    let statement = reward_store::search::events(account.as_str(), query, page)?;
+    let found = crate::search::rows(client, COLUMNS, "events", &statement).await?;
     let events = found
         .iter()
         .map(from_row)

@@ -29,6 +29,7 @@ mod queue;
 mod rewards;
 mod rollups;
 mod rows;
+mod search;
 mod secrets;
 mod sessions;
 mod signal;
@@ -41,7 +42,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
-use reward_core::event::{EventType, NewEvent};
+use reward_core::event::NewEvent;
 use reward_core::ids::{AccountId, ApiKeyId, DeliveryId, EventId, WebhookId};
 use reward_core::names::{IdempotencyKey, Name, TriggerId, UserId};
 use reward_core::signing::WebhookSecret;
@@ -398,10 +399,10 @@ impl EventLog for PostgresStore {
     async fn list_events(
         &self,
         account: &AccountId,
-        event_type: Option<EventType>,
+        query: &EventQuery,
         page: PageRequest,
     ) -> StoreResult<Page<Event>> {
-        events::list(&self.client().await?, account, event_type, &page).await
+        events::list(&self.client().await?, account, query, &page).await
     }
 
     async fn get_event(&self, account: &AccountId, id: &EventId) -> StoreResult<Event> {
@@ -432,6 +433,15 @@ impl EventLog for PostgresStore {
         page: PageRequest,
     ) -> StoreResult<Page<Delivery>> {
         deliveries::list(&self.client().await?, account, webhook, status, &page).await
+    }
+
+    async fn search_deliveries(
+        &self,
+        account: &AccountId,
+        query: &DeliveryQuery,
+        page: PageRequest,
+    ) -> StoreResult<Page<Delivery>> {
+        deliveries::search(&self.client().await?, account, query, &page).await
     }
 
     async fn get_delivery(

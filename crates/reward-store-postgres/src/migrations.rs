@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_balance_bound.sql"),
     include_str!("../migrations/0005_previous_secrets.sql"),
     include_str!("../migrations/0006_webhook_settings.sql"),
+    include_str!("../migrations/0007_delivery_search_indexes.sql"),
     include_str!("../migrations/0008_attempt_rollups.sql"),
     include_str!("../migrations/0009_idempotent_responses.sql"),
 ];

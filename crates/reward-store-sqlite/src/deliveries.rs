@@ -2,9 +2,9 @@
 
 use reward_core::ids::{AccountId, AttemptId, DeliveryId, EventId, WebhookId};
 use reward_core::time::Timestamp;
-use reward_store::paging::{fetch_limit, id_cursor, page_of};
+use reward_store::paging::page_of;
 use reward_store::records::{
-    Attempt, Delivery, DeliveryStatus, DeliveryWithAttempts, Page, PageRequest,
+    Attempt, Delivery, DeliveryQuery, DeliveryStatus, DeliveryWithAttempts, Page, PageRequest,
 };
 use reward_store::rules;
 use reward_store::{StoreError, StoreResult};
@@ -33,6 +33,7 @@ fn from_row(row: &Row) -> rusqlite::Result<Delivery> {
     })
 }
 
+/// One webhook's deliveries; `NotFound` when the account has no such webhook.
 pub fn list(
     connection: &Connection,
     account: &AccountId,
@@ -41,25 +42,23 @@ pub fn list(
     page: &PageRequest,
 ) -> StoreResult<Page<Delivery>> {
     crate::webhooks::ensure_exists(connection, account, webhook)?;
-    let after = id_cursor::<DeliveryId>(page)?;
-    let sql = format!(
-        "SELECT {COLUMNS} FROM deliveries WHERE account_id = ?1 AND webhook_id = ?2
-         AND (?3 IS NULL OR status = ?3) AND id < ?4 ORDER BY id DESC LIMIT ?5"
-    );
-    let mut statement = connection.prepare_cached(&sql).map_err(from_sqlite)?;
-    let found = statement
-        .query_map(
-            params![
-                account.as_str(),
-                webhook.as_str(),
-                status.map(DeliveryStatus::as_str),
-                after,
-                fetch_limit(page.limit)
-            ],
-            from_row,
-        )
-        .and_then(Iterator::collect)
-        .map_err(from_sqlite)?;
+    let query = DeliveryQuery {
+        webhook: Some(webhook.clone()),
+        status,
+        ..DeliveryQuery::default()
+    };
+    search(connection, account, &query, page)
+}
+
+/// The account's deliveries that `query` keeps, newest first.
+pub fn search(
+    connection: &Connection,
+    account: &AccountId,
+    query: &DeliveryQuery,
+    page: &PageRequest,
+) -> StoreResult<Page<Delivery>> {
+    let statement = reward_store::search::deliveries(account.as_str(), query, page)?;
+    let found = crate::search::rows(connection, COLUMNS, "deliveries", &statement, from_row)?;
     Ok(page_of(found, page.limit, |delivery: &Delivery| {
         delivery.id.to_string()
     }))

@@ -1,15 +1,16 @@
 //! Reading the events an account was sent.
 
-use reward_core::event::EventType;
 use reward_core::ids::{AccountId, EventId};
 use reward_core::time::Timestamp;
-use reward_store::paging::{fetch_limit, id_cursor, page_of};
-use reward_store::records::{Event, Page, PageRequest};
+use reward_store::paging::page_of;
+use reward_store::records::{Event, EventQuery, Page, PageRequest};
 use reward_store::{StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::errors::from_sqlite;
 use crate::rows;
+
+const COLUMNS: &str = "id, event_type, created_at, payload";
 
 fn from_row(row: &Row) -> rusqlite::Result<Event> {
     Ok(Event {
@@ -20,31 +21,15 @@ fn from_row(row: &Row) -> rusqlite::Result<Event> {
     })
 }
 
+/// The account's events that `query` keeps, newest first.
 pub fn list(
     connection: &Connection,
     account: &AccountId,
-    event_type: Option<EventType>,
+    query: &EventQuery,
     page: &PageRequest,
 ) -> StoreResult<Page<Event>> {
-    let after = id_cursor::<EventId>(page)?;
-    let mut statement = connection
-        .prepare_cached(
-            "SELECT id, event_type, created_at, payload FROM events WHERE account_id = ?1
-             AND (?2 IS NULL OR event_type = ?2) AND id < ?3 ORDER BY id DESC LIMIT ?4",
-        )
-        .map_err(from_sqlite)?;
-    let found = statement
-        .query_map(
-            params![
-                account.as_str(),
-                event_type.map(EventType::as_str),
-                after,
-                fetch_limit(page.limit)
-            ],
-            from_row,
-        )
-        .and_then(Iterator::collect)
-        .map_err(from_sqlite)?;
+    let statement = reward_store::search::events(account.as_str(), query, page)?;
+    let found = crate::search::rows(connection, COLUMNS, "events", &statement, from_row)?;
     Ok(page_of(found, page.limit, |event: &Event| {
         event.id.to_string()
     }))

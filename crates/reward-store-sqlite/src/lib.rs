@@ -21,6 +21,7 @@ mod readers;
 mod rewards;
 mod rollups;
 mod rows;
+mod search;
 mod sessions;
 mod webhooks;
 mod writer;
@@ -30,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reward_core::event::{EventType, NewEvent};
+use reward_core::event::NewEvent;
 use reward_core::ids::{AccountId, ApiKeyId, DeliveryId, EventId, WebhookId};
 use reward_core::names::{IdempotencyKey, Name, TriggerId, UserId};
 use reward_core::signing::WebhookSecret;
@@ -460,12 +461,12 @@ impl EventLog for SqliteStore {
     async fn list_events(
         &self,
         account: &AccountId,
-        event_type: Option<EventType>,
+        query: &EventQuery,
         page: PageRequest,
     ) -> StoreResult<Page<Event>> {
-        owned!(account);
+        owned!(account, query);
         self.readers
-            .read(move |c| events::list(c, &account, event_type, &page))
+            .read(move |c| events::list(c, &account, &query, &page))
             .await
     }
 
@@ -486,6 +487,18 @@ impl EventLog for SqliteStore {
         owned!(account, webhook);
         self.readers
             .read(move |c| deliveries::list(c, &account, &webhook, status, &page))
+            .await
+    }
+
+    async fn search_deliveries(
+        &self,
+        account: &AccountId,
+        query: &DeliveryQuery,
+        page: PageRequest,
+    ) -> StoreResult<Page<Delivery>> {
+        owned!(account, query);
+        self.readers
+            .read(move |c| deliveries::search(c, &account, &query, &page))
             .await
     }
 

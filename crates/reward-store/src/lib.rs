@@ -10,7 +10,8 @@
 //! - [`records`]: what operations take and return.
 //! - [`rules`]: the domain's decisions on those records, each made once for both backends (what a
 //!   trigger event, a manual credit, a webhook change and an attempt's outcome produce, and the
-//!   events each emits); [`paging`], [`columns`] and [`statements`]: storage helpers both share.
+//!   events each emits); [`paging`], [`columns`], [`statements`] and [`search`] (the statements
+//!   of filtered lists): storage helpers both share.
 //! - [`rollups`]: a webhook's attempts counted per hour and latency bucket as they are recorded,
 //!   and its statistics read back from those counts.
 //! - [`handoff`]: new deliveries handed straight to this process's worker; [`secrets`]: secrets
@@ -30,6 +31,7 @@ pub mod ports;
 pub mod records;
 pub mod rollups;
 pub mod rules;
+pub mod search;
 pub mod secrets;
 pub mod statements;
 

@@ -181,6 +181,26 @@ pub struct DeliveryWithAttempts {
     pub attempts: Vec<Attempt>,
 }
 
+/// Which deliveries of an account a search keeps: every filter given must hold. Times are
+/// exclusive bounds on `created_at` (strictly after, strictly before).
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryQuery {
+    pub webhook: Option<WebhookId>,
+    pub event: Option<EventId>,
+    pub event_type: Option<EventType>,
+    pub status: Option<DeliveryStatus>,
+    pub created_after: Option<Timestamp>,
+    pub created_before: Option<Timestamp>,
+}
+
+/// Which events of an account a list keeps; times as in [`DeliveryQuery`].
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub event_type: Option<EventType>,
+    pub created_after: Option<Timestamp>,
+    pub created_before: Option<Timestamp>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Event {
     pub id: EventId,

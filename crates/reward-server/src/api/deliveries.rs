@@ -1,4 +1,5 @@
-//! `/v1/deliveries/{id}`: one delivery with its attempts, and a manual retry.
+//! `/v1/deliveries`: the account's deliveries searched by filters; `/v1/deliveries/{id}`: one
+//! delivery with its attempts, and a manual retry.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -9,19 +10,41 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
-use super::extract::Authenticated;
-use super::schemas::ByIdErrors;
+use super::extract::{Authenticated, ListBody, QueryParams};
+use super::filters;
+use super::schemas::{
+    ByIdErrors, CreatedFilter, DeliveryList, DeliverySearchFilter, ListErrors, ListParams,
+};
 use super::views::DeliveryView;
 use super::{parse_path_id, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(search))
         .routes(routes!(show))
         .routes(routes!(retry))
 }
 
 fn delivery_id(id: &str) -> ApiResult<DeliveryId> {
     parse_path_id(id, DeliveryId::parse, "delivery")
+}
+
+#[utoipa::path(get, path = "/v1/deliveries", operation_id = "search_deliveries", tag = "Deliveries", summary = "Search deliveries",
+    description = "The account's deliveries to every webhook, newest first, a page at a time. Each filter given must hold: `webhook_id`, `event_id`, `event_type`, `status`, and `created_after` / `created_before` (both exclusive: strictly after, strictly before). An id the account does not have matches nothing (an empty page, not a 404).",
+    params(ListParams, DeliverySearchFilter, CreatedFilter), security(("api_key" = [])),
+    responses((status = 200, description = "A page of deliveries, newest first", body = DeliveryList), ListErrors))]
+async fn search(
+    State(state): State<AppState>,
+    Authenticated(account): Authenticated,
+    query: QueryParams,
+) -> ApiResult<Json<ListBody<DeliveryView>>> {
+    let page = query.page()?;
+    let filters = filters::delivery_search(&query)?;
+    let found = state
+        .store
+        .search_deliveries(&account, &filters, page)
+        .await?;
+    Ok(Json(ListBody::from_page(found, DeliveryView::from)))
 }
 
 #[utoipa::path(get, path = "/v1/deliveries/{id}", operation_id = "get_delivery", tag = "Deliveries", summary = "Get a delivery with its attempts",

@@ -12,13 +12,15 @@ use serde_json::value::RawValue;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::bodies::{parse_event_type, ResendBody};
+use super::bodies::ResendBody;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody, QueryParams};
+use super::filters;
 use super::idempotency::{self, IdempotencyKeyHeader, IdempotentRequest};
 use super::input::JsonObject;
 use super::schemas::{
-    ByIdErrors, ErrorBody, EventFilter, EventList, EventTypeList, EventView, ListErrors, ListParams,
+    ByIdErrors, CreatedFilter, ErrorBody, EventFilter, EventList, EventTypeList, EventView,
+    ListErrors, ListParams,
 };
 use super::views::{event_view, DeliveryView, EventTypeView};
 use super::{parse_path_id, AppState};
@@ -33,8 +35,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[utoipa::path(get, path = "/v1/events", operation_id = "list_events", tag = "Events", summary = "List events",
-    description = "The events emitted to this account, kept 30 days.",
-    params(ListParams, EventFilter), security(("api_key" = [])),
+    description = "The events emitted to this account, kept 30 days; `type` keeps one type, `created_after` and `created_before` a time range (both exclusive).",
+    params(ListParams, EventFilter, CreatedFilter), security(("api_key" = [])),
     responses((status = 200, description = "A page of events, newest first", body = EventList), ListErrors))]
 async fn list(
     State(state): State<AppState>,
@@ -42,11 +44,8 @@ async fn list(
     query: QueryParams,
 ) -> ApiResult<Json<ListBody<Box<RawValue>>>> {
     let page = query.page()?;
-    let event_type = query
-        .get("type")
-        .map(|text| parse_event_type("type", text))
-        .transpose()?;
-    let found = state.store.list_events(&account, event_type, page).await?;
+    let filters = filters::events(&query)?;
+    let found = state.store.list_events(&account, &filters, page).await?;
     Ok(Json(ListBody::from_page(found, event_view)))
 }
 

@@ -8,6 +8,7 @@ mod deliveries;
 pub mod error;
 mod events;
 pub mod extract;
+mod filters;
 mod idempotency;
 pub mod input;
 pub mod limits;

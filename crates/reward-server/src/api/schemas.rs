@@ -205,6 +205,35 @@ pub enum DeliveryStatusName {
     Failed,
 }
 
+/// `?webhook_id=&event_id=&event_type=&status=` of the account-wide delivery search.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliverySearchFilter {
+    /// Only deliveries to this webhook (wh_...). An id the account does not have matches nothing.
+    #[param(pattern = "^wh_[0-7][0-9a-hjkmnp-tv-z]{25}$")]
+    pub webhook_id: Option<String>,
+    /// Only deliveries of this event (we_...). An id the account does not have matches nothing.
+    #[param(pattern = "^we_[0-7][0-9a-hjkmnp-tv-z]{25}$")]
+    pub event_id: Option<String>,
+    /// Only deliveries of events of this type.
+    pub event_type: Option<EventTypeName>,
+    /// Only deliveries in this state.
+    pub status: Option<DeliveryStatusName>,
+}
+
+/// `?created_after=&created_before=`: a time range, both bounds exclusive.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CreatedFilter {
+    /// Only those created strictly after this RFC 3339 time (e.g. `2024-12-14T15:29:18.821Z`;
+    /// a `+` of an offset is written `%2B`).
+    #[param(format = DateTime)]
+    pub created_after: Option<String>,
+    /// Only those created strictly before this RFC 3339 time.
+    #[param(format = DateTime)]
+    pub created_before: Option<String>,
+}
+
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventFilter {

@@ -8,7 +8,7 @@ use reward_core::event::NewEvent;
 use reward_core::ids::WebhookId;
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
-use reward_store::records::{DeliveryStatus, NewWebhook};
+use reward_store::records::NewWebhook;
 use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -18,12 +18,13 @@ use super::bodies::{
 };
 use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody, QueryParams};
+use super::filters;
 use super::idempotency::{self, IdempotencyKeyHeader, IdempotentRequest};
 use super::input::{JsonObject, OptionalJsonObject};
 use super::limits::ensure_room_for_webhook;
 use super::schemas::{
-    ByIdErrors, DeliveryFilter, DeliveryList, ErrorBody, ListErrors, ListParams, RecoveredView,
-    RotatedSecretView, SecretView, WebhookList,
+    ByIdErrors, CreatedFilter, DeliveryFilter, DeliveryList, ErrorBody, ListErrors, ListParams,
+    RecoveredView, RotatedSecretView, SecretView, WebhookList,
 };
 use super::views::{DeliveryView, WebhookView};
 use super::{parse_path_id, AppState};
@@ -243,8 +244,8 @@ async fn send_test(
 }
 
 #[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", operation_id = "list_deliveries", tag = "Deliveries", summary = "List a webhook's deliveries",
-    description = "This webhook's deliveries, newest first, a page at a time; `status` keeps only those in one state.",
-    params(("id" = String, Path, description = "The webhook id (wh_...)"), ListParams, DeliveryFilter), security(("api_key" = [])),
+    description = "This webhook's deliveries, newest first, a page at a time; `status` keeps only those in one state, `created_after` and `created_before` a time range (both exclusive).",
+    params(("id" = String, Path, description = "The webhook id (wh_...)"), ListParams, DeliveryFilter, CreatedFilter), security(("api_key" = [])),
     responses((status = 200, description = "A page of deliveries, newest first", body = DeliveryList),
         (status = 404, description = "No such webhook", body = ErrorBody), ListErrors))]
 async fn deliveries(
@@ -255,20 +256,17 @@ async fn deliveries(
 ) -> ApiResult<Json<ListBody<DeliveryView>>> {
     let id = webhook_id(&id)?;
     let page = query.page()?;
-    let status = match query.get("status") {
-        None => None,
-        Some(text) => Some(DeliveryStatus::parse(text).ok_or_else(|| {
-            ApiError::invalid(
-                "status",
-                "status must be one of pending, succeeded, failed.",
-            )
-        })?),
-    };
-    let found = state
+    let filters = filters::webhook_deliveries(&query, id.clone())?;
+    // Another account's webhook, or none, is a 404 rather than an empty list.
+    state
         .store
-        .list_deliveries(&account, &id, status, page)
+        .get_webhook(&account, &id)
         .await
         .map_err(ApiError::from_store("webhook"))?;
+    let found = state
+        .store
+        .search_deliveries(&account, &filters, page)
+        .await?;
     Ok(Json(ListBody::from_page(found, DeliveryView::from)))
 }
 

@@ -2,14 +2,13 @@
 //! them, asking for deliveries again, and the statistics the dashboard and `/metrics` show.
 
 use async_trait::async_trait;
-use reward_core::event::EventType;
 use reward_core::ids::{AccountId, DeliveryId, EventId, WebhookId};
 use reward_core::stats::StatsPeriod;
 use reward_core::time::Timestamp;
 
 use crate::records::{
-    AttemptStats, Delivery, DeliveryStatus, DeliveryWithAttempts, Event, Page, PageRequest,
-    QueueStats, WebhookStats,
+    AttemptStats, Delivery, DeliveryQuery, DeliveryStatus, DeliveryWithAttempts, Event, EventQuery,
+    Page, PageRequest, QueueStats, WebhookStats,
 };
 use crate::StoreResult;
 
@@ -18,15 +17,25 @@ pub trait EventLog: Send + Sync + 'static {
     async fn list_events(
         &self,
         account: &AccountId,
-        event_type: Option<EventType>,
+        query: &EventQuery,
         page: PageRequest,
     ) -> StoreResult<Page<Event>>;
     async fn get_event(&self, account: &AccountId, id: &EventId) -> StoreResult<Event>;
+    /// One webhook's deliveries; [`crate::StoreError::NotFound`] when the account has no such
+    /// webhook.
     async fn list_deliveries(
         &self,
         account: &AccountId,
         webhook: &WebhookId,
         status: Option<DeliveryStatus>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Delivery>>;
+    /// The account's deliveries that `query` keeps, newest first. An id that names nothing
+    /// matches nothing.
+    async fn search_deliveries(
+        &self,
+        account: &AccountId,
+        query: &DeliveryQuery,
         page: PageRequest,
     ) -> StoreResult<Page<Delivery>>;
     async fn get_delivery(

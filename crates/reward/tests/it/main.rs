@@ -13,6 +13,7 @@ mod credits;
 mod dashboard;
 mod delivery;
 mod delivery_faults;
+mod delivery_search;
 mod edge;
 mod endpoint_controls;
 mod faults;

@@ -5,13 +5,14 @@ Arguments: the server's base URL, an API key, the URL of a receiver answering 2x
 answer's generated type on the way; prints one JSON line of what it saw for the Rust side.
 """
 
+import datetime
 import json
 import sys
 import time
 
 import httpx
 from reward_client import AuthenticatedClient
-from reward_client.api.deliveries import get_delivery, list_deliveries
+from reward_client.api.deliveries import get_delivery, list_deliveries, search_deliveries
 from reward_client.api.events import list_events
 from reward_client.api.trigger_events import record_trigger_event
 from reward_client.api.triggers import put_trigger
@@ -98,6 +99,13 @@ def main():
     for delivery in page.data:
         expect_type(delivery, DeliveryView)
         assert delivery.status is DeliveryStatusName.SUCCEEDED, delivery
+    # The same two in the account's search, by webhook and time (an offset, not Z, sent as %2B).
+    since = datetime.datetime(2000, 1, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))
+    found = expect_type(
+        search_deliveries.sync(client=client, webhook_id=webhook.id, created_after=since),
+        DeliveryList,
+    )
+    assert [d.id for d in found.data] == [d.id for d in page.data], found
     shown = expect_type(get_delivery.sync(id=page.data[0].id, client=client), DeliveryView)
     attempt = expect_type(shown.attempts[0], AttemptView)
     assert attempt.number == 1 and attempt.status_code == 204, attempt

@@ -251,7 +251,7 @@ fn routing_cases(api: &Api, anonymous: &Api, webhook_id: &str) -> Vec<Case> {
         "/webhooks".to_owned(),
         format!("/v1/webhooks/{webhook_id}/nope"),
         "/v1/users".to_owned(),
-        "/v1/deliveries".to_owned(),
+        "/v1/delivery".to_owned(),
     ];
     let wrong_methods = [
         (Method::DELETE, "/v1/trigger_events".to_owned()),
@@ -262,6 +262,8 @@ fn routing_cases(api: &Api, anonymous: &Api, webhook_id: &str) -> Vec<Case> {
         (Method::PUT, format!("/v1/webhooks/{webhook_id}")),
         (Method::GET, format!("/v1/webhooks/{webhook_id}/test")),
         (Method::POST, "/v1/events".to_owned()),
+        (Method::POST, "/v1/deliveries".to_owned()),
+        (Method::DELETE, "/v1/deliveries".to_owned()),
         (Method::POST, "/v1/triggers".to_owned()),
         (Method::PATCH, format!("/v1/triggers/{TRIGGER}")),
         (Method::DELETE, format!("/v1/users/{USER}")),

@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""The delivery search's query plans on millions of rows (docs/scaling.md, "Finding deliveries").
+
+Builds scratch databases (never the real ones): a SQLite file (a recursive CTE) and a PostgreSQL
+database (generate_series), each with the schema of the migrations and ROWS deliveries of two
+accounts over 30 days, then prints each search's plan and time: on SQLite EXPLAIN QUERY PLAN and
+the query's time (Python's sqlite3, best of 3), without ANALYZE statistics as the server leaves it;
+on PostgreSQL EXPLAIN ANALYZE, analyzed as autovacuum (and the store's statistics.rs) keep it.
+The statements are the ones `reward_store::search` builds (see its tests), values written in.
+
+    scripts/search-plans.py [ROWS]      # 2,000,000 by default; needs sqlite3 and psql
+    BACKENDS=sqlite scripts/search-plans.py   # one backend only
+"""
+
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 2_000_000
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SQLITE_MIGRATIONS = os.path.join(ROOT, "crates/reward-store-sqlite/src/migrations")
+PG_MIGRATIONS = os.path.join(ROOT, "crates/reward-store-postgres/migrations")
+PG = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+PG_DATABASE = "reward_search_plans"
+
+DAY = 86_400_000
+END = 1_764_000_000_000  # the newest delivery's time
+START = END - 30 * DAY
+STEP = 30 * DAY // ROWS  # milliseconds between deliveries
+MARGIN = 5 * 60 * 1000  # reward_store::search::ID_CLOCK_MARGIN_MS
+ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+WEBHOOK = "wh_01jf2wkmvcfw6ts1qmgzya2903"
+
+
+def ulid_time_sql(ms):
+    """SQL (both dialects) for the 10 Crockford base32 digits of a ULID's clock."""
+    return " || ".join(
+        f"substr('{ALPHABET}', CAST((({ms} >> {shift}) & 31) + 1 AS INTEGER), 1)"
+        for shift in range(45, -1, -5)
+    )
+
+
+def pad16(value, dialect):
+    """`value` as 16 decimal digits (valid base32 digits of a ULID's random part)."""
+    if dialect == "postgres":
+        return f"lpad(({value})::text, 16, '0')"
+    return f"substr('0000000000000000' || ({value}), -16, 16)"
+
+
+def lowest_id(prefix, ms):
+    """`lowest_at`: the smallest id made at `ms`."""
+    digits = "".join(ALPHABET[(ms >> shift) & 31] for shift in range(45, -1, -5))
+    return f"{prefix}{digits}{'0' * 16}"
+
+
+# Every row: i = 0 .. ROWS-1, oldest first. Account acc_a holds 9 in 10, acc_b the rest; 10
+# webhooks; an event per two deliveries, 30% of events of the rarer type; 2% failed, pending the
+# newest 5,000 and 1 in 1,000 of the rest (retrying), the others succeeded.
+def columns(i, created, ulid, dialect):
+    return f"""
+      CASE WHEN {i} % 10 = 9 THEN 'acc_b' ELSE 'acc_a' END,
+      'dl_' || {ulid} || {pad16(i, dialect)},
+      'wh_01jf2wkmvcfw6ts1qmgzya290' || ({i} % 10),
+      'we_' || {ulid} || {pad16(f"{i} / 2", dialect)},
+      CASE WHEN ({i} / 2) % 10 < 7 THEN 'trigger_event.created'
+           ELSE 'balance.credit_points_issued' END,
+      CASE WHEN {i} >= {ROWS - 5000} OR {i} % 1000 = 7 THEN 'pending'
+           WHEN {i} % 50 = 4 THEN 'failed' ELSE 'succeeded' END,
+      1, {created}, {created}"""
+
+
+COLUMN_NAMES = "account_id, id, webhook_id, event_id, event_type, status, attempt_count, created_at, updated_at"
+
+
+def searches(event_id):
+    """(what, WHERE ...) pairs: each filter alone, the time range, and a few combinations."""
+    hour_start = END - 10 * DAY
+    hour_end = hour_start + 3_600_000
+    old = END - 20 * DAY
+
+    def time_range(after=None, before=None):
+        terms, below = [], "~"
+        if after is not None:
+            terms.append(f"created_at > {after} AND id >= '{lowest_id('dl_', after + 1 - MARGIN)}'")
+        if before is not None:
+            terms.append(f"created_at < {before}")
+            below = lowest_id("dl_", before + MARGIN)
+        return terms, below
+
+    def where(*filters, after=None, before=None):
+        terms, below = time_range(after, before)
+        clause = " AND ".join(["account_id = 'acc_a'", *filters, *terms, f"id < '{below}'"])
+        return f"WHERE {clause} ORDER BY id DESC LIMIT 21"
+
+    return [
+        ("no filter", where()),
+        ("webhook_id", where(f"webhook_id = '{WEBHOOK}'")),
+        ("event_id", where(f"event_id = '{event_id}'")),
+        ("event_type (the rarer, 30%)", where("event_type = 'balance.credit_points_issued'")),
+        ("status = pending", where("status = 'pending'")),
+        ("status = failed", where("status = 'failed'")),
+        ("status = succeeded", where("status = 'succeeded'")),
+        ("created_after and created_before (one hour, 10 days ago)", where(after=hour_start, before=hour_end)),
+        ("created_before (20 days ago)", where(before=old)),
+        ("created_after (the last hour)", where(after=END - 3_600_000)),
+        ("webhook_id, one hour 10 days ago", where(f"webhook_id = '{WEBHOOK}'", after=hour_start, before=hour_end)),
+        ("event_type and status = failed", where("event_type = 'balance.credit_points_issued'", "status = 'failed'")),
+    ]
+
+
+def sql_columns():
+    return "id, event_id, webhook_id, event_type, status, attempt_count, next_attempt_at, last_status_code, created_at, updated_at"
+
+
+def sqlite(path):
+    migrations = sorted(f for f in os.listdir(SQLITE_MIGRATIONS) if f.endswith(".sql"))
+    script = "".join(open(os.path.join(SQLITE_MIGRATIONS, f)).read() + "\n" for f in migrations)
+    ulid = ulid_time_sql("created")
+    script += f"""
+      INSERT INTO deliveries ({COLUMN_NAMES})
+      WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS - 1}),
+           rows(i, created) AS (SELECT i, {START} + i * {STEP} FROM n)
+      SELECT {columns('i', 'created', ulid, 'sqlite')} FROM rows;
+    """
+    started = time.monotonic()
+    subprocess.run(["sqlite3", path], input=script, text=True, check=True)
+    print(f"SQLite {ROWS:,} deliveries written in {time.monotonic() - started:.0f} s", flush=True)
+    event_id = subprocess.run(
+        ["sqlite3", path, f"SELECT event_id FROM deliveries WHERE account_id = 'acc_a' LIMIT 1 OFFSET {ROWS // 3}"],
+        text=True, capture_output=True, check=True).stdout.strip()
+    for what, clause in searches(event_id):
+        query = f"SELECT {sql_columns()} FROM deliveries {clause}"
+        plan = subprocess.run(["sqlite3", path, f"EXPLAIN QUERY PLAN {query}"],
+                              text=True, capture_output=True, check=True).stdout
+        connection = sqlite3.connect(path)
+        timings = []
+        for _ in range(3):
+            started = time.perf_counter()
+            connection.execute(query).fetchall()
+            timings.append((time.perf_counter() - started) * 1000)
+        connection.close()
+        print(f"\n-- {what}: {min(timings):.2f} ms (best of 3)\n{query}\n{plan}", flush=True)
+
+
+def postgres():
+    subprocess.run(PG + ["-c", f"DROP DATABASE IF EXISTS {PG_DATABASE}", "-c", f"CREATE DATABASE {PG_DATABASE}"], check=True)
+    database = PG + ["-d", PG_DATABASE]
+    migrations = sorted(f for f in os.listdir(PG_MIGRATIONS) if f.endswith(".sql"))
+    for f in migrations:
+        subprocess.run(database + ["-f", os.path.join(PG_MIGRATIONS, f)], check=True)
+    ulid = ulid_time_sql("created")
+    started = time.monotonic()
+    subprocess.run(database + ["-c", f"""
+      INSERT INTO deliveries ({COLUMN_NAMES})
+      SELECT {columns('i', 'created', ulid, 'postgres')}
+      FROM (SELECT i, {START}::bigint + i * {STEP} AS created
+            FROM generate_series(0::bigint, {ROWS - 1}) AS i) AS rows""",
+                               "-c", "VACUUM ANALYZE deliveries"], check=True)
+    print(f"PostgreSQL {ROWS:,} deliveries written in {time.monotonic() - started:.0f} s", flush=True)
+    event_id = subprocess.run(
+        database + ["-tA", "-c", f"SELECT event_id FROM deliveries WHERE account_id = 'acc_a' LIMIT 1 OFFSET {ROWS // 3}"],
+        text=True, capture_output=True, check=True).stdout.strip()
+    for what, clause in searches(event_id):
+        query = f"SELECT {sql_columns()} FROM deliveries {clause}"
+        subprocess.run(database + ["-c", query], capture_output=True, check=True)  # warm the cache
+        plan = subprocess.run(database + ["-c", f"EXPLAIN (ANALYZE, BUFFERS) {query}"],
+                              text=True, capture_output=True, check=True).stdout
+        print(f"\n-- {what}\n{query}\n{plan}", flush=True)
+    subprocess.run(PG + ["-c", f"DROP DATABASE {PG_DATABASE}"], check=True)
+
+
+if __name__ == "__main__":
+    which = os.environ.get("BACKENDS", "sqlite postgres").split()
+    if "sqlite" in which:
+        with tempfile.TemporaryDirectory() as folder:
+            sqlite(os.path.join(folder, "plans.db"))
+    if "postgres" in which:
+        postgres()
