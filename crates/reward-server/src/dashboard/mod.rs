@@ -2,7 +2,8 @@
 //!
 //! - [`session`]: sign in with an API key, the session cookie, sign out, and the CSRF check
 //!   every form goes through ([`session::SignedForm`]).
-//! - [`webhooks`]: Account Settings → Webhooks, and the Create Webhook / edit form.
+//! - [`webhooks`]: Account Settings → Webhooks, and the Create Webhook / edit form's handlers;
+//!   [`webhook_form`]: that form's fields (filter, headers, notes, rate limit) and validation.
 //! - [`webhook_page`]: one webhook: secret, test events, deliveries and attempts, retry,
 //!   enable/disable, delete.
 //! - [`api_keys`]: Account Settings → API keys.
@@ -18,6 +19,7 @@ mod assets;
 mod form;
 mod page;
 mod session;
+mod webhook_form;
 mod webhook_page;
 mod webhooks;
 
