@@ -172,21 +172,20 @@ pub fn draw(id: &str, title: &str, period: Period, buckets: &[HealthBucket]) -> 
     );
     legend(&mut svg);
 
-    let max_attempts = nice_ceiling(
-        buckets
-            .iter()
-            .map(|bucket| bucket.succeeded + bucket.failed)
-            .max()
-            .unwrap_or(0),
+    // An axis without data has no scale to label: `None`.
+    let most_attempts = buckets
+        .iter()
+        .map(|bucket| bucket.succeeded + bucket.failed)
+        .max()
+        .filter(|most| *most > 0);
+    let most_latency = buckets.iter().filter_map(|bucket| bucket.p99_ms).max();
+    let max_attempts = nice_ceiling(most_attempts.unwrap_or(0));
+    let max_latency = nice_ceiling(most_latency.unwrap_or(0));
+    axes(
+        &mut svg,
+        most_attempts.map(|_| max_attempts),
+        most_latency.map(|_| max_latency),
     );
-    let max_latency = nice_ceiling(
-        buckets
-            .iter()
-            .filter_map(|bucket| bucket.p99_ms)
-            .max()
-            .unwrap_or(0),
-    );
-    axes(&mut svg, max_attempts, max_latency);
 
     if buckets.iter().all(|bucket| bucket.attempts == 0) {
         let middle_x = (PLOT_LEFT + PLOT_RIGHT) / 2.0;
@@ -231,30 +230,36 @@ fn legend(svg: &mut String) {
     }
 }
 
-/// Grid lines at 0, half and the top, with both axes' labels and titles.
-fn axes(svg: &mut String, max_attempts: u64, max_latency: u64) {
-    for (share, attempts, latency) in [
-        (0.0, 0, 0),
-        (0.5, max_attempts / 2, max_latency / 2),
-        (1.0, max_attempts, max_latency),
-    ] {
-        let y = PLOT_BOTTOM - (PLOT_BOTTOM - PLOT_TOP) * share;
+/// Grid lines at 0, half and the top, with both axes' labels (where the axis has data; the
+/// half only when it is a whole number) and titles.
+fn axes(svg: &mut String, max_attempts: Option<u64>, max_latency: Option<u64>) {
+    let label_at = |max: Option<u64>, share: u64| {
+        max.filter(|max| share != 1 || max % 2 == 0)
+            .map(|max| (max * share / 2).to_string())
+    };
+    // Shares of the axis in halves: 0, 1 (the middle), 2 (the top).
+    for share in [0u64, 1, 2] {
+        let y = PLOT_BOTTOM - (PLOT_BOTTOM - PLOT_TOP) * share as f64 / 2.0;
         let _ = write!(
             svg,
             r#"<line x1="{PLOT_LEFT}" y1="{y}" x2="{PLOT_RIGHT}" y2="{y}" stroke="{BORDER}"/>"#
         );
-        let _ = write!(
-            svg,
-            r#"<text x="{}" y="{}" text-anchor="end" fill="{MUTED}">{attempts}</text>"#,
-            PLOT_LEFT - 8.0,
-            y + 4.0
-        );
-        let _ = write!(
-            svg,
-            r#"<text x="{}" y="{}" fill="{MUTED}">{latency}</text>"#,
-            PLOT_RIGHT + 8.0,
-            y + 4.0
-        );
+        if let Some(attempts) = label_at(max_attempts, share) {
+            let _ = write!(
+                svg,
+                r#"<text x="{}" y="{}" text-anchor="end" fill="{MUTED}">{attempts}</text>"#,
+                PLOT_LEFT - 8.0,
+                y + 4.0
+            );
+        }
+        if let Some(latency) = label_at(max_latency, share) {
+            let _ = write!(
+                svg,
+                r#"<text x="{}" y="{}" fill="{MUTED}">{latency}</text>"#,
+                PLOT_RIGHT + 8.0,
+                y + 4.0
+            );
+        }
     }
     let middle = (PLOT_TOP + PLOT_BOTTOM) / 2.0;
     let _ = write!(
@@ -493,6 +498,7 @@ mod tests {
             assert!(heights(&svg, "succeeded").is_empty());
             assert!(heights(&svg, "failed").is_empty());
             assert!(!svg.contains("class=\"p99\""));
+            assert!(!svg.contains(">0</text>"), "no scale without data");
         }
     }
 
@@ -512,6 +518,16 @@ mod tests {
         assert_eq!(title, Some("<Orders & co>"));
         assert!(svg.contains(">12-12</text>"), "{svg}");
         assert!(svg.contains("12-12 UTC: 1 attempt, 1 succeeded, 0 failed, p99 5 ms"));
+    }
+
+    #[test]
+    fn the_middle_of_an_axis_is_labelled_only_when_whole() {
+        let svg = day(&[bucket(0, 5, 0, Some(20))]);
+        // Attempts top at 5 (no middle label), latency at 20 (10 in the middle).
+        for label in [">0</text>", ">5</text>", ">20</text>", ">10</text>"] {
+            assert!(svg.contains(label), "{label}");
+        }
+        assert!(!svg.contains(">2</text>"));
     }
 
     #[test]
