@@ -485,7 +485,9 @@ mod tests {
 
     #[test]
     fn each_field_names_its_own_error() {
-        let cases: [(&str, &str, fn(&FieldErrors) -> &Option<String>, &str); 7] = [
+        /// Which field's error a case expects.
+        type ErrorOf = fn(&FieldErrors) -> &Option<String>;
+        let cases: [(&str, &str, ErrorOf, &str); 7] = [
             ("filter", "{not json", |e| &e.filter, "not valid JSON"),
             ("filter", "[1]", |e| &e.filter, "must be a JSON object"),
             (
