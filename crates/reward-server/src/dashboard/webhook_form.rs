@@ -13,7 +13,8 @@
 //!   equal to the mask of the stored value under the same name keeps that value; any other
 //!   masked text is refused and asks for the value in full.
 //! - Header names and values are trimmed (HTTP drops the spaces around a value anyway);
-//!   metadata is kept exactly as typed, as the API keeps it.
+//!   metadata is kept exactly as typed, as the API keeps it; a description's line breaks are
+//!   kept as LF (browsers post CRLF).
 
 use reward_core::endpoint::headers::MAX_HEADERS;
 use reward_core::endpoint::selection::EVERY_TYPE;
@@ -262,11 +263,13 @@ fn read_headers(fields: &FormFields, stored: &ExtraHeaders) -> Result<ExtraHeade
     ExtraHeaders::parse(pairs).map_err(|error| error.0)
 }
 
+/// A description; browsers send a textarea's line breaks as CRLF whatever was shown, so they
+/// are kept as LF (else an edit of another field would rewrite an API-made description).
 fn read_description(text: &str) -> Result<Option<Description>, String> {
     if text.is_empty() {
         return Ok(None);
     }
-    Description::parse(text.to_owned())
+    Description::parse(text.replace("\r\n", "\n"))
         .map(Some)
         .map_err(|error| error.0)
 }
@@ -446,7 +449,7 @@ mod tests {
         );
         assert_eq!(
             settings.description.as_ref().map(Description::as_str),
-            Some("Orders\r\nfeed")
+            Some("Orders\nfeed")
         );
         assert_eq!(
             settings.metadata.iter().collect::<Vec<_>>(),

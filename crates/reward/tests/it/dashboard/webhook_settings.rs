@@ -176,6 +176,19 @@ async fn the_form_creates_a_webhook_with_a_filter_and_headers_and_shows_a_bad_fi
         "the input is kept"
     );
     assert_eq!(webhook(&api, &id).await, stored, "nothing changed");
+
+    // Fixed and saved: the header values left masked keep what was stored.
+    browser.type_into("#filter", "").await;
+    browser.type_into("#rate_limit", "5").await;
+    browser.click_button("Save changes").await;
+    browser
+        .wait_for_path(|path| path.ends_with("?notice=updated"))
+        .await;
+    let saved = webhook(&api, &id).await;
+    assert_eq!(saved["filter"], Value::Null);
+    assert_eq!(saved["rate_limit"], 5);
+    assert_eq!(saved["headers"], stored["headers"]);
+    assert_eq!(saved["metadata"], stored["metadata"]);
     browser.close().await;
 }
 
