@@ -1,4 +1,5 @@
-//! One webhook's page: its signing secret (hidden until revealed, rotatable), test events,
+//! One webhook's page: its signing secret (hidden until revealed, rotatable), its settings
+//! (filter, headers with masked values, notes, rate limit), test events,
 //! enable/disable, recent deliveries with their attempts and a retry, and deletion after a
 //! confirmation page.
 
@@ -14,12 +15,14 @@ use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::records::{
     Attempt, DeliveryStatus, DeliveryWithAttempts, PageRequest, Webhook, WebhookPatch,
+    WebhookSettings,
 };
 
 use super::page::{
     cursor_param, decode_cursor, render, see_other, Layout, PageError, PageResult, Time,
 };
 use super::session::{SignedForm, SignedIn};
+use super::webhook_form::mask;
 use super::webhooks::{webhook_id, ListQuery};
 use crate::operations;
 use crate::state::AppState;
@@ -50,6 +53,41 @@ struct ShownSecret {
     value: String,
     /// After a rotation: until when the previous secret still signs.
     previous_expires_at: Option<Time>,
+}
+
+/// A webhook's settings as its page shows them: header values masked as on the edit form.
+struct ShownSettings {
+    filter: Option<String>,
+    headers: Vec<(String, String)>,
+    description: Option<String>,
+    metadata: Vec<(String, String)>,
+    rate_limit: Option<u32>,
+}
+
+impl From<&WebhookSettings> for ShownSettings {
+    fn from(settings: &WebhookSettings) -> Self {
+        Self {
+            filter: settings
+                .filter
+                .as_ref()
+                .and_then(|filter| serde_json::to_string_pretty(filter.as_json()).ok()),
+            headers: settings
+                .headers
+                .iter()
+                .map(|(name, value)| (name.to_owned(), mask(value)))
+                .collect(),
+            description: settings
+                .description
+                .as_ref()
+                .map(|description| description.as_str().to_owned()),
+            metadata: settings
+                .metadata
+                .iter()
+                .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                .collect(),
+            rate_limit: settings.rate_limit.map(|limit| limit.per_second()),
+        }
+    }
 }
 
 struct TestChoice {
@@ -139,6 +177,7 @@ struct WebhookPage {
     layout: Layout,
     webhook: Webhook,
     id: String,
+    settings: ShownSettings,
     secret: Option<ShownSecret>,
     test_choices: Vec<TestChoice>,
     deliveries: Vec<DeliveryRow>,
@@ -196,6 +235,7 @@ async fn webhook_page(
     Ok(WebhookPage {
         layout: Layout::settings(signed_in, webhook.name.as_str(), "webhooks"),
         id: webhook.id.to_string(),
+        settings: ShownSettings::from(&webhook.settings),
         webhook,
         secret,
         test_choices,

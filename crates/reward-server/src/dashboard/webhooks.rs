@@ -1,7 +1,6 @@
-//! Account Settings → Webhooks: the list with each webhook's recent success rate, and the form
-//! that creates or edits one. Fields are validated by the same newtypes the API uses
-//! (`Name`, `WebhookUrl`, `EventType`); a refused form comes back with each error beside its
-//! field and the input kept.
+//! Account Settings → Webhooks: the list with each webhook's recent success rate, and the
+//! handlers of the form that creates or edits one (its fields and their validation are in
+//! [`super::webhook_form`]).
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -9,21 +8,16 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use reward_core::endpoint::selection::EVERY_TYPE;
-use reward_core::endpoint::EventSelection;
-use reward_core::event::EventType;
+use reward_core::endpoint::ExtraHeaders;
 use reward_core::ids::WebhookId;
-use reward_core::names::{Name, WebhookUrl};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
-use reward_store::records::{
-    AttemptStats, NewWebhook, PageRequest, Webhook, WebhookPatch, WebhookSettings,
-};
+use reward_store::records::{AttemptStats, NewWebhook, PageRequest, Webhook, WebhookPatch};
 use serde::Deserialize;
 
-use super::form::FormFields;
 use super::page::{cursor_param, decode_cursor, render, see_other, Layout, PageError, PageResult};
 use super::session::{SignedForm, SignedIn, HOME};
+use super::webhook_form::{validate, WebhookForm};
 use crate::operations::{has_room_for_webhook, webhook_limit_message};
 use crate::state::AppState;
 
@@ -151,93 +145,6 @@ async fn list(
     Ok(render(StatusCode::OK, &page))
 }
 
-/// One event type's checkbox.
-pub struct EventChoice {
-    pub value: &'static str,
-    pub description: &'static str,
-    pub checked: bool,
-}
-
-/// Why each field was refused, if it was.
-#[derive(Default)]
-pub struct FieldErrors {
-    pub name: Option<String>,
-    pub url: Option<String>,
-    pub events: Option<String>,
-}
-
-/// The form's values as the person typed them, and its errors.
-pub struct WebhookForm {
-    pub name: String,
-    pub url: String,
-    pub events: Vec<EventChoice>,
-    pub errors: FieldErrors,
-}
-
-impl WebhookForm {
-    fn new(name: &str, url: &str, checked: &[&str]) -> Self {
-        Self {
-            name: name.to_owned(),
-            url: url.to_owned(),
-            events: std::iter::once(EventChoice {
-                value: EVERY_TYPE,
-                description: "Every event type, also those added later.",
-                checked: checked.contains(&EVERY_TYPE),
-            })
-            .chain(EventType::ALL.iter().map(|kind| EventChoice {
-                value: kind.as_str(),
-                description: kind.description(),
-                checked: checked.contains(&kind.as_str()),
-            }))
-            .collect(),
-            errors: FieldErrors::default(),
-        }
-    }
-
-    fn of(webhook: &Webhook) -> Self {
-        Self::new(
-            webhook.name.as_str(),
-            webhook.url.as_str(),
-            &webhook.events.names(),
-        )
-    }
-
-    pub fn has_errors(&self) -> bool {
-        self.errors.name.is_some() || self.errors.url.is_some() || self.errors.events.is_some()
-    }
-}
-
-/// A webhook's fields once every one is valid.
-struct ValidWebhook {
-    name: Name,
-    url: WebhookUrl,
-    events: EventSelection,
-}
-
-/// Validates the posted fields as the API does; on refusal, the form to show again.
-fn validate(state: &AppState, fields: &FormFields) -> Result<ValidWebhook, Box<WebhookForm>> {
-    let checked = fields.all("events");
-    let mut form = WebhookForm::new(fields.text("name"), fields.text("url"), &checked);
-    let name = Name::parse(fields.text("name"))
-        .map_err(|error| form.errors.name = Some(error.0))
-        .ok();
-    let url = WebhookUrl::parse(fields.text("url"), state.target_policy)
-        .map_err(|error| form.errors.url = Some(error.0))
-        .ok();
-    let events = if checked.is_empty() {
-        form.errors.events = Some("Select at least one event type.".into());
-        None
-    } else {
-        EventSelection::parse(&checked, EventType::ALL.len() + 1)
-            .map_err(|error| form.errors.events = Some(error.0))
-            .ok()
-    };
-    match (name, url, events, form.has_errors()) {
-        (Some(name), Some(url), Some(events), false) => Ok(ValidWebhook { name, url, events }),
-        _ => Err(Box::new(form)),
-    }
-}
-
 #[derive(Template)]
 #[template(path = "webhook_form.html")]
 struct FormPage {
@@ -281,22 +188,18 @@ impl FormPage {
 async fn new_form(signed_in: SignedIn) -> Response {
     render(
         StatusCode::OK,
-        &FormPage::create(&signed_in, WebhookForm::new("", "", &[])),
+        &FormPage::create(&signed_in, WebhookForm::blank()),
     )
 }
 
 async fn create(State(state): State<AppState>, form: SignedForm) -> PageResult {
-    let valid = match validate(&state, &form.fields) {
+    let valid = match validate(&form.fields, state.target_policy, &ExtraHeaders::none()) {
         Ok(valid) => valid,
         Err(refused) => return Ok(FormPage::create(&form.signed_in, *refused).refused()),
     };
     let account = &form.signed_in.session.account_id;
     if !has_room_for_webhook(state.store.as_ref(), account).await? {
-        let mut refused = WebhookForm::new(
-            form.fields.text("name"),
-            form.fields.text("url"),
-            &form.fields.all("events"),
-        );
+        let mut refused = WebhookForm::posted(&form.fields);
         refused.errors.name = Some(webhook_limit_message());
         return Ok(FormPage::create(&form.signed_in, refused).refused());
     }
@@ -310,7 +213,7 @@ async fn create(State(state): State<AppState>, form: SignedForm) -> PageResult {
                 events: valid.events,
                 enabled: true,
                 secret: WebhookSecret::generate(),
-                settings: WebhookSettings::default(),
+                settings: valid.settings,
             },
         )
         .await?;
@@ -341,15 +244,27 @@ async fn update(
     form: SignedForm,
 ) -> PageResult {
     let id = webhook_id(&id)?;
-    let valid = match validate(&state, &form.fields) {
+    // The stored headers, whose masked values the form sends back when they are left as shown.
+    let stored = state
+        .store
+        .get_webhook(&form.signed_in.session.account_id, &id)
+        .await
+        .map_err(PageError::from_store("webhook"))?;
+    let valid = match validate(&form.fields, state.target_policy, &stored.settings.headers) {
         Ok(valid) => valid,
         Err(refused) => return Ok(FormPage::edit(&form.signed_in, &id, *refused).refused()),
     };
+    let settings = valid.settings;
     let patch = WebhookPatch {
         name: Some(valid.name),
         url: Some(valid.url),
         events: Some(valid.events),
-        ..WebhookPatch::default()
+        enabled: None,
+        filter: Some(settings.filter),
+        headers: Some(settings.headers),
+        description: Some(settings.description),
+        metadata: Some(settings.metadata),
+        rate_limit: Some(settings.rate_limit),
     };
     state
         .store

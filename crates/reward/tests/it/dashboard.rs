@@ -5,6 +5,7 @@
 mod browser;
 mod sessions;
 pub(crate) mod visitor;
+mod webhook_settings;
 
 use std::path::PathBuf;
 use std::time::Duration;
