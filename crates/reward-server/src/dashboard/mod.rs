@@ -6,6 +6,9 @@
 //!   [`webhook_form`]: that form's fields (filter, headers, notes, rate limit) and validation.
 //! - [`webhook_page`]: one webhook: secret, test events, deliveries and attempts, retry,
 //!   enable/disable, delete.
+//! - [`deliveries`]: Account Settings → Deliveries: the account-wide search
+//!   ([`delivery_search`]: its form) and Resend; [`delivery_rows`]: deliveries with their
+//!   attempts as both pages list them.
 //! - [`api_keys`]: Account Settings → API keys.
 //! - [`assets`]: the stylesheet, script and icon, compiled in.
 //! - [`health_chart`]: a webhook's health (attempts per bucket, p99 latency) as SVG.
@@ -17,6 +20,9 @@
 
 mod api_keys;
 mod assets;
+mod deliveries;
+mod delivery_rows;
+mod delivery_search;
 mod form;
 // Drawn on the webhook page once it reads the stats buckets (`GET /v1/webhooks/{id}/stats`'s
 // store method); until then only its tests use it.
@@ -46,6 +52,7 @@ pub fn router() -> Router<AppState> {
         .merge(session::router())
         .merge(webhooks::router())
         .merge(webhook_page::router())
+        .merge(deliveries::router())
         .merge(api_keys::router())
         .layer(map_response(page_headers))
         .merge(assets::router())

@@ -19,9 +19,11 @@ pub struct Layout {
     pub user: Option<UserBar>,
     /// The session's CSRF token, put in every form; empty when signed out.
     pub csrf_token: String,
-    /// Which Account Settings tab is current: "webhooks" or "api-keys".
+    /// Which Account Settings tab is current: "webhooks", "deliveries" or "api-keys".
     pub section: &'static str,
     pub notice: Option<&'static str>,
+    /// Whether the notice says something was not done (drawn as a warning, not a success).
+    pub notice_warns: bool,
 }
 
 pub struct UserBar {
@@ -37,6 +39,7 @@ impl Layout {
             csrf_token: String::new(),
             section: "",
             notice: None,
+            notice_warns: false,
         }
     }
 
@@ -50,14 +53,19 @@ impl Layout {
             csrf_token: signed_in.csrf_token.clone(),
             section,
             notice: None,
+            notice_warns: false,
         }
     }
 
     pub fn with_notice(mut self, notice: Option<&str>) -> Self {
         self.notice = notice.and_then(notice_text);
+        self.notice_warns = notice.is_some_and(|key| NOT_DONE.contains(&key));
         self
     }
 }
+
+/// The notices that say a request was not carried out.
+const NOT_DONE: [&str; 2] = ["resend_disabled", "resend_gone"];
 
 /// The confirmations a redirect may ask the next page to show (`?notice=`). Only these fixed
 /// sentences can appear, so a crafted link cannot put words on a Reward page.
@@ -71,6 +79,9 @@ fn notice_text(key: &str) -> Option<&'static str> {
         "test_sent" => "Test event sent. Its delivery is listed below.",
         "retried" => "Retry requested: one attempt is made now.",
         "key_revoked" => "API key revoked. It no longer works.",
+        "resent" => "Event resent: a new delivery of it to the same webhook is listed.",
+        "resend_disabled" => "Not resent: the webhook is disabled. Enable it first, then resend.",
+        "resend_gone" => "Not resent: the event is no longer stored (events are kept 30 days).",
         "signed_out" => "You are signed out.",
         _ => return None,
     })

@@ -13,11 +13,9 @@ use reward_core::event::{EventType, NewEvent};
 use reward_core::ids::{AccountId, DeliveryId, WebhookId};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
-use reward_store::records::{
-    Attempt, DeliveryStatus, DeliveryWithAttempts, PageRequest, Webhook, WebhookPatch,
-    WebhookSettings,
-};
+use reward_store::records::{PageRequest, Webhook, WebhookPatch, WebhookSettings};
 
+use super::delivery_rows::{delivery_rows, DeliveryRow};
 use super::page::{
     cursor_param, decode_cursor, render, see_other, Layout, PageError, PageResult, Time,
 };
@@ -96,81 +94,6 @@ struct TestChoice {
     subscribed: bool,
 }
 
-struct AttemptRow {
-    number: u32,
-    started: Time,
-    status_code: String,
-    duration: String,
-    response_body: Option<String>,
-    error: Option<String>,
-}
-
-impl From<Attempt> for AttemptRow {
-    fn from(attempt: Attempt) -> Self {
-        Self {
-            number: attempt.number,
-            started: attempt.started_at.into(),
-            status_code: attempt
-                .status_code
-                .map_or_else(|| "—".to_owned(), |code| code.to_string()),
-            duration: format!("{} ms", attempt.duration_ms),
-            response_body: attempt.response_body.filter(|body| !body.is_empty()),
-            error: attempt.error,
-        }
-    }
-}
-
-struct DeliveryRow {
-    id: String,
-    event_type: &'static str,
-    status: DeliveryStatus,
-    attempt_count: u32,
-    last_status_code: String,
-    created: Time,
-    next_attempt: Option<Time>,
-    attempts: Vec<AttemptRow>,
-}
-
-impl DeliveryRow {
-    fn status_name(&self) -> &'static str {
-        self.status.as_str()
-    }
-
-    fn status_label(&self) -> &'static str {
-        match self.status {
-            DeliveryStatus::Pending => "Pending",
-            DeliveryStatus::Succeeded => "Succeeded",
-            DeliveryStatus::Failed => "Failed",
-        }
-    }
-
-    /// Attempts are shown open unless the delivery succeeded: failures are what one looks for.
-    fn attempts_open(&self) -> bool {
-        self.status != DeliveryStatus::Succeeded
-    }
-}
-
-impl From<DeliveryWithAttempts> for DeliveryRow {
-    fn from(found: DeliveryWithAttempts) -> Self {
-        let delivery = found.delivery;
-        Self {
-            id: delivery.id.to_string(),
-            event_type: delivery.event_type.as_str(),
-            status: delivery.status,
-            attempt_count: delivery.attempt_count,
-            last_status_code: delivery
-                .last_status_code
-                .map_or_else(|| "—".to_owned(), |code| code.to_string()),
-            created: delivery.created_at.into(),
-            next_attempt: match delivery.status {
-                DeliveryStatus::Pending => delivery.next_attempt_at.map(Time::from),
-                _ => None,
-            },
-            attempts: found.attempts.into_iter().map(AttemptRow::from).collect(),
-        }
-    }
-}
-
 #[derive(Template)]
 #[template(path = "webhook.html")]
 struct WebhookPage {
@@ -215,15 +138,7 @@ async fn webhook_page(
         )
         .await
         .map_err(PageError::from_store("webhook"))?;
-    let mut deliveries = Vec::with_capacity(page.items.len());
-    for delivery in &page.items {
-        match state.store.get_delivery(account, &delivery.id).await {
-            Ok(found) => deliveries.push(DeliveryRow::from(found)),
-            // Deleted or purged between the two reads: it is simply no longer listed.
-            Err(reward_store::StoreError::NotFound) => {}
-            Err(error) => return Err(error.into()),
-        }
-    }
+    let deliveries = delivery_rows(state, account, &page.items).await?;
     let test_choices = EventType::ALL
         .iter()
         .map(|kind| TestChoice {
