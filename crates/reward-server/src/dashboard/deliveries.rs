@@ -39,7 +39,7 @@ struct Choice {
     selected: bool,
 }
 
-fn choices<'a>(options: impl Iterator<Item = (String, String)>, chosen: &'a str) -> Vec<Choice> {
+fn choices(options: impl Iterator<Item = (String, String)>, chosen: &str) -> Vec<Choice> {
     options
         .map(|(value, label)| Choice {
             selected: value == chosen,

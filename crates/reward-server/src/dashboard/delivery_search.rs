@@ -180,7 +180,7 @@ mod tests {
             "webhook={id}&event_type=trigger_event.created&status=failed\
              &from=2024-12-14T15:29&to=2024-12-14T16:00:30"
         ))
-        .query(&[id.clone()])
+        .query(std::slice::from_ref(&id))
         .expect("query");
         assert_eq!(query.webhook, Some(id));
         assert_eq!(query.event_type, Some(EventType::TriggerEventCreated));

@@ -445,7 +445,7 @@ async fn resend_without_the_csrf_token_is_refused() {
 // In a browser.
 
 #[tokio::test]
-async fn searching_deliveries_and_resending_in_a_browser() {
+async fn searching_deliveries_and_resending_in_a_browser_with_a_screenshot() {
     let Some(browser) = Browser::start().await else {
         return;
     };
@@ -491,6 +491,7 @@ async fn searching_deliveries_and_resending_in_a_browser() {
     );
     assert!(row.contains("Succeeded"), "{row}");
 
+    // The README's picture, only when asked, like `screenshots_for_the_docs`.
     if std::env::var("REWARD_SCREENSHOTS").as_deref() == Ok("1") {
         // The whole account's deliveries, the failing endpoint's attempts open.
         browser.goto(&format!("{}{PAGE}", server.base_url)).await;
