@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use reward_core::event::EventType;
 use reward_core::ids::{DeliveryId, WebhookId};
-use reward_store::records::{DeliveryStatus, PageRequest};
+use reward_store::records::{DeliveryQuery, DeliveryStatus, PageRequest, Webhook};
 use reward_store::StoreError;
 
 use super::delivery_rows::{delivery_rows, DeliveryRow};
@@ -124,37 +124,8 @@ async fn search(
     let paged = cursor.is_some();
     let (status, errors, deliveries, older) = match form.query(&ids) {
         Ok(query) => {
-            let page = state
-                .store
-                .search_deliveries(
-                    account,
-                    &query,
-                    PageRequest {
-                        limit: DELIVERIES_PER_PAGE,
-                        cursor,
-                    },
-                )
-                .await?;
-            let rows = delivery_rows(&state, account, &page.items).await?;
-            let found = rows
-                .into_iter()
-                .map(|row| FoundRow {
-                    webhook_name: webhooks
-                        .iter()
-                        .find(|webhook| webhook.id.to_string() == row.webhook_id)
-                        .map_or_else(
-                            || row.webhook_id.clone(),
-                            |webhook| webhook.name.to_string(),
-                        ),
-                    row,
-                })
-                .collect();
-            (
-                StatusCode::OK,
-                SearchErrors::default(),
-                Some(found),
-                cursor_param(page.next_cursor),
-            )
+            let (found, older) = find(&state, &signed_in, &query, cursor, &webhooks).await?;
+            (StatusCode::OK, SearchErrors::default(), Some(found), older)
         }
         Err(errors) => (StatusCode::UNPROCESSABLE_ENTITY, errors, None, None),
     };
@@ -191,6 +162,44 @@ async fn search(
         paged,
     };
     Ok(render(status, &page))
+}
+
+/// One page of the search's deliveries as rows, each with its webhook's name, and the cursor of
+/// the next page.
+async fn find(
+    state: &AppState,
+    signed_in: &SignedIn,
+    query: &DeliveryQuery,
+    cursor: Option<String>,
+    webhooks: &[Webhook],
+) -> PageResult<(Vec<FoundRow>, Option<String>)> {
+    let account = &signed_in.session.account_id;
+    let page = state
+        .store
+        .search_deliveries(
+            account,
+            query,
+            PageRequest {
+                limit: DELIVERIES_PER_PAGE,
+                cursor,
+            },
+        )
+        .await?;
+    let rows = delivery_rows(state, account, &page.items).await?;
+    let found = rows
+        .into_iter()
+        .map(|row| FoundRow {
+            webhook_name: webhooks
+                .iter()
+                .find(|webhook| webhook.id.as_str() == row.webhook_id)
+                .map_or_else(
+                    || row.webhook_id.clone(),
+                    |webhook| webhook.name.to_string(),
+                ),
+            row,
+        })
+        .collect();
+    Ok((found, cursor_param(page.next_cursor)))
 }
 
 /// Sends the delivery's event again to the delivery's webhook (a new delivery, the same event
