@@ -3,6 +3,7 @@
 //! HTTP what a browser hides (redirects, cookies, forged forms).
 
 mod browser;
+mod health;
 mod sessions;
 pub(crate) mod visitor;
 mod webhook_settings;
