@@ -26,13 +26,6 @@ mod delivery_search;
 mod form;
 // Drawn on the webhook page once it reads the stats buckets (`GET /v1/webhooks/{id}/stats`'s
 // store method); until then only its tests use it.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the webhook page draws it once the stats store method exists"
-    )
-)]
 mod health_chart;
 mod page;
 mod session;

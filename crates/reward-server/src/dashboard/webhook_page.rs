@@ -12,10 +12,12 @@ use axum::Router;
 use reward_core::event::{EventType, NewEvent};
 use reward_core::ids::{AccountId, DeliveryId, WebhookId};
 use reward_core::signing::WebhookSecret;
+use reward_core::stats::StatsPeriod;
 use reward_core::time::Timestamp;
-use reward_store::records::{PageRequest, Webhook, WebhookPatch, WebhookSettings};
+use reward_store::records::{PageRequest, Webhook, WebhookPatch, WebhookSettings, WebhookStats};
 
 use super::delivery_rows::{delivery_rows, DeliveryRow};
+use super::health_chart::{self, HealthBucket};
 use super::page::{
     cursor_param, decode_cursor, render, see_other, Layout, PageError, PageResult, Time,
 };
@@ -101,6 +103,8 @@ struct WebhookPage {
     webhook: Webhook,
     id: String,
     settings: ShownSettings,
+    /// Its health over 24 hours and over 7 days.
+    health: Vec<HealthPanel>,
     secret: Option<ShownSecret>,
     test_choices: Vec<TestChoice>,
     deliveries: Vec<DeliveryRow>,
@@ -108,6 +112,55 @@ struct WebhookPage {
     older: Option<String>,
     /// Whether this page shows older deliveries (so it offers a way back to the newest).
     paged: bool,
+}
+
+/// One period of a webhook's health: the chart (SVG drawn here, no script) and its figures.
+struct HealthPanel {
+    heading: &'static str,
+    svg: String,
+    /// e.g. `98.5%`; `None` without attempts.
+    success_rate: Option<String>,
+    pending: u64,
+    failing_since: Option<Time>,
+}
+
+impl HealthPanel {
+    fn of(id: &WebhookId, stats: &WebhookStats) -> Self {
+        let (heading, period, title) = match stats.period {
+            StatsPeriod::Day => (
+                "Last 24 hours",
+                health_chart::Period::Day,
+                "Attempts per hour, last 24 hours",
+            ),
+            StatsPeriod::Week => (
+                "Last 7 days",
+                health_chart::Period::Week,
+                "Attempts per day, last 7 days",
+            ),
+        };
+        let buckets: Vec<HealthBucket> = stats
+            .buckets
+            .iter()
+            .map(|bucket| HealthBucket {
+                start: bucket.start,
+                attempts: bucket.attempts,
+                succeeded: bucket.succeeded,
+                failed: bucket.failed,
+                p50_ms: bucket.p50_ms,
+                p99_ms: bucket.p99_ms,
+            })
+            .collect();
+        let chart_id = format!("health-{}-{}", stats.period.as_str(), id.as_str());
+        Self {
+            heading,
+            svg: health_chart::draw(&chart_id, title, period, &buckets),
+            success_rate: stats
+                .success_rate
+                .map(|rate| format!("{:.1}%", rate * 100.0)),
+            pending: stats.pending,
+            failing_since: stats.failing_since.map(Time::from),
+        }
+    }
 }
 
 /// Builds the page: the webhook, and one page of its deliveries with their attempts.
@@ -147,10 +200,20 @@ async fn webhook_page(
             subscribed: webhook.events.includes(*kind),
         })
         .collect();
+    let mut health = Vec::with_capacity(StatsPeriod::ALL.len());
+    for period in StatsPeriod::ALL {
+        let stats = state
+            .store
+            .webhook_stats(account, id, period, Timestamp::now())
+            .await
+            .map_err(PageError::from_store("webhook"))?;
+        health.push(HealthPanel::of(id, &stats));
+    }
     Ok(WebhookPage {
         layout: Layout::settings(signed_in, webhook.name.as_str(), "webhooks"),
         id: webhook.id.to_string(),
         settings: ShownSettings::from(&webhook.settings),
+        health,
         webhook,
         secret,
         test_choices,

@@ -4,6 +4,7 @@
 
 mod browser;
 mod delivery_search;
+mod health;
 mod sessions;
 pub(crate) mod visitor;
 mod webhook_settings;
