@@ -25,6 +25,7 @@ mod events;
 mod migrations;
 mod outbox;
 mod queue;
+mod rate_slots;
 mod rewards;
 mod rows;
 mod secrets;

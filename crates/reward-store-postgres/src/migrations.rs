@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_balance_bound.sql"),
     include_str!("../migrations/0005_previous_secrets.sql"),
     include_str!("../migrations/0006_webhook_settings.sql"),
+    include_str!("../migrations/0010_rate_limit_slots.sql"),
 ];
 
 /// Any number, as long as no other advisory lock on the database uses it: "reward" in ASCII.

@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_failed_deliveries_index.sql"),
     include_str!("migrations/0005_previous_secrets.sql"),
     include_str!("migrations/0006_webhook_settings.sql"),
+    include_str!("migrations/0010_rate_limit_slots.sql"),
 ];
 
 /// Brings the schema up to date. Safe to run from several processes at once: the check and the

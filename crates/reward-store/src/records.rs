@@ -295,6 +295,10 @@ pub struct ClaimedDelivery {
     pub schedule_attempts: u32,
     /// A manual retry asked for this attempt.
     pub manual: bool,
+    /// How long after the claim arrives the attempt may start: its webhook's rate-limit start
+    /// slot (zero without a limit). A delay rather than a time, so that a node whose clock
+    /// differs from the database's still waits the slot out.
+    pub start_delay: std::time::Duration,
 }
 
 /// What to claim.

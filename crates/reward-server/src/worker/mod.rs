@@ -8,6 +8,10 @@
 //!
 //! Isolation: at most [`PER_WEBHOOK_IN_FLIGHT`] attempts per webhook run at once, and claiming
 //! skips webhooks at that limit, so a slow or dead endpoint only ever holds its own slots.
+//! Rate limits: a claim grants a rate-limited webhook's deliveries start slots at most a second
+//! ahead (`reward_core::endpoint::rate_limit`) and leaves the rest pending in the store; each
+//! attempt waits for its slot (`ClaimedDelivery::start_delay`), and `next_due_at` tells the worker
+//! when a limited webhook's slots need refilling. Such webhooks are never handed off.
 //! Latency: the store wakes the worker when a change makes work due, and the recorder tells it
 //! when each retry it stored falls due; it polls only as a safety net ([`IDLE_POLL`]).
 //!
@@ -32,6 +36,7 @@ use std::time::{Duration, Instant};
 use reward_core::delivery::{
     counts_in_schedule, next_state, AttemptContext, AttemptResult, NextState,
 };
+use reward_core::endpoint::rate_limit::SLOT_HORIZON_MICROS;
 use reward_core::ids::{AccountId, AttemptId, DeliveryId, WebhookId};
 use reward_core::retry::RetryPolicy;
 use reward_core::time::Timestamp;
@@ -214,7 +219,11 @@ impl Worker {
         in_flight: &HashMap<WebhookId, u32>,
     ) -> reward_store::StoreResult<Claim> {
         let now = Timestamp::now();
-        let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
+        // A claimed delivery of a rate-limited webhook may wait up to the slot horizon before
+        // it starts: its lease covers that wait and then the whole configured lease.
+        let lease_ms = i64::try_from(self.lease.as_millis())
+            .unwrap_or(i64::MAX)
+            .saturating_add(SLOT_HORIZON_MICROS / 1000);
         self.store
             .claim_due_deliveries(ClaimRequest {
                 now,
@@ -242,6 +251,11 @@ impl Worker {
         delivery: ClaimedDelivery,
         records: &mpsc::UnboundedSender<AttemptRecord>,
     ) -> WebhookId {
+        // A rate-limited webhook's start slot, granted by the claim (zero otherwise). The wait
+        // holds the webhook's in-flight slot and is covered by the lease.
+        if !delivery.start_delay.is_zero() {
+            tokio::time::sleep(delivery.start_delay).await;
+        }
         let started_at = Timestamp::now();
         let clock = Instant::now();
         let outcome = self.sender.send(&delivery).await;
