@@ -35,7 +35,7 @@ use reward_core::ids::{AccountId, DeliveryId, EventId, WebhookId};
 use reward_core::time::Timestamp;
 use reward_store::records::{
     AttemptRecord, Claim, ClaimRequest, ClaimedDelivery, DeliveryStatus, PassedOver, QueueStats,
-    WebhookSecrets,
+    StartSlot, WebhookSecrets,
 };
 use reward_store::rules;
 use reward_store::secrets::SecretCipher;
@@ -102,7 +102,7 @@ struct Candidate {
     webhook_id: WebhookId,
     rate_limited: bool,
     /// Its start slot, when its webhook is rate-limited.
-    slot: Option<i64>,
+    slot: Option<StartSlot>,
 }
 
 /// Attempts in flight per webhook, as far as this claim knows.
@@ -142,13 +142,15 @@ pub async fn claim(
     request: &ClaimRequest,
     cipher: &SecretCipher,
 ) -> StoreResult<Claim> {
+    let asked_at = std::time::Instant::now();
     let database_now_micros: i64 = rows::get(
         &client.query_one(DATABASE_NOW, &[]).await.map_err(from_pg)?,
         0,
     )?;
+    let answered_at = std::time::Instant::now();
     let database_now = database_now_micros / 1000;
     let refill_before = database_now_micros.saturating_add(REFILL_AHEAD_MICROS);
-    let mut rates = RateSlots::new(database_now_micros);
+    let mut rates = RateSlots::new(database_now_micros, asked_at, answered_at);
     let lease_ms = request.lease_until.as_millis() - request.now.as_millis();
     let lease_until = database_now.saturating_add(lease_ms.max(0));
     let mut busy = Busy {
@@ -245,7 +247,7 @@ pub async fn claim(
             }
             refused |= refused_busy;
             refused_some |= refused_busy;
-            claimed.extend(lease_and_load(client, &chosen, lease_until, cipher, &rates).await?);
+            claimed.extend(lease_and_load(client, &chosen, lease_until, cipher).await?);
             // Another pass only helps when this one filled a webhook up: the next leaves it out.
             if exhausted || !refused {
                 break;
@@ -281,7 +283,6 @@ async fn lease_and_load(
     chosen: &[Candidate],
     lease_until: i64,
     cipher: &SecretCipher,
-    rates: &RateSlots,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
     if chosen.is_empty() {
         return Ok(Vec::new());
@@ -296,7 +297,7 @@ async fn lease_and_load(
         .query(&statement, &[&accounts, &ids, &lease_until])
         .await
         .map_err(from_pg)?;
-    let slots: HashMap<&str, i64> = chosen
+    let slots: HashMap<&str, StartSlot> = chosen
         .iter()
         .filter_map(|c| c.slot.map(|slot| (c.id.as_str(), slot)))
         .collect();
@@ -305,7 +306,7 @@ async fn lease_and_load(
         .map(|row| {
             let mut claimed = claimed_from_row(row, cipher)?;
             if let Some(slot) = slots.get(claimed.id.as_str()) {
-                claimed.start_delay = rates.delay_of(*slot);
+                claimed.start_slot = Some(*slot);
             }
             Ok(claimed)
         })
@@ -330,7 +331,7 @@ fn claimed_from_row(row: &Row, cipher: &SecretCipher) -> StoreResult<ClaimedDeli
         },
         headers: rows::headers(row, 12, cipher, webhook_id)?,
         payload: rows::get(row, 11)?,
-        start_delay: std::time::Duration::ZERO,
+        start_slot: None,
     })
 }
 

@@ -11,10 +11,12 @@
 //! a limited webhook.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 use deadpool_postgres::GenericClient;
 use reward_core::endpoint::SlotGrant;
 use reward_store::columns;
+use reward_store::records::StartSlot;
 use reward_store::StoreResult;
 
 use crate::errors::from_pg;
@@ -37,25 +39,35 @@ type WebhookKey = (String, String);
 pub enum RateSlot {
     /// Its webhook has no limit.
     Unlimited,
-    /// Start at this slot (microseconds, the database's clock).
-    Granted(i64),
+    /// Start at this slot.
+    Granted(StartSlot),
     /// Not now: its webhook's slots up to the horizon are granted, or another node holds its row.
     Held,
 }
 
 /// The limited webhooks one claim has met, and what it granted them.
 pub struct RateSlots {
-    /// The database's clock when the claim began, in microseconds.
+    /// The database's clock when the claim began, in microseconds, and when this node had read
+    /// it (the answer arrived).
     now: i64,
+    read_at: Instant,
+    /// How long the read took: the database's clock was read at some moment of it, so a slot
+    /// placed from `read_at` is never early but may be late by up to this much. Each start's
+    /// window is shortened by it, so starts stay within their slots on the database's clock.
+    uncertainty_micros: i64,
     grants: HashMap<WebhookKey, SlotGrant>,
     /// Webhooks whose rows another transaction held: none of their deliveries this claim.
     held: HashSet<WebhookKey>,
 }
 
 impl RateSlots {
-    pub fn new(now: i64) -> Self {
+    /// The database's clock read as `now`, asked at `asked_at`, answered at `answered_at`.
+    pub fn new(now: i64, asked_at: Instant, answered_at: Instant) -> Self {
+        let took = answered_at.saturating_duration_since(asked_at);
         Self {
             now,
+            read_at: answered_at,
+            uncertainty_micros: i64::try_from(took.as_micros()).unwrap_or(i64::MAX),
             grants: HashMap::new(),
             held: HashSet::new(),
         }
@@ -106,8 +118,18 @@ impl RateSlots {
             return RateSlot::Unlimited;
         }
         let key = (account.to_owned(), webhook.to_owned());
-        match self.grants.get_mut(&key).and_then(SlotGrant::take) {
-            Some(slot) => RateSlot::Granted(slot),
+        let Some(grant) = self.grants.get_mut(&key) else {
+            return RateSlot::Held;
+        };
+        let window = grant
+            .window_micros()
+            .saturating_sub(self.uncertainty_micros);
+        if window <= 0 {
+            // The clock read took too long to place any start within its slot: not this claim.
+            return RateSlot::Held;
+        }
+        match grant.take() {
+            Some(slot) => RateSlot::Granted(StartSlot::new(self.read_at, self.now, slot, window)),
             None => RateSlot::Held,
         }
     }
@@ -119,11 +141,6 @@ impl RateSlots {
             .filter(|(_, grant)| grant.exhausted())
             .map(|((_, webhook), _)| webhook.as_str())
             .chain(self.held.iter().map(|(_, webhook)| webhook.as_str()))
-    }
-
-    /// How long after the claim's start `slot` comes.
-    pub fn delay_of(&self, slot: i64) -> std::time::Duration {
-        std::time::Duration::from_micros(u64::try_from(slot - self.now).unwrap_or(0))
     }
 
     /// Writes each webhook's next free start past the slots granted to it.

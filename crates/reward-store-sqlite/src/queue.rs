@@ -15,7 +15,7 @@
 //! added unless a limited webhook's delivery was chosen.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use reward_core::endpoint::rate_limit::REFILL_AHEAD_MICROS;
 use reward_core::endpoint::{RateLimit, SlotGrant};
@@ -24,6 +24,7 @@ use reward_core::time::Timestamp;
 use reward_store::columns;
 use reward_store::records::{
     AttemptRecord, Claim, ClaimRequest, ClaimedDelivery, DeliveryStatus, PassedOver, QueueStats,
+    StartSlot,
 };
 use reward_store::rules;
 use reward_store::secrets::SecretCipher;
@@ -103,7 +104,7 @@ pub fn claim(
     cipher: &SecretCipher,
 ) -> StoreResult<Claim> {
     let scan = request.limit.saturating_add(EXTRA_CANDIDATES);
-    let now_micros = now_micros();
+    let (now_micros, read_at) = (now_micros(), Instant::now());
     let mut in_flight: HashMap<WebhookId, u32> = request.in_flight.clone();
     let mut grants: HashMap<(String, WebhookId), SlotGrant> = HashMap::new();
     let mut chosen = Vec::new();
@@ -134,7 +135,12 @@ pub fn claim(
                     });
                     // Past the horizon it stays pending; `next_due_at` wakes the worker for it.
                     let Some(slot) = grant.take() else { continue };
-                    Some(slot)
+                    Some(StartSlot::new(
+                        read_at,
+                        now_micros,
+                        slot,
+                        grant.window_micros(),
+                    ))
                 }
             };
             *busy += 1;
@@ -157,9 +163,7 @@ pub fn claim(
             ])
             .map_err(from_sqlite)?;
         if let Some(mut delivery) = load_claimed(connection, &candidate, cipher)? {
-            delivery.start_delay = slot.map_or(Duration::ZERO, |slot| {
-                Duration::from_micros(u64::try_from(slot - now_micros).unwrap_or(0))
-            });
+            delivery.start_slot = slot;
             claimed.push(delivery);
         }
     }
@@ -222,7 +226,7 @@ fn load_claimed(
                         secrets: rows::webhook_secrets(row, 6, cipher, webhook_id)?,
                         headers: rows::headers(row, 9, cipher, webhook_id)?,
                         payload: row.get(8)?,
-                        start_delay: Duration::ZERO,
+                        start_slot: None,
                     })
                 })
                 .optional()

@@ -195,7 +195,7 @@ impl Outbox {
                 schedule_attempts: 0,
                 manual: false,
                 // Rate-limited webhooks are never handed off: their deliveries are claimed.
-                start_delay: Duration::ZERO,
+                start_slot: None,
             }),
             None => self.left_for_claiming = true,
         }

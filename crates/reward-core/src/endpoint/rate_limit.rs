@@ -52,6 +52,10 @@ pub const SLOT_HORIZON_MICROS: i64 = 1_000_000;
 /// about two claims a second refill its slots, whatever its limit.
 pub const REFILL_AHEAD_MICROS: i64 = SLOT_HORIZON_MICROS / 2;
 
+/// How long after its slot an attempt may still start, at least: timers and schedulers are not
+/// exact to the microsecond, and a high limit's slots are closer than that.
+pub const MIN_START_WINDOW_MICROS: i64 = 20_000;
+
 /// The start slots one claim grants one rate-limited webhook, taken one per delivery in due order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotGrant {
@@ -89,6 +93,13 @@ impl SlotGrant {
     /// The next free start to store, when any slot was granted (else the stored one stands).
     pub fn next_free(&self) -> Option<i64> {
         (self.granted > 0).then_some(self.next)
+    }
+
+    /// How long after its slot an attempt may still start: one spacing (so the starts of slots
+    /// missed by a stalled process are not bunched with the next ones), at least
+    /// [`MIN_START_WINDOW_MICROS`].
+    pub fn window_micros(&self) -> i64 {
+        self.spacing.max(MIN_START_WINDOW_MICROS)
     }
 
     /// Whether no slot is left before the horizon.

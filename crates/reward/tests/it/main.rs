@@ -24,6 +24,7 @@ mod openapi_tools;
 mod operations;
 mod outbox;
 mod prometheus;
+mod rate_limits;
 mod resources;
 mod rotation;
 mod schemathesis;
