@@ -153,3 +153,25 @@ async fn three_nodes_share_one_rate_limit() {
         node.kill().await;
     }
 }
+
+/// Retries go through claims too: a webhook limited to one a second gets a failing delivery's
+/// first four attempts over at least two seconds (unlimited, this policy's retries come after
+/// 100, 200 and 400 ms). Slots are a second apart and each start lies within its slot's second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_obey_the_rate_limit() {
+    let server = TestServer::start().await;
+    let api = server.account("Acme").await;
+    let receiver = Receiver::start().await;
+    receiver.answer(crate::receiver::Answer::Status(500));
+    create_webhook(&api, &receiver.url, json!(1)).await;
+    api.put_trigger("signup", json!({"fixed": 1})).await;
+    api.trigger_event("u1", "signup", json!(null)).await;
+
+    let attempts = receiver.wait_for(4, Duration::from_secs(30)).await;
+    let spread = attempts[3].at.duration_since(attempts[0].at);
+    assert!(
+        spread >= Duration::from_secs(2),
+        "four attempts within {spread:?} at one a second"
+    );
+    server.stop().await;
+}
