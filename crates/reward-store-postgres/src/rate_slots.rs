@@ -126,6 +126,7 @@ impl RateSlots {
             .saturating_sub(self.uncertainty_micros);
         if window <= 0 {
             // The clock read took too long to place any start within its slot: not this claim.
+            self.held.insert(key);
             return RateSlot::Held;
         }
         match grant.take() {

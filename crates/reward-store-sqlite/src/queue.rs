@@ -14,7 +14,7 @@
 //! [`next_due_at`] wakes the worker then. Unlimited webhooks cost nothing more: no statement is
 //! added unless a limited webhook's delivery was chosen.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use reward_core::endpoint::rate_limit::REFILL_AHEAD_MICROS;
@@ -33,6 +33,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::errors::from_sqlite;
 use crate::rows;
+
+/// Candidate queries per source and claim at most: a pass after the first only happens because
+/// rate-limited webhooks' backlogs filled the one before.
+const MAX_PASSES: usize = 4;
 
 /// Candidates examined per claim beyond the limit: bounds a claim's cost when many candidates
 /// belong to saturated webhooks.
@@ -61,24 +65,29 @@ fn candidates(
     now: Timestamp,
     scan: u32,
     refill_before: i64,
+    excluded: &str,
 ) -> StoreResult<Vec<Candidate>> {
     let mut statement = connection.prepare_cached(sql).map_err(from_sqlite)?;
     let found = statement
-        .query_map(params![now.as_millis(), scan, refill_before], |row| {
-            Ok(Candidate {
-                account_id: row.get(0)?,
-                id: row.get(1)?,
-                webhook_id: WebhookId::from_trusted(row.get(2)?),
-                rate_limit: columns::rate_limit_from_column(row.get(3)?),
-                rate_next_at: row.get(4)?,
-            })
-        })
+        .query_map(
+            params![now.as_millis(), scan, refill_before, excluded],
+            |row| {
+                Ok(Candidate {
+                    account_id: row.get(0)?,
+                    id: row.get(1)?,
+                    webhook_id: WebhookId::from_trusted(row.get(2)?),
+                    rate_limit: columns::rate_limit_from_column(row.get(3)?),
+                    rate_next_at: row.get(4)?,
+                })
+            },
+        )
         .and_then(Iterator::collect)
         .map_err(from_sqlite)?;
     Ok(found)
 }
 
-/// Leaves out rate-limited webhooks whose slots reach far enough ahead (`?3`, microseconds).
+/// Leaves out rate-limited webhooks whose slots reach far enough ahead (`?3`, microseconds), and
+/// those whose slots this claim used up (`?4`, a JSON array of ids).
 const MANUAL_CANDIDATES: &str = "SELECT d.account_id, d.id, d.webhook_id, w.rate_limit,
            w.rate_next_at
     FROM deliveries d
@@ -86,6 +95,7 @@ const MANUAL_CANDIDATES: &str = "SELECT d.account_id, d.id, d.webhook_id, w.rate
     WHERE d.manual_attempt_at IS NOT NULL
       AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= ?1)
       AND (w.rate_limit IS NULL OR w.rate_next_at IS NULL OR w.rate_next_at < ?3)
+      AND d.webhook_id NOT IN (SELECT value FROM json_each(?4))
     ORDER BY d.manual_attempt_at LIMIT ?2";
 
 const DUE_CANDIDATES: &str = "SELECT d.account_id, d.id, d.webhook_id, w.rate_limit,
@@ -96,6 +106,7 @@ const DUE_CANDIDATES: &str = "SELECT d.account_id, d.id, d.webhook_id, w.rate_li
       AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= ?1)
       AND d.manual_attempt_at IS NULL AND w.enabled = 1
       AND (w.rate_limit IS NULL OR w.rate_next_at IS NULL OR w.rate_next_at < ?3)
+      AND d.webhook_id NOT IN (SELECT value FROM json_each(?4))
     ORDER BY d.next_attempt_at LIMIT ?2";
 
 pub fn claim(
@@ -108,43 +119,64 @@ pub fn claim(
     let mut in_flight: HashMap<WebhookId, u32> = request.in_flight.clone();
     let mut grants: HashMap<(String, WebhookId), SlotGrant> = HashMap::new();
     let mut chosen = Vec::new();
+    let mut chosen_ids: HashSet<String> = HashSet::new();
     let mut passed_over = PassedOver::Nothing;
     for sql in [MANUAL_CANDIDATES, DUE_CANDIDATES] {
-        let found = candidates(
-            connection,
-            sql,
-            request.now,
-            scan,
-            now_micros.saturating_add(REFILL_AHEAD_MICROS),
-        )?;
-        for candidate in found {
-            if chosen.len() >= request.limit as usize {
+        // Rate-limited webhooks whose slots this claim has used up, left out of the next pass.
+        let mut exhausted = String::from("[]");
+        for _ in 0..MAX_PASSES {
+            let found = candidates(
+                connection,
+                sql,
+                request.now,
+                scan,
+                now_micros.saturating_add(REFILL_AHEAD_MICROS),
+                &exhausted,
+            )?;
+            let scanned_all = found.len() < scan as usize;
+            let mut refused_for_rate = false;
+            for candidate in found {
+                if chosen.len() >= request.limit as usize {
+                    break;
+                }
+                if chosen_ids.contains(&candidate.id) {
+                    continue;
+                }
+                let busy = in_flight.entry(candidate.webhook_id.clone()).or_insert(0);
+                if *busy >= request.per_webhook_limit {
+                    passed_over = PassedOver::BusyWebhooks;
+                    continue;
+                }
+                let slot = match candidate.rate_limit {
+                    None => None,
+                    Some(limit) => {
+                        let key = (candidate.account_id.clone(), candidate.webhook_id.clone());
+                        let grant = grants.entry(key).or_insert_with(|| {
+                            SlotGrant::new(limit, candidate.rate_next_at, now_micros)
+                        });
+                        // Past the horizon it stays pending; `next_due_at` wakes the worker.
+                        let Some(slot) = grant.take() else {
+                            refused_for_rate = true;
+                            continue;
+                        };
+                        Some(StartSlot::new(
+                            read_at,
+                            now_micros,
+                            slot,
+                            grant.window_micros(),
+                        ))
+                    }
+                };
+                *busy += 1;
+                chosen_ids.insert(candidate.id.clone());
+                chosen.push((candidate, slot));
+            }
+            // Another pass only helps when this one stopped short of the queue because of
+            // webhooks whose slots it used up: the next leaves them out.
+            if chosen.len() >= request.limit as usize || scanned_all || !refused_for_rate {
                 break;
             }
-            let busy = in_flight.entry(candidate.webhook_id.clone()).or_insert(0);
-            if *busy >= request.per_webhook_limit {
-                passed_over = PassedOver::BusyWebhooks;
-                continue;
-            }
-            let slot = match candidate.rate_limit {
-                None => None,
-                Some(limit) => {
-                    let key = (candidate.account_id.clone(), candidate.webhook_id.clone());
-                    let grant = grants.entry(key).or_insert_with(|| {
-                        SlotGrant::new(limit, candidate.rate_next_at, now_micros)
-                    });
-                    // Past the horizon it stays pending; `next_due_at` wakes the worker for it.
-                    let Some(slot) = grant.take() else { continue };
-                    Some(StartSlot::new(
-                        read_at,
-                        now_micros,
-                        slot,
-                        grant.window_micros(),
-                    ))
-                }
-            };
-            *busy += 1;
-            chosen.push((candidate, slot));
+            exhausted = exhausted_webhooks(&grants);
         }
     }
     store_next_free_starts(connection, &grants)?;
@@ -171,6 +203,16 @@ pub fn claim(
         deliveries: claimed,
         passed_over,
     })
+}
+
+/// The webhooks of `grants` with no slot left, as a JSON array of ids (for `json_each`).
+fn exhausted_webhooks(grants: &HashMap<(String, WebhookId), SlotGrant>) -> String {
+    let ids: Vec<&str> = grants
+        .iter()
+        .filter(|(_, grant)| grant.exhausted())
+        .map(|((_, webhook), _)| webhook.as_str())
+        .collect();
+    serde_json::to_string(&ids).unwrap_or_else(|_| String::from("[]"))
 }
 
 /// Moves each rate-limited webhook's next free start past the slots this claim granted it.

@@ -175,3 +175,37 @@ async fn retries_obey_the_rate_limit() {
     );
     server.stop().await;
 }
+
+/// A limited webhook's backlog, larger than what one claim looks at and due before everything
+/// else, does not keep another webhook's retry from being claimed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limited_backlog_does_not_crowd_out_other_webhooks() {
+    let server = TestServer::start().await;
+    let api = server.account("Acme").await;
+    let limited = Receiver::start().await;
+    create_webhook(&api, &limited.url, json!(1)).await;
+    api.put_trigger("signup", json!({"fixed": 1})).await;
+    // More than a claim's candidates (256 + 1000 on SQLite), all due before the retry below.
+    trigger_events(std::slice::from_ref(&api), 1300).await;
+
+    let other = Receiver::start().await;
+    other.script(vec![crate::receiver::Answer::Status(500)]);
+    let reply = api
+        .post(
+            "/v1/webhooks",
+            json!({"name": "Other", "url": other.url, "events": ["balance.credit_points_issued"]}),
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        reqwest::StatusCode::CREATED,
+        "{:?}",
+        reply.body
+    );
+    api.trigger_event("last", "signup", json!(null)).await;
+    // The first attempt fails; its retry (after 100 ms) is claimed, not starved behind the
+    // backlog (which takes over 20 minutes at one a second).
+    other.wait_for(2, Duration::from_secs(20)).await;
+    assert!(limited.count() < 100, "the backlog is still there");
+    server.stop().await;
+}
