@@ -119,6 +119,7 @@ pub fn claim(
     let mut in_flight: HashMap<WebhookId, u32> = request.in_flight.clone();
     let mut grants: HashMap<(String, WebhookId), SlotGrant> = HashMap::new();
     let mut chosen = Vec::new();
+    // Ids chosen by earlier passes (filled only when a pass follows another: it sees them again).
     let mut chosen_ids: HashSet<String> = HashSet::new();
     let mut passed_over = PassedOver::Nothing;
     for sql in [MANUAL_CANDIDATES, DUE_CANDIDATES] {
@@ -168,7 +169,6 @@ pub fn claim(
                     }
                 };
                 *busy += 1;
-                chosen_ids.insert(candidate.id.clone());
                 chosen.push((candidate, slot));
             }
             // Another pass only helps when this one stopped short of the queue because of
@@ -177,6 +177,7 @@ pub fn claim(
                 break;
             }
             exhausted = exhausted_webhooks(&grants);
+            chosen_ids.extend(chosen.iter().map(|(candidate, _)| candidate.id.clone()));
         }
     }
     store_next_free_starts(connection, &grants)?;

@@ -95,11 +95,12 @@ impl SlotGrant {
         (self.granted > 0).then_some(self.next)
     }
 
-    /// How long after its slot an attempt may still start: one spacing (so the starts of slots
-    /// missed by a stalled process are not bunched with the next ones), at least
+    /// How long after its slot an attempt may still start: half a spacing (so the starts of
+    /// slots missed by a stalled process are not bunched with the next ones, and two starts are
+    /// at least half a spacing apart, a margin for what delays a request on its way), at least
     /// [`MIN_START_WINDOW_MICROS`].
     pub fn window_micros(&self) -> i64 {
-        self.spacing.max(MIN_START_WINDOW_MICROS)
+        (self.spacing / 2).max(MIN_START_WINDOW_MICROS)
     }
 
     /// Whether no slot is left before the horizon.
@@ -129,6 +130,7 @@ mod tests {
         assert!(slots.windows(2).all(|pair| pair[1] - pair[0] == 50_000));
         assert_eq!(grant.next_free(), Some(1_000 + 20 * 50_000));
         assert!(grant.exhausted());
+        assert_eq!(grant.window_micros(), 25_000);
     }
 
     #[test]
@@ -173,6 +175,7 @@ mod tests {
         assert_eq!(grant.take(), Some(100));
         assert_eq!(grant.next_free(), Some(200));
         assert!(!grant.exhausted());
+        assert_eq!(grant.window_micros(), MIN_START_WINDOW_MICROS);
     }
 
     #[test]
