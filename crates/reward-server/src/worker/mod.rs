@@ -285,6 +285,7 @@ impl Worker {
     /// Gives a delivery whose start slot was missed back to claiming, which grants it a new one:
     /// starting it late could bunch it with the next slots, faster than the limit.
     async fn give_back(&self, delivery: &ClaimedDelivery) {
+        self.metrics.start_slot_missed();
         tracing::debug!(delivery_id = %delivery.id, "missed its rate-limit start slot; claimed again");
         let released = self
             .store
