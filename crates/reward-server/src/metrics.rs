@@ -64,6 +64,7 @@ pub struct Metrics {
     events: Family<EventTypeLabel, Counter>,
     requests: Family<RequestLabels, Counter>,
     handoffs_given_up: Counter,
+    start_slots_missed: Counter,
 }
 
 impl Default for Metrics {
@@ -130,6 +131,12 @@ impl Metrics {
             "New deliveries handed to this node's worker that it left to claiming instead (their webhook had too many waiting, or they waited too long)",
             handoffs_given_up.clone(),
         );
+        let start_slots_missed = Counter::default();
+        registry.register(
+            "delivery_start_slots_missed",
+            "Deliveries of rate-limited webhooks this node's worker could not start within their start slot (it stalled), given back to claiming for a new slot",
+            start_slots_missed.clone(),
+        );
         Self {
             registry: root,
             deliveries,
@@ -140,6 +147,7 @@ impl Metrics {
             events,
             requests,
             handoffs_given_up,
+            start_slots_missed,
         }
     }
 
@@ -166,6 +174,11 @@ impl Metrics {
     pub fn handoffs_given_up(&self, count: usize) {
         self.handoffs_given_up
             .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
+    }
+
+    /// A delivery of a rate-limited webhook missed its start slot and was given back.
+    pub fn start_slot_missed(&self) {
+        self.start_slots_missed.inc();
     }
 
     pub fn event_emitted(&self, event_type: EventType) {

@@ -373,7 +373,8 @@ async fn load_subscribers(
     let types: Vec<&str> = EventType::ALL.iter().map(|kind| kind.as_str()).collect();
     let statement = client
         .prepare_cached(
-            "SELECT account_id, id, events, url, secret, previous_secrets, headers, filter
+            "SELECT account_id, id, events, url, secret, previous_secrets, headers, filter,
+                    rate_limit IS NOT NULL
              FROM webhooks
              WHERE account_id = ANY($1::text[]) AND enabled
                AND (events::jsonb ?| $2::text[] OR events::jsonb ? '*')
@@ -395,7 +396,7 @@ async fn load_subscribers(
                 events: rows::event_types(row, 2)?,
                 filter: rows::filter(row, 7)?,
             },
-            target: webhooks::target_from_row(row, 3, cipher, id)?,
+            target: webhooks::target_from_row(row, 3, webhooks::handing_off(row, 8, cipher)?, id)?,
         });
     }
     Ok(by_account)
@@ -490,6 +491,7 @@ fn deliveries_of<'a>(
                 id: DeliveryId::generate(),
                 webhook: &webhook.id,
                 event,
+                handed_off: webhook.target.is_some(),
             });
             webhooks.push(webhook);
         }

@@ -26,6 +26,7 @@ mod idempotent;
 mod migrations;
 mod outbox;
 mod queue;
+mod rate_slots;
 mod rewards;
 mod rollups;
 mod rows;

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_delivery_search_indexes.sql"),
     include_str!("../migrations/0008_attempt_rollups.sql"),
     include_str!("../migrations/0009_idempotent_responses.sql"),
+    include_str!("../migrations/0010_rate_limit_slots.sql"),
 ];
 
 /// Any number, as long as no other advisory lock on the database uses it: "reward" in ASCII.

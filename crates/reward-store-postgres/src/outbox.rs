@@ -59,6 +59,7 @@ pub async fn queue(
             id: DeliveryId::generate(),
             webhook: &subscriber.id,
             event,
+            handed_off: subscriber.target.is_some(),
         })
         .collect();
     insert_deliveries(client, &rows, Timestamp::now(), outbox.lease()).await?;
@@ -116,6 +117,9 @@ pub struct NewDelivery<'a> {
     pub id: DeliveryId,
     pub webhook: &'a WebhookId,
     pub event: &'a NewEvent,
+    /// Leased to this node when a lease is given (a rate-limited webhook's never are: they are
+    /// claimed, which grants start slots).
+    pub handed_off: bool,
 }
 
 /// A new pending delivery, due now; when `lease` is given (handed off), leased to this node for
@@ -133,12 +137,14 @@ pub async fn insert_delivery(
         id: DeliveryId::generate(),
         webhook,
         event,
+        handed_off: lease.is_some(),
     };
     insert_deliveries(client, std::slice::from_ref(&row), now, lease).await?;
     Ok(rules::new_delivery(row.id, webhook, event, now))
 }
 
-/// Pending deliveries, due `now`, in one statement; leased for `lease` when given.
+/// Pending deliveries, due `now`, in one statement; those handed off leased for `lease` when
+/// given.
 pub async fn insert_deliveries(
     client: &impl GenericClient,
     deliveries: &[NewDelivery<'_>],
@@ -157,15 +163,18 @@ pub async fn insert_deliveries(
         .map(|d| d.event.event_type.as_str())
         .collect();
     let lease = lease.map(|lease| i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+    let handed_off: Vec<bool> = deliveries.iter().map(|d| d.handed_off).collect();
     let statement = client
         .prepare_cached(
             "INSERT INTO deliveries (account_id, id, webhook_id, event_id, event_type, status,
              next_attempt_at, lease_expires_at, created_at, updated_at)
              SELECT new.account_id, new.id, new.webhook_id, new.event_id, new.event_type,
                     'pending', $6,
-                    (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $7::bigint, $6, $6
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-               AS new(account_id, id, webhook_id, event_id, event_type)",
+                    CASE WHEN new.handed_off
+                         THEN (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $7::bigint
+                    END, $6, $6
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $8::bool[])
+               AS new(account_id, id, webhook_id, event_id, event_type, handed_off)",
         )
         .await
         .map_err(from_pg)?;
@@ -180,6 +189,7 @@ pub async fn insert_deliveries(
                 &types,
                 &now.as_millis(),
                 &lease,
+                &handed_off,
             ],
         )
         .await

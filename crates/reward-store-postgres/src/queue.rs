@@ -15,6 +15,14 @@
 //! unfinished deliveries, most of them leased in the steady state. The worker decides from whether
 //! work was announced (see `reward_server::worker`).
 //!
+//! Rate-limited webhooks (`rate_slots`): a claim gives each chosen delivery of one a start slot
+//! from the webhook's next free start, held on its row and shared by every node; deliveries past
+//! the slot horizon are not leased and stay pending. Webhooks whose next free start is more than
+//! [`REFILL_AHEAD_MICROS`] ahead are left out in the candidate queries (as busy ones are), so a
+//! limited webhook's backlog never fills a claim; [`next_due_at`] wakes the worker when their
+//! slots need refilling. A claim with no limited webhook among its candidates runs no statement
+//! more.
+//!
 //! Leases are stamped and compared on the database's clock, so nodes whose clocks disagree still
 //! agree on when a lease ends. Due times (`next_attempt_at`) are written by the nodes' clocks, as in
 //! the SQLite store, and compared with the claiming node's clock.
@@ -22,13 +30,14 @@
 use std::collections::HashMap;
 
 use deadpool_postgres::GenericClient;
+use reward_core::endpoint::rate_limit::REFILL_AHEAD_MICROS;
 use reward_core::event::{DisabledReason, NewEvent};
 use reward_core::ids::{AccountId, DeliveryId, EventId, WebhookId};
 use reward_core::time::Timestamp;
 use reward_store::handoff::Outbox;
 use reward_store::records::{
     AttemptRecord, Claim, ClaimRequest, ClaimedDelivery, DeliveryStatus, PassedOver, QueueStats,
-    WebhookSecrets,
+    StartSlot, WebhookSecrets,
 };
 use reward_store::rules;
 use reward_store::secrets::SecretCipher;
@@ -36,34 +45,42 @@ use reward_store::StoreResult;
 use tokio_postgres::Row;
 
 use crate::errors::from_pg;
+use crate::rate_slots::{RateSlot, RateSlots};
 use crate::{outbox, rollups, rows};
 
 /// Candidate queries per source and claim at most: each pass after the first only happens because
 /// the one before filled a webhook up, so this bounds a claim's cost, not its fairness.
 const MAX_PASSES: usize = 8;
 
-/// The database's clock, in milliseconds: the clock leases live on.
-const DATABASE_NOW: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+/// The database's clock, in microseconds: the clock leases (in milliseconds) and rate-limit start
+/// slots live on.
+const DATABASE_NOW: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint";
 
 /// Attempts in flight per webhook on every node: deliveries whose lease has not run out.
 const LIVE_LEASES: &str = "SELECT webhook_id, count(*)::integer FROM deliveries
     WHERE lease_expires_at > $1 GROUP BY webhook_id";
 
-/// Deliveries a manual retry asked for; the webhook may be disabled (it was asked for).
-const MANUAL_CANDIDATES: &str = "SELECT account_id, id, webhook_id FROM deliveries
-    WHERE manual_attempt_at IS NOT NULL
-      AND (lease_expires_at IS NULL OR lease_expires_at <= $1)
-      AND webhook_id <> ALL($2::text[])
-    ORDER BY manual_attempt_at LIMIT $3
-    FOR UPDATE SKIP LOCKED";
+/// Deliveries a manual retry asked for; the webhook may be disabled (it was asked for). Rate-limited
+/// webhooks whose slots reach past `$4` (microseconds) are left out.
+const MANUAL_CANDIDATES: &str = "SELECT d.account_id, d.id, d.webhook_id, w.rate_limit IS NOT NULL
+    FROM deliveries d
+    JOIN webhooks w ON w.account_id = d.account_id AND w.id = d.webhook_id
+    WHERE d.manual_attempt_at IS NOT NULL
+      AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= $1)
+      AND d.webhook_id <> ALL($2::text[])
+      AND (w.rate_limit IS NULL OR w.rate_next_at IS NULL OR w.rate_next_at < $4)
+    ORDER BY d.manual_attempt_at LIMIT $3
+    FOR UPDATE OF d SKIP LOCKED";
 
-/// Pending deliveries whose time has come, to enabled webhooks.
-const DUE_CANDIDATES: &str = "SELECT d.account_id, d.id, d.webhook_id FROM deliveries d
+/// Pending deliveries whose time has come, to enabled webhooks (rate-limited ones as above, `$5`).
+const DUE_CANDIDATES: &str = "SELECT d.account_id, d.id, d.webhook_id, w.rate_limit IS NOT NULL
+    FROM deliveries d
     JOIN webhooks w ON w.account_id = d.account_id AND w.id = d.webhook_id
     WHERE d.status = 'pending' AND d.next_attempt_at <= $1
       AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= $2)
       AND d.manual_attempt_at IS NULL AND w.enabled
       AND d.webhook_id <> ALL($3::text[])
+      AND (w.rate_limit IS NULL OR w.rate_next_at IS NULL OR w.rate_next_at < $5)
     ORDER BY d.next_attempt_at LIMIT $4
     FOR UPDATE OF d SKIP LOCKED";
 
@@ -85,6 +102,9 @@ struct Candidate {
     account_id: String,
     id: String,
     webhook_id: WebhookId,
+    rate_limited: bool,
+    /// Its start slot, when its webhook is rate-limited.
+    slot: Option<StartSlot>,
 }
 
 /// Attempts in flight per webhook, as far as this claim knows.
@@ -94,6 +114,12 @@ struct Busy {
 }
 
 impl Busy {
+    fn full(&self, webhook: &WebhookId) -> bool {
+        self.per_webhook
+            .get(webhook)
+            .is_some_and(|busy| *busy >= self.limit)
+    }
+
     fn saturated(&self) -> Vec<&str> {
         self.per_webhook
             .iter()
@@ -118,10 +144,15 @@ pub async fn claim(
     request: &ClaimRequest,
     cipher: &SecretCipher,
 ) -> StoreResult<Claim> {
-    let database_now: i64 = rows::get(
+    let asked_at = std::time::Instant::now();
+    let database_now_micros: i64 = rows::get(
         &client.query_one(DATABASE_NOW, &[]).await.map_err(from_pg)?,
         0,
     )?;
+    let answered_at = std::time::Instant::now();
+    let database_now = database_now_micros / 1000;
+    let refill_before = database_now_micros.saturating_add(REFILL_AHEAD_MICROS);
+    let mut rates = RateSlots::new(database_now_micros, asked_at, answered_at);
     let lease_ms = request.lease_until.as_millis() - request.now.as_millis();
     let lease_until = database_now.saturating_add(lease_ms.max(0));
     let mut busy = Busy {
@@ -160,33 +191,64 @@ pub async fn claim(
             if room == 0 {
                 break;
             }
-            let saturated = busy.saturated();
+            let mut excluded = busy.saturated();
+            excluded.extend(rates.exhausted());
             let scan = i64::try_from(room).unwrap_or(i64::MAX);
             let found = if manual {
                 client
-                    .query(&candidates, &[&database_now, &saturated, &scan])
+                    .query(
+                        &candidates,
+                        &[&database_now, &excluded, &scan, &refill_before],
+                    )
                     .await
             } else {
                 client
                     .query(
                         &candidates,
-                        &[&due_before, &database_now, &saturated, &scan],
+                        &[&due_before, &database_now, &excluded, &scan, &refill_before],
                     )
                     .await
             }
             .map_err(from_pg)?;
             let exhausted = found.len() < room;
-            let mut chosen = Vec::with_capacity(found.len());
-            let mut refused = false;
-            for row in &found {
-                let candidate = candidate_from_row(row)?;
-                if busy.take_slot(&candidate.webhook_id) {
-                    chosen.push(candidate);
-                } else {
-                    refused = true;
-                }
+            let found = found
+                .iter()
+                .map(candidate_from_row)
+                .collect::<StoreResult<Vec<_>>>()?;
+            let limited: Vec<(&str, &str)> = found
+                .iter()
+                .filter(|candidate| candidate.rate_limited)
+                .map(|candidate| (candidate.account_id.as_str(), candidate.webhook_id.as_str()))
+                .collect();
+            if !limited.is_empty() {
+                rates.lock(client, &limited).await?;
             }
-            refused_some |= refused;
+            let mut chosen = Vec::with_capacity(found.len());
+            // Refused for a busy webhook; or for either reason (the next pass leaves both out).
+            let mut refused_busy = false;
+            let mut refused = false;
+            for mut candidate in found {
+                if busy.full(&candidate.webhook_id) {
+                    refused_busy = true;
+                    continue;
+                }
+                match rates.slot_for(
+                    &candidate.account_id,
+                    candidate.webhook_id.as_str(),
+                    candidate.rate_limited,
+                ) {
+                    RateSlot::Unlimited => {}
+                    RateSlot::Granted(slot) => candidate.slot = Some(slot),
+                    RateSlot::Held => {
+                        refused = true;
+                        continue;
+                    }
+                }
+                busy.take_slot(&candidate.webhook_id);
+                chosen.push(candidate);
+            }
+            refused |= refused_busy;
+            refused_some |= refused_busy;
             claimed.extend(lease_and_load(client, &chosen, lease_until, cipher).await?);
             // Another pass only helps when this one filled a webhook up: the next leaves it out.
             if exhausted || !refused {
@@ -194,6 +256,7 @@ pub async fn claim(
             }
         }
     }
+    rates.store(client).await?;
     let passed_over = if refused_some {
         PassedOver::BusyWebhooks
     } else if busy.saturated().is_empty() {
@@ -212,6 +275,8 @@ fn candidate_from_row(row: &Row) -> StoreResult<Candidate> {
         account_id: rows::get(row, 0)?,
         id: rows::get(row, 1)?,
         webhook_id: WebhookId::from_trusted(rows::get(row, 2)?),
+        rate_limited: rows::get(row, 3)?,
+        slot: None,
     })
 }
 
@@ -234,9 +299,19 @@ async fn lease_and_load(
         .query(&statement, &[&accounts, &ids, &lease_until])
         .await
         .map_err(from_pg)?;
+    let slots: HashMap<&str, StartSlot> = chosen
+        .iter()
+        .filter_map(|c| c.slot.map(|slot| (c.id.as_str(), slot)))
+        .collect();
     found
         .iter()
-        .map(|row| claimed_from_row(row, cipher))
+        .map(|row| {
+            let mut claimed = claimed_from_row(row, cipher)?;
+            if let Some(slot) = slots.get(claimed.id.as_str()) {
+                claimed.start_slot = Some(*slot);
+            }
+            Ok(claimed)
+        })
         .collect()
 }
 
@@ -258,6 +333,7 @@ fn claimed_from_row(row: &Row, cipher: &SecretCipher) -> StoreResult<ClaimedDeli
         },
         headers: rows::headers(row, 12, cipher, webhook_id)?,
         payload: rows::get(row, 11)?,
+        start_slot: None,
     })
 }
 
@@ -529,6 +605,9 @@ impl<'a> AttemptColumns<'a> {
 /// would otherwise wait for the worker's next poll, a second later. Such a retry is returned as it
 /// is, due already, and the worker claims it at once. A delivery that was due at the last claim
 /// but not taken (its webhook saturated or disabled) is not returned again, so nothing spins.
+///
+/// Also when a rate-limited webhook's slots need refilling (its next free start less than
+/// [`REFILL_AHEAD_MICROS`] ahead), counted on the database's clock and returned on this node's.
 pub async fn next_due_at(
     client: &impl GenericClient,
     now: Timestamp,
@@ -540,15 +619,29 @@ pub async fn next_due_at(
             "SELECT LEAST(
                (SELECT min(next_attempt_at) FROM deliveries
                 WHERE status = 'pending' AND next_attempt_at > $1),
-               (SELECT min(lease_expires_at) FROM deliveries WHERE lease_expires_at > $2))",
+               (SELECT min(lease_expires_at) FROM deliveries WHERE lease_expires_at > $2)),
+               (SELECT min(rate_next_at) FROM webhooks WHERE rate_next_at >= clock.now + $3)
+                 - clock.now - $3
+             FROM (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now)
+               AS clock",
         )
         .await
         .map_err(from_pg)?;
     let row = client
-        .query_one(&statement, &[&unseen_after.as_millis(), &now.as_millis()])
+        .query_one(
+            &statement,
+            &[
+                &unseen_after.as_millis(),
+                &now.as_millis(),
+                &REFILL_AHEAD_MICROS,
+            ],
+        )
         .await
         .map_err(from_pg)?;
-    rows::optional_timestamp(&row, 0)
+    let due = rows::optional_timestamp(&row, 0)?;
+    let refill = rows::get::<Option<i64>>(&row, 1)?
+        .map(|wait_micros| now.plus_millis((wait_micros / 1000).saturating_add(1)));
+    Ok(due.into_iter().chain(refill).min())
 }
 
 /// Releases the leases of the given deliveries (handed to this node, then given up unattempted:

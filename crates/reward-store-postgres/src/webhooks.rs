@@ -398,7 +398,9 @@ pub async fn subscribed(
 ) -> StoreResult<Vec<Subscriber>> {
     let statement = client
         .prepare_cached(
-            "SELECT id, events, filter, url, secret, previous_secrets, headers FROM webhooks
+            "SELECT id, events, filter, url, secret, previous_secrets, headers,
+                    rate_limit IS NOT NULL
+             FROM webhooks
              WHERE account_id = $1 AND enabled AND (events::jsonb ? $2 OR events::jsonb ? '*')
              FOR KEY SHARE",
         )
@@ -421,10 +423,21 @@ pub async fn subscribed(
         let id: &str = rows::get(row, 0)?;
         subscribers.push(Subscriber {
             id: WebhookId::from_trusted(id.to_owned()),
-            target: target_from_row(row, 3, cipher, id)?,
+            target: target_from_row(row, 3, handing_off(row, 7, cipher)?, id)?,
         });
     }
     Ok(subscribers)
+}
+
+/// The cipher to load a hand-off's target with: none for a rate-limited webhook (column `limited`
+/// is `rate_limit IS NOT NULL`), whose deliveries are left for claiming, which grants start slots.
+pub fn handing_off<'a>(
+    row: &Row,
+    limited: usize,
+    cipher: Option<&'a SecretCipher>,
+) -> StoreResult<Option<&'a SecretCipher>> {
+    let rate_limited: bool = rows::get(row, limited)?;
+    Ok(cipher.filter(|_| !rate_limited))
 }
 
 /// With `cipher`, a webhook's URL, opened secrets and headers, from the columns `url, secret,

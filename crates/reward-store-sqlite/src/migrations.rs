@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_delivery_search_indexes.sql"),
     include_str!("migrations/0008_attempt_rollups.sql"),
     include_str!("migrations/0009_idempotent_responses.sql"),
+    include_str!("migrations/0010_rate_limit_slots.sql"),
 ];
 
 /// Brings the schema up to date. Safe to run from several processes at once: the check and the

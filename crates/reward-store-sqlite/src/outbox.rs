@@ -39,7 +39,9 @@ fn queue_for(
     event: &NewEvent,
     outbox: &mut Outbox,
 ) -> StoreResult<Delivery> {
-    let lease = outbox.lease().map(|lease| {
+    // Only deliveries handed off are leased (a rate-limited webhook's have no target).
+    let handed_off = subscriber.target.is_some();
+    let lease = outbox.lease().filter(|_| handed_off).map(|lease| {
         Timestamp::now().plus_millis(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
     });
     let delivery = insert_delivery(connection, account, &subscriber.id, event, lease)?;

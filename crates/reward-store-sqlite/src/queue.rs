@@ -5,15 +5,28 @@
 //! limit, so a slow endpoint's backlog never crowds out the others, and noting whether it passed
 //! any over (the worker claims again once attempts free their slots). Only then does it lease the
 //! chosen rows and load what sending needs.
+//!
+//! Rate-limited webhooks: each chosen delivery of one takes a start slot ([`SlotGrant`]) and the
+//! webhook's `rate_next_at` moves past the slots granted, in the claim's transaction (the single
+//! writer serializes claims). Deliveries past the slot horizon are not leased: they stay pending.
+//! A webhook whose next free start is more than [`REFILL_AHEAD_MICROS`] ahead is left out of the
+//! candidate queries, so its backlog is not walked again until its slots need refilling, and
+//! [`next_due_at`] wakes the worker then. Unlimited webhooks cost nothing more: no statement is
+//! added unless a limited webhook's delivery was chosen.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use reward_core::endpoint::rate_limit::REFILL_AHEAD_MICROS;
+use reward_core::endpoint::{RateLimit, SlotGrant};
 use reward_core::event::{DisabledReason, NewEvent};
 use reward_core::ids::{AccountId, DeliveryId, EventId, WebhookId};
 use reward_core::time::Timestamp;
+use reward_store::columns;
 use reward_store::handoff::Outbox;
 use reward_store::records::{
     AttemptRecord, Claim, ClaimRequest, ClaimedDelivery, DeliveryStatus, PassedOver, QueueStats,
+    StartSlot,
 };
 use reward_store::rules;
 use reward_store::secrets::SecretCipher;
@@ -23,6 +36,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::errors::from_sqlite;
 use crate::{outbox, rows};
 
+/// Candidate queries per source and claim at most: a pass after the first only happens because
+/// rate-limited webhooks' backlogs filled the one before.
+const MAX_PASSES: usize = 4;
+
 /// Candidates examined per claim beyond the limit: bounds a claim's cost when many candidates
 /// belong to saturated webhooks.
 const EXTRA_CANDIDATES: u32 = 1000;
@@ -31,6 +48,17 @@ struct Candidate {
     account_id: String,
     id: String,
     webhook_id: WebhookId,
+    rate_limit: Option<RateLimit>,
+    rate_next_at: Option<i64>,
+}
+
+/// Now on the wall clock, in microseconds since the epoch: the unit of rate-limit start slots.
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
+        })
 }
 
 fn candidates(
@@ -38,30 +66,49 @@ fn candidates(
     sql: &str,
     now: Timestamp,
     scan: u32,
+    refill_before: i64,
+    excluded: &str,
 ) -> StoreResult<Vec<Candidate>> {
     let mut statement = connection.prepare_cached(sql).map_err(from_sqlite)?;
     let found = statement
-        .query_map(params![now.as_millis(), scan], |row| {
-            Ok(Candidate {
-                account_id: row.get(0)?,
-                id: row.get(1)?,
-                webhook_id: WebhookId::from_trusted(row.get(2)?),
-            })
-        })
+        .query_map(
+            params![now.as_millis(), scan, refill_before, excluded],
+            |row| {
+                Ok(Candidate {
+                    account_id: row.get(0)?,
+                    id: row.get(1)?,
+                    webhook_id: WebhookId::from_trusted(row.get(2)?),
+                    rate_limit: columns::rate_limit_from_column(row.get(3)?),
+                    rate_next_at: row.get(4)?,
+                })
+            },
+        )
         .and_then(Iterator::collect)
         .map_err(from_sqlite)?;
     Ok(found)
 }
 
-const MANUAL_CANDIDATES: &str = "SELECT account_id, id, webhook_id FROM deliveries
-    WHERE manual_attempt_at IS NOT NULL AND (lease_expires_at IS NULL OR lease_expires_at <= ?1)
-    ORDER BY manual_attempt_at LIMIT ?2";
+/// Leaves out rate-limited webhooks whose slots reach far enough ahead (`?3`, microseconds), and
+/// those whose slots this claim used up (`?4`, a JSON array of ids).
+const MANUAL_CANDIDATES: &str = "SELECT d.account_id, d.id, d.webhook_id, w.rate_limit,
+           w.rate_next_at
+    FROM deliveries d
+    JOIN webhooks w ON w.account_id = d.account_id AND w.id = d.webhook_id
+    WHERE d.manual_attempt_at IS NOT NULL
+      AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= ?1)
+      AND (w.rate_limit IS NULL OR w.rate_next_at IS NULL OR w.rate_next_at < ?3)
+      AND d.webhook_id NOT IN (SELECT value FROM json_each(?4))
+    ORDER BY d.manual_attempt_at LIMIT ?2";
 
-const DUE_CANDIDATES: &str = "SELECT d.account_id, d.id, d.webhook_id FROM deliveries d
+const DUE_CANDIDATES: &str = "SELECT d.account_id, d.id, d.webhook_id, w.rate_limit,
+           w.rate_next_at
+    FROM deliveries d
     JOIN webhooks w ON w.account_id = d.account_id AND w.id = d.webhook_id
     WHERE d.status = 'pending' AND d.next_attempt_at <= ?1
       AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= ?1)
       AND d.manual_attempt_at IS NULL AND w.enabled = 1
+      AND (w.rate_limit IS NULL OR w.rate_next_at IS NULL OR w.rate_next_at < ?3)
+      AND d.webhook_id NOT IN (SELECT value FROM json_each(?4))
     ORDER BY d.next_attempt_at LIMIT ?2";
 
 pub fn claim(
@@ -70,30 +117,79 @@ pub fn claim(
     cipher: &SecretCipher,
 ) -> StoreResult<Claim> {
     let scan = request.limit.saturating_add(EXTRA_CANDIDATES);
+    let (now_micros, read_at) = (now_micros(), Instant::now());
     let mut in_flight: HashMap<WebhookId, u32> = request.in_flight.clone();
+    let mut grants: HashMap<(String, WebhookId), SlotGrant> = HashMap::new();
     let mut chosen = Vec::new();
+    // Ids chosen by earlier passes (filled only when a pass follows another: it sees them again).
+    let mut chosen_ids: HashSet<String> = HashSet::new();
     let mut passed_over = PassedOver::Nothing;
     for sql in [MANUAL_CANDIDATES, DUE_CANDIDATES] {
-        for candidate in candidates(connection, sql, request.now, scan)? {
-            if chosen.len() >= request.limit as usize {
+        // Rate-limited webhooks whose slots this claim has used up, left out of the next pass.
+        let mut exhausted = String::from("[]");
+        for _ in 0..MAX_PASSES {
+            let found = candidates(
+                connection,
+                sql,
+                request.now,
+                scan,
+                now_micros.saturating_add(REFILL_AHEAD_MICROS),
+                &exhausted,
+            )?;
+            let scanned_all = found.len() < scan as usize;
+            let mut refused_for_rate = false;
+            for candidate in found {
+                if chosen.len() >= request.limit as usize {
+                    break;
+                }
+                if chosen_ids.contains(&candidate.id) {
+                    continue;
+                }
+                let busy = in_flight.entry(candidate.webhook_id.clone()).or_insert(0);
+                if *busy >= request.per_webhook_limit {
+                    passed_over = PassedOver::BusyWebhooks;
+                    continue;
+                }
+                let slot = match candidate.rate_limit {
+                    None => None,
+                    Some(limit) => {
+                        let key = (candidate.account_id.clone(), candidate.webhook_id.clone());
+                        let grant = grants.entry(key).or_insert_with(|| {
+                            SlotGrant::new(limit, candidate.rate_next_at, now_micros)
+                        });
+                        // Past the horizon it stays pending; `next_due_at` wakes the worker.
+                        let Some(slot) = grant.take() else {
+                            refused_for_rate = true;
+                            continue;
+                        };
+                        Some(StartSlot::new(
+                            read_at,
+                            now_micros,
+                            slot,
+                            grant.window_micros(),
+                        ))
+                    }
+                };
+                *busy += 1;
+                chosen.push((candidate, slot));
+            }
+            // Another pass only helps when this one stopped short of the queue because of
+            // webhooks whose slots it used up: the next leaves them out.
+            if chosen.len() >= request.limit as usize || scanned_all || !refused_for_rate {
                 break;
             }
-            let busy = in_flight.entry(candidate.webhook_id.clone()).or_insert(0);
-            if *busy >= request.per_webhook_limit {
-                passed_over = PassedOver::BusyWebhooks;
-                continue;
-            }
-            *busy += 1;
-            chosen.push(candidate);
+            exhausted = exhausted_webhooks(&grants);
+            chosen_ids.extend(chosen.iter().map(|(candidate, _)| candidate.id.clone()));
         }
     }
+    store_next_free_starts(connection, &grants)?;
     let mut lease = connection
         .prepare_cached(
             "UPDATE deliveries SET lease_expires_at = ?3 WHERE account_id = ?1 AND id = ?2",
         )
         .map_err(from_sqlite)?;
     let mut claimed = Vec::with_capacity(chosen.len());
-    for candidate in chosen {
+    for (candidate, slot) in chosen {
         lease
             .execute(params![
                 candidate.account_id,
@@ -101,7 +197,8 @@ pub fn claim(
                 request.lease_until.as_millis()
             ])
             .map_err(from_sqlite)?;
-        if let Some(delivery) = load_claimed(connection, &candidate, cipher)? {
+        if let Some(mut delivery) = load_claimed(connection, &candidate, cipher)? {
+            delivery.start_slot = slot;
             claimed.push(delivery);
         }
     }
@@ -109,6 +206,37 @@ pub fn claim(
         deliveries: claimed,
         passed_over,
     })
+}
+
+/// The webhooks of `grants` with no slot left, as a JSON array of ids (for `json_each`).
+fn exhausted_webhooks(grants: &HashMap<(String, WebhookId), SlotGrant>) -> String {
+    let ids: Vec<&str> = grants
+        .iter()
+        .filter(|(_, grant)| grant.exhausted())
+        .map(|((_, webhook), _)| webhook.as_str())
+        .collect();
+    serde_json::to_string(&ids).unwrap_or_else(|_| String::from("[]"))
+}
+
+/// Moves each rate-limited webhook's next free start past the slots this claim granted it.
+fn store_next_free_starts(
+    connection: &Connection,
+    grants: &HashMap<(String, WebhookId), SlotGrant>,
+) -> StoreResult<()> {
+    for ((account, webhook), grant) in grants {
+        let Some(next_free) = grant.next_free() else {
+            continue;
+        };
+        connection
+            .prepare_cached(
+                "UPDATE webhooks SET rate_next_at = ?3 WHERE account_id = ?1 AND id = ?2",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![account, webhook.as_str(), next_free])
+            })
+            .map_err(from_sqlite)?;
+    }
+    Ok(())
 }
 
 fn load_claimed(
@@ -143,6 +271,7 @@ fn load_claimed(
                         secrets: rows::webhook_secrets(row, 6, cipher, webhook_id)?,
                         headers: rows::headers(row, 9, cipher, webhook_id)?,
                         payload: row.get(8)?,
+                        start_slot: None,
                     })
                 })
                 .optional()
@@ -236,13 +365,32 @@ pub fn record_attempt(
     Ok(())
 }
 
+/// When the earliest pending delivery after `now` falls due, or a rate-limited webhook's slots
+/// need refilling (its next free start less than [`REFILL_AHEAD_MICROS`] ahead), if either.
 pub fn next_due_at(connection: &Connection, now: Timestamp) -> StoreResult<Option<Timestamp>> {
+    let refill_micros = now_micros().saturating_add(REFILL_AHEAD_MICROS);
     connection
         .prepare_cached(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending' AND next_attempt_at > ?1",
+            "SELECT (SELECT MIN(next_attempt_at) FROM deliveries
+                     WHERE status = 'pending' AND next_attempt_at > ?1),
+                    (SELECT MIN(rate_next_at) FROM webhooks WHERE rate_next_at >= ?2)",
         )
-        .and_then(|mut statement| statement.query_row([now.as_millis()], |row| row.get::<_, Option<i64>>(0)))
-        .map(|found| found.map(Timestamp::from_millis))
+        .and_then(|mut statement| {
+            statement.query_row(params![now.as_millis(), refill_micros], |row| {
+                Ok((row.get::<_, Option<i64>>(0)?, row.get::<_, Option<i64>>(1)?))
+            })
+        })
+        .map(|(retry, rate_next_at)| {
+            let refill = rate_next_at.map(|next| {
+                let ahead = next.saturating_sub(refill_micros) / 1000;
+                now.plus_millis(ahead.saturating_add(1))
+            });
+            retry
+                .map(Timestamp::from_millis)
+                .into_iter()
+                .chain(refill)
+                .min()
+        })
         .map_err(from_sqlite)
 }
 

@@ -354,7 +354,7 @@ pub struct Subscriber {
 
 /// The enabled webhooks of an account that receive `event` (its type selected, their filter
 /// matching: [`rules::receives`]); with `cipher`, also each one's URL, opened secrets and headers
-/// (for handing new deliveries straight to the worker).
+/// (for handing new deliveries straight to the worker), except for rate-limited webhooks.
 pub fn subscribed(
     connection: &Connection,
     account: &AccountId,
@@ -363,7 +363,8 @@ pub fn subscribed(
 ) -> StoreResult<Vec<Subscriber>> {
     let mut statement = connection
         .prepare_cached(
-            "SELECT id, events, filter, url, secret, previous_secrets, headers
+            "SELECT id, events, filter, url, secret, previous_secrets, headers,
+                    rate_limit IS NOT NULL
              FROM webhooks WHERE account_id = ?1 AND enabled = 1",
         )
         .map_err(from_sqlite)?;
@@ -383,8 +384,11 @@ pub fn subscribed(
             continue;
         }
         let id: String = row.get(0).map_err(from_sqlite)?;
+        // A rate-limited webhook's deliveries are left for claiming, which grants start slots.
+        let rate_limited: bool = row.get(7).map_err(from_sqlite)?;
         let target = match cipher {
             None => None,
+            Some(_) if rate_limited => None,
             Some(cipher) => Some(DeliveryTarget {
                 url: rows::webhook_url(row, 3).map_err(from_sqlite)?,
                 secrets: rows::webhook_secrets(row, 4, cipher, &id).map_err(from_sqlite)?,

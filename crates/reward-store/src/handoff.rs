@@ -12,6 +12,9 @@
 //! The queue is bounded (`capacity`, counting deliveries handed off and not yet started or given
 //! up by the worker): past it, new deliveries are written unleased and claimed the usual way, so a
 //! dead endpoint's backlog never piles up in memory.
+//!
+//! Deliveries to rate-limited webhooks are never handed off: the stores load no target for them
+//! and write them unleased, so a claim grants each a start slot (`reward_core::endpoint::rate_limit`).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -167,7 +170,8 @@ impl Outbox {
     }
 
     /// Notes a delivery written in this transaction: handed off when its webhook's `target` was
-    /// loaded (it was then written leased), else left for claiming.
+    /// loaded (it was then written leased), else left for claiming. Stores load no target for a
+    /// rate-limited webhook: its deliveries must be claimed, which grants them start slots.
     pub fn add(
         &mut self,
         account: &AccountId,
@@ -190,6 +194,8 @@ impl Outbox {
                 attempt_count: 0,
                 schedule_attempts: 0,
                 manual: false,
+                // Rate-limited webhooks are never handed off: their deliveries are claimed.
+                start_slot: None,
             }),
             None => self.left_for_claiming = true,
         }

@@ -328,6 +328,33 @@ pub struct ClaimedDelivery {
     pub schedule_attempts: u32,
     /// A manual retry asked for this attempt.
     pub manual: bool,
+    /// When its webhook's rate limit lets it start; `None` without a limit.
+    pub start_slot: Option<StartSlot>,
+}
+
+/// When a claimed delivery of a rate-limited webhook may start (its slot granted by the claim,
+/// see `reward_core::endpoint::rate_limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartSlot {
+    /// When, on this process's monotonic clock: the slot was counted on the database's clock and
+    /// placed here from the moment the claim read that clock, so neither a node's clock skew nor
+    /// how long the claim took afterwards (which varies) moves it.
+    pub at: std::time::Instant,
+    /// How long after that it may still start. A start missed (the process stalled past it) is
+    /// given back to claiming rather than bunched with the next slots.
+    pub window: std::time::Duration,
+}
+
+impl StartSlot {
+    /// The slot at `slot` for a claim that read `now` (microseconds, on one clock) at `read_at`.
+    pub fn new(read_at: std::time::Instant, now: i64, slot: i64, window_micros: i64) -> Self {
+        let micros =
+            |value: i64| std::time::Duration::from_micros(u64::try_from(value).unwrap_or(0));
+        Self {
+            at: read_at + micros(slot.saturating_sub(now)),
+            window: micros(window_micros),
+        }
+    }
 }
 
 /// What to claim.

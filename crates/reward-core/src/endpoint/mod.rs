@@ -16,5 +16,5 @@ pub mod selection;
 
 pub use headers::ExtraHeaders;
 pub use notes::{Description, Metadata};
-pub use rate_limit::RateLimit;
+pub use rate_limit::{RateLimit, SlotGrant};
 pub use selection::EventSelection;

@@ -8,6 +8,12 @@
 //!
 //! Isolation: at most [`PER_WEBHOOK_IN_FLIGHT`] attempts per webhook run at once, and claiming
 //! skips webhooks at that limit, so a slow or dead endpoint only ever holds its own slots.
+//! Rate limits: a claim grants a rate-limited webhook's deliveries start slots at most a second
+//! ahead (`reward_core::endpoint::rate_limit`) and leaves the rest pending in the store; each
+//! attempt waits for its slot (`ClaimedDelivery::start_slot`) and starts within the slot's window
+//! or not at all (then it is given back to claiming: a stall must not bunch starts), and
+//! `next_due_at` tells the worker when a limited webhook's slots need refilling. Such webhooks
+//! are never handed off.
 //! Latency: the store wakes the worker when a change makes work due, and the recorder tells it
 //! when each retry it stored falls due; it polls only as a safety net ([`IDLE_POLL`]).
 //!
@@ -32,13 +38,14 @@ use std::time::{Duration, Instant};
 use reward_core::delivery::{
     counts_in_schedule, next_state, AttemptContext, AttemptResult, NextState,
 };
+use reward_core::endpoint::rate_limit::SLOT_HORIZON_MICROS;
 use reward_core::ids::{AccountId, AttemptId, DeliveryId, WebhookId};
 use reward_core::retry::RetryPolicy;
 use reward_core::time::Timestamp;
 use reward_store::handoff::Handoff;
 use reward_store::records::{
     Attempt, AttemptRecord, Claim, ClaimRequest, ClaimedDelivery, DeliveryStatus, DeliveryUpdate,
-    PassedOver,
+    PassedOver, StartSlot,
 };
 use reward_store::DeliveryQueue;
 use tokio::sync::mpsc;
@@ -214,7 +221,11 @@ impl Worker {
         in_flight: &HashMap<WebhookId, u32>,
     ) -> reward_store::StoreResult<Claim> {
         let now = Timestamp::now();
-        let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
+        // A claimed delivery of a rate-limited webhook may wait up to the slot horizon before
+        // it starts: its lease covers that wait and then the whole configured lease.
+        let lease_ms = i64::try_from(self.lease.as_millis())
+            .unwrap_or(i64::MAX)
+            .saturating_add(SLOT_HORIZON_MICROS / 1000);
         self.store
             .claim_due_deliveries(ClaimRequest {
                 now,
@@ -242,6 +253,12 @@ impl Worker {
         delivery: ClaimedDelivery,
         records: &mpsc::UnboundedSender<AttemptRecord>,
     ) -> WebhookId {
+        if let Some(slot) = delivery.start_slot {
+            if !self.wait_for_slot(slot).await {
+                self.give_back(&delivery).await;
+                return delivery.webhook_id;
+            }
+        }
         let started_at = Timestamp::now();
         let clock = Instant::now();
         let outcome = self.sender.send(&delivery).await;
@@ -255,6 +272,28 @@ impl Worker {
             tracing::warn!(delivery_id = %delivery.id, "the recorder has stopped; the lease will expire");
         }
         delivery.webhook_id
+    }
+
+    /// Waits for a rate-limited webhook's start slot, granted by the claim; returns whether the
+    /// attempt may start (false when this process stalled past the slot's window). The wait holds
+    /// the webhook's in-flight slot and is covered by the lease.
+    async fn wait_for_slot(&self, slot: StartSlot) -> bool {
+        tokio::time::sleep_until(slot.at.into()).await;
+        slot.at.elapsed() <= slot.window
+    }
+
+    /// Gives a delivery whose start slot was missed back to claiming, which grants it a new one:
+    /// starting it late could bunch it with the next slots, faster than the limit.
+    async fn give_back(&self, delivery: &ClaimedDelivery) {
+        self.metrics.start_slot_missed();
+        tracing::debug!(delivery_id = %delivery.id, "missed its rate-limit start slot; claimed again");
+        let released = self
+            .store
+            .release_leases(vec![(delivery.account_id.clone(), delivery.id.clone())])
+            .await;
+        if let Err(error) = released {
+            tracing::warn!(%error, delivery_id = %delivery.id, "releasing a delivery that missed its slot failed; its lease will run out");
+        }
     }
 
     fn record_for(

@@ -27,6 +27,7 @@ mod openapi_tools;
 mod operations;
 mod outbox;
 mod prometheus;
+mod rate_limits;
 mod resend;
 mod resources;
 mod rotation;
