@@ -8,25 +8,16 @@
 //! Every bar carries a `<title>` with its numbers, and the chart a `<title>`/`<desc>` summary,
 //! so a screen reader gets what the picture shows. Times are UTC.
 //!
-//! [`HealthBucket`] is this module's own input for now: `GET /v1/webhooks/{id}/stats` returns
-//! buckets of the same fields, and the page will convert them when it draws from the store.
+//! It draws the store's buckets as `GET /v1/webhooks/{id}/stats` returns them
+//! ([`HealthBucket`] is the store's `StatsBucket`).
 
 use std::fmt::Write;
 
 use reward_core::time::Timestamp;
 
-/// One bucket of a webhook's attempts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HealthBucket {
-    /// When the bucket starts (an hour or a day, see [`Period`]).
-    pub start: Timestamp,
-    pub attempts: u64,
-    pub succeeded: u64,
-    pub failed: u64,
-    /// Latency percentiles of the bucket's attempts; `None` without attempts.
-    pub p50_ms: Option<u64>,
-    pub p99_ms: Option<u64>,
-}
+/// One bucket of a webhook's attempts: when it starts (an hour or a day, see [`Period`]), its
+/// attempts, succeeded and failed, and latency percentiles (`None` without attempts).
+pub use reward_store::records::StatsBucket as HealthBucket;
 
 /// What the buckets span: it decides how their starts are labelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use reward_core::time::Timestamp;
 use reward_store::records::{PageRequest, Webhook, WebhookPatch, WebhookSettings, WebhookStats};
 
 use super::delivery_rows::{delivery_rows, DeliveryRow};
-use super::health_chart::{self, HealthBucket};
+use super::health_chart;
 use super::page::{
     cursor_param, decode_cursor, render, see_other, Layout, PageError, PageResult, Time,
 };
@@ -138,22 +138,11 @@ impl HealthPanel {
                 "Attempts per day, last 7 days",
             ),
         };
-        let buckets: Vec<HealthBucket> = stats
-            .buckets
-            .iter()
-            .map(|bucket| HealthBucket {
-                start: bucket.start,
-                attempts: bucket.attempts,
-                succeeded: bucket.succeeded,
-                failed: bucket.failed,
-                p50_ms: bucket.p50_ms,
-                p99_ms: bucket.p99_ms,
-            })
-            .collect();
+        let buckets = &stats.buckets;
         let chart_id = format!("health-{}-{}", stats.period.as_str(), id.as_str());
         Self {
             heading,
-            svg: health_chart::draw(&chart_id, title, period, &buckets),
+            svg: health_chart::draw(&chart_id, title, period, buckets),
             success_rate: stats
                 .success_rate
                 .map(|rate| format!("{:.1}%", rate * 100.0)),
