@@ -27,7 +27,6 @@ mod openapi_tools;
 mod operations;
 mod outbox;
 mod prometheus;
-mod rate_limits;
 mod resend;
 mod resources;
 mod rotation;

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::common::{create_account, fresh_postgres_database, Api, ServerProcess, TestServer};
-use crate::idempotency::futures_join_all;
 use crate::receiver::Receiver;
 
 const LIMIT: usize = 20;
@@ -38,16 +37,19 @@ async fn create_webhook(api: &Api, url: &str, rate_limit: Value) -> Value {
 /// Records `count` trigger events, spread over the given nodes' APIs, ten at a time per API.
 async fn trigger_events(apis: &[Api], count: usize) {
     let per_client = count / 10;
-    futures_join_all((0..10).map(|client| {
+    let mut clients = tokio::task::JoinSet::new();
+    for client in 0..10 {
         let api = apis[client % apis.len()].clone();
-        async move {
+        clients.spawn(async move {
             for n in 0..per_client {
                 api.trigger_event(&format!("u{client}-{n}"), "signup", json!(null))
                     .await;
             }
-        }
-    }))
-    .await;
+        });
+    }
+    while let Some(done) = clients.join_next().await {
+        done.expect("a client");
+    }
 }
 
 /// The starts a receiver saw hold the limit: about `LIMIT` a second over the five seconds after
