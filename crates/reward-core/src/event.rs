@@ -181,13 +181,24 @@ impl DisabledReason {
     }
 }
 
-/// An event ready to store and deliver: its id, type, time and exact payload bytes.
+/// An event ready to store and deliver: its id, type, time and exact payload bytes, and for an
+/// event about a user, where it stands among that user's events.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub id: EventId,
     pub event_type: EventType,
     pub time: Timestamp,
     pub payload: String,
+    pub user_position: Option<UserPosition>,
+}
+
+/// Where an event stands among the events about one user (`trigger_event.created` and balance
+/// changes, counted from 1 on the user's row in the transaction that records them): a webhook
+/// that orders per user delivers that user's events in this order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPosition {
+    pub user: UserId,
+    pub position: i64,
 }
 
 impl NewEvent {
@@ -213,6 +224,18 @@ impl NewEvent {
             event_type,
             time,
             payload,
+            user_position: None,
+        }
+    }
+
+    /// The event as the `position`-th event about `user`.
+    pub fn at_user_position(self, user: &UserId, position: i64) -> Self {
+        Self {
+            user_position: Some(UserPosition {
+                user: user.clone(),
+                position,
+            }),
+            ..self
         }
     }
 

@@ -212,6 +212,7 @@ pub struct Event {
 
 /// A stored event as one to queue again (a resend): the same id and the same bytes, so the
 /// receiver sees the same `webhook-id` and a signature over exactly what it got the first time.
+/// A resend is an explicit request: it goes out of order, so it carries no user position.
 impl From<Event> for reward_core::event::NewEvent {
     fn from(event: Event) -> Self {
         Self {
@@ -219,6 +220,7 @@ impl From<Event> for reward_core::event::NewEvent {
             event_type: event.event_type,
             time: event.created_at,
             payload: event.payload,
+            user_position: None,
         }
     }
 }

@@ -115,8 +115,8 @@ async fn every_secret_rotated_out_keeps_signing_five_at_most() {
 /// The database as the version before kept it: one `previous_secret` (and its expiry) per
 /// webhook, and the migration that replaced them not yet applied. `previous` maps webhook ids to
 /// the previous secret to store, sealed or plain. Every migration after 0004 is undone: 0005 here,
-/// and the columns 0006 and 0010 added (the others make only tables and indexes, with IF NOT
-/// EXISTS, so running them again is harmless).
+/// and the columns 0006, 0010 and 0011 added (the others make only tables and indexes, with IF
+/// NOT EXISTS, so running them again is harmless).
 async fn back_to_one_previous_secret(database_url: &str, previous: &[(&str, String)]) {
     let expires_at = Timestamp::now().plus_millis(3600 * 1000).as_millis();
     if let Some(path) = database_url.strip_prefix("sqlite://") {
@@ -133,6 +133,14 @@ async fn back_to_one_previous_secret(database_url: &str, previous: &[(&str, Stri
                  ALTER TABLE webhooks DROP COLUMN rate_limit;
                  DROP INDEX webhooks_rate_next_at;
                  ALTER TABLE webhooks DROP COLUMN rate_next_at;
+                 ALTER TABLE users DROP COLUMN sequence;
+                 ALTER TABLE users DROP COLUMN event_position;
+                 ALTER TABLE events DROP COLUMN user_id;
+                 ALTER TABLE events DROP COLUMN user_position;
+                 ALTER TABLE webhooks DROP COLUMN ordering;
+                 DROP INDEX deliveries_ordered;
+                 ALTER TABLE deliveries DROP COLUMN order_user;
+                 ALTER TABLE deliveries DROP COLUMN order_position;
                  PRAGMA user_version = 4;",
             )
             .expect("the older schema");
@@ -155,7 +163,12 @@ async fn back_to_one_previous_secret(database_url: &str, previous: &[(&str, Stri
                 "ALTER TABLE webhooks ADD COLUMN previous_secret TEXT,
                      ADD COLUMN previous_secret_expires_at BIGINT, DROP COLUMN previous_secrets,
                      DROP COLUMN filter, DROP COLUMN headers, DROP COLUMN description,
-                     DROP COLUMN metadata, DROP COLUMN rate_limit, DROP COLUMN rate_next_at;
+                     DROP COLUMN metadata, DROP COLUMN rate_limit, DROP COLUMN rate_next_at,
+                     DROP COLUMN ordering;
+                 ALTER TABLE users DROP COLUMN sequence, DROP COLUMN event_position;
+                 ALTER TABLE events DROP COLUMN user_id, DROP COLUMN user_position;
+                 DROP INDEX deliveries_ordered;
+                 ALTER TABLE deliveries DROP COLUMN order_user, DROP COLUMN order_position;
                  DELETE FROM reward_migrations WHERE version >= 5;",
             )
             .await
