@@ -23,6 +23,13 @@
 //! slots need refilling. A claim with no limited webhook among its candidates runs no statement
 //! more.
 //!
+//! Ordered webhooks (`ordering: per_user`): a delivery with an `order_user` is a candidate only
+//! while no earlier one of its webhook and user is pending, so no two nodes ever hold one user's
+//! deliveries at once: the earliest is the only candidate, `SKIP LOCKED` and its lease keep it to
+//! one node, and a dead node's lease holds the user's line only until it runs out. A claim that
+//! reads the user's earlier delivery as pending while it is being recorded simply passes the
+//! next one over; the worker that recorded it claims again.
+//!
 //! Leases are stamped and compared on the database's clock, so nodes whose clocks disagree still
 //! agree on when a lease ends. Due times (`next_attempt_at`) are written by the nodes' clocks, as in
 //! the SQLite store, and compared with the claiming node's clock.
@@ -81,6 +88,11 @@ const DUE_CANDIDATES: &str = "SELECT d.account_id, d.id, d.webhook_id, w.rate_li
       AND d.manual_attempt_at IS NULL AND w.enabled
       AND d.webhook_id <> ALL($3::text[])
       AND (w.rate_limit IS NULL OR w.rate_next_at IS NULL OR w.rate_next_at < $5)
+      AND (d.order_user IS NULL OR NOT EXISTS (
+            SELECT 1 FROM deliveries p
+            WHERE p.account_id = d.account_id AND p.webhook_id = d.webhook_id
+              AND p.order_user = d.order_user AND p.order_user IS NOT NULL
+              AND p.status = 'pending' AND p.order_position < d.order_position))
     ORDER BY d.next_attempt_at LIMIT $4
     FOR UPDATE OF d SKIP LOCKED";
 
@@ -89,11 +101,11 @@ const LEASE_AND_LOAD: &str = "WITH leased AS (
         UPDATE deliveries SET lease_expires_at = $3
         WHERE (account_id, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
         RETURNING account_id, id, webhook_id, event_id, status, attempt_count,
-                  schedule_attempts, manual_attempt_at
+                  schedule_attempts, manual_attempt_at, order_user
     )
     SELECT d.account_id, d.id, d.webhook_id, d.event_id, d.status, d.attempt_count,
            d.schedule_attempts, d.manual_attempt_at IS NOT NULL, w.url, w.secret,
-           w.previous_secrets, e.payload, w.headers
+           w.previous_secrets, e.payload, w.headers, d.order_user IS NOT NULL
     FROM leased d
     JOIN webhooks w ON w.account_id = d.account_id AND w.id = d.webhook_id
     JOIN events e ON e.account_id = d.account_id AND e.id = d.event_id";
@@ -334,6 +346,7 @@ fn claimed_from_row(row: &Row, cipher: &SecretCipher) -> StoreResult<ClaimedDeli
         headers: rows::headers(row, 12, cipher, webhook_id)?,
         payload: rows::get(row, 11)?,
         start_slot: None,
+        ordered: rows::get(row, 13)?,
     })
 }
 

@@ -13,6 +13,11 @@
 //! candidate queries, so its backlog is not walked again until its slots need refilling, and
 //! [`next_due_at`] wakes the worker then. Unlimited webhooks cost nothing more: no statement is
 //! added unless a limited webhook's delivery was chosen.
+//!
+//! Ordered webhooks (`ordering: per_user`): a delivery with an `order_user` is a candidate only
+//! while no earlier one of its webhook and user is pending (the `deliveries_ordered` index
+//! answers that), so each user's deliveries are attempted one at a time, in order, and a retried
+//! one holds the user's later ones back until it ends. Deliveries without one pay a NULL test.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -109,6 +114,11 @@ const DUE_CANDIDATES: &str = "SELECT d.account_id, d.id, d.webhook_id, w.rate_li
       AND d.manual_attempt_at IS NULL AND w.enabled = 1
       AND (w.rate_limit IS NULL OR w.rate_next_at IS NULL OR w.rate_next_at < ?3)
       AND d.webhook_id NOT IN (SELECT value FROM json_each(?4))
+      AND (d.order_user IS NULL OR NOT EXISTS (
+            SELECT 1 FROM deliveries p
+            WHERE p.account_id = d.account_id AND p.webhook_id = d.webhook_id
+              AND p.order_user = d.order_user AND p.order_user IS NOT NULL
+              AND p.status = 'pending' AND p.order_position < d.order_position))
     ORDER BY d.next_attempt_at LIMIT ?2";
 
 pub fn claim(
@@ -249,7 +259,7 @@ fn load_claimed(
         .prepare_cached(
             "SELECT d.event_id, d.status, d.attempt_count, d.schedule_attempts,
                     d.manual_attempt_at IS NOT NULL, w.url, w.secret, w.previous_secrets,
-                    e.payload, w.headers
+                    e.payload, w.headers, d.order_user IS NOT NULL
              FROM deliveries d
              JOIN webhooks w ON w.account_id = d.account_id AND w.id = d.webhook_id
              JOIN events e ON e.account_id = d.account_id AND e.id = d.event_id
@@ -272,6 +282,7 @@ fn load_claimed(
                         headers: rows::headers(row, 9, cipher, webhook_id)?,
                         payload: row.get(8)?,
                         start_slot: None,
+                        ordered: row.get(10)?,
                     })
                 })
                 .optional()

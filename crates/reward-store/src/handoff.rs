@@ -194,8 +194,10 @@ impl Outbox {
                 attempt_count: 0,
                 schedule_attempts: 0,
                 manual: false,
-                // Rate-limited webhooks are never handed off: their deliveries are claimed.
+                // Rate-limited and ordered webhooks are never handed off: their deliveries are
+                // claimed.
                 start_slot: None,
+                ordered: false,
             }),
             None => self.left_for_claiming = true,
         }

@@ -332,6 +332,9 @@ pub struct ClaimedDelivery {
     pub manual: bool,
     /// When its webhook's rate limit lets it start; `None` without a limit.
     pub start_slot: Option<StartSlot>,
+    /// It waited its turn among its user's deliveries (its webhook orders per user): once it
+    /// ends, succeeded or failed, the user's next delivery may be claimed.
+    pub ordered: bool,
 }
 
 /// When a claimed delivery of a rate-limited webhook may start (its slot granted by the claim,

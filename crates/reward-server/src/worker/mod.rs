@@ -19,8 +19,11 @@
 //!
 //! When to claim again is decided here, not in the store: after a full claim at once; after
 //! recording attempts only when the last claim passed over due deliveries of busy webhooks (the
-//! recorded attempts freed their slots; see `reclaim`). In the steady state, where every delivery
+//! recorded attempts freed their slots; see `reclaim`), or when an ordered delivery ended (its
+//! user's next one is now the one a claim may take). In the steady state, where every delivery
 //! is handed off, recording costs no claim.
+//! Ordered webhooks (`ordering: per_user`) are never handed off: the store's claim only offers
+//! each user's earliest pending delivery, so one user's deliveries go one at a time, in order.
 //!
 //! The worker sees the store only through [`DeliveryQueue`].
 
@@ -184,6 +187,9 @@ impl Worker {
                         next_claim = next_claim.min(due);
                     }
                     claim_now |= reclaim.recorded(claiming.is_some());
+                    if batch.turns_ended {
+                        claim_now |= reclaim.turns_ended(claiming.is_some());
+                    }
                 }
                 () = handed_off => {}
                 Some(done) = slots.tasks.join_next(), if !slots.tasks.is_empty() => slots.finished(done),
@@ -251,7 +257,7 @@ impl Worker {
     async fn attempt(
         &self,
         delivery: ClaimedDelivery,
-        records: &mpsc::UnboundedSender<AttemptRecord>,
+        records: &mpsc::UnboundedSender<Finished>,
     ) -> WebhookId {
         if let Some(slot) = delivery.start_slot {
             if !self.wait_for_slot(slot).await {
@@ -268,7 +274,12 @@ impl Worker {
         let record = self.record_for(&delivery, outcome, started_at, duration_ms);
         self.metrics
             .attempt(outcome_name(record.update), status_code, elapsed);
-        if records.send(record).is_err() {
+        let ends_turn = delivery.ordered
+            && matches!(
+                record.update,
+                DeliveryUpdate::Succeeded | DeliveryUpdate::Failed
+            );
+        if records.send(Finished { record, ends_turn }).is_err() {
             tracing::warn!(delivery_id = %delivery.id, "the recorder has stopped; the lease will expire");
         }
         delivery.webhook_id
@@ -408,10 +419,19 @@ async fn finish_claim(claiming: &mut Option<PendingClaim>) -> ClaimRound {
     }
 }
 
+/// A finished attempt on its way to the recorder.
+struct Finished {
+    record: AttemptRecord,
+    /// An ordered delivery ended (succeeded or failed): its user's next one may go.
+    ends_turn: bool,
+}
+
 /// A batch of attempts the recorder stored.
 struct Recorded {
     /// When the earliest retry it stored falls due.
     earliest_retry: Option<Timestamp>,
+    /// Some ordered delivery in it ended: a claim now finds its user's next one.
+    turns_ended: bool,
 }
 
 /// Writes finished attempts in batches until every sender is gone, and tells the loop of each
@@ -419,12 +439,13 @@ struct Recorded {
 /// attempted again, so at least once holds.
 async fn record_in_batches(
     store: Arc<dyn DeliveryQueue>,
-    mut queue: mpsc::UnboundedReceiver<AttemptRecord>,
+    mut queue: mpsc::UnboundedReceiver<Finished>,
     recorded: mpsc::UnboundedSender<Recorded>,
 ) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while queue.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-        let records = std::mem::take(&mut batch);
+        let turns_ended = batch.iter().any(|finished| finished.ends_turn);
+        let records: Vec<AttemptRecord> = batch.drain(..).map(|finished| finished.record).collect();
         let count = records.len();
         let earliest_retry = records
             .iter()
@@ -436,7 +457,10 @@ async fn record_in_batches(
         match store.record_attempts(records).await {
             Ok(()) => {
                 // The loop is gone only on shutdown, when no claim follows anyway.
-                let _ = recorded.send(Recorded { earliest_retry });
+                let _ = recorded.send(Recorded {
+                    earliest_retry,
+                    turns_ended,
+                });
             }
             Err(error) => {
                 tracing::warn!(%error, count, "recording attempts failed; their deliveries will be retried");
@@ -469,7 +493,7 @@ fn outcome_name(update: DeliveryUpdate) -> &'static str {
 /// The attempts this worker runs, per webhook, and the hand-offs waiting for a slot.
 struct Slots {
     worker: Arc<Worker>,
-    records: mpsc::UnboundedSender<AttemptRecord>,
+    records: mpsc::UnboundedSender<Finished>,
     in_flight: HashMap<WebhookId, u32>,
     tasks: JoinSet<WebhookId>,
     /// Handed-off deliveries whose webhook was at its limit, with when they were handed off.

@@ -9,6 +9,10 @@
 //! claim, and a claim on a large queue of leased deliveries is a scan the database pays for.
 //! Attempts recorded while a claim runs may free slots that claim counted as taken, so a claim that
 //! ends having passed webhooks over after such a recording is followed by another at once.
+//!
+//! An ordered delivery that ended (succeeded or failed) makes its user's next delivery the one a
+//! claim may take: that always calls for a claim, at once or, while one runs (it may have read
+//! the ended delivery as still pending), as soon as it ends.
 
 use reward_store::records::PassedOver;
 
@@ -24,6 +28,8 @@ pub(super) struct ReclaimPolicy {
     passed_over_busy: bool,
     /// Attempts were recorded since the running claim started.
     recorded_while_claiming: bool,
+    /// Ordered deliveries ended since the running claim started.
+    turns_ended_while_claiming: bool,
 }
 
 impl Default for ReclaimPolicy {
@@ -34,6 +40,7 @@ impl Default for ReclaimPolicy {
             claim_took_announced: false,
             passed_over_busy: false,
             recorded_while_claiming: false,
+            turns_ended_while_claiming: false,
         }
     }
 }
@@ -48,6 +55,7 @@ impl ReclaimPolicy {
         self.claim_took_announced = std::mem::take(&mut self.announced);
         self.passed_over_busy = false;
         self.recorded_while_claiming = false;
+        self.turns_ended_while_claiming = false;
     }
 
     /// The claim ended; returns whether to claim again at once.
@@ -61,13 +69,24 @@ impl ReclaimPolicy {
         if self.passed_over_busy && self.claim_took_announced {
             self.announced = true;
         }
-        self.passed_over_busy && self.recorded_while_claiming
+        (self.passed_over_busy && self.recorded_while_claiming)
+            || std::mem::take(&mut self.turns_ended_while_claiming)
     }
 
     /// The claim failed: whatever was announced still waits.
     pub(super) fn claim_failed(&mut self) {
         self.announced |= self.claim_took_announced;
         self.passed_over_busy = false;
+    }
+
+    /// A recorded batch ended ordered deliveries; returns whether to claim now (or else the
+    /// running claim is followed by another once it ends).
+    pub(super) fn turns_ended(&mut self, claim_running: bool) -> bool {
+        if claim_running {
+            self.turns_ended_while_claiming = true;
+            return false;
+        }
+        true
     }
 
     /// A batch of attempts was recorded; returns whether to claim now.
@@ -166,6 +185,20 @@ mod tests {
         policy.claim_started();
         assert!(!policy.claim_ended(BusyWebhooksUnseen));
         assert!(!policy.recorded(false));
+    }
+
+    #[test]
+    fn an_ended_turn_claims_at_once_or_right_after_the_running_claim() {
+        let mut policy = settled();
+        assert!(policy.turns_ended(false));
+        policy.claim_started();
+        assert!(!policy.turns_ended(true));
+        assert!(
+            policy.claim_ended(Nothing),
+            "the running claim may have read the ended delivery as pending"
+        );
+        policy.claim_started();
+        assert!(!policy.claim_ended(Nothing), "once only");
     }
 
     #[test]
