@@ -3,7 +3,7 @@
 //! the scenarios and prints a table per scenario (or JSON). Every delivery is counted exactly:
 //! a scenario fails when one is missing.
 //!
-//! - [`scenarios`]: ceiling, ingest, deliver, fanout, filtered, latency, mixed, backlog.
+//! - [`scenarios`]: ceiling, ingest, deliver, ordered, fanout, filtered, latency, mixed, backlog.
 //! - [`soak`]: minutes of mixed load with failing endpoints, sampling the server's memory.
 //! - [`receiver`]: the minimal receiver; [`target`]: the API client; [`process`]: the server
 //!   child and its peak RSS and CPU time; [`stats`]: percentiles.
@@ -24,17 +24,20 @@ use receiver::BenchReceiver;
 use scenarios::{Bench, Report};
 use target::Target;
 
-const ALL_SCENARIOS: &str = "ceiling,ingest,deliver,fanout,filtered,latency,mixed,backlog,soak";
+const ALL_SCENARIOS: &str =
+    "ceiling,ingest,deliver,ordered,fanout,filtered,latency,mixed,backlog,soak";
 /// What runs when `--scenarios` is not given: everything but the (long) soak.
-const DEFAULT_SCENARIOS: &str = "ceiling,ingest,deliver,fanout,filtered,latency,mixed,backlog";
+const DEFAULT_SCENARIOS: &str =
+    "ceiling,ingest,deliver,ordered,fanout,filtered,latency,mixed,backlog";
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Scenarios to run, comma-separated: ceiling, ingest, deliver, fanout, filtered (fan-out
-    /// through payload filters), latency, mixed, backlog, soak (the soak runs only when named).
+    /// Scenarios to run, comma-separated: ceiling, ingest, deliver, ordered (deliver to a webhook
+    /// that orders per user, 1,000 users), fanout, filtered (fan-out through payload filters),
+    /// latency, mixed, backlog, soak (the soak runs only when named).
     #[arg(long, default_value = DEFAULT_SCENARIOS, value_delimiter = ',')]
     pub scenarios: Vec<String>,
-    /// Events per burst scenario (ceiling requests, ingest, deliver, fanout).
+    /// Events per burst scenario (ceiling requests, ingest, deliver, ordered, fanout).
     #[arg(long, default_value_t = 20_000)]
     pub events: usize,
     /// Concurrent API clients.
@@ -120,6 +123,7 @@ async fn run_scenarios(
             "ceiling" => bench.ceiling(args.events).await,
             "ingest" => bench.ingest(args.events).await,
             "deliver" => bench.deliver("deliver", args.events, 1).await,
+            "ordered" => bench.ordered(args.events).await,
             "fanout" => {
                 bench
                     .deliver(

@@ -48,25 +48,21 @@ impl Bench {
         paths: &[String],
         enabled: bool,
     ) -> anyhow::Result<Vec<String>> {
-        let unfiltered: Vec<(String, Option<Value>)> =
-            paths.iter().map(|path| (path.clone(), None)).collect();
-        self.filtered_webhooks(&unfiltered, enabled).await
+        let plain: Vec<(String, Value)> =
+            paths.iter().map(|path| (path.clone(), json!({}))).collect();
+        self.webhooks_with(&plain, enabled).await
     }
 
-    /// Webhooks at these paths, each with its filter if it has one.
-    async fn filtered_webhooks(
+    /// Webhooks at these paths, each with its settings (an object: a filter, an ordering).
+    async fn webhooks_with(
         &self,
-        webhooks: &[(String, Option<Value>)],
+        webhooks: &[(String, Value)],
         enabled: bool,
     ) -> anyhow::Result<Vec<String>> {
         let mut ids = Vec::with_capacity(webhooks.len());
-        for (path, filter) in webhooks {
+        for (path, settings) in webhooks {
             let url = format!("{}{path}", self.receiver.base_url);
-            ids.push(
-                self.target
-                    .create_webhook(&url, enabled, filter.as_ref())
-                    .await?,
-            );
+            ids.push(self.target.create_webhook(&url, enabled, settings).await?);
         }
         Ok(ids)
     }
@@ -84,15 +80,18 @@ impl Bench {
         events: usize,
         label: &str,
     ) -> anyhow::Result<(SentAt, Vec<Duration>, Instant)> {
-        self.send_valued_burst(events, label, |_| Value::Null).await
+        self.send_valued_burst(events, label, |_| Value::Null, None)
+            .await
     }
 
-    /// Like [`Self::send_burst`], the n-th event (from 0) carrying `value_of(n)` as its value.
+    /// Like [`Self::send_burst`], the n-th event (from 0) carrying `value_of(n)` as its value and,
+    /// with `users`, about user n modulo `users` (else each client's events are about one user).
     async fn send_valued_burst(
         &self,
         events: usize,
         label: &str,
         value_of: fn(usize) -> Value,
+        users: Option<usize>,
     ) -> anyhow::Result<(SentAt, Vec<Duration>, Instant)> {
         let next = Arc::new(AtomicUsize::new(0));
         let sent = Arc::new(Mutex::new(HashMap::with_capacity(events)));
@@ -106,13 +105,14 @@ impl Bench {
                 sent.clone(),
                 acks.clone(),
             );
-            let user = format!("{label}-{client}");
+            let label = label.to_owned();
             clients.push(tokio::spawn(async move {
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
                     if n >= events {
                         break;
                     }
+                    let user = format!("{label}-{}", users.map_or(client, |users| n % users));
                     let (id, started, acknowledged) = target.record(&user, value_of(n)).await?;
                     sent.lock().await.insert(id, started);
                     acks.lock().await.push(acknowledged - started);
@@ -300,11 +300,35 @@ impl Bench {
         events: usize,
         webhook_count: usize,
     ) -> anyhow::Result<Report> {
-        let webhooks: Vec<(String, Option<Value>)> = (0..webhook_count)
-            .map(|n| (format!("/ok/{name}-{n}"), None))
+        let webhooks: Vec<(String, Value)> = (0..webhook_count)
+            .map(|n| (format!("/ok/{name}-{n}"), json!({})))
             .collect();
-        self.deliver_to(name, events, &webhooks, |_| Value::Null, webhook_count)
-            .await
+        self.deliver_to(
+            name,
+            events,
+            &webhooks,
+            |_| Value::Null,
+            webhook_count,
+            None,
+        )
+        .await
+    }
+
+    /// N events about 1,000 users to one webhook that orders per user: each user's deliveries go
+    /// one at a time, in order. Beside `deliver` (the same events, unordered), it shows what
+    /// ordering costs.
+    pub async fn ordered(&self, events: usize) -> anyhow::Result<Report> {
+        const USERS: usize = 1000;
+        let webhooks = vec![("/ok/ordered".to_owned(), json!({"ordering": "per_user"}))];
+        self.deliver_to(
+            "ordered",
+            events,
+            &webhooks,
+            |_| Value::Null,
+            1,
+            Some(USERS),
+        )
+        .await
     }
 
     /// N events to 10 webhooks whose filters each keep half of them: every event's value is its
@@ -313,31 +337,35 @@ impl Bench {
     /// costs.
     pub async fn filtered(&self, events: usize) -> anyhow::Result<Report> {
         const WEBHOOKS: usize = 10;
-        let webhooks: Vec<(String, Option<Value>)> = (0..WEBHOOKS)
+        let webhooks: Vec<(String, Value)> = (0..WEBHOOKS)
             .map(|k| {
                 let kept: Vec<usize> = (k..k + WEBHOOKS / 2).map(|v| v % WEBHOOKS).collect();
                 let filter = json!({"type": "trigger_event.created", "data.value": {"$in": kept}});
-                (format!("/ok/filtered-{k}"), Some(filter))
+                (format!("/ok/filtered-{k}"), json!({"filter": filter}))
             })
             .collect();
         let value_of = |n: usize| json!(n % WEBHOOKS);
-        self.deliver_to("filtered", events, &webhooks, value_of, WEBHOOKS / 2)
+        self.deliver_to("filtered", events, &webhooks, value_of, WEBHOOKS / 2, None)
             .await
     }
 
-    /// Events to these webhooks, each event reaching `per_event` of them.
+    /// Events to these webhooks, each event reaching `per_event` of them (about `users` users,
+    /// when given; see [`Self::send_valued_burst`]).
     async fn deliver_to(
         &self,
         name: &'static str,
         events: usize,
-        webhooks: &[(String, Option<Value>)],
+        webhooks: &[(String, Value)],
         value_of: fn(usize) -> Value,
         per_event: usize,
+        users: Option<usize>,
     ) -> anyhow::Result<Report> {
         let webhook_count = webhooks.len();
-        let ids = self.filtered_webhooks(webhooks, true).await?;
+        let ids = self.webhooks_with(webhooks, true).await?;
         let cpu_before = self.cpu();
-        let (sent, _, first) = self.send_valued_burst(events, name, value_of).await?;
+        let (sent, _, first) = self
+            .send_valued_burst(events, name, value_of, users)
+            .await?;
         let timeout = Duration::from_secs(120) + Duration::from_millis((events * per_event) as u64);
         let path_set: HashSet<String> = webhooks.iter().map(|(path, _)| path.clone()).collect();
         let expected = sent.len() * per_event;

@@ -64,22 +64,21 @@ impl Target {
         Ok(())
     }
 
-    /// A webhook of `trigger_event.created`, with a payload filter when given.
+    /// A webhook of `trigger_event.created`, with the fields of `settings` (an object, e.g. a
+    /// payload `filter` or `ordering`) added.
     pub async fn create_webhook(
         &self,
         url: &str,
         enabled: bool,
-        filter: Option<&Value>,
+        settings: &Value,
     ) -> anyhow::Result<String> {
+        let mut body = json!({"name": "bench", "url": url, "events": ["trigger_event.created"],
+                              "enabled": enabled});
+        if let (Some(body), Some(settings)) = (body.as_object_mut(), settings.as_object()) {
+            body.extend(settings.clone());
+        }
         let created = self
-            .call(
-                reqwest::Method::POST,
-                "/v1/webhooks",
-                Some(
-                    json!({"name": "bench", "url": url, "events": ["trigger_event.created"],
-                            "enabled": enabled, "filter": filter}),
-                ),
-            )
+            .call(reqwest::Method::POST, "/v1/webhooks", Some(body))
             .await?;
         Ok(created["id"].as_str().context("webhook id")?.to_owned())
     }
