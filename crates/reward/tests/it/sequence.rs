@@ -3,14 +3,17 @@
 //! once, which PostgreSQL's batcher coalesces; trigger events and credits by hand mixed); a replay
 //! of an `Idempotency-Key` emits nothing new, and a trigger event of 0 points moves nothing. The
 //! events' positions among their user's events (internal, read from the database) count every
-//! event about the user, `trigger_event.created` just before the balance change it caused.
+//! event about the user, `trigger_event.created` just before the balance change it caused. On
+//! PostgreSQL the same holds through three nodes on one database.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::common::{Api, Reply, TestServer};
+use crate::common::{
+    create_account, fresh_postgres_database, Api, Reply, ServerProcess, TestServer,
+};
 
 const CREATED: &str = "trigger_event.created";
 const ISSUED: &str = "balance.credit_points_issued";
@@ -34,7 +37,9 @@ struct Write {
 /// hand, spread over the users so that each user is written by many writers at once.
 fn planned(writer: usize, round: usize) -> Write {
     let user = USERS[(writer + round) % USERS.len()];
-    let key = (writer % 3 == 0).then(|| format!("k-{writer}-{round}"));
+    let key = writer
+        .is_multiple_of(3)
+        .then(|| format!("k-{writer}-{round}"));
     let (path, body, points) = match (writer * 7 + round) % 4 {
         0 => {
             let points = i64::try_from(writer % 5 + 1).expect("small");
@@ -88,14 +93,15 @@ async fn send(api: &Api, write: &Write) -> Reply {
     .await
 }
 
-/// Sends every write, `WRITERS` tasks at once, each its `ROUNDS` writes in turn; returns each
-/// write with the answer it got.
-async fn run_writers(api: &Api, writes: &[Vec<Write>]) -> Vec<(Write, Reply)> {
+/// Sends every write, one task per writer, all at once, each its writes in turn (writer `n`
+/// through `apis[n % apis.len()]`); returns each write with the answer it got.
+async fn run_writers(apis: &[Api], writes: &[Vec<Write>]) -> Vec<(Write, Reply)> {
     let tasks: Vec<_> = writes
         .iter()
         .cloned()
-        .map(|mine| {
-            let api = api.clone();
+        .enumerate()
+        .map(|(writer, mine)| {
+            let api = apis[writer % apis.len()].clone();
             tokio::spawn(async move {
                 let mut answered = Vec::with_capacity(mine.len());
                 for write in mine {
@@ -136,7 +142,7 @@ async fn all_events(api: &Api) -> Vec<Value> {
             None => break,
         }
     }
-    let ids: HashSet<&str> = events.iter().map(|event| id_of(event)).collect();
+    let ids: HashSet<&str> = events.iter().map(id_of).collect();
     assert_eq!(ids.len(), events.len(), "an event listed twice");
     events
 }
@@ -252,25 +258,22 @@ async fn check_positions(database_url: &str, events: &[Value]) {
     }
 }
 
-async fn setup(server: &TestServer) -> Api {
-    let api = server.account("Acme").await;
+async fn setup(api: &Api) {
     api.put_trigger("signup", json!({"fixed": 3})).await;
     api.put_trigger("payment", json!({"per_unit": 10})).await;
     api.put_trigger("visit", Value::Null).await;
-    api
 }
 
-/// 64 writers recording trigger events and credits for four users at once: per user, the
-/// sequences are exactly 1..n and follow the balance; replaying every keyed request afterwards
+/// The concurrent run through `apis`: per user, the sequences are exactly 1..n and follow the
+/// balance, and the positions count every event; replaying every keyed request afterwards
 /// answers the same and emits nothing.
-#[tokio::test]
-async fn sequences_have_no_gaps_or_repeats_under_concurrent_writers() {
-    let server = TestServer::start().await;
-    let api = setup(&server).await;
+async fn concurrent_run(apis: &[Api], database_url: &str) {
+    let api = &apis[0];
+    setup(api).await;
     let writes: Vec<Vec<Write>> = (0..WRITERS)
         .map(|writer| (0..ROUNDS).map(|round| planned(writer, round)).collect())
         .collect();
-    let answered = run_writers(&api, &writes).await;
+    let answered = run_writers(apis, &writes).await;
 
     // What each user should have: its changes counted and its points summed.
     let mut expected: BTreeMap<String, (i64, i64)> = BTreeMap::new();
@@ -287,14 +290,14 @@ async fn sequences_have_no_gaps_or_repeats_under_concurrent_writers() {
             *total += write.points;
         }
     }
-    let events = all_events(&api).await;
+    let events = all_events(api).await;
     let seen = check_sequences(&events);
     assert_eq!(seen, expected);
     for (user, (_, total)) in &seen {
         let stored = api.get(&format!("/v1/users/{user}")).await;
         assert_eq!(int(&stored.body["balance"]), *total, "{user}");
     }
-    check_positions(&server.database_url, &events).await;
+    check_positions(database_url, &events).await;
 
     // Replays: every keyed request again, all at once: the first answers, nothing new.
     let keyed: Vec<Vec<Write>> = writes
@@ -307,13 +310,45 @@ async fn sequences_have_no_gaps_or_repeats_under_concurrent_writers() {
         .filter_map(|(write, reply)| Some((write.key.clone()?, reply.body.clone())))
         .collect();
     assert!(firsts.len() >= WRITERS / 3 * ROUNDS, "replays to send");
-    for (write, reply) in run_writers(&api, &keyed).await {
+    for (write, reply) in run_writers(apis, &keyed).await {
         let key = write.key.as_deref().expect("keyed");
         assert_eq!(reply.body, firsts[key], "{key} replays its first answer");
     }
-    let after = all_events(&api).await;
+    let after = all_events(api).await;
     assert_eq!(after.len(), events.len(), "a replay emitted an event");
     assert_eq!(check_sequences(&after), expected);
+}
+
+/// 64 writers recording trigger events and credits for four users at once, on one server (on
+/// PostgreSQL, through its batcher).
+#[tokio::test]
+async fn sequences_have_no_gaps_or_repeats_under_concurrent_writers() {
+    let server = TestServer::start().await;
+    let api = server.account("Acme").await;
+    concurrent_run(&[api], &server.database_url).await;
+}
+
+/// The same through three `reward serve` processes on one PostgreSQL database: the numbers come
+/// from the user's row, whichever node writes. Runs whenever a PostgreSQL server answers.
+#[tokio::test]
+async fn sequences_hold_across_three_nodes() {
+    let Some((_database, database_url)) = fresh_postgres_database().await else {
+        return;
+    };
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(ServerProcess::spawn(&database_url, &[]).await);
+    }
+    let account = create_account(&database_url, "Acme").await;
+    let key = account["api_key"].as_str().expect("api_key");
+    let apis: Vec<Api> = nodes
+        .iter()
+        .map(|node| Api::new(&node.base_url, key))
+        .collect();
+    concurrent_run(&apis, &database_url).await;
+    for node in nodes {
+        node.kill().await;
+    }
 }
 
 /// A trigger event of 0 points emits no balance event and leaves the sequence where it was; the
@@ -321,7 +356,8 @@ async fn sequences_have_no_gaps_or_repeats_under_concurrent_writers() {
 #[tokio::test]
 async fn no_points_no_change_of_sequence() {
     let server = TestServer::start().await;
-    let api = setup(&server).await;
+    let api = server.account("Acme").await;
+    setup(&api).await;
     assert_eq!(
         api.trigger_event("u1", "visit", json!(5)).await["credit_points_issued"],
         0
