@@ -75,11 +75,12 @@ impl EventType {
             EventType::BalanceCreditPointsIssued => json!({
                 "$schema": "https://json-schema.org/draft/2020-12/schema",
                 "type": "object",
-                "required": ["user", "points", "balance", "trigger_event", "reason"],
+                "required": ["user", "points", "balance", "sequence", "trigger_event", "reason"],
                 "properties": {
                     "user": user,
                     "points": {"type": "integer", "minimum": 1, "description": "Points added by this issuance."},
                     "balance": {"type": "integer", "description": "The user's balance after it."},
+                    "sequence": {"type": "integer", "minimum": 1, "description": "Which change of this user's balance it is: 1 for the first, then one more with every change, without gaps. A receiver that keeps balances ignores an update whose sequence is not above the one it holds: it arrived late."},
                     "trigger_event": {
                         "description": "The trigger event whose trigger rule issued the points; null when issued by hand.",
                         "oneOf": [
@@ -146,6 +147,7 @@ impl EventType {
                     "user": {"id": "ca9bb5c2-25a6-43e9-972e-862d28241a47"},
                     "points": 29,
                     "balance": 129,
+                    "sequence": 4,
                     "trigger_event": {"id": "te_01jf2wkmvc2k4m7h1r3b9v6x5d"},
                     "reason": null,
                 }),
@@ -265,6 +267,7 @@ impl NewEvent {
         user: &UserId,
         points: i64,
         balance: i64,
+        sequence: i64,
         trigger_event: Option<&TriggerEventId>,
         reason: Option<&str>,
     ) -> Self {
@@ -275,6 +278,7 @@ impl NewEvent {
                 "user": {"id": user.as_str()},
                 "points": points,
                 "balance": balance,
+                "sequence": sequence,
                 "trigger_event": trigger_event.map(|id| json!({"id": id})),
                 "reason": reason,
             }),

@@ -28,6 +28,7 @@ use reward_store::records::{
 };
 use reward_store::rules::{self, NewTriggerEvent};
 use reward_store::secrets::SecretCipher;
+use reward_store::user_counters::UserCounters;
 use reward_store::{StoreError, StoreResult};
 use tokio::task::JoinSet;
 
@@ -200,8 +201,8 @@ async fn write_together(
             recorded.as_ref().ok().map(|event| (&job.account, event))
         })
         .collect();
-    let balances = add_to_balances(&tx, &written, now).await?;
-    let events = events_of(&written, balances);
+    let counters = add_to_users(&tx, &written, now).await?;
+    let events = events_of(&written, counters);
     let event_rows: Vec<(&AccountId, &NewEvent)> = events
         .iter()
         .map(|(account, event)| (*account, event))
@@ -402,55 +403,75 @@ async fn load_subscribers(
     Ok(by_account)
 }
 
-/// Adds each user's points (all of them, summed per user, one row each, in key order so two
-/// batches lock users in the same order). Returns each trigger event's balance right after it, in
-/// order. A balance past `MAX_BALANCE` (the table's check) or a sum past `i64::MAX` fails the
-/// batch; its jobs then find out one by one.
-async fn add_to_balances(
+/// Adds to each user's counters what the batch's trigger events add (all of them, summed per
+/// user, one row each, in key order so two batches lock users in the same order). Returns each
+/// trigger event's counters right after it (balance, `sequence`, event position), in order. A
+/// balance past `MAX_BALANCE` (the table's check) or a sum past `i64::MAX` fails the batch; its
+/// jobs then find out one by one.
+async fn add_to_users(
     client: &impl GenericClient,
     written: &[(&AccountId, &TriggerEvent)],
     now: Timestamp,
-) -> StoreResult<Vec<i64>> {
-    let mut sums: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+) -> StoreResult<Vec<UserCounters>> {
+    let mut sums: BTreeMap<(&str, &str), UserCounters> = BTreeMap::new();
     for (account, event) in written {
         let sum = sums
             .entry((account.as_str(), event.user.as_str()))
-            .or_insert(0);
-        *sum = sum
-            .checked_add(event.credit_points_issued)
-            .ok_or(StoreError::BalanceOverflow)?;
+            .or_default();
+        *sum = sum.plus(UserCounters::added_by_trigger_event(event))?;
     }
     let accounts: Vec<&str> = sums.keys().map(|(account, _)| *account).collect();
     let users: Vec<&str> = sums.keys().map(|(_, user)| *user).collect();
-    let points: Vec<i64> = sums.values().copied().collect();
+    let points: Vec<i64> = sums.values().map(|sum| sum.balance).collect();
+    let changes: Vec<i64> = sums.values().map(|sum| sum.sequence).collect();
+    let events: Vec<i64> = sums.values().map(|sum| sum.event_position).collect();
     let statement = client
         .prepare_cached(
-            "INSERT INTO users (account_id, id, balance, created_at)
-             SELECT account_id, id, points, $4 FROM unnest($1::text[], $2::text[], $3::bigint[])
-               AS added(account_id, id, points)
-             ON CONFLICT (account_id, id) DO UPDATE SET balance = users.balance + EXCLUDED.balance
-             RETURNING account_id, id, balance",
+            "INSERT INTO users (account_id, id, balance, sequence, event_position, created_at)
+             SELECT account_id, id, points, changes, events, $6
+             FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])
+               AS added(account_id, id, points, changes, events)
+             ON CONFLICT (account_id, id) DO UPDATE SET
+               balance = users.balance + EXCLUDED.balance,
+               sequence = users.sequence + EXCLUDED.sequence,
+               event_position = users.event_position + EXCLUDED.event_position
+             RETURNING account_id, id, balance, sequence, event_position",
         )
         .await
         .map_err(from_pg)?;
     let found = client
-        .query(&statement, &[&accounts, &users, &points, &now.as_millis()])
+        .query(
+            &statement,
+            &[
+                &accounts,
+                &users,
+                &points,
+                &changes,
+                &events,
+                &now.as_millis(),
+            ],
+        )
         .await
         .map_err(from_balance_update)?;
-    let mut finals: HashMap<(String, String), i64> = HashMap::with_capacity(found.len());
+    let mut finals: HashMap<(String, String), UserCounters> = HashMap::with_capacity(found.len());
     for row in &found {
-        finals.insert((rows::get(row, 0)?, rows::get(row, 1)?), rows::get(row, 2)?);
+        let counters = UserCounters {
+            balance: rows::get(row, 2)?,
+            sequence: rows::get(row, 3)?,
+            event_position: rows::get(row, 4)?,
+        };
+        finals.insert((rows::get(row, 0)?, rows::get(row, 1)?), counters);
     }
-    // Walk back from each user's final balance: the balance after a trigger event is the final
-    // one less the points of that user's later events in the batch.
-    let mut after = vec![0; written.len()];
+    // Walk back from each user's final counters: those after a trigger event are the final ones
+    // less what that user's later events in the batch added.
+    let mut after = vec![UserCounters::default(); written.len()];
     for (index, (account, event)) in written.iter().enumerate().rev() {
         let key = (account.to_string(), event.user.to_string());
-        let balance = finals
+        let counters = finals
             .get_mut(&key)
-            .ok_or_else(|| StoreError::Unavailable("a user's balance was not returned".into()))?;
-        after[index] = *balance;
-        *balance -= event.credit_points_issued;
+            .ok_or_else(|| StoreError::Unavailable("a user's counters were not returned".into()))?;
+        after[index] = *counters;
+        *counters = counters.before(UserCounters::added_by_trigger_event(event));
     }
     Ok(after)
 }
@@ -458,12 +479,12 @@ async fn add_to_balances(
 /// Each trigger event's events, with their account, in the order the rules give them.
 fn events_of<'a>(
     written: &[(&'a AccountId, &TriggerEvent)],
-    balances: Vec<i64>,
+    counters: Vec<UserCounters>,
 ) -> Vec<(&'a AccountId, NewEvent)> {
     let mut events = Vec::with_capacity(written.len());
-    for ((account, recorded), balance) in written.iter().zip(balances) {
-        events.push((*account, rules::created_event(recorded)));
-        if let Some(issued) = rules::points_issued_event(recorded, balance) {
+    for ((account, recorded), after) in written.iter().zip(counters) {
+        events.push((*account, rules::created_event(recorded, &after)));
+        if let Some(issued) = rules::points_issued_event(recorded, &after) {
             events.push((*account, issued));
         }
     }

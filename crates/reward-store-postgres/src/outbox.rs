@@ -97,15 +97,30 @@ pub async fn insert_events(
         .iter()
         .map(|(_, event)| event.payload.as_str())
         .collect();
+    let users: Vec<Option<&str>> = events
+        .iter()
+        .map(|(_, event)| event.user_position.as_ref().map(|at| at.user.as_str()))
+        .collect();
+    let positions: Vec<Option<i64>> = events
+        .iter()
+        .map(|(_, event)| event.user_position.as_ref().map(|at| at.position))
+        .collect();
     let statement = client
         .prepare_cached(
-            "INSERT INTO events (account_id, id, event_type, created_at, payload)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[])",
+            "INSERT INTO events (account_id, id, event_type, created_at, payload, user_id,
+                                 user_position)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
+                                  $6::text[], $7::bigint[])",
         )
         .await
         .map_err(from_pg)?;
     client
-        .execute(&statement, &[&accounts, &ids, &types, &times, &payloads])
+        .execute(
+            &statement,
+            &[
+                &accounts, &ids, &types, &times, &payloads, &users, &positions,
+            ],
+        )
         .await
         .map_err(from_pg)?;
     Ok(())

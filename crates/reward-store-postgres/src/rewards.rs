@@ -7,7 +7,9 @@
 //!   `INSERT ... ON CONFLICT`, so a second request with the same key waits for the first one's
 //!   transaction and then answers with its result (see [`claim_idempotency_key`]);
 //! - no lost balance update: the balance is added to in the database
-//!   (`balance = users.balance + n`), never written back from a value read before.
+//!   (`balance = users.balance + n`), never written back from a value read before; so are the
+//!   user's `sequence` and event position, on the same row in the same statement, so each
+//!   change's `sequence` is the next one whichever node writes it.
 
 use deadpool_postgres::GenericClient;
 use reward_core::credit::CreditRule;
@@ -23,11 +25,12 @@ use reward_store::records::{
     TriggerEventOutcome, TriggerSpec, User,
 };
 use reward_store::rules::{self, NewTriggerEvent};
+use reward_store::user_counters::UserCounters;
 use reward_store::{StoreError, StoreResult};
 use tokio_postgres::Row;
 
 use crate::errors::{from_balance_update, from_pg};
-use crate::{outbox, rows};
+use crate::{outbox, rows, webhooks};
 
 const TRIGGER_COLUMNS: &str = "id, name, rule_kind, rule_amount, created_at, updated_at";
 
@@ -265,33 +268,49 @@ async fn claim_idempotency_key(
     Ok(KeyClaim::Replay(first))
 }
 
-/// Creates the user at balance 0 if new and adds `points`, in one statement that locks the user's
-/// row until the transaction ends; returns the new balance. The table's check refuses a balance
-/// past [`reward_core::credit::MAX_BALANCE`] (migration 0004), which fails the statement with
+/// Creates the user at balance 0 if new and adds `added` to its counters (the balance, its
+/// `sequence` and event position), in one statement that locks the user's row until the
+/// transaction ends; returns them after. The table's check refuses a balance past
+/// [`reward_core::credit::MAX_BALANCE`] (migration 0004), which fails the statement with
 /// [`StoreError::BalanceOverflow`].
-async fn add_to_balance(
+async fn add_to_user(
     client: &impl GenericClient,
     account: &AccountId,
     user: &UserId,
-    points: i64,
+    added: UserCounters,
     now: Timestamp,
-) -> StoreResult<i64> {
+) -> StoreResult<UserCounters> {
     let statement = client
         .prepare_cached(
-            "INSERT INTO users (account_id, id, balance, created_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (account_id, id) DO UPDATE SET balance = users.balance + EXCLUDED.balance
-             RETURNING balance",
+            "INSERT INTO users (account_id, id, balance, sequence, event_position, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (account_id, id) DO UPDATE SET
+               balance = users.balance + EXCLUDED.balance,
+               sequence = users.sequence + EXCLUDED.sequence,
+               event_position = users.event_position + EXCLUDED.event_position
+             RETURNING balance, sequence, event_position",
         )
         .await
         .map_err(from_pg)?;
     let row = client
         .query_one(
             &statement,
-            &[&account.as_str(), &user.as_str(), &points, &now.as_millis()],
+            &[
+                &account.as_str(),
+                &user.as_str(),
+                &added.balance,
+                &added.sequence,
+                &added.event_position,
+                &now.as_millis(),
+            ],
         )
         .await
         .map_err(from_balance_update)?;
-    rows::get(&row, 0)
+    Ok(UserCounters {
+        balance: rows::get(&row, 0)?,
+        sequence: rows::get(&row, 1)?,
+        event_position: rows::get(&row, 2)?,
+    })
 }
 
 /// Trigger events of any accounts, in one statement.
@@ -358,32 +377,35 @@ pub async fn record_trigger_event(
         }
     }
     // Statements that do not need an earlier one's answer go out together (pipelined): the
-    // trigger's rule, the event (it does not depend on the points) and its subscribers; then,
-    // after the balance, the trigger event's row and the deliveries. An unknown trigger rolls it
-    // all back.
+    // trigger's rule and the subscribers of its `trigger_event.created` (which does not depend on
+    // the points); then, after the user's row (which gives the event its position), the event,
+    // the trigger event's row and the deliveries. An unknown trigger rolls it all back.
     let created = new.created_event();
     let (trigger, subscribers) = tokio::try_join!(
         find_trigger(client, account, &request.trigger),
-        outbox::store_event(client, account, &created, outbox.cipher()),
+        webhooks::subscribed(client, account, &created, outbox.cipher()),
     )?;
     let trigger = trigger.ok_or_else(|| StoreError::UnknownTrigger(request.trigger.to_string()))?;
     let recorded = new.record(trigger.credit_points.as_ref())?;
-    // The balance goes first and alone: when it would overflow, the statements pipelined after it
-    // would fail too ("transaction aborted"), and their error could be the one reported.
-    let balance = add_to_balance(
+    // The user's row goes first and alone: when its balance would overflow, the statements
+    // pipelined after it would fail too ("transaction aborted"), and their error could be the one
+    // reported.
+    let after = add_to_user(
         client,
         account,
         &recorded.user,
-        recorded.credit_points_issued,
+        UserCounters::added_by_trigger_event(&recorded),
         recorded.created_at,
     )
     .await?;
+    let created = rules::positioned_created_event(created, &recorded, &after);
     let row = [(account, &recorded)];
     tokio::try_join!(
         insert_trigger_events(client, &row),
+        outbox::insert_event(client, account, &created),
         outbox::queue(client, account, &created, subscribers, outbox),
     )?;
-    if let Some(issued) = rules::points_issued_event(&recorded, balance) {
+    if let Some(issued) = rules::points_issued_event(&recorded, &after) {
         outbox::emit(client, account, &issued, outbox).await?;
     }
     Ok(TriggerEventOutcome::Recorded(recorded))
@@ -397,8 +419,9 @@ pub async fn issue_credits(
     outbox: &mut Outbox,
 ) -> StoreResult<CreditsIssued> {
     let now = Timestamp::now();
-    let balance = add_to_balance(client, account, &request.user, request.points, now).await?;
-    let (issued, event) = rules::credits_issued(request, balance, now);
+    let added = UserCounters::added_by_credits(request.points);
+    let after = add_to_user(client, account, &request.user, added, now).await?;
+    let (issued, event) = rules::credits_issued(request, &after, now);
     outbox::emit(client, account, &event, outbox).await?;
     Ok(issued)
 }

@@ -62,15 +62,19 @@ pub fn insert_event(
 ) -> StoreResult<()> {
     connection
         .prepare_cached(
-            "INSERT INTO events (account_id, id, event_type, created_at, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO events (account_id, id, event_type, created_at, payload, user_id,
+             user_position) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
         .and_then(|mut statement| {
+            let position = event.user_position.as_ref();
             statement.execute(params![
                 account.as_str(),
                 event.id.as_str(),
                 event.event_type.as_str(),
                 event.time.as_millis(),
                 event.payload,
+                position.map(|position| position.user.as_str()),
+                position.map(|position| position.position),
             ])
         })
         .map_err(from_sqlite)?;

@@ -1,7 +1,6 @@
 //! Triggers, trigger events, users' balances and credits: the rewards domain, each change
 //! emitting its events through the outbox in the same transaction.
 
-use reward_core::credit;
 use reward_core::idempotency;
 use reward_core::ids::{AccountId, TriggerEventId};
 use reward_core::names::{IdempotencyKey, Name, TriggerId, UserId};
@@ -13,6 +12,7 @@ use reward_store::records::{
     TriggerEventOutcome, TriggerSpec, User,
 };
 use reward_store::rules::{self, NewTriggerEvent};
+use reward_store::user_counters::UserCounters;
 use reward_store::{StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -182,16 +182,17 @@ fn replay(
     }
 }
 
-/// Creates the user at balance 0 if new, then adds `points`; returns the new balance. A balance
-/// never passes [`credit::MAX_BALANCE`]: the one writer reads and writes it, so checking here is
-/// enough.
-fn add_to_balance(
+/// Creates the user at balance 0 if new, then adds `added` to its counters (the balance, its
+/// `sequence` and event position); returns them after. A balance never passes
+/// [`reward_core::credit::MAX_BALANCE`]: the one writer reads and writes the row, so checking here
+/// is enough, and the counters move with the balance, in the same transaction.
+fn add_to_user(
     connection: &Connection,
     account: &AccountId,
     user: &UserId,
-    points: i64,
+    added: UserCounters,
     now: Timestamp,
-) -> StoreResult<i64> {
+) -> StoreResult<UserCounters> {
     connection
         .prepare_cached(
             "INSERT INTO users (account_id, id, balance, created_at) VALUES (?1, ?2, 0, ?3)
@@ -201,17 +202,47 @@ fn add_to_balance(
             statement.execute(params![account.as_str(), user.as_str(), now.as_millis()])
         })
         .map_err(from_sqlite)?;
-    if points == 0 {
-        return Ok(get_user(connection, account, user)?.balance);
-    }
-    let balance = credit::balance_after(get_user(connection, account, user)?.balance, points)?;
+    let after = user_counters(connection, account, user)?.after(added)?;
     connection
-        .prepare_cached("UPDATE users SET balance = ?3 WHERE account_id = ?1 AND id = ?2")
+        .prepare_cached(
+            "UPDATE users SET balance = ?3, sequence = ?4, event_position = ?5
+             WHERE account_id = ?1 AND id = ?2",
+        )
         .and_then(|mut statement| {
-            statement.execute(params![account.as_str(), user.as_str(), balance])
+            statement.execute(params![
+                account.as_str(),
+                user.as_str(),
+                after.balance,
+                after.sequence,
+                after.event_position
+            ])
         })
         .map_err(from_sqlite)?;
-    Ok(balance)
+    Ok(after)
+}
+
+fn user_counters(
+    connection: &Connection,
+    account: &AccountId,
+    user: &UserId,
+) -> StoreResult<UserCounters> {
+    connection
+        .prepare_cached(
+            "SELECT balance, sequence, event_position FROM users WHERE account_id = ?1 AND id = ?2",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![account.as_str(), user.as_str()], |row| {
+                    Ok(UserCounters {
+                        balance: row.get(0)?,
+                        sequence: row.get(1)?,
+                        event_position: row.get(2)?,
+                    })
+                })
+                .optional()
+        })
+        .map_err(from_sqlite)?
+        .ok_or(StoreError::NotFound)
 }
 
 pub fn record_trigger_event(
@@ -229,11 +260,11 @@ pub fn record_trigger_event(
     let trigger = find_trigger(connection, account, &request.trigger)?
         .ok_or_else(|| StoreError::UnknownTrigger(request.trigger.to_string()))?;
     let recorded = NewTriggerEvent::new(request, now).record(trigger.credit_points.as_ref())?;
-    let balance = add_to_balance(
+    let after = add_to_user(
         connection,
         account,
         &request.user,
-        recorded.credit_points_issued,
+        UserCounters::added_by_trigger_event(&recorded),
         now,
     )?;
     connection
@@ -256,10 +287,10 @@ pub fn record_trigger_event(
     outbox::emit(
         connection,
         account,
-        &rules::created_event(&recorded),
+        &rules::created_event(&recorded, &after),
         outbox,
     )?;
-    if let Some(issued) = rules::points_issued_event(&recorded, balance) {
+    if let Some(issued) = rules::points_issued_event(&recorded, &after) {
         outbox::emit(connection, account, &issued, outbox)?;
     }
     if let Some((key, fingerprint)) = &request.idempotency {
@@ -289,8 +320,9 @@ pub fn issue_credits(
     outbox: &mut Outbox,
 ) -> StoreResult<CreditsIssued> {
     let now = Timestamp::now();
-    let balance = add_to_balance(connection, account, &request.user, request.points, now)?;
-    let (issued, event) = rules::credits_issued(request, balance, now);
+    let added = UserCounters::added_by_credits(request.points);
+    let after = add_to_user(connection, account, &request.user, added, now)?;
+    let (issued, event) = rules::credits_issued(request, &after, now);
     outbox::emit(connection, account, &event, outbox)?;
     Ok(issued)
 }

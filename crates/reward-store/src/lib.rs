@@ -12,6 +12,8 @@
 //!   trigger event, a manual credit, a webhook change and an attempt's outcome produce, and the
 //!   events each emits); [`paging`], [`columns`], [`statements`] and [`search`] (the statements
 //!   of filtered lists): storage helpers both share.
+//! - [`user_counters`]: a user's balance, `sequence` and event position, and what each change
+//!   adds to them.
 //! - [`rollups`]: a webhook's attempts counted per hour and latency bucket as they are recorded,
 //!   and its statistics read back from those counts.
 //! - [`handoff`]: new deliveries handed straight to this process's worker; [`secrets`]: secrets
@@ -34,6 +36,7 @@ pub mod rules;
 pub mod search;
 pub mod secrets;
 pub mod statements;
+pub mod user_counters;
 
 pub use error::StoreError;
 pub use ports::{

@@ -23,6 +23,7 @@ use crate::records::{
     NewWebhook, RecordTriggerEvent, Subscription, TriggerEvent, TriggerEventOutcome, Webhook,
     WebhookPatch,
 };
+use crate::user_counters::UserCounters;
 use crate::{StoreError, StoreResult};
 
 // Trigger events.
@@ -77,34 +78,53 @@ impl<'a> NewTriggerEvent<'a> {
 }
 
 /// The `trigger_event.created` of a recorded trigger event (the same as
-/// [`NewTriggerEvent::created_event`] made it, for writers that build events after recording).
-pub fn created_event(recorded: &TriggerEvent) -> NewEvent {
-    NewEvent::trigger_event_created(
+/// [`NewTriggerEvent::created_event`] made it, for writers that build events after recording), at
+/// its position among its user's events: `after` holds the user's counters right after the
+/// trigger event was recorded.
+pub fn created_event(recorded: &TriggerEvent, after: &UserCounters) -> NewEvent {
+    let event = NewEvent::trigger_event_created(
         recorded.created_at,
         &recorded.id,
         &recorded.user,
         recorded.value.as_ref(),
         &recorded.trigger,
-    )
+    );
+    positioned_created_event(event, recorded, after)
 }
 
-/// A trigger event emits `balance.credit_points_issued` only when its rule gave points.
-fn issues_points(recorded: &TriggerEvent) -> bool {
+/// `created` (the recorded trigger event's `trigger_event.created`, made before its user's
+/// counters were known) at its position: before the balance change it caused, if any, which is
+/// the user's last event.
+pub fn positioned_created_event(
+    created: NewEvent,
+    recorded: &TriggerEvent,
+    after: &UserCounters,
+) -> NewEvent {
+    let position = after.event_position - i64::from(issues_points(recorded));
+    created.at_user_position(&recorded.user, position)
+}
+
+/// A trigger event emits `balance.credit_points_issued` (a change of its user's balance) only when
+/// its rule gave points.
+pub(crate) fn issues_points(recorded: &TriggerEvent) -> bool {
     recorded.credit_points_issued > 0
 }
 
 /// The `balance.credit_points_issued` a recorded trigger event emits after its
-/// `trigger_event.created`, when it issued points; `balance` is the user's balance right after it.
-pub fn points_issued_event(recorded: &TriggerEvent, balance: i64) -> Option<NewEvent> {
+/// `trigger_event.created`, when it issued points; `after` holds the user's counters right after
+/// it (its balance, sequence and position).
+pub fn points_issued_event(recorded: &TriggerEvent, after: &UserCounters) -> Option<NewEvent> {
     issues_points(recorded).then(|| {
         NewEvent::credit_points_issued(
             recorded.created_at,
             &recorded.user,
             recorded.credit_points_issued,
-            balance,
+            after.balance,
+            after.sequence,
             Some(&recorded.id),
             None,
         )
+        .at_user_position(&recorded.user, after.event_position)
     })
 }
 
@@ -133,26 +153,28 @@ impl TriggerEventOutcome {
 
 // Credits issued by hand.
 
-/// What issuing credits by hand produces once the user's new `balance` is known: the answer, and
-/// its `balance.credit_points_issued` (always emitted: the points are positive, which the API
-/// checks before calling the store).
+/// What issuing credits by hand produces once the user's counters after it are known (`after`):
+/// the answer, and its `balance.credit_points_issued` (always emitted: the points are positive,
+/// which the API checks before calling the store).
 pub fn credits_issued(
     request: &IssueCredits,
-    balance: i64,
+    after: &UserCounters,
     at: Timestamp,
 ) -> (CreditsIssued, NewEvent) {
     let event = NewEvent::credit_points_issued(
         at,
         &request.user,
         request.points,
-        balance,
+        after.balance,
+        after.sequence,
         None,
         request.reason.as_deref(),
-    );
+    )
+    .at_user_position(&request.user, after.event_position);
     let issued = CreditsIssued {
         user: request.user.clone(),
         points: request.points,
-        balance,
+        balance: after.balance,
     };
     (issued, event)
 }
@@ -390,20 +412,40 @@ mod tests {
                 .emitted()
                 .is_empty());
             // Made before or after recording, `trigger_event.created` says the same.
-            let again = created_event(&recorded);
+            let after = UserCounters {
+                balance: 129,
+                sequence: 4,
+                event_position: 9,
+            };
+            let again = created_event(&recorded, &after);
             assert_eq!(created.event_type, EventType::TriggerEventCreated);
             assert_eq!(
                 created.payload.replace(created.id.as_str(), ""),
                 again.payload.replace(again.id.as_str(), "")
             );
-            let issued = points_issued_event(&recorded, 129);
+            // The user's last event is the balance change, when there is one.
+            let created_at = if points > 0 { 8 } else { 9 };
+            let positioned = positioned_created_event(created, &recorded, &after);
+            for made in [&again, &positioned] {
+                let position = made.user_position.as_ref().expect("about a user");
+                assert_eq!(
+                    (&position.user, position.position),
+                    (&recorded.user, created_at)
+                );
+            }
+            let issued = points_issued_event(&recorded, &after);
             assert_eq!(issued.is_some(), points > 0);
             if let Some(issued) = issued {
                 assert_eq!(issued.event_type, EventType::BalanceCreditPointsIssued);
                 assert!(issued
                     .payload
-                    .contains(&format!(r#""points":{points},"balance":129"#)));
+                    .contains(&format!(r#""points":{points},"balance":129,"sequence":4,"#)));
                 assert!(issued.payload.contains(id.as_str()));
+                let position = issued.user_position.expect("about a user");
+                assert_eq!(
+                    (position.user, position.position),
+                    (recorded.user.clone(), 9)
+                );
             }
         }
     }
@@ -427,13 +469,20 @@ mod tests {
             points: 7,
             reason: Some("goodwill".to_owned()),
         };
-        let (issued, event) = credits_issued(&request, 107, Timestamp::from_millis(0));
+        let after = UserCounters {
+            balance: 107,
+            sequence: 3,
+            event_position: 6,
+        };
+        let (issued, event) = credits_issued(&request, &after, Timestamp::from_millis(0));
         assert_eq!((issued.points, issued.balance), (7, 107));
         assert_eq!(issued.emitted(), &[EventType::BalanceCreditPointsIssued]);
         assert_eq!(event.event_type, EventType::BalanceCreditPointsIssued);
-        assert!(event
-            .payload
-            .contains(r#""points":7,"balance":107,"trigger_event":null,"reason":"goodwill""#));
+        assert!(event.payload.contains(
+            r#""points":7,"balance":107,"sequence":3,"trigger_event":null,"reason":"goodwill""#
+        ));
+        let position = event.user_position.expect("about a user");
+        assert_eq!((position.user, position.position), (request.user, 6));
     }
 
     fn webhook(enabled: bool, disabled_reason: Option<&str>) -> Webhook {

@@ -31,6 +31,7 @@ mod resend;
 mod resources;
 mod rotation;
 mod schemathesis;
+mod sequence;
 mod throughput;
 mod validation;
 mod webhook_disabled;

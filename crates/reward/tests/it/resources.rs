@@ -498,7 +498,7 @@ async fn trigger_events_users_and_credits() {
         .await;
     assert_eq!(
         issued.body["data"][0]["data"],
-        json!({"user": {"id": "user-1"}, "points": 100, "balance": 129, "trigger_event": null, "reason": "welcome"})
+        json!({"user": {"id": "user-1"}, "points": 100, "balance": 129, "sequence": 2, "trigger_event": null, "reason": "welcome"})
     );
 
     let brand_new = api
