@@ -42,6 +42,8 @@ async fn bench_runs_every_scenario_and_counts_every_delivery() {
     let scenarios = &report["scenarios"];
     assert_eq!(scenarios["ingest"]["events"], 2000);
     assert_eq!(scenarios["deliver"]["deliveries"], 2000);
+    // One webhook that orders per user: the same 2,000 deliveries, each user's one at a time.
+    assert_eq!(scenarios["ordered"]["deliveries"], 2000);
     assert_eq!(scenarios["fanout"]["deliveries"], 2000);
     // 400 events, each kept by the filters of exactly five of the ten webhooks.
     assert_eq!(scenarios["filtered"]["events"], 400);
