@@ -27,7 +27,7 @@ const NODE_ENV: [(&str, &str); 5] = [
 ];
 
 /// Three nodes on one database, and an API client on each for one new account.
-async fn three_nodes(database_url: &str) -> (Vec<ServerProcess>, Vec<Api>) {
+pub(crate) async fn three_nodes(database_url: &str) -> (Vec<ServerProcess>, Vec<Api>) {
     let mut nodes = Vec::new();
     for _ in 0..3 {
         nodes.push(ServerProcess::spawn(database_url, &NODE_ENV).await);
