@@ -14,7 +14,8 @@
 //! never overwrite each other): a rule that depends on one takes it as an argument.
 
 use reward_core::credit::{CreditRule, TooManyPoints};
-use reward_core::event::{EventType, NewEvent};
+use reward_core::endpoint::Ordering;
+use reward_core::event::{EventType, NewEvent, UserPosition};
 use reward_core::ids::{DeliveryId, TriggerEventId, WebhookId};
 use reward_core::time::Timestamp;
 
@@ -222,6 +223,9 @@ pub fn patched(mut webhook: Webhook, patch: &WebhookPatch, at: Timestamp) -> Web
     if let Some(rate_limit) = patch.rate_limit {
         settings.rate_limit = rate_limit;
     }
+    if let Some(ordering) = patch.ordering {
+        settings.ordering = ordering;
+    }
     if let Some(enabled) = patch.enabled {
         webhook.enabled = enabled;
         // Enabling again is the account's answer to whatever made Reward disable it.
@@ -270,6 +274,24 @@ pub fn receives(subscription: &Subscription, event: &mut EventForMatching<'_>) -
 }
 
 // Deliveries.
+
+/// Where a new delivery of `event` to a webhook ordered by `ordering` waits its turn: on a
+/// `per_user` webhook, an event about a user waits behind that user's earlier ones. Every other
+/// delivery (unordered webhooks; test events, `webhook.disabled` and resends, which carry no
+/// position) goes on its own. An ordered delivery is never handed off: a claim decides its turn.
+pub fn delivery_order(ordering: Ordering, event: &NewEvent) -> Option<&UserPosition> {
+    event
+        .user_position
+        .as_ref()
+        .filter(|_| ordering.is_per_user())
+}
+
+/// What a change of a webhook's ordering does to its deliveries not yet started (pending and not
+/// leased): `Some(ordering)` when it changed, for the store to order them by their events'
+/// positions (`per_user`) or to release them (`none`); `None` when it stayed.
+pub fn reordering(before: Ordering, after: Ordering) -> Option<Ordering> {
+    (before != after).then_some(after)
+}
 
 /// A new delivery of `event` to `webhook`: pending, never attempted, due at once.
 pub fn new_delivery(
