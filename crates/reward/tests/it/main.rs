@@ -25,6 +25,7 @@ mod isolation;
 mod many_nodes;
 mod openapi_tools;
 mod operations;
+mod ordering_field;
 mod outbox;
 mod prometheus;
 mod resend;
