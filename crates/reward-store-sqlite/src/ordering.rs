@@ -102,7 +102,10 @@ mod tests {
     }
 
     /// (order_user, order_position, leased) of the webhook's only delivery.
-    fn order_of(connection: &Connection, webhook: &WebhookId) -> (Option<String>, Option<i64>, bool) {
+    fn order_of(
+        connection: &Connection,
+        webhook: &WebhookId,
+    ) -> (Option<String>, Option<i64>, bool) {
         connection
             .query_row(
                 "SELECT order_user, order_position, lease_expires_at IS NOT NULL
@@ -147,8 +150,15 @@ mod tests {
             (None, None, true),
             "unordered: handed off as always"
         );
-        assert!(outbox.committed(Some(&handoff)), "one was left for claiming");
-        assert_eq!(handoff.take(10).len(), 1, "only the unordered one handed off");
+        assert!(
+            outbox.committed(Some(&handoff)),
+            "one was left for claiming"
+        );
+        assert_eq!(
+            handoff.take(10).len(),
+            1,
+            "only the unordered one handed off"
+        );
 
         // An event about no user goes unordered on either webhook.
         connection

@@ -553,4 +553,21 @@ mod tests {
             assert_eq!(state_after(update), expected, "{update:?}");
         }
     }
+
+    #[test]
+    fn only_a_per_user_webhook_orders_and_only_events_about_a_user() {
+        let user = UserId::parse("user-1").expect("user");
+        let about_user = NewEvent::test_event(Timestamp::now(), EventType::TriggerEventCreated)
+            .at_user_position(&user, 4);
+        let about_nobody = NewEvent::test_event(Timestamp::now(), EventType::TriggerEventCreated);
+        let order = delivery_order(Ordering::PerUser, &about_user).expect("ordered");
+        assert_eq!((order.user.as_str(), order.position), ("user-1", 4));
+        assert!(delivery_order(Ordering::None, &about_user).is_none());
+        assert!(delivery_order(Ordering::PerUser, &about_nobody).is_none());
+        assert_eq!(
+            reordering(Ordering::None, Ordering::PerUser),
+            Some(Ordering::PerUser)
+        );
+        assert_eq!(reordering(Ordering::PerUser, Ordering::PerUser), None);
+    }
 }

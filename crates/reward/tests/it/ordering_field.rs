@@ -39,9 +39,7 @@ async fn query(database_url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
         let mut statement = connection.prepare(sql).expect("prepare");
         let columns = statement.column_count();
         statement
-            .query_map([], |row| {
-                (0..columns).map(|index| row.get(index)).collect()
-            })
+            .query_map([], |row| (0..columns).map(|index| row.get(index)).collect())
             .expect("query")
             .collect::<Result<_, _>>()
             .expect("rows")
@@ -79,7 +77,13 @@ async fn execute(database_url: &str, sql: &str) -> u64 {
 
 /// Per delivery of the webhook: (delivery id, order_user, order_position, the event's user_id,
 /// the event's user_position), oldest first.
-type OrderRow = (String, Option<String>, Option<String>, Option<String>, Option<String>);
+type OrderRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 async fn order_rows(database_url: &str, webhook: &str) -> Vec<OrderRow> {
     // Ids are ours (`wh_` and base32), safe to inline; the same SQL reads on both backends.
@@ -95,13 +99,7 @@ async fn order_rows(database_url: &str, webhook: &str) -> Vec<OrderRow> {
         .map(|row| {
             let mut row = row.into_iter();
             let mut next = || row.next().flatten();
-            (
-                next().expect("id"),
-                next(),
-                next(),
-                next(),
-                next(),
-            )
+            (next().expect("id"), next(), next(), next(), next())
         })
         .collect()
 }
@@ -217,7 +215,11 @@ async fn a_per_user_webhooks_deliveries_wait_their_users_turn_and_a_none_webhook
     assert_eq!(test.status, StatusCode::ACCEPTED, "{:?}", test.body);
 
     let ordered_rows = order_rows(&server.database_url, &id_of(&ordered)).await;
-    assert_eq!(ordered_rows.len(), 5, "two events each for two users, a test");
+    assert_eq!(
+        ordered_rows.len(),
+        5,
+        "two events each for two users, a test"
+    );
     for (id, order_user, order_position, user, position) in &ordered_rows {
         // Ordered exactly when its event has a position among its user's events.
         if position.is_some() {
@@ -227,7 +229,11 @@ async fn a_per_user_webhooks_deliveries_wait_their_users_turn_and_a_none_webhook
                 "delivery {id}"
             );
         } else {
-            assert_eq!((order_user, order_position), (&None, &None), "delivery {id}");
+            assert_eq!(
+                (order_user, order_position),
+                (&None, &None),
+                "delivery {id}"
+            );
         }
     }
     let test_id = test.body["id"].as_str().expect("id");
@@ -235,7 +241,11 @@ async fn a_per_user_webhooks_deliveries_wait_their_users_turn_and_a_none_webhook
         .iter()
         .find(|row| row.0 == test_id)
         .expect("the test delivery");
-    assert_eq!((&test_row.1, &test_row.2), (&None, &None), "tests go unordered");
+    assert_eq!(
+        (&test_row.1, &test_row.2),
+        (&None, &None),
+        "tests go unordered"
+    );
 
     let plain_rows = order_rows(&server.database_url, &id_of(&plain)).await;
     assert_eq!(plain_rows.len(), 4);
@@ -381,4 +391,40 @@ async fn manual_retry_and_recover_go_out_of_order() {
         rows.iter().all(|row| row.1.is_none() && row.2.is_none()),
         "{rows:?}"
     );
+}
+
+#[tokio::test]
+async fn openapi_and_docs_describe_ordering_on_the_bodies_and_the_view() {
+    let server = TestServer::start().await;
+    let reply = reqwest::get(format!("{}/openapi.json", server.base_url))
+        .await
+        .expect("GET /openapi.json");
+    assert_eq!(reply.status().as_u16(), 200);
+    let document: Value = reply.json().await.expect("JSON");
+    for schema in ["WebhookCreateBody", "WebhookPatchBody", "WebhookView"] {
+        let ordering = &document["components"]["schemas"][schema]["properties"]["ordering"];
+        assert_eq!(ordering["enum"], json!(["none", "per_user"]), "{schema}");
+        let description = ordering["description"].as_str().unwrap_or_default();
+        for promise in [
+            "until it succeeds or ends `failed`",
+            "Manual retry, resend and recover",
+            "`webhook.disabled` and test events are not ordered",
+        ] {
+            assert!(description.contains(promise), "{schema}: {description}");
+        }
+    }
+    let required = &document["components"]["schemas"]["WebhookView"]["required"];
+    assert!(
+        required
+            .as_array()
+            .is_some_and(|names| names.contains(&json!("ordering"))),
+        "{required}"
+    );
+    let docs = reqwest::get(format!("{}/docs", server.base_url))
+        .await
+        .expect("GET /docs")
+        .text()
+        .await
+        .expect("text");
+    assert!(docs.contains("per_user"), "/docs shows the field");
 }
