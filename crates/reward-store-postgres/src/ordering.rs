@@ -43,3 +43,155 @@ pub async fn reorder_pending(
         .await
         .map_err(from_pg)
 }
+
+/// Below the API, on a database of the test's own (at `REWARD_TEST_POSTGRES_URL`, default the
+/// local server; skipped with one line when none answers): what a new delivery is written with.
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::time::Duration;
+
+    use reward_core::endpoint::EventSelection;
+    use reward_core::event::{EventType, NewEvent};
+    use reward_core::ids::{ApiKeyId, DeliveryId};
+    use reward_core::names::{Name, TargetPolicy, UserId, WebhookUrl};
+    use reward_core::signing::WebhookSecret;
+    use reward_core::time::Timestamp;
+    use reward_store::handoff::{Handoff, Outbox};
+    use reward_store::records::{NewApiKeyRecord, NewWebhook, WebhookSettings};
+    use reward_store::secrets::SecretCipher;
+    use tokio_postgres::{Client, NoTls};
+
+    use crate::connect;
+
+    use super::*;
+
+    fn server_url() -> String {
+        std::env::var("REWARD_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    async fn connect(url: &str) -> Option<Client> {
+        let connected =
+            tokio::time::timeout(Duration::from_secs(5), tokio_postgres::connect(url, NoTls)).await;
+        let (client, connection) = connected.ok()?.ok()?;
+        tokio::spawn(connection);
+        Some(client)
+    }
+
+    #[tokio::test]
+    async fn an_event_about_a_user_waits_its_turn_on_a_per_user_webhook_only() {
+        let Some(admin) = connect(&format!("{}/postgres", server_url())).await else {
+            if std::env::var("REWARD_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                panic!("REWARD_REQUIRE_POSTGRES=1, but no PostgreSQL server answers");
+            }
+            let _ = writeln!(std::io::stderr(), "skipped: no PostgreSQL server");
+            return;
+        };
+        let name = format!("reward_ordering_{}", std::process::id());
+        for statement in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            admin.batch_execute(&statement).await.expect("a database");
+        }
+        let url = format!("{}/{name}", server_url());
+        let pool = connect::pool(connect::config_from_url(&url).expect("url")).expect("pool");
+        let mut client = pool.get().await.expect("connect");
+        crate::migrations::migrate(&mut client)
+            .await
+            .expect("migrate");
+
+        let key = NewApiKeyRecord {
+            id: ApiKeyId::generate(),
+            name: Name::parse("default").expect("name"),
+            hash: "key-hash".into(),
+            display_prefix: "rwd_abcdefgh".into(),
+        };
+        let account = crate::accounts::create(&client, &Name::parse("Acme").expect("name"), &key)
+            .await
+            .expect("account")
+            .id;
+        let cipher = SecretCipher::new([7; 32]);
+        let webhook = |ordering| NewWebhook {
+            name: Name::parse("Hook").expect("name"),
+            url: WebhookUrl::parse("https://example.com/hook", TargetPolicy::SecureOnly)
+                .expect("url"),
+            events: EventSelection::Every,
+            enabled: true,
+            secret: WebhookSecret::generate(),
+            settings: WebhookSettings {
+                ordering,
+                ..WebhookSettings::default()
+            },
+        };
+        let (ordered_new, plain_new) = (webhook(Ordering::PerUser), webhook(Ordering::None));
+        let ordered = crate::webhooks::create(&client, &account, &ordered_new, &cipher)
+            .await
+            .expect("webhook")
+            .id;
+        let plain = crate::webhooks::create(&client, &account, &plain_new, &cipher)
+            .await
+            .expect("webhook")
+            .id;
+
+        let handoff = Handoff::new(Duration::from_secs(60), 100);
+        let mut outbox = Outbox::new(Some(&handoff), &cipher);
+        let user = UserId::parse("user-1").expect("user");
+        let event = NewEvent::test_event(Timestamp::now(), EventType::TriggerEventCreated)
+            .at_user_position(&user, 3);
+        crate::outbox::emit(&client, &account, &event, &mut outbox)
+            .await
+            .expect("emit");
+        let order_of = |webhook: &WebhookId| {
+            let sql = format!(
+                "SELECT id, order_user, order_position, lease_expires_at IS NOT NULL
+                 FROM deliveries WHERE webhook_id = '{webhook}'"
+            );
+            let client = &client;
+            async move {
+                let row = client.query_one(&sql, &[]).await.expect("one delivery");
+                (
+                    DeliveryId::from_trusted(row.get::<_, String>(0)),
+                    row.get::<_, Option<String>>(1),
+                    row.get::<_, Option<i64>>(2),
+                    row.get::<_, bool>(3),
+                )
+            }
+        };
+        let (delivery, user_of, position, leased) = order_of(&ordered).await;
+        assert_eq!(
+            (user_of.as_deref(), position, leased),
+            (Some("user-1"), Some(3), false),
+            "ordered: its user's place, left unleased for claiming"
+        );
+        let (_, user_of, position, leased) = order_of(&plain).await;
+        assert_eq!(
+            (user_of, position, leased),
+            (None, None, true),
+            "handed off"
+        );
+        assert!(outbox.committed(Some(&handoff)), "one left for claiming");
+        assert_eq!(
+            handoff.take(10).len(),
+            1,
+            "only the unordered one handed off"
+        );
+
+        // A manual retry goes out of order.
+        crate::deliveries::request_retry(&client, &account, &delivery)
+            .await
+            .expect("retry");
+        let (_, user_of, position, _) = order_of(&ordered).await;
+        assert_eq!((user_of, position), (None, None));
+
+        drop(client);
+        pool.close();
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+            .expect("drop the database");
+    }
+}
