@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use deadpool_postgres::{GenericClient, Pool};
 use reward_core::credit::CreditRule;
+use reward_core::endpoint::Ordering;
 use reward_core::event::{EventType, NewEvent};
 use reward_core::idempotency;
 use reward_core::ids::{AccountId, DeliveryId, WebhookId};
@@ -359,6 +360,7 @@ struct Subscriber {
     id: WebhookId,
     subscription: Subscription,
     target: Option<DeliveryTarget>,
+    ordering: Ordering,
 }
 
 /// The enabled webhooks of the batch's accounts subscribed to either event a trigger event can
@@ -375,7 +377,7 @@ async fn load_subscribers(
     let statement = client
         .prepare_cached(
             "SELECT account_id, id, events, url, secret, previous_secrets, headers, filter,
-                    rate_limit IS NOT NULL
+                    rate_limit IS NOT NULL, ordering
              FROM webhooks
              WHERE account_id = ANY($1::text[]) AND enabled
                AND (events::jsonb ?| $2::text[] OR events::jsonb ? '*')
@@ -391,13 +393,18 @@ async fn load_subscribers(
     for row in &found {
         let account: String = rows::get(row, 0)?;
         let id: &str = rows::get(row, 1)?;
+        let ordering = webhooks::ordering_of(row, 9)?;
+        // Every event of a trigger event is about its user: a `per_user` webhook orders them all,
+        // so none is handed off.
+        let cipher = webhooks::handing_off(row, 8, ordering.is_per_user(), cipher)?;
         by_account.entry(account).or_default().push(Subscriber {
             id: WebhookId::from_trusted(id.to_owned()),
             subscription: Subscription {
                 events: rows::event_types(row, 2)?,
                 filter: rows::filter(row, 7)?,
             },
-            target: webhooks::target_from_row(row, 3, webhooks::handing_off(row, 8, cipher)?, id)?,
+            target: webhooks::target_from_row(row, 3, cipher, id)?,
+            ordering,
         });
     }
     Ok(by_account)
@@ -512,6 +519,7 @@ fn deliveries_of<'a>(
                 id: DeliveryId::generate(),
                 webhook: &webhook.id,
                 event,
+                order: rules::delivery_order(webhook.ordering, event),
                 handed_off: webhook.target.is_some(),
             });
             webhooks.push(webhook);

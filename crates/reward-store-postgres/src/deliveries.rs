@@ -126,7 +126,8 @@ pub async fn get_with_attempts(
     Ok(DeliveryWithAttempts { delivery, attempts })
 }
 
-/// Marks the delivery for one attempt now; its status and schedule are left as they are.
+/// Marks the delivery for one attempt now; its status and schedule are left as they are. It is
+/// explicit, so it goes out of order: the delivery waits for no earlier one of its user.
 pub async fn request_retry(
     client: &impl GenericClient,
     account: &AccountId,
@@ -134,8 +135,8 @@ pub async fn request_retry(
 ) -> StoreResult<Delivery> {
     let statement = client
         .prepare_cached(
-            "UPDATE deliveries SET manual_attempt_at = $3, updated_at = $3
-             WHERE account_id = $1 AND id = $2",
+            "UPDATE deliveries SET manual_attempt_at = $3, updated_at = $3, order_user = NULL,
+             order_position = NULL WHERE account_id = $1 AND id = $2",
         )
         .await
         .map_err(from_pg)?;
@@ -157,7 +158,7 @@ pub async fn request_retry(
 }
 
 /// Puts every failed delivery of the webhook created since `since` back in the queue, due now,
-/// with a fresh retry schedule.
+/// with a fresh retry schedule. A recovery is explicit: its deliveries go out of order.
 pub async fn recover(
     client: &impl GenericClient,
     account: &AccountId,
@@ -168,7 +169,7 @@ pub async fn recover(
     let statement = client
         .prepare_cached(
             "UPDATE deliveries SET status = 'pending', schedule_attempts = 0, next_attempt_at = $4,
-             updated_at = $4 WHERE account_id = $1 AND webhook_id = $2 AND status = 'failed'
+             updated_at = $4, order_user = NULL, order_position = NULL WHERE account_id = $1 AND webhook_id = $2 AND status = 'failed'
              AND created_at >= $3",
         )
         .await

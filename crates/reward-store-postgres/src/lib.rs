@@ -24,6 +24,7 @@ mod errors;
 mod events;
 mod idempotent;
 mod migrations;
+mod ordering;
 mod outbox;
 mod queue;
 mod rate_slots;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
-use reward_core::event::NewEvent;
+use reward_core::event::{NewEvent, UserPosition};
 use reward_core::ids::{AccountId, DeliveryId, WebhookId};
 use reward_core::time::Timestamp;
 use reward_store::handoff::Outbox;
@@ -59,6 +59,7 @@ pub async fn queue(
             id: DeliveryId::generate(),
             webhook: &subscriber.id,
             event,
+            order: rules::delivery_order(subscriber.ordering, event),
             handed_off: subscriber.target.is_some(),
         })
         .collect();
@@ -132,8 +133,10 @@ pub struct NewDelivery<'a> {
     pub id: DeliveryId,
     pub webhook: &'a WebhookId,
     pub event: &'a NewEvent,
+    /// Where it waits its turn, if it does ([`rules::delivery_order`]).
+    pub order: Option<&'a UserPosition>,
     /// Leased to this node when a lease is given (a rate-limited webhook's never are: they are
-    /// claimed, which grants start slots).
+    /// claimed, which grants start slots; nor are ordered ones).
     pub handed_off: bool,
 }
 
@@ -152,6 +155,8 @@ pub async fn insert_delivery(
         id: DeliveryId::generate(),
         webhook,
         event,
+        // Only test events and resends come one at a time: never ordered.
+        order: None,
         handed_off: lease.is_some(),
     };
     insert_deliveries(client, std::slice::from_ref(&row), now, lease).await?;
@@ -179,17 +184,27 @@ pub async fn insert_deliveries(
         .collect();
     let lease = lease.map(|lease| i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
     let handed_off: Vec<bool> = deliveries.iter().map(|d| d.handed_off).collect();
+    let order_users: Vec<Option<&str>> = deliveries
+        .iter()
+        .map(|d| d.order.map(|order| order.user.as_str()))
+        .collect();
+    let order_positions: Vec<Option<i64>> = deliveries
+        .iter()
+        .map(|d| d.order.map(|order| order.position))
+        .collect();
     let statement = client
         .prepare_cached(
             "INSERT INTO deliveries (account_id, id, webhook_id, event_id, event_type, status,
-             next_attempt_at, lease_expires_at, created_at, updated_at)
+             next_attempt_at, lease_expires_at, created_at, updated_at, order_user, order_position)
              SELECT new.account_id, new.id, new.webhook_id, new.event_id, new.event_type,
                     'pending', $6,
                     CASE WHEN new.handed_off
                          THEN (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $7::bigint
-                    END, $6, $6
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $8::bool[])
-               AS new(account_id, id, webhook_id, event_id, event_type, handed_off)",
+                    END, $6, $6, new.order_user, new.order_position
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $8::bool[],
+                         $9::text[], $10::bigint[])
+               AS new(account_id, id, webhook_id, event_id, event_type, handed_off, order_user,
+                      order_position)",
         )
         .await
         .map_err(from_pg)?;
@@ -205,6 +220,8 @@ pub async fn insert_deliveries(
                 &now.as_millis(),
                 &lease,
                 &handed_off,
+                &order_users,
+                &order_positions,
             ],
         )
         .await

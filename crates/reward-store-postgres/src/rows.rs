@@ -1,6 +1,6 @@
 //! Reading columns back into domain types (what the columns mean is `reward_store::columns`).
 
-use reward_core::endpoint::{Description, EventSelection, ExtraHeaders};
+use reward_core::endpoint::{Description, EventSelection, ExtraHeaders, Ordering};
 use reward_core::event::EventType;
 use reward_core::filter::PayloadFilter;
 use reward_core::names::WebhookUrl;
@@ -68,8 +68,8 @@ pub fn headers(
     columns::headers_from_column(cipher, webhook_id, get::<&str>(row, index)?)
 }
 
-/// A webhook's settings, from five columns starting at `first`: `filter`, `headers`,
-/// `description`, `metadata`, `rate_limit`.
+/// A webhook's settings, from six columns starting at `first`: `filter`, `headers`,
+/// `description`, `metadata`, `rate_limit`, `ordering`.
 pub fn webhook_settings(
     row: &Row,
     first: usize,
@@ -85,6 +85,7 @@ pub fn webhook_settings(
         rate_limit: columns::rate_limit_from_column(
             get::<Option<i32>>(row, first + 4)?.map(i64::from),
         ),
+        ordering: Ordering::from_trusted(get::<&str>(row, first + 5)?),
     })
 }
 

@@ -1,6 +1,7 @@
 //! Webhooks and their secrets.
 
 use deadpool_postgres::GenericClient;
+use reward_core::endpoint::Ordering;
 use reward_core::event::NewEvent;
 use reward_core::ids::{AccountId, WebhookId};
 use reward_core::names::Name;
@@ -22,7 +23,7 @@ use crate::errors::from_pg;
 use crate::rows;
 
 const COLUMNS: &str = "id, name, url, events, enabled, disabled_reason, created_at, updated_at,
-     filter, headers, description, metadata, rate_limit";
+     filter, headers, description, metadata, rate_limit, ordering";
 
 fn from_row(row: &Row, cipher: &SecretCipher) -> StoreResult<Webhook> {
     let id: &str = rows::get(row, 0)?;
@@ -39,13 +40,15 @@ fn from_row(row: &Row, cipher: &SecretCipher) -> StoreResult<Webhook> {
     })
 }
 
-/// The settings' columns as written: `filter, headers, description, metadata, rate_limit`.
+/// The settings' columns as written: `filter, headers, description, metadata, rate_limit,
+/// ordering`.
 struct SettingsColumns {
     filter: Option<String>,
     headers: String,
     description: Option<String>,
     metadata: String,
     rate_limit: Option<i32>,
+    ordering: &'static str,
 }
 
 impl SettingsColumns {
@@ -61,6 +64,7 @@ impl SettingsColumns {
             rate_limit: settings
                 .rate_limit
                 .map(|limit| i32::try_from(limit.per_second()).unwrap_or(i32::MAX)),
+            ordering: settings.ordering.as_str(),
         }
     }
 }
@@ -77,8 +81,8 @@ pub async fn create(
     let statement = client
         .prepare_cached(
             "INSERT INTO webhooks (account_id, id, name, url, events, enabled, secret, created_at,
-             updated_at, filter, headers, description, metadata, rate_limit)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12, $13)",
+             updated_at, filter, headers, description, metadata, rate_limit, ordering)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12, $13, $14)",
         )
         .await
         .map_err(from_pg)?;
@@ -99,6 +103,7 @@ pub async fn create(
                 &settings.description,
                 &settings.metadata,
                 &settings.rate_limit,
+                &settings.ordering,
             ],
         )
         .await
@@ -229,13 +234,14 @@ pub async fn update(
     // FOR NO KEY UPDATE: two nodes patching one webhook at once apply one patch after the other
     // instead of each overwriting the other's fields with what it read.
     let stored = find(client, account, id, " FOR NO KEY UPDATE", cipher).await?;
+    let before = stored.settings.ordering;
     let webhook = rules::patched(stored, patch, Timestamp::now());
     let settings = SettingsColumns::of(&webhook.id, &webhook.settings, cipher);
     let statement = client
         .prepare_cached(
             "UPDATE webhooks SET name = $3, url = $4, events = $5, enabled = $6,
              disabled_reason = $7, updated_at = $8, filter = $9, headers = $10,
-             description = $11, metadata = $12, rate_limit = $13
+             description = $11, metadata = $12, rate_limit = $13, ordering = $14
              WHERE account_id = $1 AND id = $2",
         )
         .await
@@ -257,10 +263,14 @@ pub async fn update(
                 &settings.description,
                 &settings.metadata,
                 &settings.rate_limit,
+                &settings.ordering,
             ],
         )
         .await
         .map_err(from_pg)?;
+    if let Some(ordering) = rules::reordering(before, webhook.settings.ordering) {
+        crate::ordering::reorder_pending(client, account, id, ordering).await?;
+    }
     Ok(webhook)
 }
 
@@ -383,13 +393,15 @@ pub async fn rotate_secret(
 pub struct Subscriber {
     pub id: WebhookId,
     pub target: Option<DeliveryTarget>,
+    pub ordering: Ordering,
 }
 
 /// The enabled webhooks of an account that receive `event` (its type selected in SQL, their
 /// filter matched here: [`rules::receives`]), kept from deletion until the transaction ends (see
 /// [`keep`]). Only the rows of webhooks selecting the type are locked, so events of one type never
 /// wait on webhooks of another. With `cipher`, also each one's URL, opened secrets and headers
-/// (for handing new deliveries straight to the worker).
+/// (for handing new deliveries straight to the worker), except for those left for claiming (see
+/// [`handing_off`]).
 pub async fn subscribed(
     client: &impl GenericClient,
     account: &AccountId,
@@ -399,7 +411,7 @@ pub async fn subscribed(
     let statement = client
         .prepare_cached(
             "SELECT id, events, filter, url, secret, previous_secrets, headers,
-                    rate_limit IS NOT NULL
+                    rate_limit IS NOT NULL, ordering
              FROM webhooks
              WHERE account_id = $1 AND enabled AND (events::jsonb ? $2 OR events::jsonb ? '*')
              FOR KEY SHARE",
@@ -421,23 +433,33 @@ pub async fn subscribed(
             continue;
         }
         let id: &str = rows::get(row, 0)?;
+        let ordering = ordering_of(row, 8)?;
+        let ordered = rules::delivery_order(ordering, event).is_some();
         subscribers.push(Subscriber {
             id: WebhookId::from_trusted(id.to_owned()),
-            target: target_from_row(row, 3, handing_off(row, 7, cipher)?, id)?,
+            target: target_from_row(row, 3, handing_off(row, 7, ordered, cipher)?, id)?,
+            ordering,
         });
     }
     Ok(subscribers)
 }
 
 /// The cipher to load a hand-off's target with: none for a rate-limited webhook (column `limited`
-/// is `rate_limit IS NOT NULL`), whose deliveries are left for claiming, which grants start slots.
+/// is `rate_limit IS NOT NULL`), whose deliveries are left for claiming, which grants start slots,
+/// nor for `ordered` deliveries, which a claim takes when their turn has come.
 pub fn handing_off<'a>(
     row: &Row,
     limited: usize,
+    ordered: bool,
     cipher: Option<&'a SecretCipher>,
 ) -> StoreResult<Option<&'a SecretCipher>> {
     let rate_limited: bool = rows::get(row, limited)?;
-    Ok(cipher.filter(|_| !rate_limited))
+    Ok(cipher.filter(|_| !rate_limited && !ordered))
+}
+
+/// A webhook's ordering, from its column.
+pub fn ordering_of(row: &Row, index: usize) -> StoreResult<Ordering> {
+    Ok(Ordering::from_trusted(rows::get::<&str>(row, index)?))
 }
 
 /// With `cipher`, a webhook's URL, opened secrets and headers, from the columns `url, secret,

@@ -106,7 +106,8 @@ pub fn get_with_attempts(
     Ok(DeliveryWithAttempts { delivery, attempts })
 }
 
-/// Marks the delivery for one attempt now; its status and schedule are left as they are.
+/// Marks the delivery for one attempt now; its status and schedule are left as they are. It is
+/// explicit, so it goes out of order: the delivery waits for no earlier one of its user.
 pub fn request_retry(
     connection: &Connection,
     account: &AccountId,
@@ -115,7 +116,8 @@ pub fn request_retry(
     let now = Timestamp::now().as_millis();
     let changed = connection
         .prepare_cached(
-            "UPDATE deliveries SET manual_attempt_at = ?3, updated_at = ?3 WHERE account_id = ?1 AND id = ?2",
+            "UPDATE deliveries SET manual_attempt_at = ?3, updated_at = ?3, order_user = NULL,
+             order_position = NULL WHERE account_id = ?1 AND id = ?2",
         )
         .and_then(|mut statement| statement.execute(params![account.as_str(), id.as_str(), now]))
         .map_err(from_sqlite)?;
@@ -132,7 +134,8 @@ pub const RECOVER_CHUNK: u64 = 2_000;
 /// the queue, due now, with a fresh retry schedule; returns how many. The caller repeats until
 /// fewer come back: one transaction for all of a webhook's failures would hold every page it
 /// touches in memory. Only deliveries last changed by `started` (when the recovery began) are
-/// taken, so one that fails again meanwhile is not recovered twice by the same call.
+/// taken, so one that fails again meanwhile is not recovered twice by the same call. A recovery is
+/// explicit: its deliveries go out of order.
 pub fn recover_chunk(
     connection: &Connection,
     account: &AccountId,
@@ -145,7 +148,7 @@ pub fn recover_chunk(
     let changed = connection
         .prepare_cached(
             "UPDATE deliveries SET status = 'pending', schedule_attempts = 0, next_attempt_at = ?4,
-             updated_at = ?4 WHERE rowid IN (
+             updated_at = ?4, order_user = NULL, order_position = NULL WHERE rowid IN (
                SELECT rowid FROM deliveries WHERE account_id = ?1 AND webhook_id = ?2
                AND status = 'failed' AND created_at >= ?3 AND updated_at <= ?6 LIMIT ?5)",
         )

@@ -15,6 +15,7 @@ mod errors;
 mod events;
 mod idempotent;
 mod migrations;
+mod ordering;
 mod outbox;
 mod queue;
 mod readers;
@@ -367,7 +368,8 @@ impl Webhooks for SqliteStore {
             .write(move |c| {
                 webhooks::ensure_exists(c, &account, &id)?;
                 outbox::insert_event(c, &account, &event)?;
-                outbox::insert_delivery(c, &account, &id, &event, None)
+                // A test event is never ordered.
+                outbox::insert_delivery(c, &account, &id, &event, None, None)
             })
             .await;
         self.wake_on_success(result)
@@ -526,7 +528,8 @@ impl EventLog for SqliteStore {
             .write(move |c| {
                 let event = events::get(c, &account, &event)?;
                 rules::resend_target(webhooks::get(c, &account, &webhook, &cipher), &webhook)?;
-                outbox::insert_delivery(c, &account, &webhook, &event.into(), None)
+                // A resend is explicit: it goes out of order.
+                outbox::insert_delivery(c, &account, &webhook, &event.into(), None, None)
             })
             .await;
         self.wake_on_success(result)

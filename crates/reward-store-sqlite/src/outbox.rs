@@ -5,7 +5,7 @@
 //! written already leased and collected in the [`Outbox`], to be handed to the worker once the
 //! transaction has committed.
 
-use reward_core::event::NewEvent;
+use reward_core::event::{NewEvent, UserPosition};
 use reward_core::ids::{AccountId, DeliveryId, WebhookId};
 use reward_core::time::Timestamp;
 use reward_store::handoff::Outbox;
@@ -39,12 +39,14 @@ fn queue_for(
     event: &NewEvent,
     outbox: &mut Outbox,
 ) -> StoreResult<Delivery> {
-    // Only deliveries handed off are leased (a rate-limited webhook's have no target).
+    // Only deliveries handed off are leased (a rate-limited webhook's, and ordered ones, have no
+    // target).
     let handed_off = subscriber.target.is_some();
     let lease = outbox.lease().filter(|_| handed_off).map(|lease| {
         Timestamp::now().plus_millis(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
     });
-    let delivery = insert_delivery(connection, account, &subscriber.id, event, lease)?;
+    let order = rules::delivery_order(subscriber.ordering, event);
+    let delivery = insert_delivery(connection, account, &subscriber.id, event, order, lease)?;
     outbox.add(
         account,
         delivery.id.clone(),
@@ -81,12 +83,14 @@ pub fn insert_event(
     Ok(())
 }
 
-/// A new pending delivery, due now; leased until `lease` when given (handed off).
+/// A new pending delivery, due now; waiting its turn at `order` when given (see
+/// [`rules::delivery_order`]); leased until `lease` when given (handed off).
 pub fn insert_delivery(
     connection: &Connection,
     account: &AccountId,
     webhook: &WebhookId,
     event: &NewEvent,
+    order: Option<&UserPosition>,
     lease: Option<Timestamp>,
 ) -> StoreResult<Delivery> {
     let now = Timestamp::now();
@@ -94,8 +98,8 @@ pub fn insert_delivery(
     connection
         .prepare_cached(
             "INSERT INTO deliveries (account_id, id, webhook_id, event_id, event_type, status,
-             next_attempt_at, lease_expires_at, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?6, ?6)",
+             next_attempt_at, lease_expires_at, created_at, updated_at, order_user, order_position)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?6, ?6, ?8, ?9)",
         )
         .and_then(|mut statement| {
             statement.execute(params![
@@ -106,6 +110,8 @@ pub fn insert_delivery(
                 event.event_type.as_str(),
                 now.as_millis(),
                 lease.map(|until| until.as_millis()),
+                order.map(|order| order.user.as_str()),
+                order.map(|order| order.position),
             ])
         })
         .map_err(from_sqlite)?;

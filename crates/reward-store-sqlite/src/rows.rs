@@ -1,6 +1,6 @@
 //! Reading columns back into domain types (what the columns mean is `reward_store::columns`).
 
-use reward_core::endpoint::{Description, EventSelection, ExtraHeaders};
+use reward_core::endpoint::{Description, EventSelection, ExtraHeaders, Ordering};
 use reward_core::event::EventType;
 use reward_core::filter::PayloadFilter;
 use reward_core::names::WebhookUrl;
@@ -58,8 +58,8 @@ pub fn headers(
     })
 }
 
-/// A webhook's settings, from five columns starting at `first`: `filter`, `headers`,
-/// `description`, `metadata`, `rate_limit`.
+/// A webhook's settings, from six columns starting at `first`: `filter`, `headers`,
+/// `description`, `metadata`, `rate_limit`, `ordering`.
 pub fn webhook_settings(
     row: &Row,
     first: usize,
@@ -76,6 +76,7 @@ pub fn webhook_settings(
         metadata: columns::metadata_from_column(&metadata)
             .ok_or_else(|| corrupt(first + 3, "metadata"))?,
         rate_limit: columns::rate_limit_from_column(row.get(first + 4)?),
+        ordering: Ordering::from_trusted(&row.get::<_, String>(first + 5)?),
     })
 }
 

@@ -1,5 +1,6 @@
 //! Webhooks and their secrets.
 
+use reward_core::endpoint::Ordering;
 use reward_core::event::NewEvent;
 use reward_core::ids::{AccountId, WebhookId};
 use reward_core::names::Name;
@@ -21,7 +22,7 @@ use crate::errors::from_sqlite;
 use crate::rows;
 
 const COLUMNS: &str = "id, name, url, events, enabled, disabled_reason, created_at, updated_at,
-     filter, headers, description, metadata, rate_limit";
+     filter, headers, description, metadata, rate_limit, ordering";
 
 fn from_row(row: &Row, cipher: &SecretCipher) -> rusqlite::Result<Webhook> {
     let id: String = row.get(0)?;
@@ -38,7 +39,8 @@ fn from_row(row: &Row, cipher: &SecretCipher) -> rusqlite::Result<Webhook> {
     })
 }
 
-/// The settings' columns as written: `filter, headers, description, metadata, rate_limit`.
+/// The settings' columns as written: `filter, headers, description, metadata, rate_limit`
+/// (`ordering` is written from its name).
 fn settings_columns(
     id: &WebhookId,
     settings: &WebhookSettings,
@@ -69,8 +71,8 @@ pub fn create(
     connection
         .prepare_cached(
             "INSERT INTO webhooks (account_id, id, name, url, events, enabled, secret, created_at, updated_at,
-             filter, headers, description, metadata, rate_limit)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12, ?13)",
+             filter, headers, description, metadata, rate_limit, ordering)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )
         .and_then(|mut statement| {
             statement.execute(params![
@@ -87,6 +89,7 @@ pub fn create(
                 description,
                 metadata,
                 rate_limit,
+                webhook.settings.ordering.as_str(),
             ])
         })
         .map_err(from_sqlite)?;
@@ -160,18 +163,16 @@ pub fn update(
     patch: &WebhookPatch,
     cipher: &SecretCipher,
 ) -> StoreResult<Webhook> {
-    let webhook = rules::patched(
-        get(connection, account, id, cipher)?,
-        patch,
-        Timestamp::now(),
-    );
+    let stored = get(connection, account, id, cipher)?;
+    let before = stored.settings.ordering;
+    let webhook = rules::patched(stored, patch, Timestamp::now());
     let (filter, headers, description, metadata, rate_limit) =
         settings_columns(&webhook.id, &webhook.settings, cipher);
     connection
         .prepare_cached(
             "UPDATE webhooks SET name = ?3, url = ?4, events = ?5, enabled = ?6, disabled_reason = ?7,
              updated_at = ?8, filter = ?9, headers = ?10, description = ?11, metadata = ?12,
-             rate_limit = ?13
+             rate_limit = ?13, ordering = ?14
              WHERE account_id = ?1 AND id = ?2",
         )
         .and_then(|mut statement| {
@@ -189,9 +190,13 @@ pub fn update(
                 description,
                 metadata,
                 rate_limit,
+                webhook.settings.ordering.as_str(),
             ])
         })
         .map_err(from_sqlite)?;
+    if let Some(ordering) = rules::reordering(before, webhook.settings.ordering) {
+        crate::ordering::reorder_pending(connection, account, id, ordering)?;
+    }
     Ok(webhook)
 }
 
@@ -350,11 +355,13 @@ pub fn rotate_secret(
 pub struct Subscriber {
     pub id: WebhookId,
     pub target: Option<DeliveryTarget>,
+    pub ordering: Ordering,
 }
 
 /// The enabled webhooks of an account that receive `event` (its type selected, their filter
 /// matching: [`rules::receives`]); with `cipher`, also each one's URL, opened secrets and headers
-/// (for handing new deliveries straight to the worker), except for rate-limited webhooks.
+/// (for handing new deliveries straight to the worker), except for rate-limited webhooks and
+/// deliveries that wait their turn ([`rules::delivery_order`]).
 pub fn subscribed(
     connection: &Connection,
     account: &AccountId,
@@ -364,7 +371,7 @@ pub fn subscribed(
     let mut statement = connection
         .prepare_cached(
             "SELECT id, events, filter, url, secret, previous_secrets, headers,
-                    rate_limit IS NOT NULL
+                    rate_limit IS NOT NULL, ordering
              FROM webhooks WHERE account_id = ?1 AND enabled = 1",
         )
         .map_err(from_sqlite)?;
@@ -386,9 +393,12 @@ pub fn subscribed(
         let id: String = row.get(0).map_err(from_sqlite)?;
         // A rate-limited webhook's deliveries are left for claiming, which grants start slots.
         let rate_limited: bool = row.get(7).map_err(from_sqlite)?;
+        let ordering = Ordering::from_trusted(&row.get::<_, String>(8).map_err(from_sqlite)?);
+        // So is an ordered one: a claim decides when its turn has come.
+        let ordered = rules::delivery_order(ordering, event).is_some();
         let target = match cipher {
             None => None,
-            Some(_) if rate_limited => None,
+            Some(_) if rate_limited || ordered => None,
             Some(cipher) => Some(DeliveryTarget {
                 url: rows::webhook_url(row, 3).map_err(from_sqlite)?,
                 secrets: rows::webhook_secrets(row, 4, cipher, &id).map_err(from_sqlite)?,
@@ -398,6 +408,7 @@ pub fn subscribed(
         subscribers.push(Subscriber {
             id: WebhookId::from_trusted(id),
             target,
+            ordering,
         });
     }
     Ok(subscribers)

@@ -1,7 +1,9 @@
 //! What store operations take and return.
 
 use reward_core::credit::CreditRule;
-use reward_core::endpoint::{Description, EventSelection, ExtraHeaders, Metadata, RateLimit};
+use reward_core::endpoint::{
+    Description, EventSelection, ExtraHeaders, Metadata, Ordering, RateLimit,
+};
 use reward_core::event::EventType;
 use reward_core::filter::PayloadFilter;
 use reward_core::ids::{
@@ -75,6 +77,8 @@ pub struct WebhookSettings {
     pub metadata: Metadata,
     /// At most this many attempts start per second, across every node.
     pub rate_limit: Option<RateLimit>,
+    /// Whether one user's deliveries wait for each other (`per_user`) or not.
+    pub ordering: Ordering,
 }
 
 /// Fields to change; `None` leaves a field as it is (`Some(None)` clears one that can be null).
@@ -89,6 +93,7 @@ pub struct WebhookPatch {
     pub description: Option<Option<Description>>,
     pub metadata: Option<Metadata>,
     pub rate_limit: Option<Option<RateLimit>>,
+    pub ordering: Option<Ordering>,
 }
 
 #[derive(Debug, Clone)]

@@ -14,7 +14,8 @@
 //! never overwrite each other): a rule that depends on one takes it as an argument.
 
 use reward_core::credit::{CreditRule, TooManyPoints};
-use reward_core::event::{EventType, NewEvent};
+use reward_core::endpoint::Ordering;
+use reward_core::event::{EventType, NewEvent, UserPosition};
 use reward_core::ids::{DeliveryId, TriggerEventId, WebhookId};
 use reward_core::time::Timestamp;
 
@@ -244,6 +245,9 @@ pub fn patched(mut webhook: Webhook, patch: &WebhookPatch, at: Timestamp) -> Web
     if let Some(rate_limit) = patch.rate_limit {
         settings.rate_limit = rate_limit;
     }
+    if let Some(ordering) = patch.ordering {
+        settings.ordering = ordering;
+    }
     if let Some(enabled) = patch.enabled {
         webhook.enabled = enabled;
         // Enabling again is the account's answer to whatever made Reward disable it.
@@ -292,6 +296,24 @@ pub fn receives(subscription: &Subscription, event: &mut EventForMatching<'_>) -
 }
 
 // Deliveries.
+
+/// Where a new delivery of `event` to a webhook ordered by `ordering` waits its turn: on a
+/// `per_user` webhook, an event about a user waits behind that user's earlier ones. Every other
+/// delivery (unordered webhooks; test events, `webhook.disabled` and resends, which carry no
+/// position) goes on its own. An ordered delivery is never handed off: a claim decides its turn.
+pub fn delivery_order(ordering: Ordering, event: &NewEvent) -> Option<&UserPosition> {
+    event
+        .user_position
+        .as_ref()
+        .filter(|_| ordering.is_per_user())
+}
+
+/// What a change of a webhook's ordering does to its deliveries not yet started (pending and not
+/// leased): `Some(ordering)` when it changed, for the store to order them by their events'
+/// positions (`per_user`) or to release them (`none`); `None` when it stayed.
+pub fn reordering(before: Ordering, after: Ordering) -> Option<Ordering> {
+    (before != after).then_some(after)
+}
 
 /// A new delivery of `event` to `webhook`: pending, never attempted, due at once.
 pub fn new_delivery(
@@ -579,5 +601,22 @@ mod tests {
         for (update, expected) in cases {
             assert_eq!(state_after(update), expected, "{update:?}");
         }
+    }
+
+    #[test]
+    fn only_a_per_user_webhook_orders_and_only_events_about_a_user() {
+        let user = UserId::parse("user-1").expect("user");
+        let about_user = NewEvent::test_event(Timestamp::now(), EventType::TriggerEventCreated)
+            .at_user_position(&user, 4);
+        let about_nobody = NewEvent::test_event(Timestamp::now(), EventType::TriggerEventCreated);
+        let order = delivery_order(Ordering::PerUser, &about_user).expect("ordered");
+        assert_eq!((order.user.as_str(), order.position), ("user-1", 4));
+        assert!(delivery_order(Ordering::None, &about_user).is_none());
+        assert!(delivery_order(Ordering::PerUser, &about_nobody).is_none());
+        assert_eq!(
+            reordering(Ordering::None, Ordering::PerUser),
+            Some(Ordering::PerUser)
+        );
+        assert_eq!(reordering(Ordering::PerUser, Ordering::PerUser), None);
     }
 }

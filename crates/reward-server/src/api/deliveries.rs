@@ -65,7 +65,7 @@ async fn show(
 }
 
 #[utoipa::path(post, path = "/v1/deliveries/{id}/retry", operation_id = "retry_delivery", tag = "Deliveries", summary = "Retry a delivery now",
-    description = "One attempt now, whatever the status. A failed delivery whose manual attempt fails stays failed; a pending one keeps its schedule.",
+    description = "One attempt now, whatever the status. A failed delivery whose manual attempt fails stays failed; a pending one keeps its schedule. Explicit, so it goes out of order: on a `per_user` webhook it waits for none of the user's earlier deliveries.",
     params(("id" = String, Path, description = "The delivery id (dl_...)")), security(("api_key" = [])),
     responses((status = 202, description = "The delivery, queued for an attempt", body = DeliveryView), ByIdErrors))]
 async fn retry(

@@ -72,7 +72,7 @@ async fn show(
 /// trigger event's body is (`unknown_trigger`); a disabled webhook is 409 `webhook_disabled`:
 /// the request is valid, the webhook's state refuses it until it is enabled again.
 #[utoipa::path(post, path = "/v1/events/{id}/resend", operation_id = "resend_event", tag = "Events", summary = "Resend an event",
-    description = "Queues a new delivery of this stored event to one enabled webhook of the account, whatever the webhook subscribes to: the same event id (`webhook-id`) and exactly the stored payload bytes, signed with the webhook's secret. With an Idempotency-Key (kept 24 h) the same key and body answer the first response again and queue nothing; the same key with another body or route answers 409.",
+    description = "Queues a new delivery of this stored event to one enabled webhook of the account, whatever the webhook subscribes to: the same event id (`webhook-id`) and exactly the stored payload bytes, signed with the webhook's secret. With an Idempotency-Key (kept 24 h) the same key and body answer the first response again and queue nothing; the same key with another body or route answers 409. Explicit, so it goes out of order: on a `per_user` webhook it waits for none of the user's other deliveries.",
     params(("id" = String, Path, description = "The event id (we_...)"), IdempotencyKeyHeader),
     request_body = ResendBody, security(("api_key" = [])),
     responses((status = 202, description = "The new delivery (or, on a replay, the first answer again, with Idempotent-Replayed: true)", body = DeliveryView,

@@ -40,6 +40,9 @@ pub struct WebhookView {
     pub metadata: Value,
     /// At most this many deliveries start per second; null: no limit.
     pub rate_limit: Option<u32>,
+    /// `none` or `per_user`.
+    #[schema(schema_with = ordering_view_schema)]
+    pub ordering: &'static str,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     #[schema(value_type = String, format = DateTime)]
@@ -47,6 +50,11 @@ pub struct WebhookView {
     /// The signing secret (`whsec_...`); only in the answer to create.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+}
+
+/// `ordering`: as the bodies describe it.
+fn ordering_view_schema() -> utoipa::openapi::Object {
+    super::bodies::ordering_schema().build()
 }
 
 /// `events`: a list of known types, or `["*"]`.
@@ -79,6 +87,7 @@ impl From<Webhook> for WebhookView {
                 .map(|description| description.as_str().to_owned()),
             metadata: settings.metadata.to_json_value(),
             rate_limit: settings.rate_limit.map(|limit| limit.per_second()),
+            ordering: settings.ordering.as_str(),
             created_at: webhook.created_at,
             updated_at: webhook.updated_at,
             secret: None,

@@ -271,7 +271,7 @@ async fn deliveries(
 }
 
 #[utoipa::path(post, path = "/v1/webhooks/{id}/recover", operation_id = "recover_deliveries", tag = "Deliveries", summary = "Recover failed deliveries",
-    description = "Re-queues every failed delivery of this webhook created since the given time, with a fresh retry schedule.",
+    description = "Re-queues every failed delivery of this webhook created since the given time, with a fresh retry schedule. Explicit, so they go out of order: on a `per_user` webhook they wait for none of their users' other deliveries.",
     params(("id" = String, Path, description = "The webhook id (wh_...)")), request_body = RecoverBody, security(("api_key" = [])),
     responses((status = 202, description = "How many were re-queued", body = RecoveredView), ByIdErrors))]
 async fn recover(

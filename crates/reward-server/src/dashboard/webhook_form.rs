@@ -1,6 +1,7 @@
 //! The Create Webhook / edit form's fields: what it shows and how a posted form is validated.
 //! Every field is checked by the same types the API uses (`Name`, `WebhookUrl`,
-//! `EventSelection`, `PayloadFilter`, `ExtraHeaders`, `Description`, `Metadata`, `RateLimit`);
+//! `EventSelection`, `PayloadFilter`, `ExtraHeaders`, `Description`, `Metadata`, `RateLimit`,
+//! `Ordering`);
 //! a refused form comes back with each error beside its field and the input kept.
 //!
 //! Decisions:
@@ -18,7 +19,9 @@
 
 use reward_core::endpoint::headers::MAX_HEADERS;
 use reward_core::endpoint::selection::EVERY_TYPE;
-use reward_core::endpoint::{Description, EventSelection, ExtraHeaders, Metadata, RateLimit};
+use reward_core::endpoint::{
+    Description, EventSelection, ExtraHeaders, Metadata, Ordering, RateLimit,
+};
 use reward_core::event::EventType;
 use reward_core::filter::PayloadFilter;
 use reward_core::names::{Name, TargetPolicy, WebhookUrl};
@@ -57,6 +60,7 @@ pub struct FieldErrors {
     pub description: Option<String>,
     pub metadata: Option<String>,
     pub rate_limit: Option<String>,
+    pub ordering: Option<String>,
 }
 
 impl FieldErrors {
@@ -70,6 +74,7 @@ impl FieldErrors {
             &self.description,
             &self.metadata,
             &self.rate_limit,
+            &self.ordering,
         ]
         .iter()
         .any(|error| error.is_some())
@@ -86,6 +91,8 @@ pub struct WebhookForm {
     pub description: String,
     pub metadata: Vec<Row>,
     pub rate_limit: String,
+    /// The chosen ordering's name (`none` or `per_user`), as posted or stored.
+    pub ordering: String,
     pub errors: FieldErrors,
 }
 
@@ -141,6 +148,7 @@ impl WebhookForm {
             description: String::new(),
             metadata: with_empty_rows(Vec::new(), Metadata::MAX_KEYS),
             rate_limit: String::new(),
+            ordering: Ordering::default().as_str().to_owned(),
             errors: FieldErrors::default(),
         }
     }
@@ -184,6 +192,7 @@ impl WebhookForm {
                 .rate_limit
                 .map(|limit| limit.per_second().to_string())
                 .unwrap_or_default(),
+            ordering: settings.ordering.as_str().to_owned(),
             errors: FieldErrors::default(),
         }
     }
@@ -208,6 +217,7 @@ impl WebhookForm {
             description: fields.text("description").to_owned(),
             metadata: with_empty_rows(filled("metadata_key", "metadata_value"), Metadata::MAX_KEYS),
             rate_limit: fields.text("rate_limit").to_owned(),
+            ordering: fields.text("ordering").to_owned(),
             errors: FieldErrors::default(),
         }
     }
@@ -306,6 +316,14 @@ fn read_rate_limit(text: &str) -> Result<Option<RateLimit>, String> {
         })
 }
 
+/// The chosen ordering; a form that sends none (from before the field) keeps the default.
+fn read_ordering(text: &str) -> Result<Ordering, String> {
+    if text.is_empty() {
+        return Ok(Ordering::default());
+    }
+    Ordering::parse(text).map_err(|_| "Choose none or per user.".to_owned())
+}
+
 /// Validates the posted fields as the API does; on refusal, the form to show again.
 /// `stored_headers` are the webhook's current headers (none when creating one), whose masked
 /// values the form may send back unchanged.
@@ -346,6 +364,9 @@ pub fn validate(
     let rate_limit = read_rate_limit(fields.text("rate_limit"))
         .map_err(|error| errors.rate_limit = Some(error))
         .ok();
+    let ordering = read_ordering(fields.text("ordering"))
+        .map_err(|error| errors.ordering = Some(error))
+        .ok();
     match (
         name,
         url,
@@ -355,6 +376,7 @@ pub fn validate(
         description,
         metadata,
         rate_limit,
+        ordering,
     ) {
         (
             Some(name),
@@ -365,6 +387,7 @@ pub fn validate(
             Some(description),
             Some(metadata),
             Some(rate_limit),
+            Some(ordering),
         ) if !form.has_errors() => Ok(ValidWebhook {
             name,
             url,
@@ -375,6 +398,7 @@ pub fn validate(
                 description,
                 metadata,
                 rate_limit,
+                ordering,
             },
         }),
         _ => Err(Box::new(form)),
@@ -437,6 +461,7 @@ mod tests {
             ("metadata_key", "env=prod"),
             ("metadata_value", "x"),
             ("rate_limit", " 20 "),
+            ("ordering", "per_user"),
         ]);
         let valid = validate(&fields(&pairs), TargetPolicy::SecureOnly, &stored())
             .ok()
@@ -456,6 +481,7 @@ mod tests {
             [("team", ""), ("env=prod", "x")]
         );
         assert_eq!(settings.rate_limit, RateLimit::new(20).ok());
+        assert_eq!(settings.ordering, Ordering::PerUser);
         assert_eq!(valid.events, EventSelection::Every);
     }
 
@@ -490,7 +516,7 @@ mod tests {
     fn each_field_names_its_own_error() {
         /// Which field's error a case expects.
         type ErrorOf = fn(&FieldErrors) -> &Option<String>;
-        let cases: [(&str, &str, ErrorOf, &str); 7] = [
+        let cases: [(&str, &str, ErrorOf, &str); 8] = [
             ("filter", "{not json", |e| &e.filter, "not valid JSON"),
             ("filter", "[1]", |e| &e.filter, "must be a JSON object"),
             (
@@ -501,6 +527,7 @@ mod tests {
             ),
             ("rate_limit", "0", |e| &e.rate_limit, "from 1 to 10000"),
             ("rate_limit", "fast", |e| &e.rate_limit, "whole number"),
+            ("ordering", "fifo", |e| &e.ordering, "per user"),
             ("header_name", "Host", |e| &e.headers, "reserved"),
             ("description", "\u{7}", |e| &e.description, "control"),
         ];

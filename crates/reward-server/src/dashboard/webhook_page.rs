@@ -62,6 +62,7 @@ struct ShownSettings {
     description: Option<String>,
     metadata: Vec<(String, String)>,
     rate_limit: Option<u32>,
+    per_user: bool,
 }
 
 impl From<&WebhookSettings> for ShownSettings {
@@ -86,6 +87,7 @@ impl From<&WebhookSettings> for ShownSettings {
                 .map(|(key, value)| (key.to_owned(), value.to_owned()))
                 .collect(),
             rate_limit: settings.rate_limit.map(|limit| limit.per_second()),
+            per_user: settings.ordering.is_per_user(),
         }
     }
 }

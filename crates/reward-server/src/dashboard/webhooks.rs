@@ -265,6 +265,7 @@ async fn update(
         description: Some(settings.description),
         metadata: Some(settings.metadata),
         rate_limit: Some(settings.rate_limit),
+        ordering: Some(settings.ordering),
     };
     state
         .store

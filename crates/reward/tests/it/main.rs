@@ -26,6 +26,7 @@ mod many_nodes;
 mod openapi_tools;
 mod operations;
 mod ordering;
+mod ordering_field;
 mod outbox;
 mod prometheus;
 mod resend;

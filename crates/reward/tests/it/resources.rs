@@ -49,7 +49,7 @@ fn chrono_like_parse(text: &str) -> bool {
     reward_core::time::Timestamp::parse_rfc3339(text).is_some()
 }
 
-const WEBHOOK_KEYS: [&str; 13] = [
+const WEBHOOK_KEYS: [&str; 14] = [
     "id",
     "name",
     "url",
@@ -61,6 +61,7 @@ const WEBHOOK_KEYS: [&str; 13] = [
     "description",
     "metadata",
     "rate_limit",
+    "ordering",
     "created_at",
     "updated_at",
 ];

@@ -27,8 +27,8 @@ pub use trigger_events::TriggerEventBody;
 pub use triggers::{CreditPointsBody, FixedRule, PerUnitRule, TriggerBody};
 pub use users::CreditsBody;
 pub use webhooks::{
-    event_selection_item, RecoverBody, RotateSecretBody, TestEventBody, WebhookCreateBody,
-    WebhookPatchBody,
+    event_selection_item, ordering_schema, RecoverBody, RotateSecretBody, TestEventBody,
+    WebhookCreateBody, WebhookPatchBody,
 };
 
 use reward_core::event::EventType;

@@ -3,7 +3,7 @@
 
 use reward_core::endpoint::headers::{self as extra_headers, ExtraHeaders};
 use reward_core::endpoint::selection::EVERY_TYPE;
-use reward_core::endpoint::{Description, EventSelection, Metadata, RateLimit};
+use reward_core::endpoint::{Description, EventSelection, Metadata, Ordering, RateLimit};
 use reward_core::event::EventType;
 use reward_core::filter::{PayloadFilter, MAX_FILTER_BYTES, MAX_FILTER_DEPTH};
 use reward_core::names::{Name, TargetPolicy, WebhookUrl};
@@ -33,9 +33,10 @@ const HEADERS: &str = "headers";
 const DESCRIPTION: &str = "description";
 const METADATA: &str = "metadata";
 const RATE_LIMIT: &str = "rate_limit";
+const ORDERING: &str = "ordering";
 const SECRET: &str = "secret";
 /// What a patch may name, in this order (unknown-field errors list them).
-const PATCH_FIELDS: [&str; 9] = [
+const PATCH_FIELDS: [&str; 10] = [
     NAME,
     URL,
     EVENTS,
@@ -45,9 +46,10 @@ const PATCH_FIELDS: [&str; 9] = [
     DESCRIPTION,
     METADATA,
     RATE_LIMIT,
+    ORDERING,
 ];
 /// What create may name: a patch's fields, and the secret.
-const CREATE_FIELDS: [&str; 10] = [
+const CREATE_FIELDS: [&str; 11] = [
     NAME,
     URL,
     EVENTS,
@@ -57,6 +59,7 @@ const CREATE_FIELDS: [&str; 10] = [
     DESCRIPTION,
     METADATA,
     RATE_LIMIT,
+    ORDERING,
     SECRET,
 ];
 
@@ -155,6 +158,13 @@ fn parse_rate_limit(value: Value) -> ApiResult<RateLimit> {
     RateLimit::new(whole).map_err(|error| ApiError::invalid(RATE_LIMIT, error.0))
 }
 
+/// Ordering when the field is present (`null` is refused: it has a value, `none` by default).
+fn read_ordering(body: &mut JsonObject) -> ApiResult<Option<Ordering>> {
+    body.string_if_present(ORDERING)?
+        .map(|text| Ordering::parse(&text).map_err(|error| ApiError::invalid(ORDERING, error.0)))
+        .transpose()
+}
+
 /// Headers when the field is present (`null` and `{}` both mean none).
 fn read_headers(body: &mut JsonObject) -> ApiResult<Option<ExtraHeaders>> {
     if !body.has(HEADERS) {
@@ -194,6 +204,7 @@ fn read_settings(body: &mut JsonObject) -> ApiResult<SettingsFields> {
         description: clearable(body, DESCRIPTION, parse_description)?,
         metadata: read_metadata(body)?,
         rate_limit: clearable(body, RATE_LIMIT, parse_rate_limit)?,
+        ordering: read_ordering(body)?,
     })
 }
 
@@ -203,6 +214,7 @@ struct SettingsFields {
     description: Option<Option<Description>>,
     metadata: Option<Metadata>,
     rate_limit: Option<Option<RateLimit>>,
+    ordering: Option<Ordering>,
 }
 
 impl WebhookCreateBody {
@@ -228,6 +240,7 @@ impl WebhookCreateBody {
                 description: fields.description.flatten(),
                 metadata: fields.metadata.unwrap_or_default(),
                 rate_limit: fields.rate_limit.flatten(),
+                ordering: fields.ordering.unwrap_or_default(),
             },
             secret,
         })
@@ -261,6 +274,7 @@ impl WebhookPatchBody {
             description: fields.description,
             metadata: fields.metadata,
             rate_limit: fields.rate_limit,
+            ordering: fields.ordering,
         }))
     }
 }
@@ -407,6 +421,18 @@ fn rate_limit_schema() -> ObjectBuilder {
         .description(Some("At most this many deliveries start per second, across every node; the rest wait in the database (null: no limit)."))
 }
 
+/// What `ordering` promises, in the words the reference and /docs show.
+pub const ORDERING_DESCRIPTION: &str = "How this webhook's deliveries wait for each other. `none` (default): each delivery on its own, as fast as the endpoint takes them. `per_user`: for each user, the deliveries of that user's events (`trigger_event.created`, `balance.credit_points_issued`) are attempted one at a time, in the order the events were recorded; different users never wait for each other. A delivery being retried holds back that user's later deliveries until it succeeds or ends `failed` (then the next goes: the receiver sees the gap in `sequence`). Manual retry, resend and recover are explicit and go out of order; `webhook.disabled` and test events are not ordered. A change takes effect for deliveries not yet started.";
+
+/// `ordering`: its names, its default and what it promises (the bodies and the view share it).
+pub fn ordering_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(Ordering::ALL.map(Ordering::as_str)))
+        .default(Some(Value::from(Ordering::default().as_str())))
+        .description(Some(ORDERING_DESCRIPTION))
+}
+
 fn secret_schema() -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -424,6 +450,7 @@ fn with_settings(object: ObjectBuilder) -> ObjectBuilder {
         .property(DESCRIPTION, description_schema())
         .property(METADATA, metadata_schema())
         .property(RATE_LIMIT, rate_limit_schema())
+        .property(ORDERING, ordering_schema())
 }
 
 impl PartialSchema for WebhookCreateBody {
@@ -582,7 +609,7 @@ mod tests {
         assert_eq!(error.code, "unknown_field");
         assert_eq!(
             error.message,
-            "Unknown field 'nme'. Known fields: name, url, events, enabled, filter, headers, description, metadata, rate_limit, secret."
+            "Unknown field 'nme'. Known fields: name, url, events, enabled, filter, headers, description, metadata, rate_limit, ordering, secret."
         );
     }
 
@@ -606,6 +633,7 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(patch.rate_limit, Some(RateLimit::new(20).ok()));
+        assert_eq!(patch.ordering, None);
         assert_eq!(patch.events, Some(EventSelection::Every));
         assert_eq!(patch.headers.map(|headers| headers.len()), Some(1));
     }
@@ -620,6 +648,9 @@ mod tests {
             (r#"{"metadata": {"k": 1}}"#, "invalid_type", METADATA),
             (r#"{"rate_limit": 0}"#, "invalid_value", RATE_LIMIT),
             (r#"{"rate_limit": 1.5}"#, "invalid_type", RATE_LIMIT),
+            (r#"{"ordering": "fifo"}"#, "invalid_value", ORDERING),
+            (r#"{"ordering": null}"#, "invalid_type", ORDERING),
+            (r#"{"ordering": 1}"#, "invalid_type", ORDERING),
             (
                 r#"{"events": ["*", "trigger_event.created"]}"#,
                 "invalid_value",

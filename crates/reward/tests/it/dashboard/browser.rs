@@ -164,6 +164,15 @@ impl Browser {
         input.send_keys(text).await.expect("type");
     }
 
+    /// Chooses the option of the `<select>` at `css` whose value is `value`.
+    pub async fn select(&self, css: &str, value: &str) {
+        self.find(css)
+            .await
+            .select_by_value(value)
+            .await
+            .expect("select");
+    }
+
     pub async fn click(&self, css: &str) {
         self.find(css).await.click().await.expect("click");
     }

@@ -38,6 +38,7 @@ async fn create_with_settings(api: &Api) -> String {
                 "description": "Orders feed",
                 "metadata": {"team": "payments"},
                 "rate_limit": 20,
+                "ordering": "per_user",
             }),
         )
         .await;
@@ -65,6 +66,7 @@ fn unchanged_form() -> Vec<(&'static str, &'static str)> {
         ("metadata_key", ""),
         ("metadata_value", ""),
         ("rate_limit", "20"),
+        ("ordering", "per_user"),
     ]
 }
 
@@ -111,6 +113,7 @@ async fn the_form_creates_a_webhook_with_a_filter_and_headers_and_shows_a_bad_fi
     browser.type_into("#metadata-key-1", "team").await;
     browser.type_into("#metadata-value-1", "payments").await;
     browser.type_into("#rate_limit", "20").await;
+    browser.select("#ordering", "per_user").await;
     browser.click_button("Create Webhook").await;
     browser
         .wait_for_path(|path| path.starts_with("/settings/webhooks?notice=created"))
@@ -131,6 +134,7 @@ async fn the_form_creates_a_webhook_with_a_filter_and_headers_and_shows_a_bad_fi
     assert_eq!(stored["description"], "Orders feed");
     assert_eq!(stored["metadata"], json!({"team": "payments"}));
     assert_eq!(stored["rate_limit"], 20);
+    assert_eq!(stored["ordering"], "per_user");
 
     // Its page shows the settings, header values masked.
     browser
@@ -148,6 +152,8 @@ async fn the_form_creates_a_webhook_with_a_filter_and_headers_and_shows_a_bad_fi
     assert_eq!(browser.text("#setting-description").await, "Orders feed");
     assert!(browser.text("#setting-metadata").await.contains("team"));
     assert_eq!(browser.text("#setting-rate-limit").await, "20 per second");
+    let ordering = browser.text("#setting-ordering").await;
+    assert!(ordering.starts_with("Per user"), "{ordering}");
 
     // Edit: the stored value is shown masked; a bad filter is refused beside its field.
     browser.click_link("Edit").await;
@@ -159,6 +165,13 @@ async fn the_form_creates_a_webhook_with_a_filter_and_headers_and_shows_a_bad_fi
         .await
         .expect("value");
     assert_eq!(shown.as_deref(), Some(MASKED_TOKEN));
+    let chosen = browser
+        .find("#ordering")
+        .await
+        .prop("value")
+        .await
+        .expect("value");
+    assert_eq!(chosen.as_deref(), Some("per_user"), "the stored ordering");
     browser.type_into("#filter", BAD_FILTER).await;
     browser.click_button("Save changes").await;
     let error = browser.text("#filter-error").await;
@@ -180,6 +193,7 @@ async fn the_form_creates_a_webhook_with_a_filter_and_headers_and_shows_a_bad_fi
     // Fixed and saved: the header values left masked keep what was stored.
     browser.type_into("#filter", "").await;
     browser.type_into("#rate_limit", "5").await;
+    browser.select("#ordering", "none").await;
     browser.click_button("Save changes").await;
     browser
         .wait_for_path(|path| path.ends_with("?notice=updated"))
@@ -187,6 +201,7 @@ async fn the_form_creates_a_webhook_with_a_filter_and_headers_and_shows_a_bad_fi
     let saved = webhook(&api, &id).await;
     assert_eq!(saved["filter"], Value::Null);
     assert_eq!(saved["rate_limit"], 5);
+    assert_eq!(saved["ordering"], "none");
     assert_eq!(saved["headers"], stored["headers"]);
     assert_eq!(saved["metadata"], stored["metadata"]);
     browser.close().await;
@@ -223,6 +238,7 @@ async fn the_edit_form_masks_header_values_and_keeps_those_left_masked() {
         json!({"Authorization": TOKEN, "X-Tenant": "globex"})
     );
     assert_eq!(stored["rate_limit"], 5);
+    assert_eq!(stored["ordering"], "per_user", "kept as the form showed it");
     assert_eq!(stored["filter"], json!({"type": "trigger_event.created"}));
     assert_eq!(stored["metadata"], json!({"team": "payments"}));
 }
@@ -242,7 +258,7 @@ async fn refused_settings_come_back_beside_their_field_and_change_nothing() {
         &'static str,
         &'static str,
     );
-    let cases: [Case; 10] = [
+    let cases: [Case; 11] = [
         (&[("filter", 0, "{not json")], "filter", "not valid JSON"),
         (
             &[("filter", 0, "[1]")],
@@ -252,6 +268,7 @@ async fn refused_settings_come_back_beside_their_field_and_change_nothing() {
         (&[("filter", 0, BAD_FILTER)], "filter", BAD_FILTER_REASON),
         (&[("rate_limit", 0, "0")], "rate_limit", "from 1 to 10000"),
         (&[("rate_limit", 0, "ten")], "rate_limit", "whole number"),
+        (&[("ordering", 0, "fifo")], "ordering", "none or per user"),
         (
             &[("header_name", 2, "Host"), ("header_value", 2, "x")],
             "headers",

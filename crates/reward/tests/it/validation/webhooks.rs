@@ -241,6 +241,24 @@ fn create_field_rows() -> Vec<(&'static str, &'static str, Vec<Value>, &'static 
             vec![json!("20"), json!(1.5), json!(true), json!([20])],
             "invalid_type",
         ),
+        (
+            "webhook_ordering_not_none_or_per_user_is_invalid_value",
+            "ordering",
+            vec![
+                json!(""),
+                json!("per-user"),
+                json!("PER_USER"),
+                json!("fifo"),
+                json!(" none"),
+            ],
+            "invalid_value",
+        ),
+        (
+            "webhook_ordering_not_a_string_is_invalid_type",
+            "ordering",
+            vec![json!(null), json!(1), json!(true), json!(["per_user"])],
+            "invalid_type",
+        ),
     ]
 }
 
@@ -389,6 +407,18 @@ async fn create_webhook_refuses_bad_bodies() {
 /// (rule, body, code, field).
 fn patch_rows() -> Vec<(&'static str, Value, &'static str, &'static str)> {
     vec![
+        (
+            "patch_webhook_invalid_ordering_is_refused",
+            json!({"ordering": "per_webhook"}),
+            "invalid_value",
+            "ordering",
+        ),
+        (
+            "patch_webhook_null_ordering_is_refused",
+            json!({"ordering": null}),
+            "invalid_type",
+            "ordering",
+        ),
         (
             "patch_webhook_null_name_is_refused",
             json!({"name": null}),

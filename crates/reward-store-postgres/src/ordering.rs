@@ -1,0 +1,197 @@
+//! A webhook's ordering changed: its deliveries not yet started follow the new one.
+
+use deadpool_postgres::GenericClient;
+use reward_core::endpoint::Ordering;
+use reward_core::ids::{AccountId, WebhookId};
+use reward_store::StoreResult;
+
+use crate::errors::from_pg;
+
+/// Gives the webhook's pending deliveries that no worker holds (not leased, or leased no longer,
+/// on the database's clock like every lease) and no manual retry asked for their events'
+/// positions (`per_user`; events about no user stay unordered), or takes the positions away
+/// (`none`). Leased ones are under way: they keep theirs. Runs in the transaction of the patch,
+/// which holds the webhook's row.
+pub async fn reorder_pending(
+    client: &impl GenericClient,
+    account: &AccountId,
+    webhook: &WebhookId,
+    ordering: Ordering,
+) -> StoreResult<u64> {
+    let sql = match ordering {
+        Ordering::PerUser => {
+            "UPDATE deliveries d SET order_user = e.user_id, order_position = e.user_position
+             FROM events e
+             WHERE e.account_id = d.account_id AND e.id = d.event_id
+               AND e.user_id IS NOT NULL AND e.user_position IS NOT NULL
+               AND d.account_id = $1 AND d.webhook_id = $2
+               AND d.status = 'pending' AND d.manual_attempt_at IS NULL
+               AND (d.lease_expires_at IS NULL
+                    OR d.lease_expires_at <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint)"
+        }
+        Ordering::None => {
+            "UPDATE deliveries SET order_user = NULL, order_position = NULL
+             WHERE account_id = $1 AND webhook_id = $2 AND status = 'pending'
+               AND order_user IS NOT NULL
+               AND (lease_expires_at IS NULL
+                    OR lease_expires_at <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint)"
+        }
+    };
+    let statement = client.prepare_cached(sql).await.map_err(from_pg)?;
+    client
+        .execute(&statement, &[&account.as_str(), &webhook.as_str()])
+        .await
+        .map_err(from_pg)
+}
+
+/// Below the API, on a database of the test's own (at `REWARD_TEST_POSTGRES_URL`, default the
+/// local server; skipped with one line when none answers): what a new delivery is written with.
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::time::Duration;
+
+    use reward_core::endpoint::EventSelection;
+    use reward_core::event::{EventType, NewEvent};
+    use reward_core::ids::{ApiKeyId, DeliveryId};
+    use reward_core::names::{Name, TargetPolicy, UserId, WebhookUrl};
+    use reward_core::signing::WebhookSecret;
+    use reward_core::time::Timestamp;
+    use reward_store::handoff::{Handoff, Outbox};
+    use reward_store::records::{NewApiKeyRecord, NewWebhook, WebhookSettings};
+    use reward_store::secrets::SecretCipher;
+    use tokio_postgres::{Client, NoTls};
+
+    use crate::connect;
+
+    use super::*;
+
+    fn server_url() -> String {
+        std::env::var("REWARD_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    async fn connect(url: &str) -> Option<Client> {
+        let connected =
+            tokio::time::timeout(Duration::from_secs(5), tokio_postgres::connect(url, NoTls)).await;
+        let (client, connection) = connected.ok()?.ok()?;
+        tokio::spawn(connection);
+        Some(client)
+    }
+
+    #[tokio::test]
+    async fn an_event_about_a_user_waits_its_turn_on_a_per_user_webhook_only() {
+        let Some(admin) = connect(&format!("{}/postgres", server_url())).await else {
+            if std::env::var("REWARD_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                panic!("REWARD_REQUIRE_POSTGRES=1, but no PostgreSQL server answers");
+            }
+            let _ = writeln!(std::io::stderr(), "skipped: no PostgreSQL server");
+            return;
+        };
+        let name = format!("reward_ordering_{}", std::process::id());
+        for statement in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            admin.batch_execute(&statement).await.expect("a database");
+        }
+        let url = format!("{}/{name}", server_url());
+        let pool = connect::pool(connect::config_from_url(&url).expect("url")).expect("pool");
+        let mut client = pool.get().await.expect("connect");
+        crate::migrations::migrate(&mut client)
+            .await
+            .expect("migrate");
+
+        let key = NewApiKeyRecord {
+            id: ApiKeyId::generate(),
+            name: Name::parse("default").expect("name"),
+            hash: "key-hash".into(),
+            display_prefix: "rwd_abcdefgh".into(),
+        };
+        let account = crate::accounts::create(&client, &Name::parse("Acme").expect("name"), &key)
+            .await
+            .expect("account")
+            .id;
+        let cipher = SecretCipher::new([7; 32]);
+        let webhook = |ordering| NewWebhook {
+            name: Name::parse("Hook").expect("name"),
+            url: WebhookUrl::parse("https://example.com/hook", TargetPolicy::SecureOnly)
+                .expect("url"),
+            events: EventSelection::Every,
+            enabled: true,
+            secret: WebhookSecret::generate(),
+            settings: WebhookSettings {
+                ordering,
+                ..WebhookSettings::default()
+            },
+        };
+        let (ordered_new, plain_new) = (webhook(Ordering::PerUser), webhook(Ordering::None));
+        let ordered = crate::webhooks::create(&client, &account, &ordered_new, &cipher)
+            .await
+            .expect("webhook")
+            .id;
+        let plain = crate::webhooks::create(&client, &account, &plain_new, &cipher)
+            .await
+            .expect("webhook")
+            .id;
+
+        let handoff = Handoff::new(Duration::from_secs(60), 100);
+        let mut outbox = Outbox::new(Some(&handoff), &cipher);
+        let user = UserId::parse("user-1").expect("user");
+        let event = NewEvent::test_event(Timestamp::now(), EventType::TriggerEventCreated)
+            .at_user_position(&user, 3);
+        crate::outbox::emit(&client, &account, &event, &mut outbox)
+            .await
+            .expect("emit");
+        let order_of = |webhook: &WebhookId| {
+            let sql = format!(
+                "SELECT id, order_user, order_position, lease_expires_at IS NOT NULL
+                 FROM deliveries WHERE webhook_id = '{webhook}'"
+            );
+            let client = &client;
+            async move {
+                let row = client.query_one(&sql, &[]).await.expect("one delivery");
+                (
+                    DeliveryId::from_trusted(row.get::<_, String>(0)),
+                    row.get::<_, Option<String>>(1),
+                    row.get::<_, Option<i64>>(2),
+                    row.get::<_, bool>(3),
+                )
+            }
+        };
+        let (delivery, user_of, position, leased) = order_of(&ordered).await;
+        assert_eq!(
+            (user_of.as_deref(), position, leased),
+            (Some("user-1"), Some(3), false),
+            "ordered: its user's place, left unleased for claiming"
+        );
+        let (_, user_of, position, leased) = order_of(&plain).await;
+        assert_eq!(
+            (user_of, position, leased),
+            (None, None, true),
+            "handed off"
+        );
+        assert!(outbox.committed(Some(&handoff)), "one left for claiming");
+        assert_eq!(
+            handoff.take(10).len(),
+            1,
+            "only the unordered one handed off"
+        );
+
+        // A manual retry goes out of order.
+        crate::deliveries::request_retry(&client, &account, &delivery)
+            .await
+            .expect("retry");
+        let (_, user_of, position, _) = order_of(&ordered).await;
+        assert_eq!((user_of, position), (None, None));
+
+        drop(client);
+        pool.close();
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+            .expect("drop the database");
+    }
+}
