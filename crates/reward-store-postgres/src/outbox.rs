@@ -49,9 +49,17 @@ pub async fn queue(
     client: &impl GenericClient,
     account: &AccountId,
     event: &NewEvent,
-    subscribers: Vec<Subscriber>,
+    mut subscribers: Vec<Subscriber>,
     outbox: &mut Outbox,
 ) -> StoreResult<()> {
+    // A delivery that waits its turn is never handed off, whatever the subscriber was loaded
+    // with: only a claim may decide that its turn has come (the subscribers of a trigger event's
+    // `trigger_event.created` are loaded before the event has its place).
+    for subscriber in &mut subscribers {
+        if rules::delivery_order(subscriber.ordering, event).is_some() {
+            subscriber.target = None;
+        }
+    }
     let rows: Vec<NewDelivery> = subscribers
         .iter()
         .map(|subscriber| NewDelivery {

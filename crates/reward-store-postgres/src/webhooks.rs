@@ -434,10 +434,16 @@ pub async fn subscribed(
         }
         let id: &str = rows::get(row, 0)?;
         let ordering = ordering_of(row, 8)?;
-        let ordered = rules::delivery_order(ordering, event).is_some();
+        // A `per_user` webhook's deliveries are not handed off: most wait their turn (see
+        // `outbox::queue`), and the event may get its place only after this lookup.
         subscribers.push(Subscriber {
             id: WebhookId::from_trusted(id.to_owned()),
-            target: target_from_row(row, 3, handing_off(row, 7, ordered, cipher)?, id)?,
+            target: target_from_row(
+                row,
+                3,
+                handing_off(row, 7, ordering.is_per_user(), cipher)?,
+                id,
+            )?,
             ordering,
         });
     }

@@ -39,21 +39,17 @@ fn queue_for(
     event: &NewEvent,
     outbox: &mut Outbox,
 ) -> StoreResult<Delivery> {
-    // Only deliveries handed off are leased (a rate-limited webhook's, and ordered ones, have no
-    // target).
-    let handed_off = subscriber.target.is_some();
+    // Only deliveries handed off are leased (a rate-limited webhook's have no target). One that
+    // waits its turn is never handed off, whatever the subscriber was loaded with: only a claim
+    // may decide that its turn has come.
+    let order = rules::delivery_order(subscriber.ordering, event);
+    let target = subscriber.target.filter(|_| order.is_none());
+    let handed_off = target.is_some();
     let lease = outbox.lease().filter(|_| handed_off).map(|lease| {
         Timestamp::now().plus_millis(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
     });
-    let order = rules::delivery_order(subscriber.ordering, event);
     let delivery = insert_delivery(connection, account, &subscriber.id, event, order, lease)?;
-    outbox.add(
-        account,
-        delivery.id.clone(),
-        subscriber.id,
-        event,
-        subscriber.target,
-    );
+    outbox.add(account, delivery.id.clone(), subscriber.id, event, target);
     Ok(delivery)
 }
 

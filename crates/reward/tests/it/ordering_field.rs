@@ -350,32 +350,46 @@ async fn manual_retry_and_recover_go_out_of_order() {
     .await;
     let id = id_of(&webhook);
     api.trigger_event("user-1", "signup", Value::Null).await;
-    let deliveries = wait_until_waiting(&api, &id, 2).await;
-    let (retried, recovered) = (id_of(&deliveries[0]), id_of(&deliveries[1]));
-    // One waits its turn (pending), the other has ended failed; both with their places.
+    // `trigger_event.created` (the user's first) is attempted and waits an hour for its retry; the
+    // balance change behind it waits its turn, never attempted.
+    let rows = order_rows(&server.database_url, &id).await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows.iter().all(|row| row.1.is_some()),
+        "both ordered: {rows:?}"
+    );
+    let (first, waiting) = (rows[0].0.clone(), rows[1].0.clone());
+    api.wait_delivery(&first, WAIT, |found| {
+        found["status"] == "pending" && found["attempt_count"].as_u64() >= Some(1)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = api.get(&format!("/v1/deliveries/{waiting}")).await;
+    assert_eq!(
+        held.body["attempt_count"], 0,
+        "it waits its turn: {:?}",
+        held.body
+    );
+
+    // A manual retry goes out of order: attempted at once, though the first still waits.
+    let reply = api
+        .post(&format!("/v1/deliveries/{waiting}/retry"), json!({}))
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+    api.wait_delivery(&waiting, WAIT, |found| {
+        found["attempt_count"].as_u64() >= Some(1)
+    })
+    .await;
+
+    // A recovery too: the first, ended `failed` with its place, comes back without one.
     let database = &server.database_url;
     execute(
         database,
         &format!(
-            "UPDATE deliveries SET order_user = 'user-1', order_position = 1
-             WHERE id = '{retried}'"
+            "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL WHERE id = '{first}'"
         ),
     )
     .await;
-    execute(
-        database,
-        &format!(
-            "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL,
-                    order_user = 'user-1', order_position = 2
-             WHERE id = '{recovered}'"
-        ),
-    )
-    .await;
-
-    let reply = api
-        .post(&format!("/v1/deliveries/{retried}/retry"), json!({}))
-        .await;
-    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
     let reply = api
         .post(
             &format!("/v1/webhooks/{id}/recover"),
