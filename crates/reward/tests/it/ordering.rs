@@ -146,7 +146,7 @@ async fn receive(State(log): State<Arc<Log>>, headers: HeaderMap, body: Bytes) -
     let fails = {
         let always = log.failing_users.lock().expect("lock").contains(&user);
         let drawn = log.fail_one_in > 0
-            && next_random(&mut log.random.lock().expect("lock")) % log.fail_one_in == 0;
+            && next_random(&mut log.random.lock().expect("lock")).is_multiple_of(log.fail_one_in);
         let mut failures = log.failures.lock().expect("lock");
         let in_a_row = failures.entry(webhook_id.clone()).or_insert(0);
         let fails = always || (drawn && *in_a_row < 3);
@@ -293,7 +293,7 @@ fn check_order(
         .collect();
     let arrivals = receiver.arrivals();
     let mut repeats = 0;
-    for (user, _) in recorded {
+    for user in recorded.keys() {
         let mine: Vec<&Arrival> = arrivals.iter().filter(|a| &a.user == user).collect();
         let keys: Vec<usize> = mine.iter().map(|a| order_key(a, &positions)).collect();
         for pair in keys.windows(2) {
