@@ -219,3 +219,50 @@ pub async fn stored_webhook_column(database_url: &str, column: &str, id: &str) -
             .get(0)
     }
 }
+
+/// Rows of `sql` (every column selected as text or NULL), on either backend: for tests that
+/// look at what the API does not show.
+pub async fn query(database_url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
+    if let Some(path) = database_url.strip_prefix("sqlite://") {
+        let connection = rusqlite::Connection::open(path).expect("open");
+        connection
+            .busy_timeout(Duration::from_secs(5))
+            .expect("busy timeout");
+        let mut statement = connection.prepare(sql).expect("prepare");
+        let columns = statement.column_count();
+        statement
+            .query_map([], |row| (0..columns).map(|index| row.get(index)).collect())
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    } else {
+        let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        client
+            .query(sql, &[])
+            .await
+            .expect("query")
+            .iter()
+            .map(|row| (0..row.len()).map(|index| row.get(index)).collect())
+            .collect()
+    }
+}
+
+/// Runs one statement, on either backend; returns the rows it changed.
+pub async fn execute(database_url: &str, sql: &str) -> u64 {
+    if let Some(path) = database_url.strip_prefix("sqlite://") {
+        let connection = rusqlite::Connection::open(path).expect("open");
+        connection
+            .busy_timeout(Duration::from_secs(5))
+            .expect("busy timeout");
+        connection.execute(sql, []).expect("execute") as u64
+    } else {
+        let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        client.execute(sql, &[]).await.expect("execute")
+    }
+}

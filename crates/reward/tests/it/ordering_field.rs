@@ -8,6 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::common::{Api, TestServer};
+use crate::databases::{execute, query};
 use crate::receiver::{Answer, Receiver};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -27,52 +28,6 @@ async fn patch(api: &Api, id: &str, body: Value) -> Value {
     let reply = api.patch(&format!("/v1/webhooks/{id}"), body).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     reply.body
-}
-
-/// Rows of `sql` (every column selected as text or NULL), on either backend.
-async fn query(database_url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
-    if let Some(path) = database_url.strip_prefix("sqlite://") {
-        let connection = rusqlite::Connection::open(path).expect("open");
-        connection
-            .busy_timeout(Duration::from_secs(5))
-            .expect("busy timeout");
-        let mut statement = connection.prepare(sql).expect("prepare");
-        let columns = statement.column_count();
-        statement
-            .query_map([], |row| (0..columns).map(|index| row.get(index)).collect())
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows")
-    } else {
-        let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
-            .await
-            .expect("connect");
-        tokio::spawn(connection);
-        client
-            .query(sql, &[])
-            .await
-            .expect("query")
-            .iter()
-            .map(|row| (0..row.len()).map(|index| row.get(index)).collect())
-            .collect()
-    }
-}
-
-/// Runs one statement, on either backend; returns the rows it changed.
-async fn execute(database_url: &str, sql: &str) -> u64 {
-    if let Some(path) = database_url.strip_prefix("sqlite://") {
-        let connection = rusqlite::Connection::open(path).expect("open");
-        connection
-            .busy_timeout(Duration::from_secs(5))
-            .expect("busy timeout");
-        connection.execute(sql, []).expect("execute") as u64
-    } else {
-        let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
-            .await
-            .expect("connect");
-        tokio::spawn(connection);
-        client.execute(sql, &[]).await.expect("execute")
-    }
 }
 
 /// Per delivery of the webhook: (delivery id, order_user, order_position, the event's user_id,

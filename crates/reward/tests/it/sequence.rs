@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use crate::common::{
     create_account, fresh_postgres_database, Api, Reply, ServerProcess, TestServer,
 };
+use crate::databases::query;
 
 const CREATED: &str = "trigger_event.created";
 const ISSUED: &str = "balance.credit_points_issued";
@@ -190,33 +191,23 @@ fn check_sequences(events: &[Value]) -> BTreeMap<String, (i64, i64)> {
 /// Each event's user and position among that user's events, as stored (`events.user_id`,
 /// `events.user_position`: internal, so read from the database), by event id.
 async fn stored_positions(database_url: &str) -> HashMap<String, (Option<String>, Option<i64>)> {
-    const QUERY: &str = "SELECT id, user_id, user_position FROM events";
-    if let Some(path) = database_url.strip_prefix("sqlite://") {
-        let connection = rusqlite::Connection::open(path).expect("open");
-        let mut statement = connection.prepare(QUERY).expect("prepare");
-        let found: rusqlite::Result<_> = statement
-            .query_map([], |row| Ok((row.get(0)?, (row.get(1)?, row.get(2)?))))
-            .expect("query")
-            .collect();
-        found.expect("rows")
-    } else {
-        let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
-            .await
-            .expect("connect");
-        tokio::spawn(connection);
-        client
-            .query(QUERY, &[])
-            .await
-            .expect("query")
-            .iter()
-            .map(|row| (row.get(0), (row.get(1), row.get(2))))
-            .collect()
-    }
+    let rows = query(
+        database_url,
+        "SELECT id, user_id, CAST(user_position AS TEXT) FROM events",
+    )
+    .await;
+    rows.into_iter()
+        .map(|row| {
+            let mut columns = row.into_iter();
+            let mut next = || columns.next().flatten();
+            let id = next().expect("id");
+            let user = next();
+            let position = next().map(|text| text.parse().expect("a position"));
+            (id, (user, position))
+        })
+        .collect()
 }
 
-/// Every event is about its user and stands at its place: per user, positions exactly 1..m, each
-/// `trigger_event.created` just before the balance change its trigger event caused, and balance
-/// changes in `sequence` order.
 async fn check_positions(database_url: &str, events: &[Value]) {
     let stored = stored_positions(database_url).await;
     assert_eq!(stored.len(), events.len());
