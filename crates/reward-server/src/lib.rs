@@ -63,10 +63,7 @@ pub async fn run(
         },
         shutdown.clone(),
     ));
-    let statistics = tokio::spawn(upkeep::keep_statistics_fresh(
-        store.clone(),
-        shutdown.clone(),
-    ));
+    let statistics = tokio::spawn(upkeep::run_frequent_checks(store.clone(), shutdown.clone()));
     let worker = worker::Worker {
         store: store.clone(),
         sender: worker::sender::Sender::new(config.delivery_timeout, config.target_policy)

@@ -44,13 +44,14 @@ pub async fn run(store: Arc<dyn Housekeeping>, upkeep: Upkeep, shutdown: Cancell
     }
 }
 
-/// How often the planner's statistics are checked (see [`keep_statistics_fresh`]).
+/// How often the frequent checks run (see [`run_frequent_checks`]).
 pub const STATISTICS_EVERY: Duration = Duration::from_secs(30);
 
-/// Checks at start and every [`STATISTICS_EVERY`] whether the store's statistics went stale and
-/// refreshes those that did (PostgreSQL: `ANALYZE`, for hosts where autovacuum does not; a
-/// queue that grew from nothing to a backlog otherwise gets a plan made for an empty table).
-pub async fn keep_statistics_fresh(store: Arc<dyn Housekeeping>, shutdown: CancellationToken) {
+/// At start and every [`STATISTICS_EVERY`]: refreshes the store's statistics that went stale
+/// (PostgreSQL: `ANALYZE`, for hosts where autovacuum does not; a queue that grew from nothing to
+/// a backlog otherwise gets a plan made for an empty table), and schedules deliveries of ordered
+/// webhooks left waiting for nothing (a safety net: see `Housekeeping::schedule_waiting`).
+pub async fn run_frequent_checks(store: Arc<dyn Housekeeping>, shutdown: CancellationToken) {
     loop {
         match store.refresh_statistics().await {
             Ok(tables) if !tables.is_empty() => {
@@ -58,6 +59,16 @@ pub async fn keep_statistics_fresh(store: Arc<dyn Housekeeping>, shutdown: Cance
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "refreshing statistics failed; will try again"),
+        }
+        match store.schedule_waiting().await {
+            Ok(0) => {}
+            Ok(scheduled) => tracing::warn!(
+                scheduled,
+                "scheduled ordered deliveries that waited for nothing"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "scheduling waiting deliveries failed; will try again")
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(STATISTICS_EVERY) => {}

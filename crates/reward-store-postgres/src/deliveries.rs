@@ -133,15 +133,18 @@ pub async fn request_retry(
     account: &AccountId,
     id: &DeliveryId,
 ) -> StoreResult<Delivery> {
+    // Out of order now: scheduled if it waited its turn, and its user's next delivery no longer
+    // waits for it.
     let statement = client
         .prepare_cached(
             "UPDATE deliveries SET manual_attempt_at = $3, updated_at = $3, order_user = NULL,
-             order_position = NULL WHERE account_id = $1 AND id = $2",
+             order_position = NULL, next_attempt_at = COALESCE(next_attempt_at, $3)
+             WHERE account_id = $1 AND id = $2 RETURNING webhook_id",
         )
         .await
         .map_err(from_pg)?;
     let changed = client
-        .execute(
+        .query_opt(
             &statement,
             &[
                 &account.as_str(),
@@ -151,9 +154,11 @@ pub async fn request_retry(
         )
         .await
         .map_err(from_pg)?;
-    if changed == 0 {
+    let Some(changed) = changed else {
         return Err(StoreError::NotFound);
-    }
+    };
+    let webhook = WebhookId::from_trusted(rows::get(&changed, 0)?);
+    crate::ordering::schedule_waiting(client, Some((account, &webhook)), i64::MAX).await?;
     get(client, account, id).await
 }
 

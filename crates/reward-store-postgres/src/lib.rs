@@ -82,6 +82,8 @@ pub enum OpenError {
 }
 
 /// Keys looked up in one statement at most, and such statements under way at once.
+/// Waiting deliveries the upkeep's safety net schedules per run at most.
+const SCHEDULE_WAITING_BATCH: i64 = 1_000;
 const KEY_LOOKUP_BATCH: usize = 256;
 const CONCURRENT_KEY_LOOKUPS: usize = 4;
 
@@ -556,6 +558,15 @@ impl IdempotentRequests for PostgresStore {
 
 #[async_trait]
 impl Housekeeping for PostgresStore {
+    async fn schedule_waiting(&self) -> StoreResult<u64> {
+        let scheduled =
+            ordering::schedule_waiting(&self.client().await?, None, SCHEDULE_WAITING_BATCH).await?;
+        if scheduled > 0 {
+            self.signal.announce(&self.pool);
+        }
+        Ok(scheduled)
+    }
+
     async fn disable_failing_webhooks(
         &self,
         failing_since: Timestamp,
@@ -599,6 +610,27 @@ impl Housekeeping for PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// A worker's batch of attempts in one transaction. The released leases free their webhooks'
+    /// slots in every node's claims; the worker claims again when its last claim passed over
+    /// busy webhooks (see `DeliveryQueue`). A webhook disabled on the way (410 Gone) emits
+    /// `webhook.disabled`, handed off once committed. Ended ordered deliveries schedule their
+    /// users' next ones after the attempts are stored, leased for `lease` when given.
+    async fn record(
+        &self,
+        mut records: Vec<AttemptRecord>,
+        lease: Option<Duration>,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let mut outbox = self.handoff.outbox(&self.cipher);
+        let passed = in_transaction!(self, |tx| {
+            queue::record_attempts(&tx, &mut records, &mut outbox).await?;
+            queue::advance_turns(&tx, &records, lease, &self.cipher).await?
+        });
+        self.after_commit(outbox);
+        Ok(passed)
+    }
+}
+
 #[async_trait]
 impl DeliveryQueue for PostgresStore {
     async fn claim_due_deliveries(&self, request: ClaimRequest) -> StoreResult<Claim> {
@@ -613,27 +645,19 @@ impl DeliveryQueue for PostgresStore {
     }
 
     async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()> {
-        let mut outbox = self.handoff.outbox(&self.cipher);
-        in_transaction!(self, |tx| queue::record_attempt(&tx, &record, &mut outbox)
-            .await?);
-        self.after_commit(outbox);
-        Ok(())
+        self.record(vec![record], None).await.map(drop)
     }
 
-    async fn record_attempts(&self, mut records: Vec<AttemptRecord>) -> StoreResult<()> {
-        // The released leases free their webhooks' slots in every node's claims; the worker
-        // claims again when its last claim passed over busy webhooks (see `DeliveryQueue`).
-        // A webhook disabled on the way (410 Gone) emits `webhook.disabled`, handed off once
-        // committed.
-        let mut outbox = self.handoff.outbox(&self.cipher);
-        in_transaction!(self, |tx| queue::record_attempts(
-            &tx,
-            &mut records,
-            &mut outbox
-        )
-        .await?);
-        self.after_commit(outbox);
-        Ok(())
+    async fn record_attempts(&self, records: Vec<AttemptRecord>) -> StoreResult<()> {
+        self.record(records, None).await.map(drop)
+    }
+
+    async fn record_attempts_passing_turns(
+        &self,
+        records: Vec<AttemptRecord>,
+        lease: Duration,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        self.record(records, Some(lease)).await
     }
 
     async fn next_due_at(&self, now: Timestamp) -> StoreResult<Option<Timestamp>> {

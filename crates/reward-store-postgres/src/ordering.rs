@@ -3,6 +3,7 @@
 use deadpool_postgres::GenericClient;
 use reward_core::endpoint::Ordering;
 use reward_core::ids::{AccountId, WebhookId};
+use reward_core::time::Timestamp;
 use reward_store::StoreResult;
 
 use crate::errors::from_pg;
@@ -10,8 +11,10 @@ use crate::errors::from_pg;
 /// Gives the webhook's pending deliveries that no worker holds (not leased, or leased no longer,
 /// on the database's clock like every lease) and no manual retry asked for their events'
 /// positions (`per_user`; events about no user stay unordered), or takes the positions away
-/// (`none`). Leased ones are under way: they keep theirs. Runs in the transaction of the patch,
-/// which holds the webhook's row.
+/// (`none`). Leased ones are under way: they keep theirs. Then the ones that now wait behind an
+/// earlier delivery of their user wait unscheduled, and the ones that no longer do are scheduled
+/// now ([`schedule_waiting`]). Runs in the transaction of the patch, which holds the webhook's
+/// row.
 pub async fn reorder_pending(
     client: &impl GenericClient,
     account: &AccountId,
@@ -38,8 +41,74 @@ pub async fn reorder_pending(
         }
     };
     let statement = client.prepare_cached(sql).await.map_err(from_pg)?;
-    client
+    let reordered = client
         .execute(&statement, &[&account.as_str(), &webhook.as_str()])
+        .await
+        .map_err(from_pg)?;
+    if ordering == Ordering::PerUser {
+        let statement = client
+            .prepare_cached(
+                "UPDATE deliveries d SET next_attempt_at = NULL
+                 WHERE d.account_id = $1 AND d.webhook_id = $2 AND d.status = 'pending'
+                   AND d.order_user IS NOT NULL AND d.next_attempt_at IS NOT NULL
+                   AND d.manual_attempt_at IS NULL
+                   AND (d.lease_expires_at IS NULL
+                        OR d.lease_expires_at
+                           <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+                   AND EXISTS (
+                     SELECT 1 FROM deliveries p
+                     WHERE p.account_id = d.account_id AND p.webhook_id = d.webhook_id
+                       AND p.order_user = d.order_user AND p.order_user IS NOT NULL
+                       AND p.status = 'pending' AND p.order_position < d.order_position)",
+            )
+            .await
+            .map_err(from_pg)?;
+        client
+            .execute(&statement, &[&account.as_str(), &webhook.as_str()])
+            .await
+            .map_err(from_pg)?;
+    }
+    schedule_waiting(client, Some((account, webhook)), i64::MAX).await?;
+    Ok(reordered)
+}
+
+/// Schedules now, up to `limit`, the pending deliveries that wait unscheduled (no
+/// `next_attempt_at`) with nothing to wait for: unordered, or no earlier pending delivery of
+/// their user to the same webhook. Of one webhook, when given; else of every webhook (the upkeep's
+/// safety net: recording an ended delivery, a manual retry and a change of ordering schedule
+/// what they free themselves). Returns how many.
+pub async fn schedule_waiting(
+    client: &impl GenericClient,
+    webhook: Option<(&AccountId, &WebhookId)>,
+    limit: i64,
+) -> StoreResult<u64> {
+    let statement = client
+        .prepare_cached(
+            "UPDATE deliveries SET next_attempt_at = $3
+             WHERE (account_id, id) IN (
+               SELECT d.account_id, d.id FROM deliveries d
+               WHERE d.status = 'pending' AND d.next_attempt_at IS NULL
+                 AND ($1::text IS NULL OR (d.account_id = $1 AND d.webhook_id = $2))
+                 AND (d.order_user IS NULL OR NOT EXISTS (
+                   SELECT 1 FROM deliveries p
+                   WHERE p.account_id = d.account_id AND p.webhook_id = d.webhook_id
+                     AND p.order_user = d.order_user AND p.order_user IS NOT NULL
+                     AND p.status = 'pending' AND p.order_position < d.order_position))
+               LIMIT $4)
+               AND status = 'pending' AND next_attempt_at IS NULL",
+        )
+        .await
+        .map_err(from_pg)?;
+    client
+        .execute(
+            &statement,
+            &[
+                &webhook.map(|(account, _)| account.as_str()),
+                &webhook.map(|(_, webhook)| webhook.as_str()),
+                &Timestamp::now().as_millis(),
+                &limit,
+            ],
+        )
         .await
         .map_err(from_pg)
 }

@@ -2,6 +2,7 @@
 //! written inside the same transaction as the change that caused them. Deliveries handed to this
 //! node's worker ([`reward_store::handoff`]) are written already leased to it.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
@@ -172,7 +173,11 @@ pub async fn insert_delivery(
 }
 
 /// Pending deliveries, due `now`, in one statement; those handed off leased for `lease` when
-/// given.
+/// given. An ordered one behind an earlier pending delivery of its user to the same webhook (in
+/// the database or in this batch) waits unscheduled (no `next_attempt_at`) until that one ends.
+/// The user's row is locked by the transaction that recorded the event, and the transaction that
+/// ends the earlier delivery locks it too before scheduling the next one (`queue::advance_turns`),
+/// so one of them always sees the other.
 pub async fn insert_deliveries(
     client: &impl GenericClient,
     deliveries: &[NewDelivery<'_>],
@@ -200,19 +205,28 @@ pub async fn insert_deliveries(
         .iter()
         .map(|d| d.order.map(|order| order.position))
         .collect();
+    let behind_in_batch = behind_in_batch(deliveries);
     let statement = client
         .prepare_cached(
             "INSERT INTO deliveries (account_id, id, webhook_id, event_id, event_type, status,
              next_attempt_at, lease_expires_at, created_at, updated_at, order_user, order_position)
              SELECT new.account_id, new.id, new.webhook_id, new.event_id, new.event_type,
-                    'pending', $6,
+                    'pending',
+                    CASE WHEN new.order_user IS NOT NULL AND (new.behind OR EXISTS (
+                             SELECT 1 FROM deliveries p
+                             WHERE p.account_id = new.account_id
+                               AND p.webhook_id = new.webhook_id
+                               AND p.order_user = new.order_user AND p.order_user IS NOT NULL
+                               AND p.status = 'pending'
+                               AND p.order_position < new.order_position))
+                         THEN NULL ELSE $6::bigint END,
                     CASE WHEN new.handed_off
                          THEN (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $7::bigint
                     END, $6, $6, new.order_user, new.order_position
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $8::bool[],
-                         $9::text[], $10::bigint[])
+                         $9::text[], $10::bigint[], $11::bool[])
                AS new(account_id, id, webhook_id, event_id, event_type, handed_off, order_user,
-                      order_position)",
+                      order_position, behind)",
         )
         .await
         .map_err(from_pg)?;
@@ -230,9 +244,42 @@ pub async fn insert_deliveries(
                 &handed_off,
                 &order_users,
                 &order_positions,
+                &behind_in_batch,
             ],
         )
         .await
         .map_err(from_pg)?;
     Ok(())
+}
+
+/// For each delivery, whether an ordered delivery of the same user and webhook with an earlier
+/// place is in the same batch (the insert's own check sees only rows stored before it).
+fn behind_in_batch(deliveries: &[NewDelivery<'_>]) -> Vec<bool> {
+    let mut earliest: HashMap<(&str, &str, &str), i64> = HashMap::new();
+    for delivery in deliveries {
+        if let Some(order) = delivery.order {
+            let key = (
+                delivery.account.as_str(),
+                delivery.webhook.as_str(),
+                order.user.as_str(),
+            );
+            let first = earliest.entry(key).or_insert(order.position);
+            *first = (*first).min(order.position);
+        }
+    }
+    deliveries
+        .iter()
+        .map(|delivery| {
+            delivery.order.is_some_and(|order| {
+                let key = (
+                    delivery.account.as_str(),
+                    delivery.webhook.as_str(),
+                    order.user.as_str(),
+                );
+                earliest
+                    .get(&key)
+                    .is_some_and(|first| *first < order.position)
+            })
+        })
+        .collect()
 }

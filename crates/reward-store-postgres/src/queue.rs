@@ -28,13 +28,17 @@
 //! deliveries at once: the earliest is the only candidate, `SKIP LOCKED` and its lease keep it to
 //! one node, and a dead node's lease holds the user's line only until it runs out. A claim that
 //! reads the user's earlier delivery as pending while it is being recorded simply passes the
-//! next one over; the worker that recorded it claims again.
+//! next one over. Only the user's earliest pending delivery is scheduled: the later ones wait with
+//! no `next_attempt_at` (claims never walk them), and the transaction that records an ordered
+//! delivery's end schedules the next one and leases it for the worker that recorded it
+//! ([`advance_turns`]), so a user's deliveries follow each other without a claim between them.
 //!
 //! Leases are stamped and compared on the database's clock, so nodes whose clocks disagree still
 //! agree on when a lease ends. Due times (`next_attempt_at`) are written by the nodes' clocks, as in
 //! the SQLite store, and compared with the claiming node's clock.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
 use reward_core::endpoint::rate_limit::REFILL_AHEAD_MICROS;
@@ -350,22 +354,104 @@ fn claimed_from_row(row: &Row, cipher: &SecretCipher) -> StoreResult<ClaimedDeli
     })
 }
 
-/// Stores the attempt and the delivery's new state, and releases the lease.
-///
-/// Rows are locked webhook first, then delivery, the order deleting a webhook takes them in, so
-/// the two never deadlock.
-pub async fn record_attempt(
+/// Locks the users whose ordered deliveries ended (`$1`, `$2`), in key order as every writer
+/// takes users' rows: a transaction recording an event about one of them holds the row until it
+/// commits, so the next delivery it wrote is seen here, or it sees the ended one as ended and
+/// schedules its delivery itself (`outbox::insert_deliveries`).
+const LOCK_TURN_USERS: &str = "SELECT 1 FROM users
+    WHERE (account_id, id) IN (
+        SELECT DISTINCT e.account_id, e.order_user FROM deliveries e
+        WHERE (e.account_id, e.id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+          AND e.order_user IS NOT NULL)
+    ORDER BY account_id, id
+    FOR NO KEY UPDATE";
+
+/// Moves the ended ordered deliveries' users on, in one statement: for each (`$1`, `$2`), its
+/// user's earliest pending delivery to the same webhook (through `deliveries_ordered`) is
+/// scheduled at `$3` if it waited unscheduled and, when `$4` (milliseconds) is given, leased
+/// until the database's clock plus `$4` and returned when it may go now: due by this node's clock
+/// (`$3`), not leased, not asked for by a manual retry, its webhook enabled and not rate-limited.
+/// The update checks the lease again on the row it locks, so a node that leased it meanwhile
+/// keeps it.
+const ADVANCE_TURNS: &str = "WITH clock AS (
+        SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now
+    ), ended AS (
+        SELECT DISTINCT e.account_id, e.webhook_id, e.order_user
+        FROM deliveries e
+        WHERE (e.account_id, e.id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+          AND e.order_user IS NOT NULL AND e.status <> 'pending'
+    ), heads AS (
+        SELECT n.account_id, n.id,
+               $4::bigint IS NOT NULL
+               AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= $3)
+               AND (n.lease_expires_at IS NULL OR n.lease_expires_at <= clock.now)
+               AND n.manual_attempt_at IS NULL AND w.enabled AND w.rate_limit IS NULL AS may_go
+        FROM ended e
+        CROSS JOIN LATERAL (
+            SELECT n.account_id, n.id, n.next_attempt_at, n.lease_expires_at,
+                   n.manual_attempt_at
+            FROM deliveries n
+            WHERE n.account_id = e.account_id AND n.webhook_id = e.webhook_id
+              AND n.order_user = e.order_user AND n.order_user IS NOT NULL
+              AND n.status = 'pending'
+            ORDER BY n.order_position LIMIT 1
+        ) n
+        JOIN webhooks w ON w.account_id = e.account_id AND w.id = e.webhook_id
+        CROSS JOIN clock
+    ), advanced AS (
+        UPDATE deliveries d
+        SET next_attempt_at = COALESCE(d.next_attempt_at, $3),
+            lease_expires_at = CASE WHEN h.may_go THEN clock.now + $4 ELSE d.lease_expires_at END
+        FROM heads h, clock
+        WHERE d.account_id = h.account_id AND d.id = h.id AND d.status = 'pending'
+          AND (d.next_attempt_at IS NULL OR h.may_go)
+          AND (NOT h.may_go OR d.lease_expires_at IS NULL OR d.lease_expires_at <= clock.now)
+        RETURNING d.account_id, d.id, d.webhook_id, d.event_id, d.status, d.attempt_count,
+                  d.schedule_attempts, d.manual_attempt_at, d.order_user, h.may_go
+    )
+    SELECT d.account_id, d.id, d.webhook_id, d.event_id, d.status, d.attempt_count,
+           d.schedule_attempts, d.manual_attempt_at IS NOT NULL, w.url, w.secret,
+           w.previous_secrets, e.payload, w.headers, d.order_user IS NOT NULL
+    FROM advanced d
+    JOIN webhooks w ON w.account_id = d.account_id AND w.id = d.webhook_id
+    JOIN events e ON e.account_id = d.account_id AND e.id = d.event_id
+    WHERE d.may_go";
+
+/// Moves each ended ordered delivery's user on, in the transaction that recorded it (see
+/// [`ADVANCE_TURNS`]), and returns the next deliveries it leased (only with `lease`).
+pub async fn advance_turns(
     client: &impl GenericClient,
-    record: &AttemptRecord,
-    outbox: &mut Outbox,
-) -> StoreResult<()> {
-    disable_webhook(client, record, outbox).await?;
-    let attempts = [record];
-    tokio::try_join!(
-        store_attempts(client, &attempts),
-        rollups::record(client, std::slice::from_ref(record)),
-    )?;
-    Ok(())
+    records: &[AttemptRecord],
+    lease: Option<Duration>,
+    cipher: &SecretCipher,
+) -> StoreResult<Vec<ClaimedDelivery>> {
+    let ended: Vec<&AttemptRecord> = records.iter().filter(|r| r.ends_turn()).collect();
+    if ended.is_empty() {
+        return Ok(Vec::new());
+    }
+    let accounts: Vec<&str> = ended.iter().map(|r| r.account_id.as_str()).collect();
+    let ids: Vec<&str> = ended.iter().map(|r| r.delivery_id.as_str()).collect();
+    let lock = client
+        .prepare_cached(LOCK_TURN_USERS)
+        .await
+        .map_err(from_pg)?;
+    client
+        .query(&lock, &[&accounts, &ids])
+        .await
+        .map_err(from_pg)?;
+    let now = Timestamp::now().as_millis();
+    let lease_ms = lease.map(|lease| i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+    let statement = client
+        .prepare_cached(ADVANCE_TURNS)
+        .await
+        .map_err(from_pg)?;
+    client
+        .query(&statement, &[&accounts, &ids, &now, &lease_ms])
+        .await
+        .map_err(from_pg)?
+        .iter()
+        .map(|row| claimed_from_row(row, cipher))
+        .collect()
 }
 
 /// Stores a worker's batch of finished attempts in one transaction: one commit, so one WAL flush,

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
-use reward_core::endpoint::EventSelection;
+use reward_core::endpoint::{EventSelection, Ordering};
 use reward_core::event::EventType;
 use reward_core::ids::{AccountId, ApiKeyId, WebhookId};
 use reward_core::names::{Name, TargetPolicy, UserId, WebhookUrl};
@@ -20,7 +20,7 @@ use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::records::{
     Attempt, AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryUpdate, IssueCredits,
-    NewApiKeyRecord, NewWebhook, PassedOver, WebhookSettings,
+    NewApiKeyRecord, NewWebhook, PassedOver, WebhookPatch, WebhookSettings,
 };
 use reward_store::{Accounts, DeliveryQueue, EventLog, Housekeeping, Rewards, Webhooks};
 use reward_store_postgres::PostgresStore;
@@ -209,7 +209,64 @@ fn succeeded(claimed: &ClaimedDelivery) -> AttemptRecord {
         update: DeliveryUpdate::Succeeded,
         scheduled: true,
         disable_webhook: None,
+        ordered: claimed.ordered,
     }
+}
+
+/// One user's three deliveries to a `per_user` webhook: a claim offers the first alone; recording
+/// its end on the other node passes the turn on to the second, leased there, so no claim takes
+/// it; and so on until the user has none left.
+#[tokio::test]
+async fn an_ended_ordered_delivery_passes_its_users_turn_on_in_the_same_transaction() {
+    let Some(nodes) = TwoNodes::start().await else {
+        return;
+    };
+    let per_user = WebhookPatch {
+        ordering: Some(Ordering::PerUser),
+        ..WebhookPatch::default()
+    };
+    nodes
+        .first
+        .update_webhook(&nodes.account, &nodes.webhook, per_user)
+        .await
+        .expect("per_user");
+    nodes.queue(3).await;
+    let lease = Duration::from_secs(30);
+    let mut turn = nodes
+        .first
+        .claim_due_deliveries(claim_request(10, 1000, lease))
+        .await
+        .expect("claim")
+        .deliveries;
+    assert_eq!(turn.len(), 1, "a claim offers the user's earliest only");
+    let mut seen = HashSet::new();
+    for step in 0..3 {
+        let current = turn.pop().expect("a delivery in turn");
+        assert!(current.ordered, "step {step}: it waits its turn");
+        assert!(
+            seen.insert(current.id.clone()),
+            "step {step}: a new delivery"
+        );
+        turn = nodes
+            .second
+            .record_attempts_passing_turns(vec![succeeded(&current)], lease)
+            .await
+            .expect("record and pass the turn on");
+        let claimed = nodes
+            .first
+            .claim_due_deliveries(claim_request(10, 1000, lease))
+            .await
+            .expect("claim")
+            .deliveries;
+        assert!(
+            claimed.is_empty(),
+            "step {step}: the next delivery is leased to the node that passed the turn on"
+        );
+        if step < 2 {
+            assert_eq!(turn.len(), 1, "step {step}: the next one was passed on");
+        }
+    }
+    assert!(turn.is_empty(), "the user has no delivery left");
 }
 
 #[tokio::test]

@@ -114,16 +114,27 @@ pub fn request_retry(
     id: &DeliveryId,
 ) -> StoreResult<Delivery> {
     let now = Timestamp::now().as_millis();
-    let changed = connection
+    // Out of order now: scheduled if it waited its turn, and its user's next delivery no longer
+    // waits for it.
+    let webhook: Option<String> = connection
         .prepare_cached(
             "UPDATE deliveries SET manual_attempt_at = ?3, updated_at = ?3, order_user = NULL,
-             order_position = NULL WHERE account_id = ?1 AND id = ?2",
+             order_position = NULL, next_attempt_at = COALESCE(next_attempt_at, ?3)
+             WHERE account_id = ?1 AND id = ?2 RETURNING webhook_id",
         )
-        .and_then(|mut statement| statement.execute(params![account.as_str(), id.as_str(), now]))
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![account.as_str(), id.as_str(), now], |row| {
+                    row.get(0)
+                })
+                .optional()
+        })
         .map_err(from_sqlite)?;
-    if changed == 0 {
+    let Some(webhook) = webhook else {
         return Err(StoreError::NotFound);
-    }
+    };
+    let webhook = WebhookId::from_trusted(webhook);
+    crate::ordering::schedule_waiting(connection, Some((account, &webhook)), u32::MAX)?;
     get(connection, account, id)
 }
 

@@ -57,6 +57,8 @@ use writer::Writer;
 
 /// Read connections kept open.
 const READERS: usize = 4;
+/// Waiting deliveries the upkeep's safety net schedules per run at most.
+const SCHEDULE_WAITING_BATCH: u32 = 1_000;
 
 #[derive(Debug, Error)]
 pub enum OpenError {
@@ -150,6 +152,30 @@ impl SqliteStore {
             self.work.notify_one();
         }
         Ok(value)
+    }
+
+    /// The attempts, their deliveries' new states and their roll-ups, in one job; a webhook
+    /// disabled on the way (410 Gone) emits `webhook.disabled`, handed off once committed. Ended
+    /// ordered deliveries schedule their users' next ones, leased for `lease` when given.
+    async fn record(
+        &self,
+        records: Vec<AttemptRecord>,
+        lease: Option<Duration>,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let (handoff, cipher) = (self.handoff.get().cloned(), self.cipher.clone());
+        let result = self
+            .writer
+            .write(move |c| {
+                let mut outbox = Outbox::new(handoff.as_deref(), &cipher);
+                for record in &records {
+                    queue::record_attempt(c, record, &mut outbox)?;
+                }
+                rollups::record(c, &records)?;
+                let passed = queue::advance_turns(c, &records, lease, &cipher)?;
+                Ok((passed, outbox))
+            })
+            .await;
+        self.deliver_committed(result)
     }
 
     /// Passes a result through, waking the delivery worker when it succeeded.
@@ -642,6 +668,17 @@ impl IdempotentRequests for SqliteStore {
 
 #[async_trait]
 impl Housekeeping for SqliteStore {
+    async fn schedule_waiting(&self) -> StoreResult<u64> {
+        let scheduled = self
+            .writer
+            .write(|c| ordering::schedule_waiting(c, None, SCHEDULE_WAITING_BATCH))
+            .await?;
+        if scheduled > 0 {
+            self.work.notify_one();
+        }
+        Ok(scheduled as u64)
+    }
+
     async fn disable_failing_webhooks(
         &self,
         failing_since: Timestamp,
@@ -695,22 +732,16 @@ impl DeliveryQueue for SqliteStore {
         self.record_attempts(vec![record]).await
     }
 
-    /// The attempts, their deliveries' new states and their roll-ups, in one job; a webhook
-    /// disabled on the way (410 Gone) emits `webhook.disabled`, handed off once committed.
     async fn record_attempts(&self, records: Vec<AttemptRecord>) -> StoreResult<()> {
-        let (handoff, cipher) = (self.handoff.get().cloned(), self.cipher.clone());
-        let result = self
-            .writer
-            .write(move |c| {
-                let mut outbox = Outbox::new(handoff.as_deref(), &cipher);
-                for record in &records {
-                    queue::record_attempt(c, record, &mut outbox)?;
-                }
-                rollups::record(c, &records)?;
-                Ok(((), outbox))
-            })
-            .await;
-        self.deliver_committed(result)
+        self.record(records, None).await.map(drop)
+    }
+
+    async fn record_attempts_passing_turns(
+        &self,
+        records: Vec<AttemptRecord>,
+        lease: Duration,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        self.record(records, Some(lease)).await
     }
 
     async fn next_due_at(&self, now: Timestamp) -> StoreResult<Option<Timestamp>> {

@@ -11,6 +11,8 @@ use crate::errors::from_sqlite;
 /// Gives the webhook's pending deliveries that no worker holds (not leased, or leased no longer)
 /// and no manual retry asked for their events' positions (`per_user`; events about no user stay
 /// unordered), or takes the positions away (`none`). Leased ones are under way: they keep theirs.
+/// Then the ones that now wait behind an earlier delivery of their user wait unscheduled, and
+/// the ones that no longer do are scheduled now ([`schedule_waiting`]).
 pub fn reorder_pending(
     connection: &Connection,
     account: &AccountId,
@@ -35,13 +37,67 @@ pub fn reorder_pending(
                AND (lease_expires_at IS NULL OR lease_expires_at <= ?3)"
         }
     };
-    connection
+    let now = Timestamp::now().as_millis();
+    let reordered = connection
         .prepare_cached(sql)
         .and_then(|mut statement| {
+            statement.execute(params![account.as_str(), webhook.as_str(), now])
+        })
+        .map_err(from_sqlite)?;
+    if ordering == Ordering::PerUser {
+        connection
+            .prepare_cached(
+                "UPDATE deliveries SET next_attempt_at = NULL
+                 WHERE account_id = ?1 AND webhook_id = ?2 AND status = 'pending'
+                   AND order_user IS NOT NULL AND next_attempt_at IS NOT NULL
+                   AND manual_attempt_at IS NULL
+                   AND (lease_expires_at IS NULL OR lease_expires_at <= ?3)
+                   AND EXISTS (
+                     SELECT 1 FROM deliveries p
+                     WHERE p.account_id = deliveries.account_id
+                       AND p.webhook_id = deliveries.webhook_id
+                       AND p.order_user = deliveries.order_user AND p.order_user IS NOT NULL
+                       AND p.status = 'pending' AND p.order_position < deliveries.order_position)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![account.as_str(), webhook.as_str(), now])
+            })
+            .map_err(from_sqlite)?;
+    }
+    schedule_waiting(connection, Some((account, webhook)), u32::MAX)?;
+    Ok(reordered)
+}
+
+/// Schedules now, up to `limit`, the pending deliveries that wait unscheduled (no
+/// `next_attempt_at`) with nothing to wait for: unordered, or no earlier pending delivery of
+/// their user to the same webhook. Of one webhook, when given; else of every webhook (the upkeep's
+/// safety net: recording an ended delivery, a manual retry and a change of ordering schedule
+/// what they free themselves). Returns how many.
+pub fn schedule_waiting(
+    connection: &Connection,
+    webhook: Option<(&AccountId, &WebhookId)>,
+    limit: u32,
+) -> StoreResult<usize> {
+    connection
+        .prepare_cached(
+            "UPDATE deliveries SET next_attempt_at = ?3
+             WHERE (account_id, id) IN (
+               SELECT d.account_id, d.id FROM deliveries d
+               WHERE d.status = 'pending' AND d.next_attempt_at IS NULL
+                 AND (?1 IS NULL OR (d.account_id = ?1 AND d.webhook_id = ?2))
+                 AND (d.order_user IS NULL OR NOT EXISTS (
+                   SELECT 1 FROM deliveries p
+                   WHERE p.account_id = d.account_id AND p.webhook_id = d.webhook_id
+                     AND p.order_user = d.order_user AND p.order_user IS NOT NULL
+                     AND p.status = 'pending' AND p.order_position < d.order_position))
+               LIMIT ?4)",
+        )
+        .and_then(|mut statement| {
             statement.execute(params![
-                account.as_str(),
-                webhook.as_str(),
-                Timestamp::now().as_millis()
+                webhook.map(|(account, _)| account.as_str()),
+                webhook.map(|(_, webhook)| webhook.as_str()),
+                Timestamp::now().as_millis(),
+                limit,
             ])
         })
         .map_err(from_sqlite)

@@ -80,7 +80,9 @@ pub fn insert_event(
 }
 
 /// A new pending delivery, due now; waiting its turn at `order` when given (see
-/// [`rules::delivery_order`]); leased until `lease` when given (handed off).
+/// [`rules::delivery_order`]): then, behind an earlier pending delivery of its user to the same
+/// webhook, it waits unscheduled (no `next_attempt_at`) until that one ends; leased until `lease`
+/// when given (handed off).
 pub fn insert_delivery(
     connection: &Connection,
     account: &AccountId,
@@ -90,26 +92,37 @@ pub fn insert_delivery(
     lease: Option<Timestamp>,
 ) -> StoreResult<Delivery> {
     let now = Timestamp::now();
-    let delivery = rules::new_delivery(DeliveryId::generate(), webhook, event, now);
-    connection
+    let mut delivery = rules::new_delivery(DeliveryId::generate(), webhook, event, now);
+    let scheduled: Option<i64> = connection
         .prepare_cached(
             "INSERT INTO deliveries (account_id, id, webhook_id, event_id, event_type, status,
              next_attempt_at, lease_expires_at, created_at, updated_at, order_user, order_position)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?6, ?6, ?8, ?9)",
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending',
+                     CASE WHEN ?8 IS NOT NULL AND EXISTS (
+                         SELECT 1 FROM deliveries p
+                         WHERE p.account_id = ?1 AND p.webhook_id = ?3 AND p.order_user = ?8
+                           AND p.order_user IS NOT NULL AND p.status = 'pending'
+                           AND p.order_position < ?9) THEN NULL ELSE ?6 END,
+                     ?7, ?6, ?6, ?8, ?9)
+             RETURNING next_attempt_at",
         )
         .and_then(|mut statement| {
-            statement.execute(params![
-                account.as_str(),
-                delivery.id.as_str(),
-                webhook.as_str(),
-                event.id.as_str(),
-                event.event_type.as_str(),
-                now.as_millis(),
-                lease.map(|until| until.as_millis()),
-                order.map(|order| order.user.as_str()),
-                order.map(|order| order.position),
-            ])
+            statement.query_row(
+                params![
+                    account.as_str(),
+                    delivery.id.as_str(),
+                    webhook.as_str(),
+                    event.id.as_str(),
+                    event.event_type.as_str(),
+                    now.as_millis(),
+                    lease.map(|until| until.as_millis()),
+                    order.map(|order| order.user.as_str()),
+                    order.map(|order| order.position),
+                ],
+                |row| row.get(0),
+            )
         })
         .map_err(from_sqlite)?;
+    delivery.next_attempt_at = scheduled.map(Timestamp::from_millis);
     Ok(delivery)
 }

@@ -18,9 +18,15 @@
 //! while no earlier one of its webhook and user is pending (the `deliveries_ordered` index
 //! answers that), so each user's deliveries are attempted one at a time, in order, and a retried
 //! one holds the user's later ones back until it ends. Deliveries without one pay a NULL test.
+//! Only the user's earliest pending delivery is scheduled: the later ones wait with no
+//! `next_attempt_at`, so claims never walk them (the `deliveries_due` index leaves NULLs out of
+//! its range). When one ends, the transaction that records it schedules the next one and, for
+//! the worker that attempted it, leases it ([`advance_turns`]): a user's deliveries follow each
+//! other without a claim between them. The `NOT EXISTS` rule above stays as the guarantee of
+//! order; the waiting only keeps claims cheap.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reward_core::endpoint::rate_limit::REFILL_AHEAD_MICROS;
 use reward_core::endpoint::{RateLimit, SlotGrant};
@@ -288,6 +294,78 @@ fn load_claimed(
                 .optional()
         })
         .map_err(from_sqlite)
+}
+
+/// The earliest pending delivery of an ended ordered delivery's user to the same webhook (through
+/// `deliveries_ordered`), whether it waits unscheduled, and whether it may be passed the turn now:
+/// not leased, not asked for by a manual retry, due (or waiting: scheduling it makes it due), its
+/// webhook enabled and not rate-limited.
+const NEXT_TURN: &str = "SELECT n.id, n.webhook_id, n.next_attempt_at IS NULL,
+           (n.next_attempt_at IS NULL OR n.next_attempt_at <= ?3)
+           AND (n.lease_expires_at IS NULL OR n.lease_expires_at <= ?3)
+           AND n.manual_attempt_at IS NULL AND w.enabled = 1 AND w.rate_limit IS NULL
+    FROM deliveries e
+    JOIN deliveries n ON n.account_id = e.account_id AND n.webhook_id = e.webhook_id
+                     AND n.order_user = e.order_user
+    JOIN webhooks w ON w.account_id = n.account_id AND w.id = n.webhook_id
+    WHERE e.account_id = ?1 AND e.id = ?2 AND e.order_user IS NOT NULL AND e.status <> 'pending'
+      AND n.status = 'pending' AND n.order_user IS NOT NULL
+    ORDER BY n.order_position LIMIT 1";
+
+/// Moves each ended ordered delivery's user on (in the transaction that recorded it): the user's
+/// next delivery, which waited unscheduled, is scheduled now; and with `lease`, it is leased for
+/// that long and returned, to be attempted at once, when it may go. The single writer keeps
+/// claims out meanwhile; once committed, a claim sees the next delivery leased.
+pub fn advance_turns(
+    connection: &Connection,
+    records: &[AttemptRecord],
+    lease: Option<Duration>,
+    cipher: &SecretCipher,
+) -> StoreResult<Vec<ClaimedDelivery>> {
+    let now = Timestamp::now().as_millis();
+    let lease_until =
+        lease.map(|lease| now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)));
+    let mut passed = Vec::new();
+    for record in records.iter().filter(|record| record.ends_turn()) {
+        let account = record.account_id.as_str();
+        let next: Option<(String, String, bool, bool)> = connection
+            .prepare_cached(NEXT_TURN)
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![account, record.delivery_id.as_str(), now], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                    })
+                    .optional()
+            })
+            .map_err(from_sqlite)?;
+        let Some((id, webhook_id, waiting, may_go)) = next else {
+            continue;
+        };
+        let lease_until = lease_until.filter(|_| may_go);
+        if !waiting && lease_until.is_none() {
+            continue;
+        }
+        connection
+            .prepare_cached(
+                "UPDATE deliveries SET next_attempt_at = COALESCE(next_attempt_at, ?3),
+                   lease_expires_at = COALESCE(?4, lease_expires_at)
+                 WHERE account_id = ?1 AND id = ?2",
+            )
+            .and_then(|mut statement| statement.execute(params![account, id, now, lease_until]))
+            .map_err(from_sqlite)?;
+        if lease_until.is_none() {
+            continue;
+        }
+        let candidate = Candidate {
+            account_id: account.to_owned(),
+            id,
+            webhook_id: WebhookId::from_trusted(webhook_id),
+            rate_limit: None,
+            rate_next_at: None,
+        };
+        passed.extend(load_claimed(connection, &candidate, cipher)?);
+    }
+    Ok(passed)
 }
 
 /// Stores the attempt and its delivery's new state, releases the lease, and disables the webhook

@@ -403,6 +403,20 @@ pub struct AttemptRecord {
     pub scheduled: bool,
     /// Disable the webhook, with this reason (e.g. it answered 410 Gone).
     pub disable_webhook: Option<String>,
+    /// The delivery waited its turn among its user's ([`ClaimedDelivery::ordered`]): when it
+    /// ends, succeeded or failed, the store schedules the user's next delivery.
+    pub ordered: bool,
+}
+
+impl AttemptRecord {
+    /// An ordered delivery ended: its user's next delivery may go.
+    pub fn ends_turn(&self) -> bool {
+        self.ordered
+            && matches!(
+                self.update,
+                DeliveryUpdate::Succeeded | DeliveryUpdate::Failed
+            )
+    }
 }
 
 // Dashboard sessions and statistics.

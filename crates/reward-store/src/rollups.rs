@@ -201,6 +201,7 @@ mod tests {
             update: DeliveryUpdate::Succeeded,
             scheduled: true,
             disable_webhook: None,
+            ordered: false,
         }
     }
 

@@ -19,11 +19,14 @@
 //!
 //! When to claim again is decided here, not in the store: after a full claim at once; after
 //! recording attempts only when the last claim passed over due deliveries of busy webhooks (the
-//! recorded attempts freed their slots; see `reclaim`), or when an ordered delivery ended (its
-//! user's next one is now the one a claim may take). In the steady state, where every delivery
-//! is handed off, recording costs no claim.
+//! recorded attempts freed their slots; see `reclaim`), or when an ordered delivery ended without
+//! passing its turn on (its slot is free for another user's). In the steady state, where every
+//! delivery is handed off, recording costs no claim.
 //! Ordered webhooks (`ordering: per_user`) are never handed off: the store's claim only offers
 //! each user's earliest pending delivery, so one user's deliveries go one at a time, in order.
+//! When one ends, the transaction that records it also leases the user's next one
+//! (`DeliveryQueue::record_attempts_passing_turns`), which takes over the ended one's slot and
+//! starts at once: a busy user's deliveries follow each other without a claim between them.
 //!
 //! The worker sees the store only through [`DeliveryQueue`].
 
@@ -110,6 +113,10 @@ impl Worker {
             Arc::clone(&worker.store),
             recorder_queue,
             recorded,
+            Recording {
+                lease: worker.lease,
+                stopping: shutdown.clone(),
+            },
         ));
         let handoff = worker.store.start_handoff(worker.lease);
         let mut slots = Slots {
@@ -186,9 +193,12 @@ impl Worker {
                         retry_due = Some(retry_due.map_or(due, |known| known.min(due)));
                         next_claim = next_claim.min(due);
                     }
-                    claim_now |= reclaim.recorded(claiming.is_some());
-                    if batch.turns_ended {
-                        claim_now |= reclaim.turns_ended(claiming.is_some());
+                    let slots_freed = slots.pass_turns(batch.passed, &batch.turns_held);
+                    if batch.stored {
+                        claim_now |= reclaim.recorded(claiming.is_some());
+                        if slots_freed {
+                            claim_now |= reclaim.turns_ended(claiming.is_some());
+                        }
                     }
                 }
                 () = handed_off => {}
@@ -219,6 +229,22 @@ impl Worker {
         // Every attempt has queued its record; closing the queue lets the recorder finish.
         drop(slots);
         let _ = recorder.await;
+        // Turns passed on while stopping are given back: their deliveries go to claiming now
+        // rather than when their leases run out.
+        let mut passed = Vec::new();
+        while let Ok(batch) = recorded_batches.try_recv() {
+            passed.extend(
+                batch
+                    .passed
+                    .into_iter()
+                    .map(|delivery| (delivery.account_id, delivery.id)),
+            );
+        }
+        if !passed.is_empty() {
+            if let Err(error) = worker.store.release_leases(passed).await {
+                tracing::warn!(%error, "releasing deliveries passed on while stopping failed; their leases will run out");
+            }
+        }
     }
 
     async fn claim(
@@ -252,17 +278,20 @@ impl Worker {
         }
     }
 
-    /// One attempt, handed to the recorder. Returns the webhook, so its in-flight slot can be
-    /// freed.
+    /// One attempt, handed to the recorder. Returns its webhook, so its in-flight slot can be
+    /// freed, or kept for the user's next delivery when an ordered one ended.
     async fn attempt(
         &self,
         delivery: ClaimedDelivery,
         records: &mpsc::UnboundedSender<Finished>,
-    ) -> WebhookId {
+    ) -> AttemptEnded {
         if let Some(slot) = delivery.start_slot {
             if !self.wait_for_slot(slot).await {
                 self.give_back(&delivery).await;
-                return delivery.webhook_id;
+                return AttemptEnded {
+                    webhook: delivery.webhook_id,
+                    turn_ended: false,
+                };
             }
         }
         let started_at = Timestamp::now();
@@ -274,15 +303,18 @@ impl Worker {
         let record = self.record_for(&delivery, outcome, started_at, duration_ms);
         self.metrics
             .attempt(outcome_name(record.update), status_code, elapsed);
-        let ends_turn = delivery.ordered
-            && matches!(
-                record.update,
-                DeliveryUpdate::Succeeded | DeliveryUpdate::Failed
-            );
-        if records.send(Finished { record, ends_turn }).is_err() {
+        let turn_ended = record.ends_turn();
+        if records.send(Finished { record, turn_ended }).is_err() {
             tracing::warn!(delivery_id = %delivery.id, "the recorder has stopped; the lease will expire");
+            return AttemptEnded {
+                webhook: delivery.webhook_id,
+                turn_ended: false,
+            };
         }
-        delivery.webhook_id
+        AttemptEnded {
+            webhook: delivery.webhook_id,
+            turn_ended,
+        }
     }
 
     /// Waits for a rate-limited webhook's start slot, granted by the claim; returns whether the
@@ -368,6 +400,7 @@ impl Worker {
             update,
             scheduled: counts_in_schedule(context),
             disable_webhook,
+            ordered: delivery.ordered,
         }
     }
 }
@@ -419,33 +452,62 @@ async fn finish_claim(claiming: &mut Option<PendingClaim>) -> ClaimRound {
     }
 }
 
+/// How an attempt's task ended.
+struct AttemptEnded {
+    webhook: WebhookId,
+    /// An ordered delivery ended: its in-flight slot stays taken until its record tells whether
+    /// the user's next delivery takes it over ([`Slots::pass_turns`]).
+    turn_ended: bool,
+}
+
 /// A finished attempt on its way to the recorder.
 struct Finished {
     record: AttemptRecord,
     /// An ordered delivery ended (succeeded or failed): its user's next one may go.
-    ends_turn: bool,
+    turn_ended: bool,
 }
 
-/// A batch of attempts the recorder stored.
+/// What the recorder needs besides the store.
+struct Recording {
+    /// How long the users' next deliveries are leased for when turns are passed on.
+    lease: Duration,
+    /// Once the worker stops, turns are no longer passed on: nothing would attempt them.
+    stopping: CancellationToken,
+}
+
+/// A batch of attempts the recorder wrote, or failed to.
 struct Recorded {
+    /// It was stored (else the deliveries' leases run out and they are attempted again).
+    stored: bool,
     /// When the earliest retry it stored falls due.
     earliest_retry: Option<Timestamp>,
-    /// Some ordered delivery in it ended: a claim now finds its user's next one.
-    turns_ended: bool,
+    /// The in-flight slots its ended ordered deliveries still hold, per webhook.
+    turns_held: HashMap<WebhookId, u32>,
+    /// The users' next deliveries, leased in the same transaction: they take over those slots.
+    passed: Vec<ClaimedDelivery>,
 }
 
 /// Writes finished attempts in batches until every sender is gone, and tells the loop of each
-/// stored batch. A failed write is logged: the deliveries' leases then run out and they are
-/// attempted again, so at least once holds.
+/// batch. A failed write is logged: the deliveries' leases then run out and they are attempted
+/// again, so at least once holds.
 async fn record_in_batches(
     store: Arc<dyn DeliveryQueue>,
     mut queue: mpsc::UnboundedReceiver<Finished>,
     recorded: mpsc::UnboundedSender<Recorded>,
+    recording: Recording,
 ) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while queue.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-        let turns_ended = batch.iter().any(|finished| finished.ends_turn);
-        let records: Vec<AttemptRecord> = batch.drain(..).map(|finished| finished.record).collect();
+        let mut turns_held: HashMap<WebhookId, u32> = HashMap::new();
+        let mut records = Vec::with_capacity(batch.len());
+        for finished in batch.drain(..) {
+            if finished.turn_ended {
+                *turns_held
+                    .entry(finished.record.webhook_id.clone())
+                    .or_insert(0) += 1;
+            }
+            records.push(finished.record);
+        }
         let count = records.len();
         let earliest_retry = records
             .iter()
@@ -454,18 +516,25 @@ async fn record_in_batches(
                 _ => None,
             })
             .min();
-        match store.record_attempts(records).await {
-            Ok(()) => {
-                // The loop is gone only on shutdown, when no claim follows anyway.
-                let _ = recorded.send(Recorded {
-                    earliest_retry,
-                    turns_ended,
-                });
-            }
-            Err(error) => {
-                tracing::warn!(%error, count, "recording attempts failed; their deliveries will be retried");
-            }
-        }
+        let result = if turns_held.is_empty() || recording.stopping.is_cancelled() {
+            store.record_attempts(records).await.map(|()| Vec::new())
+        } else {
+            store
+                .record_attempts_passing_turns(records, recording.lease)
+                .await
+        };
+        let stored = result.is_ok();
+        let passed = result.unwrap_or_else(|error| {
+            tracing::warn!(%error, count, "recording attempts failed; their deliveries will be retried");
+            Vec::new()
+        });
+        // The loop is gone only on shutdown, when it gives back what was passed on.
+        let _ = recorded.send(Recorded {
+            stored,
+            earliest_retry: earliest_retry.filter(|_| stored),
+            turns_held,
+            passed,
+        });
     }
 }
 
@@ -495,7 +564,7 @@ struct Slots {
     worker: Arc<Worker>,
     records: mpsc::UnboundedSender<Finished>,
     in_flight: HashMap<WebhookId, u32>,
-    tasks: JoinSet<WebhookId>,
+    tasks: JoinSet<AttemptEnded>,
     /// Handed-off deliveries whose webhook was at its limit, with when they were handed off.
     parked: HashMap<WebhookId, VecDeque<(Instant, ClaimedDelivery)>>,
     parked_count: usize,
@@ -510,9 +579,38 @@ impl Slots {
             .in_flight
             .entry(delivery.webhook_id.clone())
             .or_insert(0) += 1;
+        self.spawn(delivery);
+    }
+
+    /// Starts an attempt whose in-flight slot is already counted.
+    fn spawn(&mut self, delivery: ClaimedDelivery) {
         let (worker, records) = (Arc::clone(&self.worker), self.records.clone());
         self.tasks
             .spawn(async move { worker.attempt(delivery, &records).await });
+    }
+
+    /// A recorded batch's ended ordered deliveries hand their slots to their users' next
+    /// deliveries (passed on by the store); slots left over are freed. Returns whether any was.
+    fn pass_turns(&mut self, passed: Vec<ClaimedDelivery>, held: &HashMap<WebhookId, u32>) -> bool {
+        let mut held = held.clone();
+        for delivery in passed {
+            match held.get_mut(&delivery.webhook_id) {
+                Some(count) if *count > 0 => {
+                    *count -= 1;
+                    self.spawn(delivery);
+                }
+                // Never passed on more than ended; counted like any other start if it were.
+                _ => self.start(delivery),
+            }
+        }
+        let mut freed = false;
+        for (webhook, count) in held {
+            for _ in 0..count {
+                self.free_slot(&webhook);
+                freed = true;
+            }
+        }
+        freed
     }
 
     /// Starts a handed-off delivery, or parks it while its webhook is at its limit. One handed
@@ -567,20 +665,29 @@ impl Slots {
         }
     }
 
-    /// Frees a finished attempt's slot and gives it to that webhook's next parked hand-off that
-    /// still has enough of its lease left; older ones are given up to claiming.
-    fn finished(&mut self, done: Result<WebhookId, tokio::task::JoinError>) {
-        let Ok(webhook) = done else {
+    /// Frees a finished attempt's slot, unless an ordered delivery ended (its slot waits for the
+    /// record: see [`Self::pass_turns`]).
+    fn finished(&mut self, done: Result<AttemptEnded, tokio::task::JoinError>) {
+        let Ok(ended) = done else {
             // A panicked attempt leaves its slot counted; its lease expires and it is retried.
             return;
         };
-        if let Some(count) = self.in_flight.get_mut(&webhook) {
+        // An ordered delivery that ended keeps its slot until its record is stored.
+        if !ended.turn_ended {
+            self.free_slot(&ended.webhook);
+        }
+    }
+
+    /// Frees one of a webhook's in-flight slots and gives it to the webhook's next parked
+    /// hand-off that still has enough of its lease left; older ones are given up to claiming.
+    fn free_slot(&mut self, webhook: &WebhookId) {
+        if let Some(count) = self.in_flight.get_mut(webhook) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                self.in_flight.remove(&webhook);
+                self.in_flight.remove(webhook);
             }
         }
-        while let Some((handed_at, delivery)) = self.next_parked(&webhook) {
+        while let Some((handed_at, delivery)) = self.next_parked(webhook) {
             self.parked_count -= 1;
             if self.too_old(handed_at) {
                 self.give_up(delivery);

@@ -10,9 +10,10 @@
 //! Attempts recorded while a claim runs may free slots that claim counted as taken, so a claim that
 //! ends having passed webhooks over after such a recording is followed by another at once.
 //!
-//! An ordered delivery that ended (succeeded or failed) makes its user's next delivery the one a
-//! claim may take: that always calls for a claim, at once or, while one runs (it may have read
-//! the ended delivery as still pending), as soon as it ends.
+//! An ordered delivery that ended (succeeded or failed) without passing its turn on to its user's
+//! next delivery (there was none due, or it could not go at once) frees its slot, and its user's
+//! next delivery, if any, is now one a claim may take: that always calls for a claim, at once or,
+//! while one runs (it may have read the ended delivery as still pending), as soon as it ends.
 
 use reward_store::records::PassedOver;
 
@@ -79,8 +80,8 @@ impl ReclaimPolicy {
         self.passed_over_busy = false;
     }
 
-    /// A recorded batch ended ordered deliveries; returns whether to claim now (or else the
-    /// running claim is followed by another once it ends).
+    /// A recorded batch ended ordered deliveries that freed their slots; returns whether to
+    /// claim now (or else the running claim is followed by another once it ends).
     pub(super) fn turns_ended(&mut self, claim_running: bool) -> bool {
         if claim_running {
             self.turns_ended_while_claiming = true;

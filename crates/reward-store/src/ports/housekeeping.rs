@@ -36,4 +36,10 @@ pub trait Housekeeping: Send + Sync + 'static {
     async fn refresh_statistics(&self) -> StoreResult<Vec<String>> {
         Ok(Vec::new())
     }
+    /// Schedules (a bounded number of) pending deliveries that wait unscheduled for an earlier
+    /// delivery of their user that is no longer pending; returns how many. The writes that end or
+    /// reorder deliveries schedule what they free themselves, so this finds something only after
+    /// a race they did not see (a change of `ordering` while events were being recorded) or a
+    /// purge of a pending delivery: it keeps such a user's deliveries from waiting forever.
+    async fn schedule_waiting(&self) -> StoreResult<u64>;
 }

@@ -16,7 +16,7 @@ use reward_core::time::Timestamp;
 use crate::handoff::Handoff;
 #[cfg(doc)]
 use crate::records::PassedOver;
-use crate::records::{AttemptRecord, Claim, ClaimRequest};
+use crate::records::{AttemptRecord, Claim, ClaimRequest, ClaimedDelivery};
 use crate::StoreResult;
 
 #[async_trait]
@@ -28,12 +28,29 @@ pub trait DeliveryQueue: Send + Sync + 'static {
     async fn claim_due_deliveries(&self, request: ClaimRequest) -> StoreResult<Claim>;
     /// Records an attempt and the delivery's new state, and releases the lease.
     async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()>;
-    /// Records many attempts at once (one transaction where the backend can).
+    /// Records many attempts at once (one transaction where the backend can). An ordered
+    /// delivery that ended schedules its user's next one, which waited unscheduled (no
+    /// `next_attempt_at`) behind it.
     async fn record_attempts(&self, records: Vec<AttemptRecord>) -> StoreResult<()> {
         for record in records {
             self.record_attempt(record).await?;
         }
         Ok(())
+    }
+    /// Records attempts as [`Self::record_attempts`] does and, in the same transaction, passes
+    /// each ended ordered delivery's turn ([`AttemptRecord::ends_turn`]) on: its user's next
+    /// pending delivery to the same webhook is leased for `lease` and returned, to be attempted
+    /// at once, when it is due, not leased, not asked for by a manual retry, and its webhook is
+    /// enabled and not rate-limited (a rate-limited one needs a start slot: claims grant those).
+    /// Otherwise it is left to claiming. Either way it is scheduled, as `record_attempts` does.
+    async fn record_attempts_passing_turns(
+        &self,
+        records: Vec<AttemptRecord>,
+        lease: Duration,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let _ = lease;
+        self.record_attempts(records).await?;
+        Ok(Vec::new())
     }
     /// When the earliest pending delivery after `now` falls due, if any.
     async fn next_due_at(&self, now: Timestamp) -> StoreResult<Option<Timestamp>>;
