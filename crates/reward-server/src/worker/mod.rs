@@ -193,7 +193,7 @@ impl Worker {
                         retry_due = Some(retry_due.map_or(due, |known| known.min(due)));
                         next_claim = next_claim.min(due);
                     }
-                    let slots_freed = slots.pass_turns(batch.passed, &batch.turns_held);
+                    let slots_freed = slots.pass_turns(batch.passed, batch.turns_held);
                     if batch.stored {
                         claim_now |= reclaim.recorded(claiming.is_some());
                         if slots_freed {
@@ -283,7 +283,7 @@ impl Worker {
     async fn attempt(
         &self,
         delivery: ClaimedDelivery,
-        records: &mpsc::UnboundedSender<Finished>,
+        records: &mpsc::UnboundedSender<AttemptRecord>,
     ) -> AttemptEnded {
         if let Some(slot) = delivery.start_slot {
             if !self.wait_for_slot(slot).await {
@@ -304,7 +304,7 @@ impl Worker {
         self.metrics
             .attempt(outcome_name(record.update), status_code, elapsed);
         let turn_ended = record.ends_turn();
-        if records.send(Finished { record, turn_ended }).is_err() {
+        if records.send(record).is_err() {
             tracing::warn!(delivery_id = %delivery.id, "the recorder has stopped; the lease will expire");
             return AttemptEnded {
                 webhook: delivery.webhook_id,
@@ -460,13 +460,6 @@ struct AttemptEnded {
     turn_ended: bool,
 }
 
-/// A finished attempt on its way to the recorder.
-struct Finished {
-    record: AttemptRecord,
-    /// An ordered delivery ended (succeeded or failed): its user's next one may go.
-    turn_ended: bool,
-}
-
 /// What the recorder needs besides the store.
 struct Recording {
     /// How long the users' next deliveries are leased for when turns are passed on.
@@ -492,21 +485,16 @@ struct Recorded {
 /// again, so at least once holds.
 async fn record_in_batches(
     store: Arc<dyn DeliveryQueue>,
-    mut queue: mpsc::UnboundedReceiver<Finished>,
+    mut queue: mpsc::UnboundedReceiver<AttemptRecord>,
     recorded: mpsc::UnboundedSender<Recorded>,
     recording: Recording,
 ) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while queue.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let records = std::mem::take(&mut batch);
         let mut turns_held: HashMap<WebhookId, u32> = HashMap::new();
-        let mut records = Vec::with_capacity(batch.len());
-        for finished in batch.drain(..) {
-            if finished.turn_ended {
-                *turns_held
-                    .entry(finished.record.webhook_id.clone())
-                    .or_insert(0) += 1;
-            }
-            records.push(finished.record);
+        for record in records.iter().filter(|record| record.ends_turn()) {
+            *turns_held.entry(record.webhook_id.clone()).or_insert(0) += 1;
         }
         let count = records.len();
         let earliest_retry = records
@@ -562,7 +550,7 @@ fn outcome_name(update: DeliveryUpdate) -> &'static str {
 /// The attempts this worker runs, per webhook, and the hand-offs waiting for a slot.
 struct Slots {
     worker: Arc<Worker>,
-    records: mpsc::UnboundedSender<Finished>,
+    records: mpsc::UnboundedSender<AttemptRecord>,
     in_flight: HashMap<WebhookId, u32>,
     tasks: JoinSet<AttemptEnded>,
     /// Handed-off deliveries whose webhook was at its limit, with when they were handed off.
@@ -591,8 +579,11 @@ impl Slots {
 
     /// A recorded batch's ended ordered deliveries hand their slots to their users' next
     /// deliveries (passed on by the store); slots left over are freed. Returns whether any was.
-    fn pass_turns(&mut self, passed: Vec<ClaimedDelivery>, held: &HashMap<WebhookId, u32>) -> bool {
-        let mut held = held.clone();
+    fn pass_turns(
+        &mut self,
+        passed: Vec<ClaimedDelivery>,
+        mut held: HashMap<WebhookId, u32>,
+    ) -> bool {
         for delivery in passed {
             match held.get_mut(&delivery.webhook_id) {
                 Some(count) if *count > 0 => {
