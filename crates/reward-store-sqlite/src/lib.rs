@@ -8,6 +8,7 @@
 //!   `sessions` holds the dashboard's sign-ins and its attempt statistics.
 
 mod accounts;
+pub mod backup;
 mod connection;
 mod deliveries;
 mod disabling;

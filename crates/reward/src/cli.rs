@@ -37,6 +37,18 @@ pub enum Command {
     /// Receive webhooks locally: verify each signature, print the event, answer 204 (400 when
     /// the signature is bad).
     Listen(ListenArgs),
+    /// Copy a SQLite database consistently while it is being served, check the copy, and print
+    /// {"path", "bytes", "seconds"} as one JSON line. The secret key is not in the copy.
+    Backup(BackupArgs),
+}
+
+#[derive(Args)]
+pub struct BackupArgs {
+    /// Where the copy goes: a new file (an existing one is never overwritten).
+    #[arg(long)]
+    pub to: std::path::PathBuf,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 #[derive(Args)]

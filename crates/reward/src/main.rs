@@ -2,6 +2,7 @@
 //! Each subcommand lives in its own module; this file only parses and dispatches.
 
 mod accounts;
+mod backup;
 mod bench;
 mod cli;
 mod listen;
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
             cli::Command::Serve(args) => serve::run(args).await,
             cli::Command::Accounts(command) => accounts::run(command).await,
             cli::Command::Listen(args) => listen::run(args).await,
+            cli::Command::Backup(args) => backup::run(args).await,
             cli::Command::Bench(args) => bench::run(args).await,
             cli::Command::Migrate { database } => accounts::migrate(database).await,
         }

@@ -7,6 +7,7 @@ mod databases;
 mod receiver;
 
 mod api_keys;
+mod backup;
 mod bench;
 mod cli;
 mod credits;
