@@ -30,6 +30,11 @@ pub struct Config {
     pub disable_after: Duration,
     /// How often upkeep (retention, disabling failing webhooks) runs; short in tests.
     pub upkeep_every: Duration,
+    /// `REWARD_EVENT_RETENTION`: events (with their finished deliveries and attempts) older
+    /// than this are purged.
+    pub event_retention: Duration,
+    /// `REWARD_ATTEMPT_BODY_RETENTION`: attempts older than this lose their response bodies.
+    pub attempt_body_retention: Duration,
     /// `REWARD_SECRET_KEY`: base64 of the 32-byte key sealing webhook secrets at rest. None: a
     /// key file beside the SQLite database (PostgreSQL refuses to start without it).
     pub secret_key: Option<String>,
@@ -99,6 +104,8 @@ impl Config {
             body_read_timeout: crate::api::limits::BODY_READ_TIMEOUT,
             disable_after: crate::upkeep::DEFAULT_DISABLE_AFTER,
             upkeep_every: crate::upkeep::DEFAULT_EVERY,
+            event_retention: crate::upkeep::DEFAULT_EVENT_RETENTION,
+            attempt_body_retention: crate::upkeep::DEFAULT_ATTEMPT_BODY_RETENTION,
             secret_key: None,
             public_url: None,
         }

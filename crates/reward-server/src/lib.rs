@@ -60,6 +60,8 @@ pub async fn run(
         upkeep::Upkeep {
             every: config.upkeep_every,
             disable_after: config.disable_after,
+            event_retention: config.event_retention,
+            attempt_body_retention: config.attempt_body_retention,
         },
         shutdown.clone(),
     ));

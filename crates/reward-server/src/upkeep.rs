@@ -1,7 +1,9 @@
-//! Background upkeep, every [`Upkeep::every`] (an hour by default): events are kept 30 days,
-//! idempotency keys 24 hours, attempt roll-ups (webhook statistics) 8 days, and a webhook whose every delivery attempt has failed for
-//! `REWARD_DISABLE_AFTER` is disabled, saying why in `disabled_reason`. Upkeep sees the store only
-//! through [`Housekeeping`].
+//! Background upkeep, every [`Upkeep::every`] (an hour by default): events are kept
+//! `REWARD_EVENT_RETENTION` (30 days), attempts' response bodies `REWARD_ATTEMPT_BODY_RETENTION`
+//! (30 days), idempotency keys 24 hours, attempt roll-ups (webhook statistics) 8 days, and a
+//! webhook whose every delivery attempt has failed for `REWARD_DISABLE_AFTER` is disabled, saying
+//! why in `disabled_reason`. Every purge works in small chunks, each its own short write. Upkeep
+//! sees the store only through [`Housekeeping`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +12,13 @@ use reward_core::time::Timestamp;
 use reward_store::Housekeeping;
 use tokio_util::sync::CancellationToken;
 
-pub const EVENT_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
+/// How long events (with their finished deliveries and attempts) are kept, by default.
+pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long attempts keep their response bodies, by default.
+pub const DEFAULT_ATTEMPT_BODY_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Attempts are recorded after they start (up to a lease later): each run clears bodies from
+/// this long before where the previous run stopped, so none recorded late is missed.
+const BODY_CLEARING_OVERLAP_MS: i64 = 6 * 3_600_000;
 /// How often upkeep runs, by default.
 pub const DEFAULT_EVERY: Duration = Duration::from_secs(3600);
 /// How long a webhook's attempts may all fail before it is disabled, by default.
@@ -22,15 +30,38 @@ pub struct Upkeep {
     pub every: Duration,
     /// `REWARD_DISABLE_AFTER`.
     pub disable_after: Duration,
+    /// `REWARD_EVENT_RETENTION`.
+    pub event_retention: Duration,
+    /// `REWARD_ATTEMPT_BODY_RETENTION`.
+    pub attempt_body_retention: Duration,
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 pub async fn run(store: Arc<dyn Housekeeping>, upkeep: Upkeep, shutdown: CancellationToken) {
+    // Where the previous run's clearing of attempt bodies stopped: from the beginning at start.
+    let mut bodies_cleared_before = Timestamp::from_millis(0);
     loop {
         let now = Timestamp::now();
-        let events_before = now.plus_millis(-EVENT_RETENTION_MS);
+        let events_before = now.plus_millis(-millis(upkeep.event_retention));
         let idempotency_before = now.plus_millis(-reward_core::idempotency::WINDOW_MS);
         if let Err(error) = store.purge_expired(events_before, idempotency_before).await {
             tracing::warn!(%error, "purging expired events failed; will try again");
+        }
+        let bodies_before = now.plus_millis(-millis(upkeep.attempt_body_retention));
+        let since = bodies_cleared_before.plus_millis(-BODY_CLEARING_OVERLAP_MS);
+        match store.clear_attempt_bodies(since, bodies_before).await {
+            Ok(cleared) => {
+                bodies_cleared_before = bodies_before.max(bodies_cleared_before);
+                if cleared > 0 {
+                    tracing::info!(cleared, "cleared the response bodies of old attempts");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "clearing old attempts' bodies failed; will try again")
+            }
         }
         let rollups_before = now.plus_millis(-reward_store::rollups::RETENTION_MS);
         if let Err(error) = store.purge_rollups(rollups_before).await {

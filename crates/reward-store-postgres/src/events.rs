@@ -1,8 +1,7 @@
-//! Reading the events an account was sent, and retention.
+//! Reading the events an account was sent (retention: `crate::retention`).
 
 use deadpool_postgres::GenericClient;
 use reward_core::ids::{AccountId, EventId};
-use reward_core::time::Timestamp;
 use reward_store::paging::page_of;
 use reward_store::records::{Event, EventQuery, Page, PageRequest};
 use reward_store::{StoreError, StoreResult};
@@ -61,51 +60,4 @@ pub async fn get(
         .map(from_row)
         .transpose()?
         .ok_or(StoreError::NotFound)
-}
-
-/// Drops events past retention, with their finished deliveries and attempts, and stale
-/// idempotency keys and kept answers (what `Store::purge_expired` promises; SQLite does it in
-/// chunks). Events that still have a pending delivery stay until it is done.
-pub async fn purge_expired(
-    client: &impl GenericClient,
-    events_before: Timestamp,
-    idempotency_before: Timestamp,
-) -> StoreResult<()> {
-    let events_before = events_before.as_millis();
-    let steps: [(&str, i64); 5] = [
-        (
-            "DELETE FROM attempts WHERE (account_id, delivery_id) IN
-               (SELECT d.account_id, d.id FROM deliveries d JOIN events e
-                  ON e.account_id = d.account_id AND e.id = d.event_id
-                WHERE e.created_at < $1 AND d.status <> 'pending')",
-            events_before,
-        ),
-        (
-            "DELETE FROM deliveries WHERE status <> 'pending' AND (account_id, event_id) IN
-               (SELECT account_id, id FROM events WHERE created_at < $1)",
-            events_before,
-        ),
-        (
-            "DELETE FROM events WHERE created_at < $1 AND NOT EXISTS
-               (SELECT 1 FROM deliveries d
-                WHERE d.account_id = events.account_id AND d.event_id = events.id)",
-            events_before,
-        ),
-        (
-            "DELETE FROM idempotency_keys WHERE created_at < $1",
-            idempotency_before.as_millis(),
-        ),
-        (
-            "DELETE FROM idempotent_responses WHERE created_at < $1",
-            idempotency_before.as_millis(),
-        ),
-    ];
-    for (sql, before) in steps {
-        let statement = client.prepare_cached(sql).await.map_err(from_pg)?;
-        client
-            .execute(&statement, &[&before])
-            .await
-            .map_err(from_pg)?;
-    }
-    Ok(())
 }

@@ -28,6 +28,7 @@ mod ordering;
 mod outbox;
 mod queue;
 mod rate_slots;
+mod retention;
 mod rewards;
 mod rollups;
 mod rows;
@@ -596,13 +597,25 @@ impl Housekeeping for PostgresStore {
         events_before: Timestamp,
         idempotency_before: Timestamp,
     ) -> StoreResult<()> {
-        in_transaction!(self, |tx| events::purge_expired(
-            &tx,
-            events_before,
-            idempotency_before
-        )
-        .await?);
-        Ok(())
+        retention::purge_expired(&self.client().await?, events_before, idempotency_before).await
+    }
+
+    async fn clear_attempt_bodies(&self, since: Timestamp, before: Timestamp) -> StoreResult<u64> {
+        let client = self.client().await?;
+        let mut cleared = 0;
+        for account in retention::account_ids(&client).await? {
+            let mut from = since;
+            loop {
+                let (count, next) =
+                    retention::clear_bodies_chunk(&client, &account, from, before).await?;
+                cleared += count;
+                match next {
+                    Some(next) => from = next,
+                    None => break,
+                }
+            }
+        }
+        Ok(cleared)
     }
 
     async fn refresh_statistics(&self) -> StoreResult<Vec<String>> {

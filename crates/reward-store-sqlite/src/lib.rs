@@ -20,6 +20,7 @@ mod ordering;
 mod outbox;
 mod queue;
 mod readers;
+mod retention;
 mod rewards;
 mod rollups;
 mod rows;
@@ -717,6 +718,27 @@ impl Housekeeping for SqliteStore {
             > 0
         {}
         Ok(())
+    }
+
+    async fn clear_attempt_bodies(&self, since: Timestamp, before: Timestamp) -> StoreResult<u64> {
+        let accounts = self.writer.write(retention::account_ids).await?;
+        let mut cleared = 0;
+        for account in accounts {
+            let mut from = since;
+            loop {
+                let account = account.clone();
+                let (count, next) = self
+                    .writer
+                    .write(move |c| retention::clear_bodies_chunk(c, &account, from, before))
+                    .await?;
+                cleared += count as u64;
+                match next {
+                    Some(next) => from = next,
+                    None => break,
+                }
+            }
+        }
+        Ok(cleared)
     }
 }
 

@@ -134,6 +134,16 @@ pub struct ServeArgs {
     #[arg(long, env = "REWARD_DISABLE_AFTER", default_value = "5d", value_parser = parse_positive_duration)]
     pub disable_after: Duration,
 
+    /// How long events are kept (with their finished deliveries and attempts; one with a
+    /// delivery still pending stays until it is done).
+    #[arg(long, env = "REWARD_EVENT_RETENTION", default_value = "30d", value_parser = parse_positive_duration)]
+    pub event_retention: Duration,
+
+    /// How long attempts keep the response body their endpoint answered; after it the body is
+    /// cleared while the attempt's status and timing stay.
+    #[arg(long, env = "REWARD_ATTEMPT_BODY_RETENTION", default_value = "30d", value_parser = parse_positive_duration)]
+    pub attempt_body_retention: Duration,
+
     /// Base64 of 32 random bytes: the key sealing webhook signing secrets in the database.
     /// Without it, SQLite uses a key file beside the database (created, mode 0600); PostgreSQL
     /// needs it (the same on every node). Prefer the environment variable to the flag.

@@ -28,6 +28,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         run_worker: args.worker,
         rate_limit: args.rate_limit,
         disable_after: args.disable_after,
+        event_retention: args.event_retention,
+        attempt_body_retention: args.attempt_body_retention,
         secret_key: args.secret_key,
         public_url: args.public_url,
         ..Config::with_database_url(args.database.database_url)

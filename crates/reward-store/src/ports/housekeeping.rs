@@ -27,6 +27,10 @@ pub trait Housekeeping: Send + Sync + 'static {
         events_before: Timestamp,
         idempotency_before: Timestamp,
     ) -> StoreResult<()>;
+    /// Clears the response bodies of attempts that started in `[since, before)`, keeping their
+    /// status, timing and error (`REWARD_ATTEMPT_BODY_RETENTION`); returns how many were
+    /// cleared. Works in small chunks, each its own short write.
+    async fn clear_attempt_bodies(&self, since: Timestamp, before: Timestamp) -> StoreResult<u64>;
     /// Removes attempt roll-ups of hours before `before`, and failure runs of webhooks that are
     /// gone (`crate::rollups`).
     async fn purge_rollups(&self, before: Timestamp) -> StoreResult<()>;

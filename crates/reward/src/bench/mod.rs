@@ -4,11 +4,13 @@
 //! a scenario fails when one is missing.
 //!
 //! - [`scenarios`]: ceiling, ingest, deliver, ordered, fanout, filtered, latency, mixed, backlog.
+//! - [`purge`]: a retention purge of many deliveries while writers record.
 //! - [`soak`]: minutes of mixed load with failing endpoints, sampling the server's memory.
 //! - [`receiver`]: the minimal receiver; [`target`]: the API client; [`process`]: the server
 //!   child and its peak RSS and CPU time; [`stats`]: percentiles.
 
 mod process;
+mod purge;
 mod receiver;
 mod scenarios;
 mod soak;
@@ -25,8 +27,8 @@ use scenarios::{Bench, Report};
 use target::Target;
 
 const ALL_SCENARIOS: &str =
-    "ceiling,ingest,deliver,ordered,fanout,filtered,latency,mixed,backlog,soak";
-/// What runs when `--scenarios` is not given: everything but the (long) soak.
+    "ceiling,ingest,deliver,ordered,fanout,filtered,latency,mixed,backlog,soak,purge";
+/// What runs when `--scenarios` is not given: everything but the (long) soak and purge.
 const DEFAULT_SCENARIOS: &str =
     "ceiling,ingest,deliver,ordered,fanout,filtered,latency,mixed,backlog";
 
@@ -34,7 +36,8 @@ const DEFAULT_SCENARIOS: &str =
 pub struct BenchArgs {
     /// Scenarios to run, comma-separated: ceiling, ingest, deliver, ordered (deliver to a webhook
     /// that orders per user, 1,000 users), fanout, filtered (fan-out through payload filters),
-    /// latency, mixed, backlog, soak (the soak runs only when named).
+    /// latency, mixed, backlog, soak, purge (a retention purge of --backlog deliveries while
+    /// writers record at --rate; soak and purge run only when named).
     #[arg(long, default_value = DEFAULT_SCENARIOS, value_delimiter = ',')]
     pub scenarios: Vec<String>,
     /// Events per burst scenario (ceiling requests, ingest, deliver, ordered, fanout).
@@ -138,6 +141,7 @@ async fn run_scenarios(
             "mixed" => bench.mixed(args.rate, args.seconds).await,
             "backlog" => bench.backlog(args.backlog).await,
             "soak" => bench.soak(args.rate, args.soak_seconds).await,
+            "purge" => bench.purge(args.backlog, args.rate, args.seconds).await,
             _ => unreachable!("scenarios are checked first"),
         }
         .with_context(|| format!("scenario {scenario}"))?;

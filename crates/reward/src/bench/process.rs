@@ -14,8 +14,9 @@ pub struct ServerChild {
     pub api_key: String,
     database_url: String,
     delivery_timeout: String,
-    /// `REWARD_RETRY_BASE`: 1 h unless a scenario asks for retries within its run.
-    retry_base: String,
+    /// Settings beyond the bench's fixed ones, kept across restarts: `REWARD_RETRY_BASE` (1 h
+    /// unless a scenario asks for retries within its run), the purge scenario's retention.
+    settings: Vec<(&'static str, String)>,
     child: Child,
     /// Keeps the temporary database alive for the run.
     _dir: Option<TempDir>,
@@ -68,20 +69,33 @@ impl ServerChild {
             database_url,
             api_key,
             delivery_timeout.to_owned(),
-            "1h".to_owned(),
             true,
+            vec![("REWARD_RETRY_BASE", "1h".to_owned())],
         )
         .await
     }
 
     /// Stops this server and starts another on the same database, with or without its worker.
     pub async fn restart(self, worker: bool) -> anyhow::Result<Self> {
-        let retry_base = self.retry_base.clone();
-        self.restart_with(worker, &retry_base).await
+        self.restart_with_settings(worker, Vec::new()).await
     }
 
     /// Like [`Self::restart`], with another `REWARD_RETRY_BASE`.
-    pub async fn restart_with(mut self, worker: bool, retry_base: &str) -> anyhow::Result<Self> {
+    pub async fn restart_with(self, worker: bool, retry_base: &str) -> anyhow::Result<Self> {
+        self.restart_with_settings(worker, vec![("REWARD_RETRY_BASE", retry_base.to_owned())])
+            .await
+    }
+
+    /// Like [`Self::restart`], with these settings added or replaced (kept across later restarts).
+    pub async fn restart_with_settings(
+        mut self,
+        worker: bool,
+        settings: Vec<(&'static str, String)>,
+    ) -> anyhow::Result<Self> {
+        for (name, value) in settings {
+            self.settings.retain(|(kept, _)| *kept != name);
+            self.settings.push((name, value));
+        }
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
         let exe: PathBuf = std::env::current_exe().context("locating the reward binary")?;
@@ -92,8 +106,8 @@ impl ServerChild {
             self.database_url.clone(),
             self.api_key.clone(),
             self.delivery_timeout.clone(),
-            retry_base.to_owned(),
             worker,
+            std::mem::take(&mut self.settings),
         )
         .await
     }
@@ -104,8 +118,8 @@ impl ServerChild {
         database_url: String,
         api_key: String,
         delivery_timeout: String,
-        retry_base: String,
         worker: bool,
+        settings: Vec<(&'static str, String)>,
     ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let child = Command::new(&exe)
@@ -117,8 +131,8 @@ impl ServerChild {
             .env("REWARD_WORKER", worker.to_string())
             // The bench is the account's only client and means to saturate the server.
             .env("REWARD_RATE_LIMIT", "0")
-            .env("REWARD_RETRY_BASE", &retry_base)
             .env("RUST_LOG", "warn")
+            .envs(settings.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -135,7 +149,7 @@ impl ServerChild {
                         api_key,
                         database_url,
                         delivery_timeout,
-                        retry_base,
+                        settings,
                         child,
                         _dir: dir,
                     });

@@ -75,7 +75,7 @@ impl Bench {
     }
 
     /// Sends `events` trigger events from `concurrency` clients as fast as they go, without values.
-    async fn send_burst(
+    pub(super) async fn send_burst(
         &self,
         events: usize,
         label: &str,

@@ -54,6 +54,22 @@ impl Target {
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// Disables a webhook: events recorded from now on create no delivery to it.
+    pub async fn disable_webhook(&self, id: &str) -> anyhow::Result<()> {
+        self.call(
+            reqwest::Method::PATCH,
+            &format!("/v1/webhooks/{id}"),
+            Some(json!({"enabled": false})),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// A GET of the API; its JSON answer.
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
     pub async fn prepare(&self) -> anyhow::Result<()> {
         self.call(
             reqwest::Method::PUT,

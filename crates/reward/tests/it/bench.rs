@@ -89,3 +89,30 @@ async fn bench_soak_counts_every_healthy_delivery_and_samples_memory() {
     assert!(!samples.is_empty());
     assert!(soak["peak_rss_under_load_bytes"].as_u64() > Some(0));
 }
+
+/// The purge scenario, small: every delivery is delivered, then purged by a restarted server with
+/// a one-second retention, while acknowledgement latencies are measured before and during.
+#[tokio::test]
+async fn bench_purge_measures_writers_while_a_retention_purge_runs() {
+    let report = run_bench(&[
+        "--scenarios",
+        "purge",
+        "--backlog",
+        "2000",
+        "--rate",
+        "100",
+        "--seconds",
+        "1",
+    ])
+    .await;
+    let purge = &report["scenarios"]["purge"];
+    assert_eq!(purge["deliveries"], 2000, "{purge:#}");
+    assert_eq!(purge["events"], 200);
+    assert!(purge["purge_seconds"].as_f64() > Some(0.0), "{purge:#}");
+    for window in ["ack_before", "ack_during"] {
+        assert!(
+            purge[window]["max_ms"].as_f64() > Some(0.0),
+            "{window}: {purge:#}"
+        );
+    }
+}

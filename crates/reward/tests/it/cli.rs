@@ -31,7 +31,7 @@ async fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
     let (_dir, url) = temp_database().await;
     // (environment, flags, the setting the message must name)
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
-    let cases: [Case; 4] = [
+    let cases: [Case; 5] = [
         (
             &[("REWARD_RETRY_FACTOR", "abc")],
             &[],
@@ -40,6 +40,11 @@ async fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         (&[("REWARD_RETRY_BASE", "soon")], &[], "REWARD_RETRY_BASE"),
         (&[], &["--delivery-timeout", "0s"], "--delivery-timeout"),
         (&[("REWARD_LISTEN", "not-an-address")], &[], "REWARD_LISTEN"),
+        (
+            &[("REWARD_EVENT_RETENTION", "0s")],
+            &[],
+            "REWARD_EVENT_RETENTION",
+        ),
     ];
     for (env, flags, named) in cases {
         let mut args = vec!["serve", "--database-url", url.as_str()];

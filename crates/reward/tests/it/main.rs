@@ -32,6 +32,7 @@ mod outbox;
 mod prometheus;
 mod resend;
 mod resources;
+mod retention;
 mod rotation;
 mod schemathesis;
 mod sequence;

@@ -24,6 +24,8 @@ pub enum Answer {
     WithHeaders(u16, Vec<(&'static str, String)>),
     /// Waits this long, then answers 204.
     After(Duration),
+    /// A status with a text body.
+    WithBody(u16, &'static str),
 }
 
 #[derive(Debug, Clone)]
@@ -174,6 +176,7 @@ async fn receive(
             }
             response
         }
+        Answer::WithBody(code, body) => (status(code), body).into_response(),
         Answer::After(delay) => {
             tokio::time::sleep(delay).await;
             StatusCode::NO_CONTENT.into_response()
