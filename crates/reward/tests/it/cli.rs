@@ -103,6 +103,59 @@ async fn config_file_settings_are_checked_and_overridden_by_flags() {
     server.kill().await;
 }
 
+/// `reward --help` lists every command an operator has, each with its one-line summary.
+#[tokio::test]
+async fn help_lists_every_command() {
+    let output = reward(&["--help"], &[]).await;
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for command in ["serve", "accounts", "bench", "migrate", "listen", "backup"] {
+        assert!(
+            help.lines()
+                .any(|line| line.trim_start().starts_with(&format!("{command} "))),
+            "{command} missing from:\n{help}"
+        );
+    }
+}
+
+/// `reward backup` refuses what it cannot copy with one clear line, and changes nothing.
+#[tokio::test]
+async fn backup_refuses_postgres_and_an_existing_target() {
+    let output = reward(
+        &[
+            "backup",
+            "--to",
+            "/tmp/never.dump",
+            "--database-url",
+            "postgres://127.0.0.1/x",
+        ],
+        &[],
+    )
+    .await;
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert_eq!(message.trim().lines().count(), 1, "{message}");
+    assert!(
+        message.contains("pg_dump --format=custom --file=/tmp/never.dump"),
+        "{message}"
+    );
+
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let url = format!("sqlite://{}/reward.db", dir.path().display());
+    create_account(&url, "Acme").await;
+    let existing = dir.path().join("existing.db");
+    std::fs::write(&existing, b"keep me").expect("write");
+    let target = existing.to_str().expect("path");
+    let output = reward(&["backup", "--to", target, "--database-url", &url], &[]).await;
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("already exists"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(std::fs::read(&existing).expect("read"), b"keep me");
+}
+
 #[tokio::test]
 async fn version_migrate_and_accounts_list() {
     let output = reward(&["--version"], &[]).await;
