@@ -9,8 +9,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::errors::from_sqlite;
 
-/// Attempts looked at per chunk.
-pub const CHUNK: i64 = 2_000;
+/// Attempts looked at per chunk (kept short: API writes wait behind each, see events.rs).
+pub const CHUNK: i64 = 500;
 
 /// Every account's id: retention walks each one's attempts by its index.
 pub fn account_ids(connection: &Connection) -> StoreResult<Vec<String>> {
