@@ -4,6 +4,7 @@
 mod accounts;
 mod bench;
 mod cli;
+mod copy;
 mod listen;
 mod serve;
 mod settings;
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
             cli::Command::Listen(args) => listen::run(args).await,
             cli::Command::Bench(args) => bench::run(args).await,
             cli::Command::Migrate { database } => accounts::migrate(database).await,
+            cli::Command::Copy(args) => copy::run(args).await,
         }
     });
     match outcome {
