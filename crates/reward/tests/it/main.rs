@@ -9,6 +9,7 @@ mod receiver;
 mod api_keys;
 mod bench;
 mod cli;
+mod copy;
 mod credits;
 mod dashboard;
 mod delivery;
