@@ -96,8 +96,7 @@ fn source_key(given: Option<&str>, database: &Path) -> anyhow::Result<(SecretCip
             ),
         ));
     }
-    let cipher =
-        SecretCipher::load_or_create_key_file(&file).map_err(|error| anyhow::anyhow!(error))?;
+    let cipher = SecretCipher::read_key_file(&file).map_err(|error| anyhow::anyhow!(error))?;
     Ok((cipher, format!("the key file {}", file.display())))
 }
 
