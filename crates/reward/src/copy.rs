@@ -45,15 +45,14 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<()> {
     )?;
     let target_key = SecretCipher::from_base64(target_key)
         .map_err(|error| anyhow::anyhow!("--to-secret-key / REWARD_TO_SECRET_KEY: {error}"))?;
-    let (source_key, key_origin) = source_key(args.from_secret_key.as_deref(), &source_path)?;
+    let source_key = source_key(args.from_secret_key.as_deref(), &source_path)?;
 
     let source = SqliteSource::open(&source_path)?;
     let mut target = PostgresTarget::connect(&args.to).await?;
     target.refuse_if_it_has_accounts().await?;
     target.migrate().await?;
     let import = target.begin().await?;
-    let keys = (source_key, target_key, key_origin);
-    let written = carry(source, &import, keys).await?;
+    let written = carry(source, &import, source_key, target_key).await?;
     let counts = import.commit(&written).await?;
 
     let line: Map<String, Value> = counts
@@ -76,28 +75,41 @@ fn source_path(url: &str) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("--from: '{url}' is not sqlite://PATH"))
 }
 
-/// The key the source's secrets open with, and where it came from (for error messages): the
-/// given one, else the key file beside the database, read but never created. Without either,
-/// only secrets stored plain (before encryption) can be copied.
-fn source_key(given: Option<&str>, database: &Path) -> anyhow::Result<(SecretCipher, String)> {
+/// The key the source's secrets open with: the given one, else the key file beside the
+/// database, read but never created. Without either, only secrets stored plain (before
+/// encryption) can be copied.
+fn source_key(given: Option<&str>, database: &Path) -> anyhow::Result<SourceKey> {
     if let Some(key) = given {
         let cipher = SecretCipher::from_base64(key).map_err(|error| {
             anyhow::anyhow!("--from-secret-key / REWARD_FROM_SECRET_KEY: {error}")
         })?;
-        return Ok((cipher, "--from-secret-key".to_owned()));
+        return Ok(SourceKey {
+            cipher,
+            origin: "--from-secret-key".to_owned(),
+        });
     }
     let file = SecretCipher::key_file_beside(database);
     if !file.is_file() {
-        return Ok((
-            SecretCipher::plaintext(),
-            format!(
+        return Ok(SourceKey {
+            cipher: SecretCipher::plaintext(),
+            origin: format!(
                 "none: no --from-secret-key and no key file at {}",
                 file.display()
             ),
-        ));
+        });
     }
     let cipher = SecretCipher::read_key_file(&file).map_err(|error| anyhow::anyhow!(error))?;
-    Ok((cipher, format!("the key file {}", file.display())))
+    Ok(SourceKey {
+        cipher,
+        origin: format!("the key file {}", file.display()),
+    })
+}
+
+/// The key the source's secrets open with.
+struct SourceKey {
+    cipher: SecretCipher,
+    /// Where it came from, for the message when a secret does not open with it.
+    origin: String,
 }
 
 /// A message from the reading thread.
@@ -111,19 +123,20 @@ enum Carried {
 async fn carry(
     source: SqliteSource,
     import: &Import<'_>,
-    (source_key, target_key, key_origin): (SecretCipher, SecretCipher, String),
+    source_key: SourceKey,
+    target_key: SecretCipher,
 ) -> anyhow::Result<Vec<(&'static str, u64)>> {
     let (sender, mut receiver) = mpsc::channel::<Carried>(BATCHES_AHEAD);
     let reading = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let keys = Keys {
-            source: &source_key,
+            source: &source_key.cipher,
             target: &target_key,
         };
         for table in TABLES {
             let read = source.read_table(table, BATCH_ROWS, |mut rows| {
                 for row in &mut rows {
                     reseal_row(table, row, &keys).map_err(|error| {
-                        anyhow::anyhow!("{error}; the source's key: {key_origin}")
+                        anyhow::anyhow!("{error}; the source's key: {}", source_key.origin)
                     })?;
                 }
                 sender

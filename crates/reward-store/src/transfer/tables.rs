@@ -1,6 +1,7 @@
 //! The tables `reward copy` moves and their columns: the one place that lists them. Both
-//! backends' migrations must agree with it; `reward-store-sqlite`'s export test checks that
-//! every column of its schema is listed here (or named in [`NOT_COPIED`]).
+//! backends' migrations must agree with it: a unit test of `reward-store-sqlite` (export.rs) and
+//! the copy's integration test on PostgreSQL (crates/reward/tests/it/copy.rs) fail while a column
+//! of either schema is missing here (its table not named in [`NOT_COPIED`]).
 
 /// How a column's values are spelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
