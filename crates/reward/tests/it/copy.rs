@@ -530,3 +530,39 @@ async fn a_failed_copy_leaves_the_target_empty_and_can_be_run_again() {
         .expect("signed with the webhook's own secret");
     node.kill().await;
 }
+
+/// `reward --help` lists `copy` with its summary, and `reward copy` without its keys says which
+/// one is missing in one line.
+#[tokio::test]
+async fn help_lists_copy_and_a_missing_target_key_is_named() {
+    let help = tokio::process::Command::new(REWARD_BIN)
+        .arg("--help")
+        .output()
+        .await
+        .expect("run reward --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.lines()
+            .any(|line| line.trim_start().starts_with("copy ") && line.contains("SQLite")),
+        "{help}"
+    );
+    let output = tokio::process::Command::new(REWARD_BIN)
+        .args([
+            "copy",
+            "--from",
+            "sqlite://x.db",
+            "--to",
+            "postgres://127.0.0.1/x",
+        ])
+        .env_remove("REWARD_TO_SECRET_KEY")
+        .output()
+        .await
+        .expect("run reward copy");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("REWARD_TO_SECRET_KEY is required"),
+        "{stderr}"
+    );
+}
