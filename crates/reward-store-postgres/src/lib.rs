@@ -9,6 +9,7 @@
 //! - [`queue`]: claims under a lease with `FOR UPDATE SKIP LOCKED`, shared by every node.
 //! - [`signal`]: `LISTEN`/`NOTIFY`, so new work wakes an idle worker on any node.
 //! - [`batched`]: trigger events recorded together in one transaction (group commit).
+//! - [`import`]: a whole copied database written into an empty one, for `reward copy`.
 //!
 //! Behaviour matches the SQLite store call for call (ids, order, cursors, errors); what differs
 //! is how each invariant survives many writers: see `rewards` (idempotency, balances), `queue`
@@ -23,6 +24,7 @@ mod disabling;
 mod errors;
 mod events;
 mod idempotent;
+pub mod import;
 mod migrations;
 mod ordering;
 mod outbox;

@@ -6,6 +6,7 @@
 //! - one module per resource (`accounts`, `webhooks`, `deliveries`, `events`, `rewards`) holds its
 //!   SQL; [`outbox`] writes events and their deliveries inside the caller's transaction;
 //!   `sessions` holds the dashboard's sign-ins and its attempt statistics.
+//! - [`export`]: the whole database read out, locked against a server, for `reward copy`.
 
 mod accounts;
 pub mod backup;
@@ -14,6 +15,7 @@ mod deliveries;
 mod disabling;
 mod errors;
 mod events;
+pub mod export;
 mod idempotent;
 mod migrations;
 mod ordering;

@@ -17,6 +17,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0011_user_order.sql"),
 ];
 
+/// The schema version of a database this build has migrated (`PRAGMA user_version`).
+pub const COUNT: usize = MIGRATIONS.len();
+
 /// Brings the schema up to date. Safe to run from several processes at once: the check and the
 /// migrations share one immediate (write-locked) transaction.
 pub fn migrate(connection: &mut Connection) -> rusqlite::Result<usize> {

@@ -66,7 +66,7 @@ pub fn filter_from_column(text: Option<&str>) -> Result<Option<PayloadFilter>, C
 
 /// What a webhook's headers are sealed under: its id and the column, so a sealed value opens
 /// nowhere else (not as its secret, not on another webhook).
-fn headers_context(webhook_id: &str) -> String {
+pub(crate) fn headers_context(webhook_id: &str) -> String {
     format!("{webhook_id}/headers")
 }
 

@@ -91,7 +91,12 @@ pub fn reservation_abandoned_at_or_before(now: Timestamp) -> Timestamp {
 
 /// What a kept answer is sealed to: it opens only in its own row.
 pub fn sealing_context(account: &AccountId, key: &IdempotencyKey) -> String {
-    format!("idempotent:{}/{}", account.as_str(), key.as_str())
+    sealing_context_of(account.as_str(), key.as_str())
+}
+
+/// [`sealing_context`] from a row's stored `account_id` and `key` (copying rows as they are).
+pub(crate) fn sealing_context_of(account: &str, key: &str) -> String {
+    format!("idempotent:{account}/{key}")
 }
 
 #[cfg(test)]

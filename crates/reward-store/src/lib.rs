@@ -18,6 +18,8 @@
 //!   and its statistics read back from those counts.
 //! - [`handoff`]: new deliveries handed straight to this process's worker; [`secrets`]: secrets
 //!   sealed at rest; [`idempotent`]: answers kept for `Idempotency-Key`s.
+//! - [`transfer`]: every table's columns as both schemas hold them, for `reward copy` (rows moved
+//!   between backends as they are, secrets sealed again under the target's key).
 //! - [`StoreError`]: what can go wrong, split into the caller's mistakes and the store's troubles.
 //!
 //! Every operation on an account's data takes that account's id, and backends key every such table
@@ -36,6 +38,7 @@ pub mod rules;
 pub mod search;
 pub mod secrets;
 pub mod statements;
+pub mod transfer;
 pub mod user_counters;
 
 pub use error::StoreError;

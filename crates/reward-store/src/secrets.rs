@@ -109,7 +109,14 @@ impl SecretCipher {
             Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(error) => return Err(describe(error)),
         }
-        let text = std::fs::read_to_string(path).map_err(describe)?;
+        Self::read_key_file(path)
+    }
+
+    /// The key in an existing key file, never creating one: for tools that read a database
+    /// another process made (`reward copy`).
+    pub fn read_key_file(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("key file {}: {error}", path.display()))?;
         Self::from_base64(&text).map_err(|error| format!("key file {}: {error}", path.display()))
     }
 

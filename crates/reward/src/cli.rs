@@ -34,6 +34,10 @@ pub enum Command {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Copy everything from an SQLite database into an empty PostgreSQL one, to move to several
+    /// nodes. Stop `reward serve` on the source first. Prints one JSON line of rows per table,
+    /// read back from the target.
+    Copy(CopyArgs),
     /// Receive webhooks locally: verify each signature, print the event, answer 204 (400 when
     /// the signature is bad).
     Listen(ListenArgs),
@@ -49,6 +53,24 @@ pub struct BackupArgs {
     pub to: std::path::PathBuf,
     #[command(flatten)]
     pub database: DatabaseArgs,
+}
+
+#[derive(Args)]
+pub struct CopyArgs {
+    /// The database to copy: sqlite://PATH, not served while the copy runs.
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+    /// Where to copy it: postgres://..., an empty database (migrated first).
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// Base64 of 32 bytes: the key the source's webhook secrets are sealed with. Default: the
+    /// key file beside the source database (PATH.key), as `reward serve` uses it.
+    #[arg(long, env = "REWARD_FROM_SECRET_KEY", hide_env_values = true)]
+    pub from_secret_key: Option<String>,
+    /// Base64 of 32 bytes: the key the target's nodes will run with (their REWARD_SECRET_KEY);
+    /// every secret is sealed again with it. Required.
+    #[arg(long, env = "REWARD_TO_SECRET_KEY", hide_env_values = true)]
+    pub to_secret_key: Option<String>,
 }
 
 #[derive(Args)]

@@ -5,6 +5,7 @@ mod accounts;
 mod backup;
 mod bench;
 mod cli;
+mod copy;
 mod listen;
 mod serve;
 mod settings;
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
             cli::Command::Backup(args) => backup::run(args).await,
             cli::Command::Bench(args) => bench::run(args).await,
             cli::Command::Migrate { database } => accounts::migrate(database).await,
+            cli::Command::Copy(args) => copy::run(args).await,
         }
     });
     match outcome {

@@ -109,7 +109,9 @@ async fn help_lists_every_command() {
     let output = reward(&["--help"], &[]).await;
     assert!(output.status.success());
     let help = String::from_utf8_lossy(&output.stdout);
-    for command in ["serve", "accounts", "bench", "migrate", "listen", "backup"] {
+    for command in [
+        "serve", "accounts", "bench", "migrate", "listen", "backup", "copy",
+    ] {
         assert!(
             help.lines()
                 .any(|line| line.trim_start().starts_with(&format!("{command} "))),

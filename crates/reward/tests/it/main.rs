@@ -10,6 +10,7 @@ mod api_keys;
 mod backup;
 mod bench;
 mod cli;
+mod copy;
 mod credits;
 mod dashboard;
 mod delivery;
