@@ -1,6 +1,5 @@
 //! Reading the events an account was sent, and retention.
 
-use deadpool_postgres::GenericClient;
 use reward_core::ids::{AccountId, EventId};
 use reward_core::time::Timestamp;
 use reward_store::paging::page_of;
@@ -10,6 +9,7 @@ use tokio_postgres::Row;
 
 use crate::errors::from_pg;
 use crate::rows;
+use crate::statements::Db;
 
 const COLUMNS: &str = "id, event_type, created_at, payload";
 
@@ -24,7 +24,7 @@ fn from_row(row: &Row) -> StoreResult<Event> {
 
 /// The account's events that `query` keeps, newest first.
 pub async fn list(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     query: &EventQuery,
     page: &PageRequest,
@@ -40,20 +40,13 @@ pub async fn list(
     }))
 }
 
-pub async fn get(
-    client: &impl GenericClient,
-    account: &AccountId,
-    id: &EventId,
-) -> StoreResult<Event> {
-    let statement = client
-        .prepare_cached(
+pub async fn get(client: &impl Db, account: &AccountId, id: &EventId) -> StoreResult<Event> {
+    let found = client
+        .query_opt(
             "SELECT id, event_type, created_at, payload FROM events
              WHERE account_id = $1 AND id = $2",
+            &[&account.as_str(), &id.as_str()],
         )
-        .await
-        .map_err(from_pg)?;
-    let found = client
-        .query_opt(&statement, &[&account.as_str(), &id.as_str()])
         .await
         .map_err(from_pg)?;
     found
@@ -67,7 +60,7 @@ pub async fn get(
 /// idempotency keys and kept answers (what `Store::purge_expired` promises; SQLite does it in
 /// chunks). Events that still have a pending delivery stay until it is done.
 pub async fn purge_expired(
-    client: &impl GenericClient,
+    client: &impl Db,
     events_before: Timestamp,
     idempotency_before: Timestamp,
 ) -> StoreResult<()> {
@@ -101,11 +94,7 @@ pub async fn purge_expired(
         ),
     ];
     for (sql, before) in steps {
-        let statement = client.prepare_cached(sql).await.map_err(from_pg)?;
-        client
-            .execute(&statement, &[&before])
-            .await
-            .map_err(from_pg)?;
+        client.execute(sql, &[&before]).await.map_err(from_pg)?;
     }
     Ok(())
 }

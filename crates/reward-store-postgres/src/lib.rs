@@ -35,6 +35,7 @@ mod search;
 mod secrets;
 mod sessions;
 mod signal;
+mod statements;
 mod statistics;
 mod webhooks;
 
@@ -43,7 +44,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::Pool;
 use reward_core::event::NewEvent;
 use reward_core::ids::{AccountId, ApiKeyId, DeliveryId, EventId, WebhookId};
 use reward_core::names::{IdempotencyKey, Name, TriggerId, UserId};
@@ -61,13 +61,17 @@ use reward_store::{
 };
 use thiserror::Error;
 
-pub use connect::{is_postgres_url, POOL_SIZE};
+pub use connect::{is_postgres_url, ConnectOptions, POOL_SIZE};
 pub use signal::CHANNEL;
+pub use statements::Statements;
 
 use batched::{TriggerEventBatcher, WriteContext};
 use coalesce::Coalescer;
 use errors::{from_pg, from_pool};
 use signal::WorkSignal;
+use statements::{Conn, Tx};
+
+use crate::connect::Pool;
 
 #[derive(Debug, Error)]
 pub enum OpenError {
@@ -107,19 +111,28 @@ impl PostgresStore {
     /// Connects and migrates. The database itself must exist (creating one needs rights a
     /// service should not have).
     pub async fn open(url: &str) -> Result<Self, OpenError> {
+        Self::open_with(url, &ConnectOptions::default()).await
+    }
+
+    /// [`PostgresStore::open`] with `options`: PgBouncer's settings (see [`ConnectOptions`]).
+    pub async fn open_with(url: &str, options: &ConnectOptions) -> Result<Self, OpenError> {
         let config = connect::config_from_url(url)?;
-        let pool = connect::pool(config.clone())?;
+        let listen_config = match &options.listen_url {
+            Some(listen_url) => connect::config_from_url(listen_url)?,
+            None => config.clone(),
+        };
+        let pool = connect::pool(config, options.statements)?;
         let mut client = pool
             .get()
             .await
             .map_err(|error| OpenError::Connect(from_pool(error)))?;
-        migrations::migrate(&mut client)
+        migrations::migrate(client.client_mut())
             .await
             .map_err(OpenError::Migrate)?;
         drop(client);
         Ok(Self {
             pool,
-            signal: Arc::new(WorkSignal::new(config)),
+            signal: Arc::new(WorkSignal::new(listen_config)),
             last_claim_at: AtomicI64::new(i64::MIN),
             cipher: SecretCipher::plaintext(),
             handoff: Arc::default(),
@@ -138,7 +151,7 @@ impl PostgresStore {
         Ok(self)
     }
 
-    async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
+    async fn client(&self) -> StoreResult<Conn> {
         self.pool.get().await.map_err(from_pool)
     }
 }
@@ -455,13 +468,16 @@ impl EventLog for PostgresStore {
     ) -> StoreResult<DeliveryWithAttempts> {
         // One snapshot for the delivery and its attempts, as SQLite's reader gives.
         let mut client = self.client().await?;
+        let statements = client.statements();
         let tx = client
+            .client_mut()
             .build_transaction()
             .read_only(true)
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
             .start()
             .await
             .map_err(from_pg)?;
+        let tx = Tx::new(tx, statements);
         let found = deliveries::get_with_attempts(&tx, account, id).await?;
         tx.commit().await.map_err(from_pg)?;
         Ok(found)
