@@ -79,20 +79,27 @@ impl SharedDatabase {
         }
     }
 
-    /// The settings a node reaches the database with.
+    /// The settings a node of these tests runs with: [`NODE_ENV`] and the route's.
     fn node_env(&self) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = NODE_ENV
             .iter()
             .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
             .collect();
-        if let Some(bouncer) = &self.bouncer {
-            env.extend([
-                ("REWARD_DATABASE_URL".into(), bouncer.url_for(&self.url)),
-                ("REWARD_DATABASE_LISTEN_URL".into(), self.url.clone()),
-                ("REWARD_DATABASE_PREPARED_STATEMENTS".into(), "false".into()),
-            ]);
-        }
+        env.extend(self.route_env());
         env
+    }
+
+    /// The settings a node reaches the database with: none directly; through PgBouncer, its URL,
+    /// `LISTEN` on PostgreSQL's and statements unnamed.
+    pub fn route_env(&self) -> Vec<(String, String)> {
+        let Some(bouncer) = &self.bouncer else {
+            return Vec::new();
+        };
+        vec![
+            ("REWARD_DATABASE_URL".into(), bouncer.url_for(&self.url)),
+            ("REWARD_DATABASE_LISTEN_URL".into(), self.url.clone()),
+            ("REWARD_DATABASE_PREPARED_STATEMENTS".into(), "false".into()),
+        ]
     }
 }
 
