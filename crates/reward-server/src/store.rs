@@ -16,6 +16,7 @@ pub use reward_store_postgres::{ConnectOptions, Statements};
 /// the tools that never touch webhook secrets (`reward accounts`, `reward migrate`).
 pub async fn open(database_url: &str, options: &ConnectOptions) -> anyhow::Result<Arc<dyn Store>> {
     if reward_store_postgres::is_postgres_url(database_url) {
+        check_listen_url(options)?;
         let store = PostgresStore::open_with(database_url, options)
             .await
             .with_context(|| format!("cannot open {}", redacted(database_url)))?;
@@ -46,6 +47,7 @@ pub async fn open_for_serving(
                 "REWARD_SECRET_KEY is required with PostgreSQL (base64 of 32 random bytes, the same on every node; e.g. `openssl rand -base64 32`)"
             );
         };
+        check_listen_url(options)?;
         let store = PostgresStore::open_with(database_url, options)
             .await
             .with_context(|| format!("cannot open {}", redacted(database_url)))?
@@ -72,6 +74,17 @@ fn sqlite_path(database_url: &str, options: &ConnectOptions) -> anyhow::Result<s
         );
     }
     Ok(path)
+}
+
+/// A listening URL must be PostgreSQL's too; said before anything connects.
+fn check_listen_url(options: &ConnectOptions) -> anyhow::Result<()> {
+    match &options.listen_url {
+        Some(url) if !reward_store_postgres::is_postgres_url(url) => anyhow::bail!(
+            "REWARD_DATABASE_LISTEN_URL: '{}' is not a postgres://... URL",
+            redacted(url)
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// The URL without its password, fit for an error message or a log line.
