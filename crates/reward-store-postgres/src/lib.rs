@@ -1,13 +1,15 @@
 //! The PostgreSQL store: several `reward serve` nodes share one database and all its work.
 //!
-//! - [`connect`]: which URLs are ours, and the connection pool.
+//! - [`connect`]: which URLs are ours, the connection pool, and the settings PgBouncer needs.
+//! - [`statements`]: how every statement is sent: prepared per connection, or unnamed.
 //! - [`migrations`]: the schema (`migrations/` beside `src/`), applied on open, safely from
 //!   several nodes at once.
 //! - one module per resource (`accounts`, `webhooks`, `deliveries`, `events`, `rewards`,
 //!   `sessions`) holds its SQL, as in the SQLite store; [`outbox`] writes events and their
 //!   deliveries inside the caller's transaction.
 //! - [`queue`]: claims under a lease with `FOR UPDATE SKIP LOCKED`, shared by every node.
-//! - [`signal`]: `LISTEN`/`NOTIFY`, so new work wakes an idle worker on any node.
+//! - [`signal`]: `LISTEN`/`NOTIFY`, so new work wakes an idle worker on any node (listening on
+//!   its own URL when given, as PgBouncer's transaction mode needs).
 //! - [`batched`]: trigger events recorded together in one transaction (group commit).
 //!
 //! Behaviour matches the SQLite store call for call (ids, order, cursors, errors); what differs
