@@ -69,11 +69,10 @@ pub use statements::Statements;
 
 use batched::{TriggerEventBatcher, WriteContext};
 use coalesce::Coalescer;
+use connect::Pool;
 use errors::{from_pg, from_pool};
 use signal::WorkSignal;
 use statements::{Conn, Tx};
-
-use crate::connect::Pool;
 
 #[derive(Debug, Error)]
 pub enum OpenError {
