@@ -10,6 +10,8 @@ use reward_core::retry::RetryPolicy;
 pub struct Config {
     /// `sqlite://...` (default) or `postgres://...`.
     pub database_url: String,
+    /// PostgreSQL only: where to `LISTEN`, and whether statements are prepared (PgBouncer).
+    pub database_options: crate::store::ConnectOptions,
     pub retry: RetryPolicy,
     /// One attempt's timeout.
     pub delivery_timeout: Duration,
@@ -89,6 +91,7 @@ impl Config {
     pub fn with_database_url(database_url: impl Into<String>) -> Self {
         Self {
             database_url: database_url.into(),
+            database_options: crate::store::ConnectOptions::default(),
             retry: RetryPolicy {
                 max_retries: 5,
                 base: Duration::from_secs(30),

@@ -43,7 +43,12 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let store = store::open_for_serving(&config.database_url, config.secret_key.as_deref()).await?;
+    let store = store::open_for_serving(
+        &config.database_url,
+        &config.database_options,
+        config.secret_key.as_deref(),
+    )
+    .await?;
     let metrics = std::sync::Arc::new(metrics::Metrics::new());
     let state = state::AppState {
         store: store.clone(),

@@ -10,18 +10,19 @@ use reward_store::Store;
 use reward_store_postgres::PostgresStore;
 use reward_store_sqlite::SqliteStore;
 
+pub use reward_store_postgres::{ConnectOptions, Statements};
+
 /// Opens (creating or migrating as needed) the database the URL names, without a secret key: for
 /// the tools that never touch webhook secrets (`reward accounts`, `reward migrate`).
-pub async fn open(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open(database_url: &str, options: &ConnectOptions) -> anyhow::Result<Arc<dyn Store>> {
     if reward_store_postgres::is_postgres_url(database_url) {
-        let store = PostgresStore::open(database_url)
+        check_listen_url(options)?;
+        let store = PostgresStore::open_with(database_url, options)
             .await
             .with_context(|| format!("cannot open {}", redacted(database_url)))?;
         return Ok(Arc::new(store));
     }
-    let path = reward_store_sqlite::path_from_url(database_url).with_context(|| {
-        format!("REWARD_DATABASE_URL: '{database_url}' is neither sqlite://PATH nor postgres://...")
-    })?;
+    let path = sqlite_path(database_url, options)?;
     let store =
         SqliteStore::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
     Ok(Arc::new(store))
@@ -33,6 +34,7 @@ pub async fn open(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
 /// seal with the same one, and a key file on one node's disk cannot be shared.
 pub async fn open_for_serving(
     database_url: &str,
+    options: &ConnectOptions,
     secret_key: Option<&str>,
 ) -> anyhow::Result<Arc<dyn Store>> {
     let cipher = secret_key
@@ -45,7 +47,8 @@ pub async fn open_for_serving(
                 "REWARD_SECRET_KEY is required with PostgreSQL (base64 of 32 random bytes, the same on every node; e.g. `openssl rand -base64 32`)"
             );
         };
-        let store = PostgresStore::open(database_url)
+        check_listen_url(options)?;
+        let store = PostgresStore::open_with(database_url, options)
             .await
             .with_context(|| format!("cannot open {}", redacted(database_url)))?
             .with_secret_cipher(cipher)
@@ -53,12 +56,35 @@ pub async fn open_for_serving(
             .context("sealing webhook secrets stored before encryption")?;
         return Ok(Arc::new(store));
     }
-    let path = reward_store_sqlite::path_from_url(database_url).with_context(|| {
-        format!("REWARD_DATABASE_URL: '{database_url}' is neither sqlite://PATH nor postgres://...")
-    })?;
+    let path = sqlite_path(database_url, options)?;
     let store = SqliteStore::open_sealed(&path, cipher)
         .with_context(|| format!("cannot open {}", path.display()))?;
     Ok(Arc::new(store))
+}
+
+/// The SQLite file a `sqlite://` URL names. A listening URL is PostgreSQL's alone: given with
+/// SQLite it is a mistake worth stopping for.
+fn sqlite_path(database_url: &str, options: &ConnectOptions) -> anyhow::Result<std::path::PathBuf> {
+    let path = reward_store_sqlite::path_from_url(database_url).with_context(|| {
+        format!("REWARD_DATABASE_URL: '{database_url}' is neither sqlite://PATH nor postgres://...")
+    })?;
+    if options.listen_url.is_some() {
+        anyhow::bail!(
+            "REWARD_DATABASE_LISTEN_URL is for PostgreSQL only; REWARD_DATABASE_URL is SQLite ({database_url})"
+        );
+    }
+    Ok(path)
+}
+
+/// A listening URL must be PostgreSQL's too; said before anything connects.
+fn check_listen_url(options: &ConnectOptions) -> anyhow::Result<()> {
+    match &options.listen_url {
+        Some(url) if !reward_store_postgres::is_postgres_url(url) => anyhow::bail!(
+            "REWARD_DATABASE_LISTEN_URL: '{}' is not a postgres://... URL",
+            redacted(url)
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// The URL without its password, fit for an error message or a log line.

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use deadpool_postgres::{GenericClient, Pool};
 use reward_core::ids::{AccountId, ApiKeyId};
 use reward_core::names::Name;
 use reward_core::time::Timestamp;
@@ -11,26 +10,20 @@ use reward_store::rules;
 use reward_store::{StoreError, StoreResult};
 
 use crate::coalesce::Call;
+use crate::connect::Pool;
 use crate::errors::{from_pg, from_pool};
 use crate::rows;
+use crate::statements::Db;
 
-pub async fn create(
-    client: &impl GenericClient,
-    name: &Name,
-    key: &NewApiKeyRecord,
-) -> StoreResult<Account> {
+pub async fn create(client: &impl Db, name: &Name, key: &NewApiKeyRecord) -> StoreResult<Account> {
     let account = Account {
         id: AccountId::generate(),
         name: name.clone(),
         created_at: Timestamp::now(),
     };
-    let statement = client
-        .prepare_cached("INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3)")
-        .await
-        .map_err(from_pg)?;
     client
         .execute(
-            &statement,
+            "INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3)",
             &[
                 &account.id.as_str(),
                 &name.as_str(),
@@ -43,12 +36,14 @@ pub async fn create(
     Ok(account)
 }
 
-pub async fn list(client: &impl GenericClient) -> StoreResult<Vec<Account>> {
-    let statement = client
-        .prepare_cached("SELECT id, name, created_at FROM accounts ORDER BY id DESC")
+pub async fn list(client: &impl Db) -> StoreResult<Vec<Account>> {
+    let found = client
+        .query(
+            "SELECT id, name, created_at FROM accounts ORDER BY id DESC",
+            &[],
+        )
         .await
         .map_err(from_pg)?;
-    let found = client.query(&statement, &[]).await.map_err(from_pg)?;
     found
         .iter()
         .map(|row| {
@@ -62,21 +57,17 @@ pub async fn list(client: &impl GenericClient) -> StoreResult<Vec<Account>> {
 }
 
 pub async fn insert_key(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     key: &NewApiKeyRecord,
     now: Timestamp,
 ) -> StoreResult<ApiKey> {
-    let statement = client
-        .prepare_cached(
-            "INSERT INTO api_keys (account_id, id, name, key_hash, display_prefix, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .await
-        .map_err(from_pg)?;
+    let statement =
+        "INSERT INTO api_keys (account_id, id, name, key_hash, display_prefix, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)";
     client
         .execute(
-            &statement,
+            statement,
             &[
                 &account.as_str(),
                 &key.id.as_str(),
@@ -117,18 +108,15 @@ pub async fn answer_key_lookups(pool: &Pool, calls: Vec<Call<String, Option<Acco
 
 /// The accounts of several keys at once, by key hash: revoked and unknown keys are absent.
 async fn authenticate_many(
-    client: &impl GenericClient,
+    client: &impl Db,
     key_hashes: &[&str],
 ) -> StoreResult<HashMap<String, AccountId>> {
-    let statement = client
-        .prepare_cached(
+    let found = client
+        .query(
             "SELECT key_hash, account_id FROM api_keys
              WHERE key_hash = ANY($1::text[]) AND revoked_at IS NULL",
+            &[&key_hashes],
         )
-        .await
-        .map_err(from_pg)?;
-    let found = client
-        .query(&statement, &[&key_hashes])
         .await
         .map_err(from_pg)?;
     found
@@ -142,19 +130,13 @@ async fn authenticate_many(
         .collect()
 }
 
-pub async fn list_keys(
-    client: &impl GenericClient,
-    account: &AccountId,
-) -> StoreResult<Vec<ApiKey>> {
-    let statement = client
-        .prepare_cached(
+pub async fn list_keys(client: &impl Db, account: &AccountId) -> StoreResult<Vec<ApiKey>> {
+    let found = client
+        .query(
             "SELECT id, name, display_prefix, created_at, last_used_at FROM api_keys
              WHERE account_id = $1 AND revoked_at IS NULL ORDER BY id DESC",
+            &[&account.as_str()],
         )
-        .await
-        .map_err(from_pg)?;
-    let found = client
-        .query(&statement, &[&account.as_str()])
         .await
         .map_err(from_pg)?;
     found
@@ -171,21 +153,11 @@ pub async fn list_keys(
         .collect()
 }
 
-pub async fn revoke_key(
-    client: &impl GenericClient,
-    account: &AccountId,
-    key: &ApiKeyId,
-) -> StoreResult<()> {
-    let statement = client
-        .prepare_cached(
-            "UPDATE api_keys SET revoked_at = $3
-             WHERE account_id = $1 AND id = $2 AND revoked_at IS NULL",
-        )
-        .await
-        .map_err(from_pg)?;
+pub async fn revoke_key(client: &impl Db, account: &AccountId, key: &ApiKeyId) -> StoreResult<()> {
     let changed = client
         .execute(
-            &statement,
+            "UPDATE api_keys SET revoked_at = $3
+             WHERE account_id = $1 AND id = $2 AND revoked_at IS NULL",
             &[
                 &account.as_str(),
                 &key.as_str(),
@@ -200,17 +172,13 @@ pub async fn revoke_key(
     Ok(())
 }
 
-pub async fn touch_keys(
-    client: &impl GenericClient,
-    used: &[(String, Timestamp)],
-) -> StoreResult<()> {
-    let statement = client
-        .prepare_cached("UPDATE api_keys SET last_used_at = $2 WHERE key_hash = $1")
-        .await
-        .map_err(from_pg)?;
+pub async fn touch_keys(client: &impl Db, used: &[(String, Timestamp)]) -> StoreResult<()> {
     for (hash, at) in used {
         client
-            .execute(&statement, &[hash, &at.as_millis()])
+            .execute(
+                "UPDATE api_keys SET last_used_at = $2 WHERE key_hash = $1",
+                &[hash, &at.as_millis()],
+            )
             .await
             .map_err(from_pg)?;
     }

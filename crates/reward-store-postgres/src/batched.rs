@@ -16,7 +16,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use deadpool_postgres::{GenericClient, Pool};
 use reward_core::credit::CreditRule;
 use reward_core::endpoint::Ordering;
 use reward_core::event::{EventType, NewEvent};
@@ -34,11 +33,13 @@ use reward_store::{StoreError, StoreResult};
 use tokio::task::JoinSet;
 
 use crate::coalesce::{Call, Coalescer};
+use crate::connect::Pool;
 use crate::errors::{from_balance_update, from_pg, from_pool};
 use crate::outbox::{self, NewDelivery};
 use crate::rewards;
 use crate::rows;
 use crate::signal::WorkSignal;
+use crate::statements::Db;
 use crate::webhooks;
 
 /// Requests in one batch at most.
@@ -239,7 +240,7 @@ async fn write_together(
 /// key this batch now holds. A job with a key and an error is recorded alone, as a key already
 /// taken is: a replay of its key answers the first response, whatever the trigger is now.
 async fn claim_keys(
-    client: &impl GenericClient,
+    client: &impl Db,
     jobs: &[&Job],
     recorded: &[StoreResult<TriggerEvent>],
     now: Timestamp,
@@ -279,8 +280,9 @@ async fn claim_keys(
         fingerprints.push(fingerprint.as_str());
         ids.push(event.id.as_str());
     }
-    let statement = client
-        .prepare_cached(
+    let expired_at_or_before = idempotency::forgotten_at_or_before(now).as_millis();
+    let taken = client
+        .query(
             "INSERT INTO idempotency_keys (account_id, key, request_fingerprint, trigger_event_id,
              created_at)
              SELECT account_id, key, fingerprint, trigger_event_id, $5
@@ -291,13 +293,6 @@ async fn claim_keys(
                trigger_event_id = EXCLUDED.trigger_event_id, created_at = EXCLUDED.created_at
              WHERE idempotency_keys.created_at <= $6
              RETURNING account_id, key",
-        )
-        .await
-        .map_err(from_pg)?;
-    let expired_at_or_before = idempotency::forgotten_at_or_before(now).as_millis();
-    let taken = client
-        .query(
-            &statement,
             &[
                 &accounts,
                 &keys,
@@ -324,7 +319,7 @@ async fn claim_keys(
 
 /// Each named trigger's credit rule, keyed by (account, trigger); unknown triggers are absent.
 async fn load_rules(
-    client: &impl GenericClient,
+    client: &impl Db,
     jobs: &[&Job],
 ) -> StoreResult<HashMap<(String, String), Option<CreditRule>>> {
     let accounts: Vec<&str> = jobs.iter().map(|job| job.account.as_str()).collect();
@@ -332,17 +327,14 @@ async fn load_rules(
         .iter()
         .map(|job| job.request.trigger.as_str())
         .collect();
-    let statement = client
-        .prepare_cached(
+    let found = client
+        .query(
             "SELECT DISTINCT t.account_id, t.rule_kind, t.rule_amount, t.id FROM triggers t
              JOIN unnest($1::text[], $2::text[]) AS named(account_id, id)
                ON t.account_id = named.account_id COLLATE \"C\"
               AND t.id = named.id COLLATE \"C\"",
+            &[&accounts, &triggers],
         )
-        .await
-        .map_err(from_pg)?;
-    let found = client
-        .query(&statement, &[&accounts, &triggers])
         .await
         .map_err(from_pg)?;
     found
@@ -366,7 +358,7 @@ struct Subscriber {
 /// The enabled webhooks of the batch's accounts subscribed to either event a trigger event can
 /// emit, kept from deletion until the transaction ends (as `webhooks::subscribed` does).
 async fn load_subscribers(
-    client: &impl GenericClient,
+    client: &impl Db,
     jobs: &[&Job],
     cipher: Option<&SecretCipher>,
 ) -> StoreResult<HashMap<String, Vec<Subscriber>>> {
@@ -374,19 +366,16 @@ async fn load_subscribers(
     accounts.sort_unstable();
     accounts.dedup();
     let types: Vec<&str> = EventType::ALL.iter().map(|kind| kind.as_str()).collect();
-    let statement = client
-        .prepare_cached(
+    let found = client
+        .query(
             "SELECT account_id, id, events, url, secret, previous_secrets, headers, filter,
                     rate_limit IS NOT NULL, ordering
              FROM webhooks
              WHERE account_id = ANY($1::text[]) AND enabled
                AND (events::jsonb ?| $2::text[] OR events::jsonb ? '*')
              FOR KEY SHARE",
+            &[&accounts, &types],
         )
-        .await
-        .map_err(from_pg)?;
-    let found = client
-        .query(&statement, &[&accounts, &types])
         .await
         .map_err(from_pg)?;
     let mut by_account: HashMap<String, Vec<Subscriber>> = HashMap::new();
@@ -416,7 +405,7 @@ async fn load_subscribers(
 /// balance past `MAX_BALANCE` (the table's check) or a sum past `i64::MAX` fails the batch; its
 /// jobs then find out one by one.
 async fn add_to_users(
-    client: &impl GenericClient,
+    client: &impl Db,
     written: &[(&AccountId, &TriggerEvent)],
     now: Timestamp,
 ) -> StoreResult<Vec<UserCounters>> {
@@ -432,8 +421,8 @@ async fn add_to_users(
     let points: Vec<i64> = sums.values().map(|sum| sum.balance).collect();
     let changes: Vec<i64> = sums.values().map(|sum| sum.sequence).collect();
     let events: Vec<i64> = sums.values().map(|sum| sum.event_position).collect();
-    let statement = client
-        .prepare_cached(
+    let found = client
+        .query(
             "INSERT INTO users (account_id, id, balance, sequence, event_position, created_at)
              SELECT account_id, id, points, changes, events, $6
              FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])
@@ -443,12 +432,6 @@ async fn add_to_users(
                sequence = users.sequence + EXCLUDED.sequence,
                event_position = users.event_position + EXCLUDED.event_position
              RETURNING account_id, id, balance, sequence, event_position",
-        )
-        .await
-        .map_err(from_pg)?;
-    let found = client
-        .query(
-            &statement,
             &[
                 &accounts,
                 &users,

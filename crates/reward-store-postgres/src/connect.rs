@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
+use crate::statements::{Conn, Statements};
 use crate::OpenError;
 
 /// Connections each node keeps open at most. A handful serve a node well (every statement is short
@@ -34,7 +35,36 @@ pub fn config_from_url(url: &str) -> Result<tokio_postgres::Config, OpenError> {
     Ok(config)
 }
 
-pub fn pool(config: tokio_postgres::Config) -> Result<Pool, OpenError> {
+/// How a node reaches its database, beside the URL: the settings PgBouncer needs.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectOptions {
+    /// Where the node listens for work announced by the others (`REWARD_DATABASE_LISTEN_URL`):
+    /// `LISTEN` lasts as long as its session, so this must reach PostgreSQL directly or through a
+    /// session-mode pool. None: the database URL.
+    pub listen_url: Option<String>,
+    /// How statements are sent (`REWARD_DATABASE_PREPARED_STATEMENTS`).
+    pub statements: Statements,
+}
+
+/// The node's connections, each sending statements as `statements` says.
+#[derive(Clone)]
+pub struct Pool {
+    connections: deadpool_postgres::Pool,
+    statements: Statements,
+}
+
+impl Pool {
+    pub async fn get(&self) -> Result<Conn, PoolError> {
+        Ok(Conn::new(self.connections.get().await?, self.statements))
+    }
+
+    #[cfg(test)]
+    pub fn close(&self) {
+        self.connections.close();
+    }
+}
+
+pub fn pool(config: tokio_postgres::Config, statements: Statements) -> Result<Pool, OpenError> {
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -44,13 +74,17 @@ pub fn pool(config: tokio_postgres::Config) -> Result<Pool, OpenError> {
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    Pool::builder(manager)
+    let connections = deadpool_postgres::Pool::builder(manager)
         .max_size(POOL_SIZE)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(WAIT_FOR_CONNECTION))
         .create_timeout(Some(WAIT_FOR_CONNECTION))
         .build()
-        .map_err(|error| OpenError::Pool(error.to_string()))
+        .map_err(|error| OpenError::Pool(error.to_string()))?;
+    Ok(Pool {
+        connections,
+        statements,
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,5 @@
 //! Reading deliveries and their attempts, and the account's manual controls (retry, recover).
 
-use deadpool_postgres::GenericClient;
 use reward_core::ids::{AccountId, AttemptId, DeliveryId, EventId, WebhookId};
 use reward_core::time::Timestamp;
 use reward_store::paging::page_of;
@@ -13,6 +12,7 @@ use tokio_postgres::Row;
 
 use crate::errors::from_pg;
 use crate::rows;
+use crate::statements::Db;
 
 const COLUMNS: &str = "id, event_id, webhook_id, event_type, status, attempt_count, \
                        next_attempt_at, last_status_code, created_at, updated_at";
@@ -35,7 +35,7 @@ fn from_row(row: &Row) -> StoreResult<Delivery> {
 
 /// One webhook's deliveries; `NotFound` when the account has no such webhook.
 pub async fn list(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     webhook: &WebhookId,
     status: Option<DeliveryStatus>,
@@ -52,7 +52,7 @@ pub async fn list(
 
 /// The account's deliveries that `query` keeps, newest first.
 pub async fn search(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     query: &DeliveryQuery,
     page: &PageRequest,
@@ -68,19 +68,12 @@ pub async fn search(
     }))
 }
 
-pub async fn get(
-    client: &impl GenericClient,
-    account: &AccountId,
-    id: &DeliveryId,
-) -> StoreResult<Delivery> {
-    let statement = client
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM deliveries WHERE account_id = $1 AND id = $2"
-        ))
-        .await
-        .map_err(from_pg)?;
+pub async fn get(client: &impl Db, account: &AccountId, id: &DeliveryId) -> StoreResult<Delivery> {
     let found = client
-        .query_opt(&statement, &[&account.as_str(), &id.as_str()])
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM deliveries WHERE account_id = $1 AND id = $2"),
+            &[&account.as_str(), &id.as_str()],
+        )
         .await
         .map_err(from_pg)?;
     found
@@ -103,20 +96,17 @@ fn attempt_from_row(row: &Row) -> StoreResult<Attempt> {
 }
 
 pub async fn get_with_attempts(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     id: &DeliveryId,
 ) -> StoreResult<DeliveryWithAttempts> {
     let delivery = get(client, account, id).await?;
-    let statement = client
-        .prepare_cached(
+    let found = client
+        .query(
             "SELECT id, number, started_at, duration_ms, status_code, response_body, error
              FROM attempts WHERE account_id = $1 AND delivery_id = $2 ORDER BY number, id",
+            &[&account.as_str(), &id.as_str()],
         )
-        .await
-        .map_err(from_pg)?;
-    let found = client
-        .query(&statement, &[&account.as_str(), &id.as_str()])
         .await
         .map_err(from_pg)?;
     let attempts = found
@@ -129,23 +119,17 @@ pub async fn get_with_attempts(
 /// Marks the delivery for one attempt now; its status and schedule are left as they are. It is
 /// explicit, so it goes out of order: the delivery waits for no earlier one of its user.
 pub async fn request_retry(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     id: &DeliveryId,
 ) -> StoreResult<Delivery> {
     // Out of order now: scheduled if it waited its turn, and its user's next delivery no longer
     // waits for it.
-    let statement = client
-        .prepare_cached(
+    let changed = client
+        .query_opt(
             "UPDATE deliveries SET manual_attempt_at = $3, updated_at = $3, order_user = NULL,
              order_position = NULL, next_attempt_at = COALESCE(next_attempt_at, $3)
              WHERE account_id = $1 AND id = $2 RETURNING webhook_id",
-        )
-        .await
-        .map_err(from_pg)?;
-    let changed = client
-        .query_opt(
-            &statement,
             &[
                 &account.as_str(),
                 &id.as_str(),
@@ -165,23 +149,17 @@ pub async fn request_retry(
 /// Puts every failed delivery of the webhook created since `since` back in the queue, due now,
 /// with a fresh retry schedule. A recovery is explicit: its deliveries go out of order.
 pub async fn recover(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     webhook: &WebhookId,
     since: Timestamp,
 ) -> StoreResult<u64> {
     crate::webhooks::ensure_exists(client, account, webhook).await?;
-    let statement = client
-        .prepare_cached(
+    client
+        .execute(
             "UPDATE deliveries SET status = 'pending', schedule_attempts = 0, next_attempt_at = $4,
              updated_at = $4, order_user = NULL, order_position = NULL WHERE account_id = $1 AND webhook_id = $2 AND status = 'failed'
              AND created_at >= $3",
-        )
-        .await
-        .map_err(from_pg)?;
-    client
-        .execute(
-            &statement,
             &[
                 &account.as_str(),
                 &webhook.as_str(),

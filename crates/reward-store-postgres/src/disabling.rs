@@ -2,7 +2,6 @@
 //! (`REWARD_DISABLE_AFTER`): the rule is `reward_store::statements::DISABLE_FAILING_WEBHOOKS`.
 //! Each webhook disabled is announced (`webhook.disabled`) in the same transaction.
 
-use deadpool_postgres::GenericClient;
 use reward_core::event::{DisabledReason, NewEvent};
 use reward_core::ids::{AccountId, WebhookId};
 use reward_core::time::Timestamp;
@@ -11,12 +10,13 @@ use reward_store::statements::DISABLE_FAILING_WEBHOOKS;
 use reward_store::StoreResult;
 
 use crate::errors::from_pg;
+use crate::statements::Db;
 use crate::{outbox, rows};
 
 /// Disables every enabled webhook failing since `failing_since` or earlier, with `reason`, and
 /// emits `webhook.disabled` for each through `outbox`; returns the webhooks disabled.
 pub async fn disable_failing(
-    client: &impl GenericClient,
+    client: &impl Db,
     failing_since: Timestamp,
     now: Timestamp,
     reason: &str,

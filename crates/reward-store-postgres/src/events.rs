@@ -1,6 +1,5 @@
 //! Reading the events an account was sent (retention: `crate::retention`).
 
-use deadpool_postgres::GenericClient;
 use reward_core::ids::{AccountId, EventId};
 use reward_store::paging::page_of;
 use reward_store::records::{Event, EventQuery, Page, PageRequest};
@@ -9,6 +8,7 @@ use tokio_postgres::Row;
 
 use crate::errors::from_pg;
 use crate::rows;
+use crate::statements::Db;
 
 const COLUMNS: &str = "id, event_type, created_at, payload";
 
@@ -23,7 +23,7 @@ fn from_row(row: &Row) -> StoreResult<Event> {
 
 /// The account's events that `query` keeps, newest first.
 pub async fn list(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     query: &EventQuery,
     page: &PageRequest,
@@ -39,20 +39,13 @@ pub async fn list(
     }))
 }
 
-pub async fn get(
-    client: &impl GenericClient,
-    account: &AccountId,
-    id: &EventId,
-) -> StoreResult<Event> {
-    let statement = client
-        .prepare_cached(
+pub async fn get(client: &impl Db, account: &AccountId, id: &EventId) -> StoreResult<Event> {
+    let found = client
+        .query_opt(
             "SELECT id, event_type, created_at, payload FROM events
              WHERE account_id = $1 AND id = $2",
+            &[&account.as_str(), &id.as_str()],
         )
-        .await
-        .map_err(from_pg)?;
-    let found = client
-        .query_opt(&statement, &[&account.as_str(), &id.as_str()])
         .await
         .map_err(from_pg)?;
     found

@@ -5,7 +5,6 @@
 //! window passed, or its reservation abandoned by a crash) is taken over by the same statement,
 //! in the `WHERE` of its `DO UPDATE`, which says what `verdict` says for those.
 
-use deadpool_postgres::GenericClient;
 use reward_core::idempotency;
 use reward_core::ids::AccountId;
 use reward_core::names::IdempotencyKey;
@@ -19,17 +18,18 @@ use reward_store::{StoreError, StoreResult};
 
 use crate::errors::from_pg;
 use crate::rows;
+use crate::statements::Db;
 
 pub async fn reserve(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     key: &IdempotencyKey,
     fingerprint: &str,
     now: Timestamp,
     cipher: &SecretCipher,
 ) -> StoreResult<Reservation> {
-    let reserve = client
-        .prepare_cached(
+    let reserved = client
+        .query_opt(
             "INSERT INTO idempotent_responses
                (account_id, key, request_fingerprint, status, body, created_at)
              VALUES ($1, $2, $3, NULL, NULL, $4)
@@ -41,12 +41,6 @@ pub async fn reserve(
                     AND idempotent_responses.created_at <= $6
                     AND idempotent_responses.request_fingerprint = EXCLUDED.request_fingerprint)
              RETURNING 1",
-        )
-        .await
-        .map_err(from_pg)?;
-    let reserved = client
-        .query_opt(
-            &reserve,
             &[
                 &account.as_str(),
                 &key.as_str(),
@@ -61,15 +55,12 @@ pub async fn reserve(
     if reserved.is_some() {
         return Ok(Reservation::Reserved(now));
     }
-    let holder = client
-        .prepare_cached(
+    let Some(row) = client
+        .query_opt(
             "SELECT request_fingerprint, status, body, created_at FROM idempotent_responses
              WHERE account_id = $1 AND key = $2",
+            &[&account.as_str(), &key.as_str()],
         )
-        .await
-        .map_err(from_pg)?;
-    let Some(row) = client
-        .query_opt(&holder, &[&account.as_str(), &key.as_str()])
         .await
         .map_err(from_pg)?
     else {
@@ -105,7 +96,7 @@ pub async fn reserve(
 }
 
 pub async fn complete(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     key: &IdempotencyKey,
     reserved: Timestamp,
@@ -113,16 +104,10 @@ pub async fn complete(
     cipher: &SecretCipher,
 ) -> StoreResult<()> {
     let sealed = cipher.seal_text(&sealing_context(account, key), &response.body);
-    let statement = client
-        .prepare_cached(
-            "UPDATE idempotent_responses SET status = $4, body = $5
-             WHERE account_id = $1 AND key = $2 AND created_at = $3 AND status IS NULL",
-        )
-        .await
-        .map_err(from_pg)?;
     client
         .execute(
-            &statement,
+            "UPDATE idempotent_responses SET status = $4, body = $5
+             WHERE account_id = $1 AND key = $2 AND created_at = $3 AND status IS NULL",
             &[
                 &account.as_str(),
                 &key.as_str(),
@@ -137,21 +122,15 @@ pub async fn complete(
 }
 
 pub async fn release(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     key: &IdempotencyKey,
     reserved: Timestamp,
 ) -> StoreResult<()> {
-    let statement = client
-        .prepare_cached(
-            "DELETE FROM idempotent_responses
-             WHERE account_id = $1 AND key = $2 AND created_at = $3 AND status IS NULL",
-        )
-        .await
-        .map_err(from_pg)?;
     client
         .execute(
-            &statement,
+            "DELETE FROM idempotent_responses
+             WHERE account_id = $1 AND key = $2 AND created_at = $3 AND status IS NULL",
             &[&account.as_str(), &key.as_str(), &reserved.as_millis()],
         )
         .await

@@ -1,13 +1,15 @@
 //! The PostgreSQL store: several `reward serve` nodes share one database and all its work.
 //!
-//! - [`connect`]: which URLs are ours, and the connection pool.
+//! - [`connect`]: which URLs are ours, the connection pool, and the settings PgBouncer needs.
+//! - [`statements`]: how every statement is sent: prepared per connection, or unnamed.
 //! - [`migrations`]: the schema (`migrations/` beside `src/`), applied on open, safely from
 //!   several nodes at once.
 //! - one module per resource (`accounts`, `webhooks`, `deliveries`, `events`, `rewards`,
 //!   `sessions`) holds its SQL, as in the SQLite store; [`outbox`] writes events and their
 //!   deliveries inside the caller's transaction.
 //! - [`queue`]: claims under a lease with `FOR UPDATE SKIP LOCKED`, shared by every node.
-//! - [`signal`]: `LISTEN`/`NOTIFY`, so new work wakes an idle worker on any node.
+//! - [`signal`]: `LISTEN`/`NOTIFY`, so new work wakes an idle worker on any node (listening on
+//!   its own URL when given, as PgBouncer's transaction mode needs).
 //! - [`batched`]: trigger events recorded together in one transaction (group commit).
 //! - [`import`]: a whole copied database written into an empty one, for `reward copy`.
 //!
@@ -38,6 +40,7 @@ mod search;
 mod secrets;
 mod sessions;
 mod signal;
+mod statements;
 mod statistics;
 mod webhooks;
 
@@ -46,7 +49,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::Pool;
 use reward_core::event::NewEvent;
 use reward_core::ids::{AccountId, ApiKeyId, DeliveryId, EventId, WebhookId};
 use reward_core::names::{IdempotencyKey, Name, TriggerId, UserId};
@@ -64,13 +66,16 @@ use reward_store::{
 };
 use thiserror::Error;
 
-pub use connect::{is_postgres_url, POOL_SIZE};
+pub use connect::{is_postgres_url, ConnectOptions, POOL_SIZE};
 pub use signal::CHANNEL;
+pub use statements::Statements;
 
 use batched::{TriggerEventBatcher, WriteContext};
 use coalesce::Coalescer;
+use connect::Pool;
 use errors::{from_pg, from_pool};
 use signal::WorkSignal;
+use statements::{Conn, Tx};
 
 #[derive(Debug, Error)]
 pub enum OpenError {
@@ -110,19 +115,28 @@ impl PostgresStore {
     /// Connects and migrates. The database itself must exist (creating one needs rights a
     /// service should not have).
     pub async fn open(url: &str) -> Result<Self, OpenError> {
+        Self::open_with(url, &ConnectOptions::default()).await
+    }
+
+    /// [`PostgresStore::open`] with `options`: PgBouncer's settings (see [`ConnectOptions`]).
+    pub async fn open_with(url: &str, options: &ConnectOptions) -> Result<Self, OpenError> {
         let config = connect::config_from_url(url)?;
-        let pool = connect::pool(config.clone())?;
+        let listen_config = match &options.listen_url {
+            Some(listen_url) => connect::config_from_url(listen_url)?,
+            None => config.clone(),
+        };
+        let pool = connect::pool(config, options.statements)?;
         let mut client = pool
             .get()
             .await
             .map_err(|error| OpenError::Connect(from_pool(error)))?;
-        migrations::migrate(&mut client)
+        migrations::migrate(client.client_mut())
             .await
             .map_err(OpenError::Migrate)?;
         drop(client);
         Ok(Self {
             pool,
-            signal: Arc::new(WorkSignal::new(config)),
+            signal: Arc::new(WorkSignal::new(listen_config)),
             last_claim_at: AtomicI64::new(i64::MIN),
             cipher: SecretCipher::plaintext(),
             handoff: Arc::default(),
@@ -141,7 +155,7 @@ impl PostgresStore {
         Ok(self)
     }
 
-    async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
+    async fn client(&self) -> StoreResult<Conn> {
         self.pool.get().await.map_err(from_pool)
     }
 }
@@ -458,13 +472,16 @@ impl EventLog for PostgresStore {
     ) -> StoreResult<DeliveryWithAttempts> {
         // One snapshot for the delivery and its attempts, as SQLite's reader gives.
         let mut client = self.client().await?;
+        let statements = client.statements();
         let tx = client
+            .client_mut()
             .build_transaction()
             .read_only(true)
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
             .start()
             .await
             .map_err(from_pg)?;
+        let tx = Tx::new(tx, statements);
         let found = deliveries::get_with_attempts(&tx, account, id).await?;
         tx.commit().await.map_err(from_pg)?;
         Ok(found)

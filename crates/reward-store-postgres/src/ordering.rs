@@ -1,12 +1,12 @@
 //! A webhook's ordering changed: its deliveries not yet started follow the new one.
 
-use deadpool_postgres::GenericClient;
 use reward_core::endpoint::Ordering;
 use reward_core::ids::{AccountId, WebhookId};
 use reward_core::time::Timestamp;
 use reward_store::StoreResult;
 
 use crate::errors::from_pg;
+use crate::statements::Db;
 
 /// Gives the webhook's pending deliveries that no worker holds (not leased, or leased no longer,
 /// on the database's clock like every lease) and no manual retry asked for their events'
@@ -16,7 +16,7 @@ use crate::errors::from_pg;
 /// now ([`schedule_waiting`]). Runs in the transaction of the patch, which holds the webhook's
 /// row.
 pub async fn reorder_pending(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     webhook: &WebhookId,
     ordering: Ordering,
@@ -40,14 +40,13 @@ pub async fn reorder_pending(
                     OR lease_expires_at <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint)"
         }
     };
-    let statement = client.prepare_cached(sql).await.map_err(from_pg)?;
     let reordered = client
-        .execute(&statement, &[&account.as_str(), &webhook.as_str()])
+        .execute(sql, &[&account.as_str(), &webhook.as_str()])
         .await
         .map_err(from_pg)?;
     if ordering == Ordering::PerUser {
-        let statement = client
-            .prepare_cached(
+        client
+            .execute(
                 "UPDATE deliveries d SET next_attempt_at = NULL
                  WHERE d.account_id = $1 AND d.webhook_id = $2 AND d.status = 'pending'
                    AND d.order_user IS NOT NULL AND d.next_attempt_at IS NOT NULL
@@ -60,11 +59,8 @@ pub async fn reorder_pending(
                      WHERE p.account_id = d.account_id AND p.webhook_id = d.webhook_id
                        AND p.order_user = d.order_user AND p.order_user IS NOT NULL
                        AND p.status = 'pending' AND p.order_position < d.order_position)",
+                &[&account.as_str(), &webhook.as_str()],
             )
-            .await
-            .map_err(from_pg)?;
-        client
-            .execute(&statement, &[&account.as_str(), &webhook.as_str()])
             .await
             .map_err(from_pg)?;
     }
@@ -78,12 +74,12 @@ pub async fn reorder_pending(
 /// safety net: recording an ended delivery, a manual retry and a change of ordering schedule
 /// what they free themselves). Returns how many.
 pub async fn schedule_waiting(
-    client: &impl GenericClient,
+    client: &impl Db,
     webhook: Option<(&AccountId, &WebhookId)>,
     limit: i64,
 ) -> StoreResult<u64> {
-    let statement = client
-        .prepare_cached(
+    client
+        .execute(
             "UPDATE deliveries SET next_attempt_at = $3
              WHERE (account_id, id) IN (
                SELECT d.account_id, d.id FROM deliveries d
@@ -96,12 +92,6 @@ pub async fn schedule_waiting(
                      AND p.status = 'pending' AND p.order_position < d.order_position))
                LIMIT $4)
                AND status = 'pending' AND next_attempt_at IS NULL",
-        )
-        .await
-        .map_err(from_pg)?;
-    client
-        .execute(
-            &statement,
             &[
                 &webhook.map(|(account, _)| account.as_str()),
                 &webhook.map(|(_, webhook)| webhook.as_str()),
@@ -167,9 +157,13 @@ mod tests {
             admin.batch_execute(&statement).await.expect("a database");
         }
         let url = format!("{}/{name}", server_url());
-        let pool = connect::pool(connect::config_from_url(&url).expect("url")).expect("pool");
+        let pool = connect::pool(
+            connect::config_from_url(&url).expect("url"),
+            crate::statements::Statements::default(),
+        )
+        .expect("pool");
         let mut client = pool.get().await.expect("connect");
-        crate::migrations::migrate(&mut client)
+        crate::migrations::migrate(client.client_mut())
             .await
             .expect("migrate");
 

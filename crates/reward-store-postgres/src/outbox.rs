@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use deadpool_postgres::GenericClient;
 use reward_core::event::{NewEvent, UserPosition};
 use reward_core::ids::{AccountId, DeliveryId, WebhookId};
 use reward_core::time::Timestamp;
@@ -16,11 +15,12 @@ use reward_store::secrets::SecretCipher;
 use reward_store::StoreResult;
 
 use crate::errors::from_pg;
+use crate::statements::Db;
 use crate::webhooks::{self, Subscriber};
 
 /// Stores the event and queues it for every webhook subscribed to its type.
 pub async fn emit(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     event: &NewEvent,
     outbox: &mut Outbox,
@@ -32,7 +32,7 @@ pub async fn emit(
 /// Inserts the event and finds the webhooks subscribed to it. Both statements go out at once
 /// (tokio-postgres pipelines queries polled together): one round trip instead of two.
 pub async fn store_event(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     event: &NewEvent,
     cipher: Option<&SecretCipher>,
@@ -47,7 +47,7 @@ pub async fn store_event(
 /// One pending delivery of `event` per subscriber, all in one statement, each handed to the
 /// outbox (leased to this node when it takes hand-offs, on the database's clock).
 pub async fn queue(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     event: &NewEvent,
     mut subscribers: Vec<Subscriber>,
@@ -81,7 +81,7 @@ pub async fn queue(
 }
 
 pub async fn insert_event(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     event: &NewEvent,
 ) -> StoreResult<()> {
@@ -90,7 +90,7 @@ pub async fn insert_event(
 
 /// Events of any accounts, in one statement.
 pub async fn insert_events(
-    client: &impl GenericClient,
+    client: &impl Db,
     events: &[(&AccountId, &NewEvent)],
 ) -> StoreResult<()> {
     let accounts: Vec<&str> = events.iter().map(|(account, _)| account.as_str()).collect();
@@ -115,18 +115,12 @@ pub async fn insert_events(
         .iter()
         .map(|(_, event)| event.user_position.as_ref().map(|at| at.position))
         .collect();
-    let statement = client
-        .prepare_cached(
+    client
+        .execute(
             "INSERT INTO events (account_id, id, event_type, created_at, payload, user_id,
                                  user_position)
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
                                   $6::text[], $7::bigint[])",
-        )
-        .await
-        .map_err(from_pg)?;
-    client
-        .execute(
-            &statement,
             &[
                 &accounts, &ids, &types, &times, &payloads, &users, &positions,
             ],
@@ -152,7 +146,7 @@ pub struct NewDelivery<'a> {
 /// A new pending delivery, due now; when `lease` is given (handed off), leased to this node for
 /// that long, on the database's clock like every lease.
 pub async fn insert_delivery(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     webhook: &WebhookId,
     event: &NewEvent,
@@ -179,7 +173,7 @@ pub async fn insert_delivery(
 /// ends the earlier delivery locks it too before scheduling the next one (`queue::advance_turns`),
 /// so one of them always sees the other.
 pub async fn insert_deliveries(
-    client: &impl GenericClient,
+    client: &impl Db,
     deliveries: &[NewDelivery<'_>],
     now: Timestamp,
     lease: Option<Duration>,
@@ -206,8 +200,8 @@ pub async fn insert_deliveries(
         .map(|d| d.order.map(|order| order.position))
         .collect();
     let behind_in_batch = behind_in_batch(deliveries);
-    let statement = client
-        .prepare_cached(
+    client
+        .execute(
             "INSERT INTO deliveries (account_id, id, webhook_id, event_id, event_type, status,
              next_attempt_at, lease_expires_at, created_at, updated_at, order_user, order_position)
              SELECT new.account_id, new.id, new.webhook_id, new.event_id, new.event_type,
@@ -227,12 +221,6 @@ pub async fn insert_deliveries(
                          $9::text[], $10::bigint[], $11::bool[])
                AS new(account_id, id, webhook_id, event_id, event_type, handed_off, order_user,
                       order_position, behind)",
-        )
-        .await
-        .map_err(from_pg)?;
-    client
-        .execute(
-            &statement,
             &[
                 &accounts,
                 &ids,

@@ -40,7 +40,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use deadpool_postgres::GenericClient;
 use reward_core::endpoint::rate_limit::REFILL_AHEAD_MICROS;
 use reward_core::event::{DisabledReason, NewEvent};
 use reward_core::ids::{AccountId, DeliveryId, EventId, WebhookId};
@@ -57,6 +56,7 @@ use tokio_postgres::Row;
 
 use crate::errors::from_pg;
 use crate::rate_slots::{RateSlot, RateSlots};
+use crate::statements::Db;
 use crate::{outbox, rollups, rows};
 
 /// Candidate queries per source and claim at most: each pass after the first only happens because
@@ -156,7 +156,7 @@ impl Busy {
 }
 
 pub async fn claim(
-    client: &impl GenericClient,
+    client: &impl Db,
     request: &ClaimRequest,
     cipher: &SecretCipher,
 ) -> StoreResult<Claim> {
@@ -177,9 +177,8 @@ pub async fn claim(
     };
     // This node's own attempts are among the live leases too; a webhook is as busy as the larger
     // count says (a lease is released a moment before this node's attempt task ends).
-    let statement = client.prepare_cached(LIVE_LEASES).await.map_err(from_pg)?;
     for row in client
-        .query(&statement, &[&database_now])
+        .query(LIVE_LEASES, &[&database_now])
         .await
         .map_err(from_pg)?
     {
@@ -194,14 +193,11 @@ pub async fn claim(
     let mut refused_some = false;
     let due_before = request.now.as_millis();
     for manual in [true, false] {
-        let candidates = client
-            .prepare_cached(if manual {
-                MANUAL_CANDIDATES
-            } else {
-                DUE_CANDIDATES
-            })
-            .await
-            .map_err(from_pg)?;
+        let candidates = if manual {
+            MANUAL_CANDIDATES
+        } else {
+            DUE_CANDIDATES
+        };
         for _ in 0..MAX_PASSES {
             let room = limit.saturating_sub(claimed.len());
             if room == 0 {
@@ -213,14 +209,14 @@ pub async fn claim(
             let found = if manual {
                 client
                     .query(
-                        &candidates,
+                        candidates,
                         &[&database_now, &excluded, &scan, &refill_before],
                     )
                     .await
             } else {
                 client
                     .query(
-                        &candidates,
+                        candidates,
                         &[&due_before, &database_now, &excluded, &scan, &refill_before],
                     )
                     .await
@@ -297,7 +293,7 @@ fn candidate_from_row(row: &Row) -> StoreResult<Candidate> {
 }
 
 async fn lease_and_load(
-    client: &impl GenericClient,
+    client: &impl Db,
     chosen: &[Candidate],
     lease_until: i64,
     cipher: &SecretCipher,
@@ -307,12 +303,8 @@ async fn lease_and_load(
     }
     let accounts: Vec<&str> = chosen.iter().map(|c| c.account_id.as_str()).collect();
     let ids: Vec<&str> = chosen.iter().map(|c| c.id.as_str()).collect();
-    let statement = client
-        .prepare_cached(LEASE_AND_LOAD)
-        .await
-        .map_err(from_pg)?;
     let found = client
-        .query(&statement, &[&accounts, &ids, &lease_until])
+        .query(LEASE_AND_LOAD, &[&accounts, &ids, &lease_until])
         .await
         .map_err(from_pg)?;
     let slots: HashMap<&str, StartSlot> = chosen
@@ -420,7 +412,7 @@ const ADVANCE_TURNS: &str = "WITH clock AS (
 /// Moves each ended ordered delivery's user on, in the transaction that recorded it (see
 /// [`ADVANCE_TURNS`]), and returns the next deliveries it leased (only with `lease`).
 pub async fn advance_turns(
-    client: &impl GenericClient,
+    client: &impl Db,
     records: &[AttemptRecord],
     lease: Option<Duration>,
     cipher: &SecretCipher,
@@ -431,22 +423,14 @@ pub async fn advance_turns(
     }
     let accounts: Vec<&str> = ended.iter().map(|r| r.account_id.as_str()).collect();
     let ids: Vec<&str> = ended.iter().map(|r| r.delivery_id.as_str()).collect();
-    let lock = client
-        .prepare_cached(LOCK_TURN_USERS)
-        .await
-        .map_err(from_pg)?;
     client
-        .query(&lock, &[&accounts, &ids])
+        .query(LOCK_TURN_USERS, &[&accounts, &ids])
         .await
         .map_err(from_pg)?;
     let now = Timestamp::now().as_millis();
     let lease_ms = lease.map(|lease| i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
-    let statement = client
-        .prepare_cached(ADVANCE_TURNS)
-        .await
-        .map_err(from_pg)?;
     client
-        .query(&statement, &[&accounts, &ids, &now, &lease_ms])
+        .query(ADVANCE_TURNS, &[&accounts, &ids, &now, &lease_ms])
         .await
         .map_err(from_pg)?
         .iter()
@@ -463,7 +447,7 @@ pub async fn advance_turns(
 /// the roll-ups (sorted by key too), their statement sent with the attempts' (pipelined: no round
 /// trip of its own).
 pub async fn record_attempts(
-    client: &impl GenericClient,
+    client: &impl Db,
     records: &mut [AttemptRecord],
     outbox: &mut Outbox,
 ) -> StoreResult<()> {
@@ -521,7 +505,7 @@ fn rounds_of_distinct_deliveries(records: &[AttemptRecord]) -> Vec<Vec<&AttemptR
 /// through `outbox`. Only an enabled webhook is disabled and announced: a second 410, here or
 /// on another node, changes nothing.
 async fn disable_webhook(
-    client: &impl GenericClient,
+    client: &impl Db,
     record: &AttemptRecord,
     outbox: &mut Outbox,
 ) -> StoreResult<()> {
@@ -529,16 +513,11 @@ async fn disable_webhook(
         return Ok(());
     };
     let now = Timestamp::now();
-    let statement = client
-        .prepare_cached(
-            "UPDATE webhooks SET enabled = false, disabled_reason = $3, updated_at = $4
-             WHERE account_id = $1 AND id = $2 AND enabled RETURNING name",
-        )
-        .await
-        .map_err(from_pg)?;
+    let statement = "UPDATE webhooks SET enabled = false, disabled_reason = $3, updated_at = $4
+             WHERE account_id = $1 AND id = $2 AND enabled RETURNING name";
     let disabled = client
         .query_opt(
-            &statement,
+            statement,
             &[
                 &record.account_id.as_str(),
                 &record.webhook_id.as_str(),
@@ -600,10 +579,7 @@ JOIN updated u ON u.account_id = i.account_id COLLATE "C" AND u.id = i.delivery_
 "#;
 
 /// Stores attempts of distinct deliveries (see [`STORE_ATTEMPTS`]).
-async fn store_attempts(
-    client: &impl GenericClient,
-    records: &[&AttemptRecord],
-) -> StoreResult<()> {
+async fn store_attempts(client: &impl Db, records: &[&AttemptRecord]) -> StoreResult<()> {
     if records.is_empty() {
         return Ok(());
     }
@@ -611,13 +587,9 @@ async fn store_attempts(
     for record in records {
         columns.push(record);
     }
-    let statement = client
-        .prepare_cached(STORE_ATTEMPTS)
-        .await
-        .map_err(from_pg)?;
     client
         .execute(
-            &statement,
+            STORE_ATTEMPTS,
             &[
                 &columns.account_ids,
                 &columns.delivery_ids,
@@ -708,13 +680,13 @@ impl<'a> AttemptColumns<'a> {
 /// Also when a rate-limited webhook's slots need refilling (its next free start less than
 /// [`REFILL_AHEAD_MICROS`] ahead), counted on the database's clock and returned on this node's.
 pub async fn next_due_at(
-    client: &impl GenericClient,
+    client: &impl Db,
     now: Timestamp,
     last_claim_at: Option<Timestamp>,
 ) -> StoreResult<Option<Timestamp>> {
     let unseen_after = last_claim_at.map_or(now, |claimed| claimed.min(now));
-    let statement = client
-        .prepare_cached(
+    let row = client
+        .query_one(
             "SELECT LEAST(
                (SELECT min(next_attempt_at) FROM deliveries
                 WHERE status = 'pending' AND next_attempt_at > $1),
@@ -723,12 +695,6 @@ pub async fn next_due_at(
                  - clock.now - $3
              FROM (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now)
                AS clock",
-        )
-        .await
-        .map_err(from_pg)?;
-    let row = client
-        .query_one(
-            &statement,
             &[
                 &unseen_after.as_millis(),
                 &now.as_millis(),
@@ -746,35 +712,34 @@ pub async fn next_due_at(
 /// Releases the leases of the given deliveries (handed to this node, then given up unattempted:
 /// at most a third of their lease had passed, so no other node can have claimed them since).
 pub async fn release_leases(
-    client: &impl GenericClient,
+    client: &impl Db,
     deliveries: &[(AccountId, DeliveryId)],
 ) -> StoreResult<()> {
     let (accounts, ids): (Vec<&str>, Vec<&str>) = deliveries
         .iter()
         .map(|(account, delivery)| (account.as_str(), delivery.as_str()))
         .unzip();
-    let statement = client
-        .prepare_cached(
+    client
+        .execute(
             "UPDATE deliveries d SET lease_expires_at = NULL
              FROM unnest($1::text[], $2::text[]) AS given(account_id, id)
              WHERE d.account_id = given.account_id AND d.id = given.id",
+            &[&accounts, &ids],
         )
-        .await
-        .map_err(from_pg)?;
-    client
-        .execute(&statement, &[&accounts, &ids])
         .await
         .map_err(from_pg)?;
     Ok(())
 }
 
 /// How many deliveries are pending, and since when the oldest waits (for `/metrics`).
-pub async fn queue_stats(client: &impl GenericClient) -> StoreResult<QueueStats> {
-    let statement = client
-        .prepare_cached("SELECT count(*), min(created_at) FROM deliveries WHERE status = 'pending'")
+pub async fn queue_stats(client: &impl Db) -> StoreResult<QueueStats> {
+    let row = client
+        .query_one(
+            "SELECT count(*), min(created_at) FROM deliveries WHERE status = 'pending'",
+            &[],
+        )
         .await
         .map_err(from_pg)?;
-    let row = client.query_one(&statement, &[]).await.map_err(from_pg)?;
     Ok(QueueStats {
         pending: rows::unsigned(&row, 0)?,
         oldest_pending_created_at: rows::optional_timestamp(&row, 1)?,

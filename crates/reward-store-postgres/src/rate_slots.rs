@@ -13,7 +13,6 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use deadpool_postgres::GenericClient;
 use reward_core::endpoint::SlotGrant;
 use reward_store::columns;
 use reward_store::records::StartSlot;
@@ -21,6 +20,7 @@ use reward_store::StoreResult;
 
 use crate::errors::from_pg;
 use crate::rows;
+use crate::statements::Db;
 
 /// Locks the given webhooks' rows unless another transaction holds one; returns their limit and
 /// next free start.
@@ -74,11 +74,7 @@ impl RateSlots {
     }
 
     /// Locks the rows of the limited webhooks in `limited` (account, webhook) not met yet.
-    pub async fn lock(
-        &mut self,
-        client: &impl GenericClient,
-        limited: &[(&str, &str)],
-    ) -> StoreResult<()> {
+    pub async fn lock(&mut self, client: &impl Db, limited: &[(&str, &str)]) -> StoreResult<()> {
         let new: HashSet<WebhookKey> = limited
             .iter()
             .map(|(account, webhook)| ((*account).to_owned(), (*webhook).to_owned()))
@@ -91,9 +87,8 @@ impl RateSlots {
             .iter()
             .map(|(account, webhook)| (account.as_str(), webhook.as_str()))
             .unzip();
-        let statement = client.prepare_cached(LOCK_LIMITED).await.map_err(from_pg)?;
         for row in client
-            .query(&statement, &[&accounts, &ids])
+            .query(LOCK_LIMITED, &[&accounts, &ids])
             .await
             .map_err(from_pg)?
         {
@@ -145,7 +140,7 @@ impl RateSlots {
     }
 
     /// Writes each webhook's next free start past the slots granted to it.
-    pub async fn store(&self, client: &impl GenericClient) -> StoreResult<()> {
+    pub async fn store(&self, client: &impl Db) -> StoreResult<()> {
         let mut accounts = Vec::new();
         let mut ids = Vec::new();
         let mut next_frees = Vec::new();
@@ -159,12 +154,8 @@ impl RateSlots {
         if accounts.is_empty() {
             return Ok(());
         }
-        let statement = client
-            .prepare_cached(STORE_NEXT_FREE)
-            .await
-            .map_err(from_pg)?;
         client
-            .execute(&statement, &[&accounts, &ids, &next_frees])
+            .execute(STORE_NEXT_FREE, &[&accounts, &ids, &next_frees])
             .await
             .map_err(from_pg)?;
         Ok(())

@@ -4,11 +4,11 @@
 //! about [`CHUNK`] rows and commits on its own, so no purge holds locks, or a snapshot, long
 //! enough to stall the writers, however much expired at once.
 
-use deadpool_postgres::GenericClient;
 use reward_core::time::Timestamp;
 use reward_store::StoreResult;
 
 use crate::errors::from_pg;
+use crate::statements::Db;
 
 /// Rows per statement.
 pub const CHUNK: i64 = 2_000;
@@ -43,7 +43,7 @@ const IDEMPOTENT_RESPONSES: &str = "
 
 /// Drops everything expired, a chunk per statement, until nothing is left.
 pub async fn purge_expired(
-    client: &impl GenericClient,
+    client: &impl Db,
     events_before: Timestamp,
     idempotency_before: Timestamp,
 ) -> StoreResult<()> {
@@ -54,9 +54,8 @@ pub async fn purge_expired(
         (IDEMPOTENT_RESPONSES, idempotency_before),
     ];
     for (sql, before) in steps {
-        let statement = client.prepare_cached(sql).await.map_err(from_pg)?;
         while client
-            .execute(&statement, &[&before.as_millis(), &CHUNK])
+            .execute(sql, &[&before.as_millis(), &CHUNK])
             .await
             .map_err(from_pg)?
             > 0
@@ -66,7 +65,7 @@ pub async fn purge_expired(
 }
 
 /// Every account's id: clearing walks each one's attempts through `attempts_by_time`.
-pub async fn account_ids(client: &impl GenericClient) -> StoreResult<Vec<String>> {
+pub async fn account_ids(client: &impl Db) -> StoreResult<Vec<String>> {
     let rows = client
         .query("SELECT id FROM accounts ORDER BY id", &[])
         .await
@@ -78,7 +77,7 @@ pub async fn account_ids(client: &impl GenericClient) -> StoreResult<Vec<String>
 /// [`CHUNK`] of them and never at or after `before`. Returns how many were cleared and where the
 /// next chunk starts (`None`: nothing is left before `before`).
 pub async fn clear_bodies_chunk(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &str,
     from: Timestamp,
     before: Timestamp,

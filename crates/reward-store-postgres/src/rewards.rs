@@ -11,7 +11,6 @@
 //!   user's `sequence` and event position, on the same row in the same statement, so each
 //!   change's `sequence` is the next one whichever node writes it.
 
-use deadpool_postgres::GenericClient;
 use reward_core::credit::CreditRule;
 use reward_core::idempotency;
 use reward_core::ids::{AccountId, TriggerEventId};
@@ -30,6 +29,7 @@ use reward_store::{StoreError, StoreResult};
 use tokio_postgres::Row;
 
 use crate::errors::{from_balance_update, from_pg};
+use crate::statements::Db;
 use crate::{outbox, rows, webhooks};
 
 const TRIGGER_COLUMNS: &str = "id, name, rule_kind, rule_amount, created_at, updated_at";
@@ -57,7 +57,7 @@ fn trigger_from_row(row: &Row) -> StoreResult<Trigger> {
 }
 
 pub async fn put_trigger(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     spec: &TriggerSpec,
 ) -> StoreResult<(Trigger, bool)> {
@@ -65,20 +65,16 @@ pub async fn put_trigger(
     // `xmax = 0` holds for a row this statement inserted, not for one it updated: whether the
     // trigger was created is read from the same atomic upsert, so two nodes putting one new
     // trigger at once answer one 201 and one 200.
-    let statement = client
-        .prepare_cached(&format!(
-            "INSERT INTO triggers (account_id, id, name, rule_kind, rule_amount, created_at,
+    let row = client
+        .query_one(
+            &format!(
+                "INSERT INTO triggers (account_id, id, name, rule_kind, rule_amount, created_at,
              updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
              ON CONFLICT (account_id, id) DO UPDATE SET name = EXCLUDED.name,
                rule_kind = EXCLUDED.rule_kind, rule_amount = EXCLUDED.rule_amount,
                updated_at = EXCLUDED.updated_at
              RETURNING {TRIGGER_COLUMNS}, xmax = 0"
-        ))
-        .await
-        .map_err(from_pg)?;
-    let row = client
-        .query_one(
-            &statement,
+            ),
             &[
                 &account.as_str(),
                 &spec.id.as_str(),
@@ -94,18 +90,15 @@ pub async fn put_trigger(
 }
 
 pub async fn find_trigger(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     id: &TriggerId,
 ) -> StoreResult<Option<Trigger>> {
-    let statement = client
-        .prepare_cached(&format!(
-            "SELECT {TRIGGER_COLUMNS} FROM triggers WHERE account_id = $1 AND id = $2"
-        ))
-        .await
-        .map_err(from_pg)?;
     let found = client
-        .query_opt(&statement, &[&account.as_str(), &id.as_str()])
+        .query_opt(
+            &format!("SELECT {TRIGGER_COLUMNS} FROM triggers WHERE account_id = $1 AND id = $2"),
+            &[&account.as_str(), &id.as_str()],
+        )
         .await
         .map_err(from_pg)?;
     found.as_ref().map(trigger_from_row).transpose()
@@ -113,22 +106,18 @@ pub async fn find_trigger(
 
 /// Newest first by creation time (see `reward_store::paging::trigger_cursor`).
 pub async fn list_triggers(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     page: &PageRequest,
 ) -> StoreResult<Page<Trigger>> {
     let (before_time, before_id) = trigger_cursor(page)?;
-    let statement = client
-        .prepare_cached(&format!(
-            "SELECT {TRIGGER_COLUMNS} FROM triggers WHERE account_id = $1
-             AND (created_at < $2 OR (created_at = $2 AND id < $3))
-             ORDER BY created_at DESC, id DESC LIMIT $4"
-        ))
-        .await
-        .map_err(from_pg)?;
     let found = client
         .query(
-            &statement,
+            &format!(
+                "SELECT {TRIGGER_COLUMNS} FROM triggers WHERE account_id = $1
+             AND (created_at < $2 OR (created_at = $2 AND id < $3))
+             ORDER BY created_at DESC, id DESC LIMIT $4"
+            ),
             &[
                 &account.as_str(),
                 &before_time,
@@ -146,16 +135,15 @@ pub async fn list_triggers(
 }
 
 pub async fn delete_trigger(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     id: &TriggerId,
 ) -> StoreResult<()> {
-    let statement = client
-        .prepare_cached("DELETE FROM triggers WHERE account_id = $1 AND id = $2")
-        .await
-        .map_err(from_pg)?;
     let removed = client
-        .execute(&statement, &[&account.as_str(), &id.as_str()])
+        .execute(
+            "DELETE FROM triggers WHERE account_id = $1 AND id = $2",
+            &[&account.as_str(), &id.as_str()],
+        )
         .await
         .map_err(from_pg)?;
     if removed == 0 {
@@ -165,19 +153,14 @@ pub async fn delete_trigger(
 }
 
 async fn trigger_event_by_id(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     id: &str,
 ) -> StoreResult<TriggerEvent> {
-    let statement = client
-        .prepare_cached(
-            "SELECT id, user_id, trigger_id, value, credit_points_issued, created_at
-             FROM trigger_events WHERE account_id = $1 AND id = $2",
-        )
-        .await
-        .map_err(from_pg)?;
+    let statement = "SELECT id, user_id, trigger_id, value, credit_points_issued, created_at
+             FROM trigger_events WHERE account_id = $1 AND id = $2";
     let row = client
-        .query_opt(&statement, &[&account.as_str(), &id])
+        .query_opt(statement, &[&account.as_str(), &id])
         .await
         .map_err(from_pg)?
         .ok_or(StoreError::NotFound)?;
@@ -207,15 +190,16 @@ enum KeyClaim {
 /// read "no key" and record two; SERIALIZABLE would make one fail instead of replaying.) An expired
 /// key is taken over in the same statement, by the `WHERE` of its `DO UPDATE`.
 async fn claim_idempotency_key(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     key: &IdempotencyKey,
     fingerprint: &str,
     recorded: &TriggerEventId,
     now: Timestamp,
 ) -> StoreResult<KeyClaim> {
-    let claim = client
-        .prepare_cached(
+    let expired_at_or_before = idempotency::forgotten_at_or_before(now).as_millis();
+    let claimed = client
+        .query_opt(
             "INSERT INTO idempotency_keys (account_id, key, request_fingerprint, trigger_event_id,
              created_at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (account_id, key) DO UPDATE SET
@@ -223,13 +207,6 @@ async fn claim_idempotency_key(
                trigger_event_id = EXCLUDED.trigger_event_id, created_at = EXCLUDED.created_at
              WHERE idempotency_keys.created_at <= $6
              RETURNING 1",
-        )
-        .await
-        .map_err(from_pg)?;
-    let expired_at_or_before = idempotency::forgotten_at_or_before(now).as_millis();
-    let claimed = client
-        .query_opt(
-            &claim,
             &[
                 &account.as_str(),
                 &key.as_str(),
@@ -244,15 +221,12 @@ async fn claim_idempotency_key(
     if claimed.is_some() {
         return Ok(KeyClaim::Claimed);
     }
-    let holder = client
-        .prepare_cached(
+    let Some(row) = client
+        .query_opt(
             "SELECT request_fingerprint, trigger_event_id FROM idempotency_keys
              WHERE account_id = $1 AND key = $2",
+            &[&account.as_str(), &key.as_str()],
         )
-        .await
-        .map_err(from_pg)?;
-    let Some(row) = client
-        .query_opt(&holder, &[&account.as_str(), &key.as_str()])
         .await
         .map_err(from_pg)?
     else {
@@ -274,27 +248,23 @@ async fn claim_idempotency_key(
 /// [`reward_core::credit::MAX_BALANCE`] (migration 0004), which fails the statement with
 /// [`StoreError::BalanceOverflow`].
 async fn add_to_user(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     user: &UserId,
     added: UserCounters,
     now: Timestamp,
 ) -> StoreResult<UserCounters> {
-    let statement = client
-        .prepare_cached(
-            "INSERT INTO users (account_id, id, balance, sequence, event_position, created_at)
+    let statement =
+        "INSERT INTO users (account_id, id, balance, sequence, event_position, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (account_id, id) DO UPDATE SET
                balance = users.balance + EXCLUDED.balance,
                sequence = users.sequence + EXCLUDED.sequence,
                event_position = users.event_position + EXCLUDED.event_position
-             RETURNING balance, sequence, event_position",
-        )
-        .await
-        .map_err(from_pg)?;
+             RETURNING balance, sequence, event_position";
     let row = client
         .query_one(
-            &statement,
+            statement,
             &[
                 &account.as_str(),
                 &user.as_str(),
@@ -315,7 +285,7 @@ async fn add_to_user(
 
 /// Trigger events of any accounts, in one statement.
 pub async fn insert_trigger_events(
-    client: &impl GenericClient,
+    client: &impl Db,
     recorded: &[(&AccountId, &TriggerEvent)],
 ) -> StoreResult<()> {
     let column = |field: fn(&TriggerEvent) -> &str| -> Vec<&str> {
@@ -340,18 +310,12 @@ pub async fn insert_trigger_events(
         .iter()
         .map(|(_, event)| event.created_at.as_millis())
         .collect();
-    let statement = client
-        .prepare_cached(
+    client
+        .execute(
             "INSERT INTO trigger_events (account_id, id, user_id, trigger_id, value,
              credit_points_issued, created_at)
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                                   $6::bigint[], $7::bigint[])",
-        )
-        .await
-        .map_err(from_pg)?;
-    client
-        .execute(
-            &statement,
             &[
                 &accounts, &ids, &users, &triggers, &values, &points, &created,
             ],
@@ -363,7 +327,7 @@ pub async fn insert_trigger_events(
 
 /// Records the trigger event; its deliveries go through `outbox`.
 pub async fn record_trigger_event(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     request: &RecordTriggerEvent,
     outbox: &mut Outbox,
@@ -413,7 +377,7 @@ pub async fn record_trigger_event(
 
 /// Issues the credits; their event's deliveries go through `outbox`.
 pub async fn issue_credits(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     request: &IssueCredits,
     outbox: &mut Outbox,
@@ -426,19 +390,12 @@ pub async fn issue_credits(
     Ok(issued)
 }
 
-pub async fn get_user(
-    client: &impl GenericClient,
-    account: &AccountId,
-    id: &UserId,
-) -> StoreResult<User> {
-    let statement = client
-        .prepare_cached(
-            "SELECT id, balance, created_at FROM users WHERE account_id = $1 AND id = $2",
-        )
-        .await
-        .map_err(from_pg)?;
+pub async fn get_user(client: &impl Db, account: &AccountId, id: &UserId) -> StoreResult<User> {
     let row = client
-        .query_opt(&statement, &[&account.as_str(), &id.as_str()])
+        .query_opt(
+            "SELECT id, balance, created_at FROM users WHERE account_id = $1 AND id = $2",
+            &[&account.as_str(), &id.as_str()],
+        )
         .await
         .map_err(from_pg)?
         .ok_or(StoreError::NotFound)?;

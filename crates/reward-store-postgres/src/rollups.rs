@@ -1,7 +1,6 @@
 //! Attempt roll-ups (see `reward_store::rollups`): upserted with each recorded batch in one
 //! statement, read back for a webhook's statistics, purged by upkeep.
 
-use deadpool_postgres::GenericClient;
 use reward_core::ids::{AccountId, WebhookId};
 use reward_core::stats::StatsPeriod;
 use reward_core::time::Timestamp;
@@ -10,6 +9,7 @@ use reward_store::rollups::{self, RolledUp};
 use reward_store::StoreResult;
 
 use crate::errors::from_pg;
+use crate::statements::Db;
 
 /// A batch's roll-up increments and failure-run changes, rows passed as arrays, both tables in
 /// one statement. Rows come sorted by key (`reward_store::rollups`), so concurrent batches lock
@@ -36,16 +36,15 @@ ON CONFLICT (account_id, webhook_id) DO UPDATE SET failing_since =
 "#;
 
 /// Counts a recorded batch in its roll-ups and failure runs.
-pub async fn record(client: &impl GenericClient, records: &[AttemptRecord]) -> StoreResult<()> {
+pub async fn record(client: &impl Db, records: &[AttemptRecord]) -> StoreResult<()> {
     let increments = rollups::increments(records);
     if increments.is_empty() {
         return Ok(());
     }
     let runs = rollups::failure_runs(records);
-    let statement = client.prepare_cached(RECORD).await.map_err(from_pg)?;
     client
         .execute(
-            &statement,
+            RECORD,
             &[
                 &increments
                     .iter()
@@ -91,7 +90,7 @@ pub async fn record(client: &impl GenericClient, records: &[AttemptRecord]) -> S
 /// The webhook's statistics: its roll-ups of the period, its pending deliveries and its run of
 /// failures, read together. `NotFound` unless the account has the webhook.
 pub async fn webhook_stats(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     webhook: &WebhookId,
     period: StatsPeriod,
@@ -156,7 +155,7 @@ pub async fn webhook_stats(
 }
 
 /// Deletes roll-ups of hours before `before`, and the failure runs of deleted webhooks.
-pub async fn purge(client: &impl GenericClient, before: Timestamp) -> StoreResult<()> {
+pub async fn purge(client: &impl Db, before: Timestamp) -> StoreResult<()> {
     client
         .execute(
             "DELETE FROM attempt_rollups WHERE hour_start < $1",

@@ -1,19 +1,16 @@
 //! Webhook secrets at rest: sealing the rows still stored plain once a key is given (see
 //! `reward_store::secrets`; a SQL migration cannot do it, having no key).
 
-use deadpool_postgres::GenericClient;
 use reward_core::signing::WebhookSecret;
 use reward_store::secrets::SecretCipher;
 use reward_store::{StoreError, StoreResult};
 
 use crate::errors::from_pg;
+use crate::statements::Db;
 
 /// Seals every secret still stored plain; returns how many webhooks it sealed. Each row is
 /// updated only if still plain, so nodes starting together seal each once.
-pub async fn seal_plain_secrets(
-    client: &impl GenericClient,
-    cipher: &SecretCipher,
-) -> StoreResult<usize> {
+pub async fn seal_plain_secrets(client: &impl Db, cipher: &SecretCipher) -> StoreResult<usize> {
     // A plain secret is `whsec_...`; a sealed one's base64 never holds `"whsec`.
     let plain = client
         .query(

@@ -1,6 +1,5 @@
 //! Dashboard sessions, and the attempt statistics the dashboard shows.
 
-use deadpool_postgres::GenericClient;
 use reward_core::ids::{AccountId, ApiKeyId, WebhookId};
 use reward_core::names::Name;
 use reward_core::time::Timestamp;
@@ -10,6 +9,7 @@ use tokio_postgres::Row;
 
 use crate::errors::from_pg;
 use crate::rows;
+use crate::statements::Db;
 
 /// The session joined with its account and key: a session is only found while its key is live.
 const LIVE_SESSION: &str = "SELECT s.account_id, a.name, s.api_key_id, k.display_prefix,
@@ -30,31 +30,24 @@ fn from_row(row: &Row) -> StoreResult<Session> {
 }
 
 pub async fn start(
-    client: &impl GenericClient,
+    client: &impl Db,
     key_hash: &str,
     session: &NewSession,
 ) -> StoreResult<Option<Session>> {
-    let statement = client
-        .prepare_cached("DELETE FROM sessions WHERE expires_at <= $1")
-        .await
-        .map_err(from_pg)?;
     client
-        .execute(&statement, &[&session.created_at.as_millis()])
+        .execute(
+            "DELETE FROM sessions WHERE expires_at <= $1",
+            &[&session.created_at.as_millis()],
+        )
         .await
         .map_err(from_pg)?;
     // The session is opened from the key's row in the same statement, so a key revoked at this
     // instant on another node either opens nothing or is seen revoked by every later lookup.
-    let statement = client
-        .prepare_cached(
+    let opened = client
+        .execute(
             "INSERT INTO sessions (account_id, token_hash, api_key_id, created_at, expires_at)
              SELECT account_id, $2, id, $3, $4 FROM api_keys
              WHERE key_hash = $1 AND revoked_at IS NULL",
-        )
-        .await
-        .map_err(from_pg)?;
-    let opened = client
-        .execute(
-            &statement,
             &[
                 &key_hash,
                 &session.token_hash,
@@ -71,48 +64,40 @@ pub async fn start(
 }
 
 pub async fn find(
-    client: &impl GenericClient,
+    client: &impl Db,
     token_hash: &str,
     now: Timestamp,
 ) -> StoreResult<Option<Session>> {
-    let statement = client.prepare_cached(LIVE_SESSION).await.map_err(from_pg)?;
     let found = client
-        .query_opt(&statement, &[&token_hash, &now.as_millis()])
+        .query_opt(LIVE_SESSION, &[&token_hash, &now.as_millis()])
         .await
         .map_err(from_pg)?;
     found.as_ref().map(from_row).transpose()
 }
 
-pub async fn end(client: &impl GenericClient, token_hash: &str) -> StoreResult<()> {
-    let statement = client
-        .prepare_cached("DELETE FROM sessions WHERE token_hash = $1")
-        .await
-        .map_err(from_pg)?;
+pub async fn end(client: &impl Db, token_hash: &str) -> StoreResult<()> {
     client
-        .execute(&statement, &[&token_hash])
+        .execute("DELETE FROM sessions WHERE token_hash = $1", &[&token_hash])
         .await
         .map_err(from_pg)?;
     Ok(())
 }
 
 pub async fn attempt_stats(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     since: Timestamp,
 ) -> StoreResult<Vec<AttemptStats>> {
-    let statement = client
-        .prepare_cached(
+    let found = client
+        .query(
             "SELECT d.webhook_id, count(*),
                     count(*) FILTER (WHERE a.status_code BETWEEN 200 AND 299)
              FROM attempts a
              JOIN deliveries d ON d.account_id = a.account_id AND d.id = a.delivery_id
              WHERE a.account_id = $1 AND a.started_at >= $2
              GROUP BY d.webhook_id",
+            &[&account.as_str(), &since.as_millis()],
         )
-        .await
-        .map_err(from_pg)?;
-    let found = client
-        .query(&statement, &[&account.as_str(), &since.as_millis()])
         .await
         .map_err(from_pg)?;
     found

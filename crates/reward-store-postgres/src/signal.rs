@@ -26,10 +26,12 @@ use std::future::poll_fn;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio_postgres::{AsyncMessage, NoTls};
+
+use crate::connect::Pool;
+use crate::statements::Db;
 
 /// The channel work is announced on.
 pub const CHANNEL: &str = "reward_work";

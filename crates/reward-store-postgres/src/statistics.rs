@@ -8,10 +8,10 @@
 //! autovacuum runs (its default threshold is a tenth) it gets there first and this does nothing.
 //! A role that does not own the tables only gets PostgreSQL's "skipping" warning: nothing fails.
 
-use deadpool_postgres::GenericClient;
 use reward_store::StoreResult;
 
 use crate::errors::from_pg;
+use crate::statements::Db;
 
 /// Reward's tables whose plans depend on their size.
 const TABLES: [&str; 8] = [
@@ -26,7 +26,7 @@ const TABLES: [&str; 8] = [
 ];
 
 /// Analyzes the tables whose statistics are missing or stale; returns their names.
-pub async fn refresh(client: &impl GenericClient) -> StoreResult<Vec<String>> {
+pub async fn refresh(client: &impl Db) -> StoreResult<Vec<String>> {
     let stale = client
         .query(
             "SELECT relname::text FROM pg_stat_user_tables

@@ -1,6 +1,5 @@
 //! Webhooks and their secrets.
 
-use deadpool_postgres::GenericClient;
 use reward_core::endpoint::Ordering;
 use reward_core::event::NewEvent;
 use reward_core::ids::{AccountId, WebhookId};
@@ -21,6 +20,7 @@ use tokio_postgres::Row;
 
 use crate::errors::from_pg;
 use crate::rows;
+use crate::statements::Db;
 
 const COLUMNS: &str = "id, name, url, events, enabled, disabled_reason, created_at, updated_at,
      filter, headers, description, metadata, rate_limit, ordering";
@@ -70,7 +70,7 @@ impl SettingsColumns {
 }
 
 pub async fn create(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     new: &NewWebhook,
     cipher: &SecretCipher,
@@ -78,17 +78,11 @@ pub async fn create(
     let now = Timestamp::now();
     let webhook = rules::new_webhook(new, now);
     let settings = SettingsColumns::of(&webhook.id, &webhook.settings, cipher);
-    let statement = client
-        .prepare_cached(
+    client
+        .execute(
             "INSERT INTO webhooks (account_id, id, name, url, events, enabled, secret, created_at,
              updated_at, filter, headers, description, metadata, rate_limit, ordering)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .await
-        .map_err(from_pg)?;
-    client
-        .execute(
-            &statement,
             &[
                 &account.as_str(),
                 &webhook.id.as_str(),
@@ -112,22 +106,18 @@ pub async fn create(
 }
 
 pub async fn list(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     page: &PageRequest,
     cipher: &SecretCipher,
 ) -> StoreResult<Page<Webhook>> {
     let before = id_cursor::<WebhookId>(page)?;
-    let statement = client
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM webhooks WHERE account_id = $1 AND id < $2
-             ORDER BY id DESC LIMIT $3"
-        ))
-        .await
-        .map_err(from_pg)?;
     let found = client
         .query(
-            &statement,
+            &format!(
+                "SELECT {COLUMNS} FROM webhooks WHERE account_id = $1 AND id < $2
+             ORDER BY id DESC LIMIT $3"
+            ),
             &[&account.as_str(), &before, &fetch_limit(page.limit)],
         )
         .await
@@ -142,7 +132,7 @@ pub async fn list(
 }
 
 pub async fn get(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     id: &WebhookId,
     cipher: &SecretCipher,
@@ -152,7 +142,7 @@ pub async fn get(
 
 /// The webhook, its row kept from deletion until the transaction ends (see [`keep`]).
 pub async fn get_kept(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     id: &WebhookId,
     cipher: &SecretCipher,
@@ -162,7 +152,7 @@ pub async fn get_kept(
 
 /// `NotFound` unless the account has this webhook.
 pub async fn ensure_exists(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     id: &WebhookId,
 ) -> StoreResult<()> {
@@ -172,28 +162,21 @@ pub async fn ensure_exists(
 /// Like [`ensure_exists`], and the row stays locked against deletion until the transaction ends
 /// (`FOR KEY SHARE` blocks `DELETE` but no update): a delivery queued for it inside the
 /// transaction can then never outlive the webhook, whatever another node does at the same time.
-pub async fn keep(
-    client: &impl GenericClient,
-    account: &AccountId,
-    id: &WebhookId,
-) -> StoreResult<()> {
+pub async fn keep(client: &impl Db, account: &AccountId, id: &WebhookId) -> StoreResult<()> {
     exists(client, account, id, " FOR KEY SHARE").await
 }
 
 async fn exists(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     id: &WebhookId,
     lock: &str,
 ) -> StoreResult<()> {
-    let statement = client
-        .prepare_cached(&format!(
-            "SELECT 1 FROM webhooks WHERE account_id = $1 AND id = $2{lock}"
-        ))
-        .await
-        .map_err(from_pg)?;
     client
-        .query_opt(&statement, &[&account.as_str(), &id.as_str()])
+        .query_opt(
+            &format!("SELECT 1 FROM webhooks WHERE account_id = $1 AND id = $2{lock}"),
+            &[&account.as_str(), &id.as_str()],
+        )
         .await
         .map_err(from_pg)?
         .map(|_| ())
@@ -201,20 +184,17 @@ async fn exists(
 }
 
 async fn find(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     id: &WebhookId,
     lock: &str,
     cipher: &SecretCipher,
 ) -> StoreResult<Webhook> {
-    let statement = client
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM webhooks WHERE account_id = $1 AND id = $2{lock}"
-        ))
-        .await
-        .map_err(from_pg)?;
     let found = client
-        .query_opt(&statement, &[&account.as_str(), &id.as_str()])
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM webhooks WHERE account_id = $1 AND id = $2{lock}"),
+            &[&account.as_str(), &id.as_str()],
+        )
         .await
         .map_err(from_pg)?;
     found
@@ -225,7 +205,7 @@ async fn find(
 }
 
 pub async fn update(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     id: &WebhookId,
     patch: &WebhookPatch,
@@ -237,18 +217,12 @@ pub async fn update(
     let before = stored.settings.ordering;
     let webhook = rules::patched(stored, patch, Timestamp::now());
     let settings = SettingsColumns::of(&webhook.id, &webhook.settings, cipher);
-    let statement = client
-        .prepare_cached(
+    client
+        .execute(
             "UPDATE webhooks SET name = $3, url = $4, events = $5, enabled = $6,
              disabled_reason = $7, updated_at = $8, filter = $9, headers = $10,
              description = $11, metadata = $12, rate_limit = $13, ordering = $14
              WHERE account_id = $1 AND id = $2",
-        )
-        .await
-        .map_err(from_pg)?;
-    client
-        .execute(
-            &statement,
             &[
                 &account.as_str(),
                 &id.as_str(),
@@ -278,17 +252,12 @@ pub async fn update(
 ///
 /// The webhook goes first: that waits for every transaction still queueing a delivery for it
 /// (they hold `FOR KEY SHARE`, see [`keep`]), so the deliveries deleted next include theirs.
-pub async fn delete(
-    client: &impl GenericClient,
-    account: &AccountId,
-    id: &WebhookId,
-) -> StoreResult<()> {
-    let statement = client
-        .prepare_cached("DELETE FROM webhooks WHERE account_id = $1 AND id = $2")
-        .await
-        .map_err(from_pg)?;
+pub async fn delete(client: &impl Db, account: &AccountId, id: &WebhookId) -> StoreResult<()> {
     let removed = client
-        .execute(&statement, &[&account.as_str(), &id.as_str()])
+        .execute(
+            "DELETE FROM webhooks WHERE account_id = $1 AND id = $2",
+            &[&account.as_str(), &id.as_str()],
+        )
         .await
         .map_err(from_pg)?;
     if removed == 0 {
@@ -299,9 +268,8 @@ pub async fn delete(
          (SELECT id FROM deliveries WHERE account_id = $1 AND webhook_id = $2)",
         "DELETE FROM deliveries WHERE account_id = $1 AND webhook_id = $2",
     ] {
-        let statement = client.prepare_cached(sql).await.map_err(from_pg)?;
         client
-            .execute(&statement, &[&account.as_str(), &id.as_str()])
+            .execute(sql, &[&account.as_str(), &id.as_str()])
             .await
             .map_err(from_pg)?;
     }
@@ -309,19 +277,16 @@ pub async fn delete(
 }
 
 pub async fn secrets(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     id: &WebhookId,
     cipher: &SecretCipher,
 ) -> StoreResult<WebhookSecrets> {
-    let statement = client
-        .prepare_cached(
-            "SELECT secret, previous_secrets FROM webhooks WHERE account_id = $1 AND id = $2",
-        )
-        .await
-        .map_err(from_pg)?;
     let row = client
-        .query_opt(&statement, &[&account.as_str(), &id.as_str()])
+        .query_opt(
+            "SELECT secret, previous_secrets FROM webhooks WHERE account_id = $1 AND id = $2",
+            &[&account.as_str(), &id.as_str()],
+        )
         .await
         .map_err(from_pg)?
         .ok_or(StoreError::NotFound)?;
@@ -335,7 +300,7 @@ pub async fn secrets(
 /// rotated out before that still sign (at most `MAX_PREVIOUS_SECRETS`; see
 /// `reward_core::rotation`). Stored forms are kept as they are: nothing is opened to rotate.
 pub async fn rotate_secret(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     id: &WebhookId,
     secret: &WebhookSecret,
@@ -343,15 +308,12 @@ pub async fn rotate_secret(
     cipher: &SecretCipher,
 ) -> StoreResult<WebhookSecrets> {
     // Locked: two rotations at once must each keep the secret the other rotated out.
-    let read = client
-        .prepare_cached(
+    let row = client
+        .query_opt(
             "SELECT secret, previous_secrets FROM webhooks WHERE account_id = $1 AND id = $2
              FOR NO KEY UPDATE",
+            &[&account.as_str(), &id.as_str()],
         )
-        .await
-        .map_err(from_pg)?;
-    let row = client
-        .query_opt(&read, &[&account.as_str(), &id.as_str()])
         .await
         .map_err(from_pg)?
         .ok_or(StoreError::NotFound)?;
@@ -363,16 +325,10 @@ pub async fn rotate_secret(
     let previous = previous_from_stored(id.as_str(), rows::get(&row, 1)?)?;
     let previous = previous_to_stored(&after_rotation(rotated_out, &previous, now));
     let sealed = cipher.seal(id.as_str(), secret);
-    let update = client
-        .prepare_cached(
-            "UPDATE webhooks SET secret = $3, previous_secrets = $4, updated_at = $5
-             WHERE account_id = $1 AND id = $2",
-        )
-        .await
-        .map_err(from_pg)?;
     client
         .execute(
-            &update,
+            "UPDATE webhooks SET secret = $3, previous_secrets = $4, updated_at = $5
+             WHERE account_id = $1 AND id = $2",
             &[
                 &account.as_str(),
                 &id.as_str(),
@@ -403,23 +359,20 @@ pub struct Subscriber {
 /// (for handing new deliveries straight to the worker), except for those left for claiming (see
 /// [`handing_off`]).
 pub async fn subscribed(
-    client: &impl GenericClient,
+    client: &impl Db,
     account: &AccountId,
     event: &NewEvent,
     cipher: Option<&SecretCipher>,
 ) -> StoreResult<Vec<Subscriber>> {
-    let statement = client
-        .prepare_cached(
+    let found = client
+        .query(
             "SELECT id, events, filter, url, secret, previous_secrets, headers,
                     rate_limit IS NOT NULL, ordering
              FROM webhooks
              WHERE account_id = $1 AND enabled AND (events::jsonb ? $2 OR events::jsonb ? '*')
              FOR KEY SHARE",
+            &[&account.as_str(), &event.event_type.as_str()],
         )
-        .await
-        .map_err(from_pg)?;
-    let found = client
-        .query(&statement, &[&account.as_str(), &event.event_type.as_str()])
         .await
         .map_err(from_pg)?;
     let mut matching = rules::EventForMatching::new(event);

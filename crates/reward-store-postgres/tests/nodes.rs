@@ -23,8 +23,12 @@ use reward_store::records::{
     NewApiKeyRecord, NewWebhook, PassedOver, WebhookPatch, WebhookSettings,
 };
 use reward_store::{Accounts, DeliveryQueue, EventLog, Housekeeping, Rewards, Webhooks};
-use reward_store_postgres::PostgresStore;
+use reward_store_postgres::{ConnectOptions, PostgresStore, Statements};
 use tokio_postgres::NoTls;
+
+#[path = "support/pgbouncer.rs"]
+mod pgbouncer;
+use pgbouncer::PgBouncer;
 
 fn server_url() -> String {
     std::env::var("REWARD_TEST_POSTGRES_URL")
@@ -117,15 +121,56 @@ struct TwoNodes {
     second: Arc<PostgresStore>,
     account: AccountId,
     webhook: WebhookId,
+    /// Dropped after the stores, before the database.
+    _bouncer: Option<PgBouncer>,
     /// Dropped last: the stores' connections go first.
     _database: TestDatabase,
 }
 
+/// How the nodes reach the database.
+#[derive(Clone, Copy)]
+enum Route {
+    Direct,
+    /// Through PgBouncer in transaction mode, with statements unnamed, listening directly.
+    ThroughPgBouncer,
+}
+
+/// Each scenario twice: `direct` and `through_pgbouncer` (skipped when PgBouncer is missing).
+macro_rules! on_both_routes {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test]
+            async fn direct() {
+                super::$scenario(super::Route::Direct).await;
+            }
+
+            #[tokio::test]
+            async fn through_pgbouncer() {
+                super::$scenario(super::Route::ThroughPgBouncer).await;
+            }
+        }
+    )*};
+}
+
 impl TwoNodes {
-    async fn start() -> Option<Self> {
+    async fn start(route: Route) -> Option<Self> {
         let database = TestDatabase::create().await?;
-        let first = Arc::new(PostgresStore::open(&database.url).await.expect("open"));
-        let second = Arc::new(PostgresStore::open(&database.url).await.expect("open"));
+        let (url, options, bouncer) = match route {
+            Route::Direct => (database.url.clone(), ConnectOptions::default(), None),
+            Route::ThroughPgBouncer => {
+                let bouncer = PgBouncer::start(&server_url()).await?;
+                let options = ConnectOptions {
+                    listen_url: Some(database.url.clone()),
+                    statements: Statements::Unnamed,
+                };
+                (bouncer.url_for(&database.url), options, Some(bouncer))
+            }
+        };
+        let open = || async {
+            let store = PostgresStore::open_with(&url, &options).await;
+            Arc::new(store.expect("open"))
+        };
+        let (first, second) = (open().await, open().await);
         let key = NewApiKeyRecord {
             id: ApiKeyId::generate(),
             name: Name::parse("default").expect("name"),
@@ -158,6 +203,7 @@ impl TwoNodes {
             second,
             account,
             webhook,
+            _bouncer: bouncer,
             _database: database,
         })
     }
@@ -216,9 +262,8 @@ fn succeeded(claimed: &ClaimedDelivery) -> AttemptRecord {
 /// One user's three deliveries to a `per_user` webhook: a claim offers the first alone; recording
 /// its end on the other node passes the turn on to the second, leased there, so no claim takes
 /// it; and so on until the user has none left.
-#[tokio::test]
-async fn an_ended_ordered_delivery_passes_its_users_turn_on_in_the_same_transaction() {
-    let Some(nodes) = TwoNodes::start().await else {
+async fn an_ended_ordered_delivery_passes_its_users_turn_on_in_the_same_transaction(route: Route) {
+    let Some(nodes) = TwoNodes::start(route).await else {
         return;
     };
     let per_user = WebhookPatch {
@@ -269,9 +314,8 @@ async fn an_ended_ordered_delivery_passes_its_users_turn_on_in_the_same_transact
     assert!(turn.is_empty(), "the user has no delivery left");
 }
 
-#[tokio::test]
-async fn two_nodes_claiming_at_once_never_get_the_same_delivery() {
-    let Some(nodes) = TwoNodes::start().await else {
+async fn two_nodes_claiming_at_once_never_get_the_same_delivery(route: Route) {
+    let Some(nodes) = TwoNodes::start(route).await else {
         return;
     };
     nodes.queue(120).await;
@@ -304,9 +348,8 @@ async fn two_nodes_claiming_at_once_never_get_the_same_delivery() {
     );
 }
 
-#[tokio::test]
-async fn a_dead_nodes_leases_run_out_and_the_other_takes_over() {
-    let Some(nodes) = TwoNodes::start().await else {
+async fn a_dead_nodes_leases_run_out_and_the_other_takes_over(route: Route) {
+    let Some(nodes) = TwoNodes::start(route).await else {
         return;
     };
     nodes.queue(3).await;
@@ -378,9 +421,8 @@ async fn a_dead_nodes_leases_run_out_and_the_other_takes_over() {
     );
 }
 
-#[tokio::test]
-async fn the_in_flight_limit_counts_every_nodes_attempts() {
-    let Some(nodes) = TwoNodes::start().await else {
+async fn the_in_flight_limit_counts_every_nodes_attempts(route: Route) {
+    let Some(nodes) = TwoNodes::start(route).await else {
         return;
     };
     nodes.queue(40).await;
@@ -421,9 +463,8 @@ async fn the_in_flight_limit_counts_every_nodes_attempts() {
 /// A claim says what it passed over: deliveries it refused because their webhook filled up during
 /// the claim, or busy webhooks left out of its search unseen (whether their deliveries wait is the
 /// worker's judgement, from announcements), or nothing.
-#[tokio::test]
-async fn a_claim_says_what_it_passed_over() {
-    let Some(nodes) = TwoNodes::start().await else {
+async fn a_claim_says_what_it_passed_over(route: Route) {
+    let Some(nodes) = TwoNodes::start(route).await else {
         return;
     };
     let limit = 32;
@@ -461,9 +502,8 @@ async fn a_claim_says_what_it_passed_over() {
     assert_eq!(freed.passed_over, PassedOver::BusyWebhooks, "7 still wait");
 }
 
-#[tokio::test]
-async fn work_queued_on_one_node_wakes_the_other_within_100_ms() {
-    let Some(nodes) = TwoNodes::start().await else {
+async fn work_queued_on_one_node_wakes_the_other_within_100_ms(route: Route) {
+    let Some(nodes) = TwoNodes::start(route).await else {
         return;
     };
     // The first wait starts listening and returns once it does (a look is due then).
@@ -496,9 +536,8 @@ async fn work_queued_on_one_node_wakes_the_other_within_100_ms() {
 
 /// A table that grew since its statistics were gathered (here: never) is analyzed, once; without
 /// it the planner plans the queue as if it were empty (see `statistics.rs`).
-#[tokio::test]
-async fn stale_statistics_are_refreshed_once() {
-    let Some(nodes) = TwoNodes::start().await else {
+async fn stale_statistics_are_refreshed_once(route: Route) {
+    let Some(nodes) = TwoNodes::start(route).await else {
         return;
     };
     nodes.queue(120).await;
@@ -521,3 +560,13 @@ async fn stale_statistics_are_refreshed_once() {
         "analyzed twice: {again:?}"
     );
 }
+
+on_both_routes!(
+    an_ended_ordered_delivery_passes_its_users_turn_on_in_the_same_transaction,
+    two_nodes_claiming_at_once_never_get_the_same_delivery,
+    a_dead_nodes_leases_run_out_and_the_other_takes_over,
+    the_in_flight_limit_counts_every_nodes_attempts,
+    a_claim_says_what_it_passed_over,
+    work_queued_on_one_node_wakes_the_other_within_100_ms,
+    stale_statistics_are_refreshed_once,
+);

@@ -14,7 +14,8 @@ pub async fn run(command: AccountsCommand) -> anyhow::Result<()> {
     match command {
         AccountsCommand::Create { name, database } => {
             let name = Name::parse(&name).map_err(|error| anyhow::anyhow!("--name: {error}"))?;
-            let store = reward_server::store::open(&database.database_url).await?;
+            let store =
+                reward_server::store::open(&database.database_url, &database.options()).await?;
             let (key, record) = new_key("default")?;
             let account = store
                 .create_account(name, record)
@@ -23,7 +24,8 @@ pub async fn run(command: AccountsCommand) -> anyhow::Result<()> {
             println!("{}", json!({"account_id": account.id, "api_key": key}));
         }
         AccountsCommand::List { database } => {
-            let store = reward_server::store::open(&database.database_url).await?;
+            let store =
+                reward_server::store::open(&database.database_url, &database.options()).await?;
             for account in store.list_accounts().await.context("listing accounts")? {
                 println!(
                     "{}",
@@ -34,7 +36,8 @@ pub async fn run(command: AccountsCommand) -> anyhow::Result<()> {
         AccountsCommand::RotateKey { account, database } => {
             let account = AccountId::parse(&account)
                 .map_err(|error| anyhow::anyhow!("--account: {error}"))?;
-            let store = reward_server::store::open(&database.database_url).await?;
+            let store =
+                reward_server::store::open(&database.database_url, &database.options()).await?;
             let known = store.list_accounts().await.context("listing accounts")?;
             if !known.iter().any(|candidate| candidate.id == account) {
                 anyhow::bail!("--account: no account {account}");
@@ -74,7 +77,7 @@ fn new_key(name: &str) -> anyhow::Result<(String, NewApiKeyRecord)> {
 }
 
 pub async fn migrate(database: DatabaseArgs) -> anyhow::Result<()> {
-    reward_server::store::open(&database.database_url).await?;
+    reward_server::store::open(&database.database_url, &database.options()).await?;
     eprintln!(
         "the database at {} is migrated and up to date",
         database.database_url

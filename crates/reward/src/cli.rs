@@ -88,6 +88,36 @@ pub struct DatabaseArgs {
     /// Where data lives: sqlite://PATH (created when missing) or postgres://...
     #[arg(long, env = "REWARD_DATABASE_URL", default_value = reward_server::Config::DEFAULT_DATABASE_URL)]
     pub database_url: String,
+    /// PostgreSQL: where each node listens for work the others announce. `LISTEN` needs a session
+    /// of its own, so behind PgBouncer in transaction mode point this at PostgreSQL itself (or a
+    /// session-mode pool). Default: the database URL.
+    #[arg(long, env = "REWARD_DATABASE_LISTEN_URL")]
+    pub database_listen_url: Option<String>,
+    /// PostgreSQL: prepare each statement once per connection and keep it. false sends every
+    /// statement unnamed, parsed each time: for PgBouncer before 1.21 in transaction mode.
+    #[arg(
+        long,
+        env = "REWARD_DATABASE_PREPARED_STATEMENTS",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = ArgAction::Set
+    )]
+    pub database_prepared_statements: bool,
+}
+
+impl DatabaseArgs {
+    /// The settings beside the URL, as the store takes them.
+    pub fn options(&self) -> reward_server::store::ConnectOptions {
+        reward_server::store::ConnectOptions {
+            listen_url: self.database_listen_url.clone(),
+            statements: if self.database_prepared_statements {
+                reward_server::store::Statements::Prepared
+            } else {
+                reward_server::store::Statements::Unnamed
+            },
+        }
+    }
 }
 
 #[derive(Args)]

@@ -32,6 +32,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         attempt_body_retention: args.attempt_body_retention,
         secret_key: args.secret_key,
         public_url: args.public_url,
+        database_options: args.database.options(),
         ..Config::with_database_url(args.database.database_url)
     };
     if config.target_policy == TargetPolicy::AllowInsecure {

@@ -31,11 +31,16 @@ async fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
     let (_dir, url) = temp_database().await;
     // (environment, flags, the setting the message must name)
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
-    let cases: [Case; 5] = [
+    let cases: [Case; 6] = [
         (
             &[("REWARD_RETRY_FACTOR", "abc")],
             &[],
             "REWARD_RETRY_FACTOR",
+        ),
+        (
+            &[("REWARD_DATABASE_PREPARED_STATEMENTS", "maybe")],
+            &[],
+            "REWARD_DATABASE_PREPARED_STATEMENTS",
         ),
         (&[("REWARD_RETRY_BASE", "soon")], &[], "REWARD_RETRY_BASE"),
         (&[], &["--delivery-timeout", "0s"], "--delivery-timeout"),
@@ -156,6 +161,36 @@ async fn backup_refuses_postgres_and_an_existing_target() {
         stderr(&output)
     );
     assert_eq!(std::fs::read(&existing).expect("read"), b"keep me");
+}
+
+/// A listening URL is PostgreSQL's: given with SQLite, or not a postgres:// URL, it stops the
+/// command with a line naming it, before anything is created.
+#[tokio::test]
+async fn a_listening_url_that_cannot_be_used_is_refused() {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let sqlite = format!("sqlite://{}/reward.db", dir.path().display());
+    let postgres = "postgres://postgres@127.0.0.1:1/never_created";
+    let cases = [
+        (sqlite.as_str(), "postgres://postgres@127.0.0.1:5432/reward"),
+        (postgres, "sqlite://elsewhere.db"),
+    ];
+    for (database, listen) in cases {
+        let output = reward(
+            &["migrate", "--database-url", database],
+            &[("REWARD_DATABASE_LISTEN_URL", listen)],
+        )
+        .await;
+        assert!(!output.status.success(), "{database} with {listen}");
+        let message = stderr(&output);
+        assert!(
+            message.contains("REWARD_DATABASE_LISTEN_URL"),
+            "names the setting: {message}"
+        );
+    }
+    assert!(
+        !dir.path().join("reward.db").exists(),
+        "no SQLite database was created"
+    );
 }
 
 #[tokio::test]

@@ -38,7 +38,7 @@ pub fn backend() -> Backend {
 }
 
 /// The PostgreSQL server tests use, as a URL without a database.
-fn server_url() -> String {
+pub fn server_url() -> String {
     std::env::var("REWARD_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| DEFAULT_SERVER.to_owned())
         .trim_end_matches('/')

@@ -4,6 +4,8 @@
 
 mod common;
 mod databases;
+#[path = "../../../reward-store-postgres/tests/support/pgbouncer.rs"]
+mod pgbouncer;
 mod receiver;
 
 mod api_keys;

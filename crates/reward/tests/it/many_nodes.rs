@@ -4,7 +4,11 @@
 //! Idempotency-Key, no lost balance update).
 //!
 //! These run whenever a PostgreSQL server answers, whatever `REWARD_TEST_BACKEND` says, and are
-//! skipped with one line when none does (a failure with `REWARD_REQUIRE_POSTGRES=1`).
+//! skipped with one line when none does (a failure with `REWARD_REQUIRE_POSTGRES=1`). Each runs
+//! twice: the nodes connected to PostgreSQL directly (`...::direct`), and through PgBouncer in
+//! transaction mode with statements unnamed and `LISTEN` on a direct connection
+//! (`...::through_pgbouncer`, skipped with one line when PgBouncer is missing, a failure with
+//! `REWARD_REQUIRE_PGBOUNCER=1`).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -13,7 +17,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::common::{create_account, fresh_postgres_database, Api, ServerProcess};
+use crate::databases::{server_url, TestDatabase};
 use crate::idempotency::futures_join_all;
+use crate::pgbouncer::PgBouncer;
 use crate::receiver::{Answer, Receiver};
 
 /// Short retries, and a lease short enough that a dead node's claims come back within seconds
@@ -28,11 +34,87 @@ const NODE_ENV: [(&str, &str); 5] = [
 
 /// Three nodes on one database, and an API client on each for one new account.
 pub(crate) async fn three_nodes(database_url: &str) -> (Vec<ServerProcess>, Vec<Api>) {
+    three_nodes_on(&SharedDatabase::direct(database_url)).await
+}
+
+/// How the nodes reach their database.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Route {
+    Direct,
+    /// Through PgBouncer in transaction mode: statements unnamed, `LISTEN` straight to
+    /// PostgreSQL (docs/scaling.md).
+    ThroughPgBouncer,
+}
+
+/// The database several nodes share, and how they reach it.
+pub(crate) struct SharedDatabase {
+    /// PostgreSQL's own URL: for the `LISTEN` connection, and for administration.
+    pub url: String,
+    /// PgBouncer, when the nodes go through it; dropped (stopped) before the database.
+    bouncer: Option<PgBouncer>,
+    _database: Option<TestDatabase>,
+}
+
+impl SharedDatabase {
+    /// A fresh database reached by `route`, or `None` when what it needs is missing (said once,
+    /// a failure when required).
+    pub async fn fresh(route: Route) -> Option<Self> {
+        let (database, url) = fresh_postgres_database().await?;
+        let bouncer = match route {
+            Route::Direct => None,
+            Route::ThroughPgBouncer => Some(PgBouncer::start(&server_url()).await?),
+        };
+        Some(Self {
+            url,
+            bouncer,
+            _database: Some(database),
+        })
+    }
+
+    fn direct(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            bouncer: None,
+            _database: None,
+        }
+    }
+
+    /// The settings a node of these tests runs with: [`NODE_ENV`] and the route's.
+    fn node_env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = NODE_ENV
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        env.extend(self.route_env());
+        env
+    }
+
+    /// The settings a node reaches the database with: none directly; through PgBouncer, its URL,
+    /// `LISTEN` on PostgreSQL's and statements unnamed.
+    pub fn route_env(&self) -> Vec<(String, String)> {
+        let Some(bouncer) = &self.bouncer else {
+            return Vec::new();
+        };
+        vec![
+            ("REWARD_DATABASE_URL".into(), bouncer.url_for(&self.url)),
+            ("REWARD_DATABASE_LISTEN_URL".into(), self.url.clone()),
+            ("REWARD_DATABASE_PREPARED_STATEMENTS".into(), "false".into()),
+        ]
+    }
+}
+
+/// Three nodes reaching `database` its way, and an API client on each for one new account.
+pub(crate) async fn three_nodes_on(database: &SharedDatabase) -> (Vec<ServerProcess>, Vec<Api>) {
+    let env = database.node_env();
+    let env: Vec<(&str, &str)> = env
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
     let mut nodes = Vec::new();
     for _ in 0..3 {
-        nodes.push(ServerProcess::spawn(database_url, &NODE_ENV).await);
+        nodes.push(ServerProcess::spawn(&database.url, &env).await);
     }
-    let account = create_account(database_url, "Acme").await;
+    let account = create_account(&database.url, "Acme").await;
     let key = account["api_key"].as_str().expect("api_key");
     let apis = nodes
         .iter()
@@ -40,6 +122,31 @@ pub(crate) async fn three_nodes(database_url: &str) -> (Vec<ServerProcess>, Vec<
         .collect();
     (nodes, apis)
 }
+
+/// Each scenario twice: `direct` and `through_pgbouncer`.
+macro_rules! on_both_routes {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test]
+            async fn direct() {
+                super::$scenario(super::Route::Direct).await;
+            }
+
+            #[tokio::test]
+            async fn through_pgbouncer() {
+                super::$scenario(super::Route::ThroughPgBouncer).await;
+            }
+        }
+    )*};
+}
+
+on_both_routes!(
+    three_nodes_share_the_load_and_survive_losing_one,
+    concurrent_credits_on_three_nodes_add_up_exactly,
+    one_idempotency_key_sent_to_three_nodes_at_once_records_one_trigger_event,
+    an_event_recorded_on_any_node_is_delivered_within_100_ms,
+    an_api_only_node_wakes_another_nodes_worker_within_100_ms,
+);
 
 /// Records trigger events on one node until `until` or the node stops answering; returns the ids
 /// of those it acknowledged (201).
@@ -80,16 +187,15 @@ fn delivered_trigger_events(receiver: &Receiver) -> HashSet<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn three_nodes_share_the_load_and_survive_losing_one() {
-    let Some((_database, database_url)) = fresh_postgres_database().await else {
+async fn three_nodes_share_the_load_and_survive_losing_one(route: Route) {
+    let Some(database) = SharedDatabase::fresh(route).await else {
         return;
     };
     let receiver = Receiver::start().await;
     // Answers take a moment, so that two attempts of one delivery would overlap at the receiver.
     let slow_enough_to_overlap = Answer::After(Duration::from_millis(10));
     receiver.answer(slow_enough_to_overlap.clone());
-    let (mut nodes, apis) = three_nodes(&database_url).await;
+    let (mut nodes, apis) = three_nodes_on(&database).await;
     apis[0].create_webhook(&receiver.url).await;
     apis[1].put_trigger("signup", json!({"fixed": 1})).await;
 
@@ -159,12 +265,11 @@ async fn three_nodes_share_the_load_and_survive_losing_one() {
     }
 }
 
-#[tokio::test]
-async fn concurrent_credits_on_three_nodes_add_up_exactly() {
-    let Some((_database, database_url)) = fresh_postgres_database().await else {
+async fn concurrent_credits_on_three_nodes_add_up_exactly(route: Route) {
+    let Some(database) = SharedDatabase::fresh(route).await else {
         return;
     };
-    let (nodes, apis) = three_nodes(&database_url).await;
+    let (nodes, apis) = three_nodes_on(&database).await;
     // Four clients per node add to one user's balance at the same time.
     let replies = futures_join_all((0..12).map(|client| {
         let api = apis[client % 3].clone();
@@ -210,12 +315,11 @@ async fn concurrent_credits_on_three_nodes_add_up_exactly() {
     }
 }
 
-#[tokio::test]
-async fn one_idempotency_key_sent_to_three_nodes_at_once_records_one_trigger_event() {
-    let Some((_database, database_url)) = fresh_postgres_database().await else {
+async fn one_idempotency_key_sent_to_three_nodes_at_once_records_one_trigger_event(route: Route) {
+    let Some(database) = SharedDatabase::fresh(route).await else {
         return;
     };
-    let (nodes, apis) = three_nodes(&database_url).await;
+    let (nodes, apis) = three_nodes_on(&database).await;
     apis[0].put_trigger("signup", json!({"fixed": 5})).await;
     let rounds = 10;
     for round in 0..rounds {
@@ -261,13 +365,12 @@ async fn one_idempotency_key_sent_to_three_nodes_at_once_records_one_trigger_eve
     }
 }
 
-#[tokio::test]
-async fn an_event_recorded_on_any_node_is_delivered_within_100_ms() {
-    let Some((_database, database_url)) = fresh_postgres_database().await else {
+async fn an_event_recorded_on_any_node_is_delivered_within_100_ms(route: Route) {
+    let Some(database) = SharedDatabase::fresh(route).await else {
         return;
     };
     let receiver = Receiver::start().await;
-    let (nodes, apis) = three_nodes(&database_url).await;
+    let (nodes, apis) = three_nodes_on(&database).await;
     let webhook = apis[0].create_webhook(&receiver.url).await;
     let webhook_id = webhook["id"].as_str().expect("id");
     // Let every worker settle into waiting.
@@ -306,6 +409,70 @@ async fn an_event_recorded_on_any_node_is_delivered_within_100_ms() {
         "slowest {slowest:?}: {latencies:?}"
     );
     for node in nodes {
+        node.kill().await;
+    }
+}
+
+/// A node without a worker leaves what it records for the others to claim, and tells them with
+/// `NOTIFY` once it commits: their workers wake at once (through PgBouncer, the notification goes
+/// through it and the listening sessions do not), not at their 1 s poll.
+async fn an_api_only_node_wakes_another_nodes_worker_within_100_ms(route: Route) {
+    let Some(database) = SharedDatabase::fresh(route).await else {
+        return;
+    };
+    let receiver = Receiver::start().await;
+    let env = database.node_env();
+    let mut env: Vec<(&str, &str)> = env
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    let workers = [
+        ServerProcess::spawn(&database.url, &env).await,
+        ServerProcess::spawn(&database.url, &env).await,
+    ];
+    env.push(("REWARD_WORKER", "false"));
+    let api_only = ServerProcess::spawn(&database.url, &env).await;
+    let account = create_account(&database.url, "Acme").await;
+    let api = Api::new(
+        &api_only.base_url,
+        account["api_key"].as_str().expect("key"),
+    );
+    let webhook = api.create_webhook(&receiver.url).await;
+    let webhook_id = webhook["id"].as_str().expect("id");
+    // Let both workers settle into waiting.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut latencies = Vec::new();
+    for _ in 0..15 {
+        let before = receiver.count();
+        let sent_at = Instant::now();
+        let test = api
+            .post(
+                &format!("/v1/webhooks/{webhook_id}/test"),
+                json!({"type": "trigger_event.created"}),
+            )
+            .await;
+        assert_eq!(test.status, StatusCode::ACCEPTED, "{:?}", test.body);
+        let arrived = receiver.wait_for(before + 1, Duration::from_secs(5)).await;
+        latencies.push(arrived[before].at - sent_at);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    latencies.sort();
+    let median = latencies[latencies.len() / 2];
+    let slowest = latencies[latencies.len() - 1];
+    eprintln!(
+        "{route:?}: event recorded on the API-only node to its arrival from another node: \
+         median {median:?}, slowest {slowest:?}"
+    );
+    assert!(
+        median < Duration::from_millis(100),
+        "median {median:?} over 100 ms: {latencies:?}"
+    );
+    assert!(
+        slowest < Duration::from_millis(500),
+        "slowest {slowest:?}: {latencies:?}"
+    );
+    api_only.kill().await;
+    for node in workers {
         node.kill().await;
     }
 }

@@ -7,7 +7,9 @@
 //! ```
 //!
 //! Settings: `REWARD_THROUGHPUT_NODES` (default 3), `REWARD_THROUGHPUT_CLIENTS` (concurrent
-//! clients spread over the nodes, default 32), `REWARD_THROUGHPUT_SECONDS` (default 10).
+//! clients spread over the nodes, default 32), `REWARD_THROUGHPUT_SECONDS` (default 10),
+//! `REWARD_THROUGHPUT_ROUTE` (`direct`, the default, or `pgbouncer`: the nodes through PgBouncer
+//! in transaction mode, statements unnamed, as `many_nodes.rs` runs them).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,7 +19,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tokio_postgres::NoTls;
 
-use crate::common::{create_account, fresh_postgres_database, Api, ServerProcess};
+use crate::common::{create_account, Api, ServerProcess};
+use crate::many_nodes::{Route, SharedDatabase};
 use crate::receiver::Receiver;
 
 fn setting(name: &str, default: u64) -> u64 {
@@ -135,15 +138,27 @@ async fn sample_waits(database_url: String, until: Instant) -> Vec<(String, f64)
 #[tokio::test]
 #[ignore = "a measurement: loads the machine; run by scripts/measure-throughput.sh"]
 async fn throughput() {
-    let Some((_database, database_url)) = fresh_postgres_database().await else {
+    let route = match std::env::var("REWARD_THROUGHPUT_ROUTE").as_deref() {
+        Ok("direct") | Err(_) => Route::Direct,
+        Ok("pgbouncer") => Route::ThroughPgBouncer,
+        Ok(other) => panic!("REWARD_THROUGHPUT_ROUTE must be direct or pgbouncer, not {other:?}"),
+    };
+    let Some(database) = SharedDatabase::fresh(route).await else {
         return;
     };
+    let database_url = database.url.clone();
     let node_count = setting("REWARD_THROUGHPUT_NODES", 3) as usize;
     let client_count = setting("REWARD_THROUGHPUT_CLIENTS", 32) as usize;
     let seconds = setting("REWARD_THROUGHPUT_SECONDS", 10);
     let receiver = Receiver::start().await;
     // Logs stay at the default level (info): what a real deployment pays for.
-    let env = [("REWARD_ALLOW_INSECURE_TARGETS", "true")];
+    let route_env = database.route_env();
+    let mut env = vec![("REWARD_ALLOW_INSECURE_TARGETS", "true")];
+    env.extend(
+        route_env
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str())),
+    );
     let mut nodes = Vec::new();
     for _ in 0..node_count {
         nodes.push(ServerProcess::spawn(&database_url, &env).await);
@@ -209,7 +224,7 @@ async fn throughput() {
         .map(|(wait, share)| format!("{wait} {share:.0}%"))
         .collect();
     eprintln!(
-        "throughput: {node_count} node(s), {client_count} clients, {elapsed:.1} s: \
+        "throughput: {node_count} node(s) {route:?}, {client_count} clients, {elapsed:.1} s: \
          {:.0} trigger events/s acknowledged, {:.0} deliveries/s during the load, \
          all {expected} delivered after {drained:.1} s; {:.0} commits/s, {:.1} MB/s of WAL; \
          CPU (of 200%): postgres {:.0}%, reward nodes {:.0}%, load generator and receiver {:.0}%; \
