@@ -38,6 +38,8 @@ pub struct Config {
     /// request says; None falls back to a rule for local development (see
     /// `dashboard::session::CookieSecurity`).
     pub public_url: Option<PublicUrl>,
+    /// Where OpenTelemetry traces go (the `OTEL_*` variables); None: tracing is off.
+    pub traces: Option<crate::traces::TraceSettings>,
 }
 
 /// `REWARD_PUBLIC_URL`: an absolute `http://` or `https://` URL naming the root this server is
@@ -101,6 +103,7 @@ impl Config {
             upkeep_every: crate::upkeep::DEFAULT_EVERY,
             secret_key: None,
             public_url: None,
+            traces: None,
         }
     }
 }
