@@ -138,6 +138,13 @@ pub fn storable_text(text: Option<&str>) -> Option<String> {
     text.map(|text| text.replace('\0', "\u{FFFD}"))
 }
 
+/// An event's stored trace context. One that does not parse (written by hand) is no trace: a
+/// delivery is never refused over its tracing.
+pub fn trace_parent(row: &Row, index: usize) -> StoreResult<Option<TraceParent>> {
+    let text: Option<&str> = get(row, index)?;
+    Ok(text.and_then(|text| TraceParent::parse(text).ok()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,11 +154,4 @@ mod tests {
         assert_eq!(storable_text(Some("a\0b")), Some("a\u{FFFD}b".to_owned()));
         assert_eq!(storable_text(None), None);
     }
-}
-
-/// An event's stored trace context. One that does not parse (written by hand) is no trace: a
-/// delivery is never refused over its tracing.
-pub fn trace_parent(row: &Row, index: usize) -> StoreResult<Option<TraceParent>> {
-    let text: Option<&str> = get(row, index)?;
-    Ok(text.and_then(|text| TraceParent::parse(text).ok()))
 }
