@@ -155,10 +155,10 @@ pub async fn record_trigger_event(
     trace: Option<&RequestTrace>,
 ) -> StoreResult<TriggerEventOutcome> {
     request.trace = trace.map(|trace| *trace.parent());
-    let started = SystemTime::now();
+    let started = trace.map(|_| SystemTime::now());
     let outcome = state.store.record_trigger_event(account, request).await?;
     count_emitted(&state.metrics, outcome.emitted());
-    if let Some(trace) = trace {
+    if let (Some(trace), Some(started)) = (trace, started) {
         state
             .traces
             .events_recorded(trace, account, outcome.emitted(), started);
@@ -175,10 +175,10 @@ pub async fn issue_credits(
     trace: Option<&RequestTrace>,
 ) -> StoreResult<CreditsIssued> {
     request.trace = trace.map(|trace| *trace.parent());
-    let started = SystemTime::now();
+    let started = trace.map(|_| SystemTime::now());
     let issued = state.store.issue_credits(account, request).await?;
     count_emitted(&state.metrics, issued.emitted());
-    if let Some(trace) = trace {
+    if let (Some(trace), Some(started)) = (trace, started) {
         state
             .traces
             .events_recorded(trace, account, issued.emitted(), started);

@@ -151,7 +151,13 @@ fn attribute<'a>(span: &'a CollectedSpan, key: &str) -> &'a str {
 
 /// The binary with tracing to `endpoint`, exporting every 50 ms.
 async fn traced_server(database_url: &str, endpoint: &str) -> ServerProcess {
+    traced_server_with(database_url, endpoint, "true").await
+}
+
+/// The same, with its delivery worker on (`"true"`) or off (an API-only node).
+async fn traced_server_with(database_url: &str, endpoint: &str, worker: &str) -> ServerProcess {
     let env = [
+        ("REWARD_WORKER", worker),
         ("REWARD_ALLOW_INSECURE_TARGETS", "true"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
@@ -285,6 +291,70 @@ async fn one_trigger_event_is_one_trace_through_its_deliveries() {
         }
     }
     server.kill().await;
+}
+
+#[tokio::test]
+async fn attempts_after_a_restart_join_the_trace_of_the_request() {
+    let (_database, database_url) = fresh_database().await;
+    let collector = Collector::start().await;
+    let receiver = Receiver::start().await;
+    // An API-only node records the events; it stops before anything is delivered.
+    let api_node = traced_server_with(&database_url, &collector.endpoint, "false").await;
+    let account = create_account(&database_url, "Acme").await;
+    let api = Api::new(
+        &api_node.base_url,
+        account["api_key"].as_str().expect("key"),
+    );
+    api.create_webhook(&receiver.url).await;
+    api.put_trigger("signup", json!({"fixed": 1})).await;
+    api.trigger_event("user-1", "signup", json!(null)).await;
+    let recorded = collector
+        .wait_until(Duration::from_secs(10), |spans| {
+            spans
+                .iter()
+                .filter(|span| span.name.starts_with("record "))
+                .count()
+                >= 2
+        })
+        .await;
+    api_node.kill().await;
+    assert_eq!(receiver.count(), 0, "an API-only node delivers nothing");
+
+    // Another process claims the deliveries from the database.
+    let worker_node = traced_server(&database_url, &collector.endpoint).await;
+    let delivered = receiver.wait_for(2, Duration::from_secs(10)).await;
+    let spans = collector
+        .wait_until(Duration::from_secs(10), |spans| {
+            spans
+                .iter()
+                .filter(|span| span.name == "delivery attempt")
+                .count()
+                >= 2
+        })
+        .await;
+    for delivery in &delivered {
+        let payload = delivery.json();
+        let event_id = payload["id"].as_str().expect("event id");
+        let event_type = payload["type"].as_str().expect("type");
+        let attempt = spans
+            .iter()
+            .find(|span| {
+                span.name == "delivery attempt"
+                    && span.attributes.get("reward.event_id").map(String::as_str) == Some(event_id)
+            })
+            .expect("the attempt's span");
+        let event = recorded
+            .iter()
+            .find(|span| span.name == format!("record {event_type}"))
+            .expect("the event's span");
+        assert_eq!(attempt.trace_id, event.trace_id);
+        assert_eq!(attempt.parent_span_id, event.span_id);
+        assert_eq!(
+            delivery.header("traceparent"),
+            format!("00-{}-{}-01", event.trace_id, attempt.span_id)
+        );
+    }
+    worker_node.kill().await;
 }
 
 /// `reward_trace_spans_dropped_total` from `/metrics`.
