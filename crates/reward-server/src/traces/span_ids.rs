@@ -38,3 +38,22 @@ impl IdGenerator for ChosenOrRandom {
             .unwrap_or_else(|| self.0.new_span_id())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chosen_id_goes_to_one_span_only() {
+        let generator = ChosenOrRandom::default();
+        let chosen = SpanId::from_bytes([1, 2, 3, 4, 5, 6, 7, 8]);
+        let (first, second) = with_span_id(chosen, || {
+            (generator.new_span_id(), generator.new_span_id())
+        });
+        assert_eq!(first, chosen);
+        assert_ne!(second, chosen);
+        // Nothing is left over for the next span when the SDK took none.
+        with_span_id(chosen, || ());
+        assert_ne!(generator.new_span_id(), chosen);
+    }
+}
