@@ -51,7 +51,23 @@ pub struct Batching {
     pub schedule_delay: Duration,
 }
 
+/// Whether the export queue is full right now: spans made now would only be dropped, so they
+/// are not made at all (see [`super::Traces`]). Holds no span; cheap to clone and ask.
+#[derive(Clone)]
+pub struct QueueRoom(Sender<Message>);
+
+impl QueueRoom {
+    pub fn is_full(&self) -> bool {
+        self.0.capacity() == 0
+    }
+}
+
 impl BoundedExport {
+    /// A handle that tells whether the queue is full.
+    pub fn room(&self) -> QueueRoom {
+        QueueRoom(self.queue.clone())
+    }
+
     /// Starts the export thread with `exporter` (already given its resource).
     pub fn start<E: SpanExporter + 'static>(
         exporter: E,

@@ -50,6 +50,21 @@ pub struct Traces(Option<Arc<Tracing>>);
 struct Tracing {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
+    /// While the export queue is full (a dead or slow collector), no span is made: it would be
+    /// dropped anyway, and making it costs the request or the attempt. Each counts as dropped.
+    room: export::QueueRoom,
+    dropped: Counter,
+}
+
+impl Tracing {
+    /// Whether `spans` spans must be skipped now (and are counted as dropped).
+    fn shedding(&self, spans: usize) -> bool {
+        let full = self.room.is_full();
+        if full {
+            self.dropped.inc_by(spans as u64);
+        }
+        full
+    }
 }
 
 impl Traces {
@@ -81,15 +96,21 @@ impl Traces {
                 max_batch: settings.max_batch,
                 schedule_delay: settings.schedule_delay,
             },
-            dropped,
+            dropped.clone(),
         )?;
+        let room = processor.room();
         let provider = SdkTracerProvider::builder()
             .with_resource(resource)
             .with_id_generator(span_ids::ChosenOrRandom::default())
             .with_span_processor(processor)
             .build();
         let tracer = provider.tracer("reward");
-        Ok(Self(Some(Arc::new(Tracing { provider, tracer }))))
+        Ok(Self(Some(Arc::new(Tracing {
+            provider,
+            tracer,
+            room,
+            dropped,
+        }))))
     }
 
     pub fn is_on(&self) -> bool {
@@ -119,6 +140,9 @@ impl Traces {
         let Some(tracing) = &self.0 else {
             return;
         };
+        if tracing.shedding(kinds.len()) {
+            return;
+        }
         let parent = remote_context(cause.parent());
         for kind in kinds {
             let event = cause.parent().for_event(kind.as_str());
@@ -141,6 +165,9 @@ impl Traces {
     /// A span for one delivery attempt, in its event's trace when the event was traced.
     pub fn attempt(&self, delivery: &ClaimedDelivery) -> Option<AttemptSpan> {
         let tracing = self.0.as_ref()?;
+        if tracing.shedding(1) {
+            return None;
+        }
         let parent = delivery
             .trace
             .as_ref()
@@ -168,6 +195,9 @@ impl Traces {
         caller: Option<&TraceParent>,
     ) -> Option<opentelemetry_sdk::trace::Span> {
         let tracing = self.0.as_ref()?;
+        if tracing.shedding(1) {
+            return None;
+        }
         let parent = caller.map_or_else(Context::new, remote_context);
         Some(
             tracing

@@ -300,7 +300,12 @@ impl Worker {
         let started_at = Timestamp::now();
         let clock = Instant::now();
         let span = self.traces.attempt(&delivery);
-        let trace_parent = span.as_ref().and_then(AttemptSpan::trace_parent);
+        // Without a span of its own (tracing off here, or shedding), the attempt still passes on
+        // its event's trace context.
+        let trace_parent = span
+            .as_ref()
+            .and_then(AttemptSpan::trace_parent)
+            .or(delivery.trace);
         let outcome = self.sender.send(&delivery, trace_parent.as_ref()).await;
         let elapsed = clock.elapsed();
         let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
