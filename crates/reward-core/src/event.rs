@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use crate::ids::{EventId, TriggerEventId, WebhookId};
 use crate::names::{TriggerId, UserId};
 use crate::time::Timestamp;
+use crate::trace::TraceParent;
 
 /// The kinds of event Reward emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -192,6 +193,8 @@ pub struct NewEvent {
     pub time: Timestamp,
     pub payload: String,
     pub user_position: Option<UserPosition>,
+    /// The span that recorded it, when tracing was on: its deliveries' attempts join that trace.
+    pub trace: Option<TraceParent>,
 }
 
 /// Where an event stands among the events about one user (`trigger_event.created` and balance
@@ -227,6 +230,7 @@ impl NewEvent {
             time,
             payload,
             user_position: None,
+            trace: None,
         }
     }
 
@@ -237,6 +241,15 @@ impl NewEvent {
                 user: user.clone(),
                 position,
             }),
+            ..self
+        }
+    }
+
+    /// The event as recorded on behalf of the span `cause` (an API request), when traced: it
+    /// gets its own span in that trace ([`TraceParent::for_event`]).
+    pub fn caused_by(self, cause: Option<&TraceParent>) -> Self {
+        Self {
+            trace: cause.map(|cause| cause.for_event(self.event_type.as_str())),
             ..self
         }
     }

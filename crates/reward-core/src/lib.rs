@@ -14,6 +14,7 @@
 //! - [`filter`]: the payload filter a webhook may set, and matching events against it.
 //! - [`endpoint`]: what a customer sets on a webhook (event selection, headers, notes, rate limit).
 //! - [`api_key`]: API key generation and hashing; [`digest`]: SHA-256 hex.
+//! - [`trace`]: the W3C trace context stored with an event, so its deliveries join its trace.
 
 pub mod api_key;
 pub mod credit;
@@ -31,3 +32,4 @@ pub mod signing;
 pub mod special_addresses;
 pub mod stats;
 pub mod time;
+pub mod trace;

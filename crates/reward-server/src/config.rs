@@ -45,6 +45,8 @@ pub struct Config {
     /// request says; None falls back to a rule for local development (see
     /// `dashboard::session::CookieSecurity`).
     pub public_url: Option<PublicUrl>,
+    /// Where OpenTelemetry traces go (the `OTEL_*` variables); None: tracing is off.
+    pub traces: Option<crate::traces::TraceSettings>,
 }
 
 /// `REWARD_PUBLIC_URL`: an absolute `http://` or `https://` URL naming the root this server is
@@ -111,6 +113,7 @@ impl Config {
             attempt_body_retention: crate::upkeep::DEFAULT_ATTEMPT_BODY_RETENTION,
             secret_key: None,
             public_url: None,
+            traces: None,
         }
     }
 }

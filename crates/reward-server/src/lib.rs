@@ -15,6 +15,7 @@
 //! - [`store`]: picks and opens the storage backend from the database URL.
 //! - [`worker`]: claims, signs, sends and schedules deliveries.
 //! - [`telemetry`]: request ids and one log line per request.
+//! - [`traces`]: OpenTelemetry spans of requests, recorded events and delivery attempts.
 //! - [`upkeep`]: retention of events and idempotency keys; disabling webhooks that only fail.
 
 pub mod api;
@@ -28,6 +29,7 @@ pub mod reference;
 pub mod state;
 pub mod store;
 mod telemetry;
+pub mod traces;
 pub mod upkeep;
 pub mod worker;
 
@@ -36,6 +38,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
+
+/// How long stopping waits for the last spans to be exported, at most.
+const TRACE_FLUSH_ON_STOP: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
 pub async fn run(
@@ -50,6 +55,11 @@ pub async fn run(
     )
     .await?;
     let metrics = std::sync::Arc::new(metrics::Metrics::new());
+    let traces = match &config.traces {
+        Some(settings) => traces::Traces::start(settings, metrics.trace_spans_dropped())
+            .context("starting the OpenTelemetry trace export")?,
+        None => traces::Traces::off(),
+    };
     let state = state::AppState {
         store: store.clone(),
         target_policy: config.target_policy,
@@ -58,8 +68,12 @@ pub async fn run(
         rate_limiter: std::sync::Arc::new(api::limits::RateLimiter::new(config.rate_limit)),
         body_read_timeout: config.body_read_timeout,
         public_url: config.public_url.clone(),
+        traces: traces.clone(),
     };
-    let app = telemetry::with_request_logging(app::router(state));
+    let app = traces::request::with_request_spans(
+        telemetry::with_request_logging(app::router(state)),
+        traces.clone(),
+    );
     let upkeep = tokio::spawn(upkeep::run(
         store.clone(),
         upkeep::Upkeep {
@@ -79,6 +93,7 @@ pub async fn run(
         retry: config.retry,
         lease: config.lease,
         metrics,
+        traces: traces.clone(),
     };
     let delivering = if config.run_worker {
         tokio::spawn(worker.run(shutdown.clone()))
@@ -95,5 +110,8 @@ pub async fn run(
     let _ = delivering.await;
     let _ = upkeep.await;
     let _ = statistics.await;
+    // The last spans (of requests and attempts that finished while stopping) go out, or are
+    // given up after a moment: a dead collector must not hold the stop.
+    let _ = tokio::task::spawn_blocking(move || traces.shutdown(TRACE_FLUSH_ON_STOP)).await;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Prometheus metrics (`GET /metrics`): deliveries by outcome, attempts by status class, attempt
 //! latency, the queue's depth and oldest pending age, events emitted by type, API requests by route
-//! and status code, the build, and the process' own figures.
+//! and status code, trace spans dropped, the build, and the process' own figures.
 //!
 //! prometheus-client writes OpenMetrics only; [`text_format`] turns that into the classic text
 //! format, which is what a scrape gets unless it asks for OpenMetrics ([`negotiate`]).
@@ -65,6 +65,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     handoffs_given_up: Counter,
     start_slots_missed: Counter,
+    trace_spans_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -137,6 +138,12 @@ impl Metrics {
             "Deliveries of rate-limited webhooks this node's worker could not start within their start slot (it stalled), given back to claiming for a new slot",
             start_slots_missed.clone(),
         );
+        let trace_spans_dropped = Counter::default();
+        registry.register(
+            "trace_spans_dropped",
+            "Trace spans this node could not export (the OTLP collector was down, slow or refused them, or the export queue was full), dropped rather than waited for",
+            trace_spans_dropped.clone(),
+        );
         Self {
             registry: root,
             deliveries,
@@ -148,7 +155,13 @@ impl Metrics {
             requests,
             handoffs_given_up,
             start_slots_missed,
+            trace_spans_dropped,
         }
+    }
+
+    /// The count of trace spans dropped, for the exporter to add to.
+    pub fn trace_spans_dropped(&self) -> Counter {
+        self.trace_spans_dropped.clone()
     }
 
     /// One finished attempt: its outcome for the delivery, the receiver's status, its duration.

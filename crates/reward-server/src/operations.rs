@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use reward_core::api_key;
 use reward_core::event::{EventType, NewEvent};
@@ -29,6 +29,7 @@ use reward_store::{Store, StoreResult};
 
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use crate::traces::RequestTrace;
 
 /// Makes and stores a new key for the account; returns it with its text, to be shown once.
 pub async fn issue_key(
@@ -145,25 +146,43 @@ pub async fn resend_event(
     state.store.resend_event(account, event, webhook).await
 }
 
-/// Records a trigger event and counts what it emitted; a replay emitted nothing.
+/// Records a trigger event and counts what it emitted; a replay emitted nothing. With the
+/// request's span (`trace`, when tracing is on), the events join its trace.
 pub async fn record_trigger_event(
     state: &AppState,
     account: &AccountId,
-    request: RecordTriggerEvent,
+    mut request: RecordTriggerEvent,
+    trace: Option<&RequestTrace>,
 ) -> StoreResult<TriggerEventOutcome> {
+    request.trace = trace.map(|trace| *trace.parent());
+    let started = trace.map(|_| SystemTime::now());
     let outcome = state.store.record_trigger_event(account, request).await?;
     count_emitted(&state.metrics, outcome.emitted());
+    if let (Some(trace), Some(started)) = (trace, started) {
+        state
+            .traces
+            .events_recorded(trace, account, outcome.emitted(), started);
+    }
     Ok(outcome)
 }
 
-/// Issues points by hand and counts the event that emitted.
+/// Issues points by hand and counts the event that emitted; see [`record_trigger_event`] for
+/// `trace`.
 pub async fn issue_credits(
     state: &AppState,
     account: &AccountId,
-    request: IssueCredits,
+    mut request: IssueCredits,
+    trace: Option<&RequestTrace>,
 ) -> StoreResult<CreditsIssued> {
+    request.trace = trace.map(|trace| *trace.parent());
+    let started = trace.map(|_| SystemTime::now());
     let issued = state.store.issue_credits(account, request).await?;
     count_emitted(&state.metrics, issued.emitted());
+    if let (Some(trace), Some(started)) = (trace, started) {
+        state
+            .traces
+            .events_recorded(trace, account, issued.emitted(), started);
+    }
     Ok(issued)
 }
 

@@ -28,4 +28,6 @@ pub struct AppState {
     pub body_read_timeout: Duration,
     /// `REWARD_PUBLIC_URL`: decides whether the dashboard's cookies are `Secure`.
     pub public_url: Option<PublicUrl>,
+    /// OpenTelemetry spans (off unless configured): the events a request records join its trace.
+    pub traces: crate::traces::Traces,
 }

@@ -22,6 +22,7 @@ use reward_core::event::{EventType, NewEvent};
 use reward_core::idempotency;
 use reward_core::ids::{AccountId, DeliveryId, WebhookId};
 use reward_core::time::Timestamp;
+use reward_core::trace::TraceParent;
 use reward_store::handoff::{HandoffSlot, Outbox};
 use reward_store::records::{
     DeliveryTarget, RecordTriggerEvent, Subscription, TriggerEvent, TriggerEventOutcome,
@@ -203,8 +204,16 @@ async fn write_together(
             recorded.as_ref().ok().map(|event| (&job.account, event))
         })
         .collect();
+    // The traced requests behind `written`, in the same order.
+    let causes: Vec<Option<TraceParent>> = jobs
+        .iter()
+        .zip(&recorded)
+        .zip(&claimed)
+        .filter(|((_, recorded), claimed)| **claimed && recorded.is_ok())
+        .map(|((job, _), _)| job.request.trace)
+        .collect();
     let counters = add_to_users(&tx, &written, now).await?;
-    let events = events_of(&written, counters);
+    let events = events_of(&written, &causes, counters);
     let event_rows: Vec<(&AccountId, &NewEvent)> = events
         .iter()
         .map(|(account, event)| (*account, event))
@@ -469,12 +478,14 @@ async fn add_to_users(
 /// Each trigger event's events, with their account, in the order the rules give them.
 fn events_of<'a>(
     written: &[(&'a AccountId, &TriggerEvent)],
+    causes: &[Option<TraceParent>],
     counters: Vec<UserCounters>,
 ) -> Vec<(&'a AccountId, NewEvent)> {
     let mut events = Vec::with_capacity(written.len());
-    for ((account, recorded), after) in written.iter().zip(counters) {
-        events.push((*account, rules::created_event(recorded, &after)));
-        if let Some(issued) = rules::points_issued_event(recorded, &after) {
+    for (((account, recorded), after), cause) in written.iter().zip(counters).zip(causes) {
+        let cause = cause.as_ref();
+        events.push((*account, rules::created_event(recorded, &after, cause)));
+        if let Some(issued) = rules::points_issued_event(recorded, &after, cause) {
             events.push((*account, issued));
         }
     }

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_idempotent_responses.sql"),
     include_str!("../migrations/0010_rate_limit_slots.sql"),
     include_str!("../migrations/0011_user_order.sql"),
+    include_str!("../migrations/0012_event_trace.sql"),
 ];
 
 /// Any number, as long as no other advisory lock on the database uses it: "reward" in ASCII.

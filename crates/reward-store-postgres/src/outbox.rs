@@ -115,14 +115,18 @@ pub async fn insert_events(
         .iter()
         .map(|(_, event)| event.user_position.as_ref().map(|at| at.position))
         .collect();
+    let traces: Vec<Option<String>> = events
+        .iter()
+        .map(|(_, event)| event.trace.map(|trace| trace.to_string()))
+        .collect();
     client
         .execute(
             "INSERT INTO events (account_id, id, event_type, created_at, payload, user_id,
-                                 user_position)
+                                 user_position, trace_parent)
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
-                                  $6::text[], $7::bigint[])",
+                                  $6::text[], $7::bigint[], $8::text[])",
             &[
-                &accounts, &ids, &types, &times, &payloads, &users, &positions,
+                &accounts, &ids, &types, &times, &payloads, &users, &positions, &traces,
             ],
         )
         .await

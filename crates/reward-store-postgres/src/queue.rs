@@ -109,7 +109,7 @@ const LEASE_AND_LOAD: &str = "WITH leased AS (
     )
     SELECT d.account_id, d.id, d.webhook_id, d.event_id, d.status, d.attempt_count,
            d.schedule_attempts, d.manual_attempt_at IS NOT NULL, w.url, w.secret,
-           w.previous_secrets, e.payload, w.headers, d.order_user IS NOT NULL
+           w.previous_secrets, e.payload, w.headers, d.order_user IS NOT NULL, e.trace_parent
     FROM leased d
     JOIN webhooks w ON w.account_id = d.account_id AND w.id = d.webhook_id
     JOIN events e ON e.account_id = d.account_id AND e.id = d.event_id";
@@ -341,6 +341,7 @@ fn claimed_from_row(row: &Row, cipher: &SecretCipher) -> StoreResult<ClaimedDeli
         },
         headers: rows::headers(row, 12, cipher, webhook_id)?,
         payload: rows::get(row, 11)?,
+        trace: rows::trace_parent(row, 14)?,
         start_slot: None,
         ordered: rows::get(row, 13)?,
     })
@@ -403,7 +404,7 @@ const ADVANCE_TURNS: &str = "WITH clock AS (
     )
     SELECT d.account_id, d.id, d.webhook_id, d.event_id, d.status, d.attempt_count,
            d.schedule_attempts, d.manual_attempt_at IS NOT NULL, w.url, w.secret,
-           w.previous_secrets, e.payload, w.headers, d.order_user IS NOT NULL
+           w.previous_secrets, e.payload, w.headers, d.order_user IS NOT NULL, e.trace_parent
     FROM advanced d
     JOIN webhooks w ON w.account_id = d.account_id AND w.id = d.webhook_id
     JOIN events e ON e.account_id = d.account_id AND e.id = d.event_id

@@ -369,7 +369,7 @@ pub async fn record_trigger_event(
         outbox::insert_event(client, account, &created),
         outbox::queue(client, account, &created, subscribers, outbox),
     )?;
-    if let Some(issued) = rules::points_issued_event(&recorded, &after) {
+    if let Some(issued) = rules::points_issued_event(&recorded, &after, request.trace.as_ref()) {
         outbox::emit(client, account, &issued, outbox).await?;
     }
     Ok(TriggerEventOutcome::Recorded(recorded))

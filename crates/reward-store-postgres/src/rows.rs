@@ -7,6 +7,7 @@ use reward_core::names::WebhookUrl;
 use reward_core::rotation::Retired;
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
+use reward_core::trace::TraceParent;
 use reward_store::columns;
 use reward_store::records::{DeliveryStatus, WebhookSettings};
 use reward_store::secrets::SecretCipher;
@@ -135,6 +136,13 @@ pub fn status_code(row: &Row, index: usize) -> StoreResult<Option<u16>> {
 /// must never make recording an attempt fail (the delivery would be attempted forever).
 pub fn storable_text(text: Option<&str>) -> Option<String> {
     text.map(|text| text.replace('\0', "\u{FFFD}"))
+}
+
+/// An event's stored trace context. One that does not parse (written by hand) is no trace: a
+/// delivery is never refused over its tracing.
+pub fn trace_parent(row: &Row, index: usize) -> StoreResult<Option<TraceParent>> {
+    let text: Option<&str> = get(row, index)?;
+    Ok(text.and_then(|text| TraceParent::parse(text).ok()))
 }
 
 #[cfg(test)]

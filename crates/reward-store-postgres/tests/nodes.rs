@@ -218,6 +218,7 @@ impl TwoNodes {
                         user: UserId::parse("u1").expect("user"),
                         points: 1,
                         reason: None,
+                        trace: None,
                     },
                 )
                 .await

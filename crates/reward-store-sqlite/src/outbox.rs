@@ -61,7 +61,7 @@ pub fn insert_event(
     connection
         .prepare_cached(
             "INSERT INTO events (account_id, id, event_type, created_at, payload, user_id,
-             user_position) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             user_position, trace_parent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .and_then(|mut statement| {
             let position = event.user_position.as_ref();
@@ -73,6 +73,7 @@ pub fn insert_event(
                 event.payload,
                 position.map(|position| position.user.as_str()),
                 position.map(|position| position.position),
+                event.trace.map(|trace| trace.to_string()),
             ])
         })
         .map_err(from_sqlite)?;

@@ -265,7 +265,7 @@ fn load_claimed(
         .prepare_cached(
             "SELECT d.event_id, d.status, d.attempt_count, d.schedule_attempts,
                     d.manual_attempt_at IS NOT NULL, w.url, w.secret, w.previous_secrets,
-                    e.payload, w.headers, d.order_user IS NOT NULL
+                    e.payload, w.headers, d.order_user IS NOT NULL, e.trace_parent
              FROM deliveries d
              JOIN webhooks w ON w.account_id = d.account_id AND w.id = d.webhook_id
              JOIN events e ON e.account_id = d.account_id AND e.id = d.event_id
@@ -287,6 +287,7 @@ fn load_claimed(
                         secrets: rows::webhook_secrets(row, 6, cipher, webhook_id)?,
                         headers: rows::headers(row, 9, cipher, webhook_id)?,
                         payload: row.get(8)?,
+                        trace: rows::trace_parent(row, 11)?,
                         start_slot: None,
                         ordered: row.get(10)?,
                     })

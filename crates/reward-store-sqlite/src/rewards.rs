@@ -287,10 +287,10 @@ pub fn record_trigger_event(
     outbox::emit(
         connection,
         account,
-        &rules::created_event(&recorded, &after),
+        &rules::created_event(&recorded, &after, request.trace.as_ref()),
         outbox,
     )?;
-    if let Some(issued) = rules::points_issued_event(&recorded, &after) {
+    if let Some(issued) = rules::points_issued_event(&recorded, &after, request.trace.as_ref()) {
         outbox::emit(connection, account, &issued, outbox)?;
     }
     if let Some((key, fingerprint)) = &request.idempotency {

@@ -6,6 +6,7 @@ use reward_core::filter::PayloadFilter;
 use reward_core::names::WebhookUrl;
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
+use reward_core::trace::TraceParent;
 use reward_store::columns;
 use reward_store::records::{DeliveryStatus, WebhookSecrets, WebhookSettings};
 use reward_store::secrets::SecretCipher;
@@ -134,4 +135,11 @@ pub fn status_code(row: &Row, index: usize) -> rusqlite::Result<Option<u16>> {
     Ok(row
         .get::<_, Option<i64>>(index)?
         .and_then(|code| u16::try_from(code).ok()))
+}
+
+/// An event's stored trace context. One that does not parse (written by hand) is no trace: a
+/// delivery is never refused over its tracing.
+pub fn trace_parent(row: &Row, index: usize) -> rusqlite::Result<Option<TraceParent>> {
+    let text: Option<String> = row.get(index)?;
+    Ok(text.and_then(|text| TraceParent::parse(&text).ok()))
 }

@@ -190,6 +190,7 @@ impl Outbox {
                 secrets: target.secrets,
                 headers: target.headers,
                 payload: event.payload.clone(),
+                trace: event.trace,
                 status: DeliveryStatus::Pending,
                 attempt_count: 0,
                 schedule_attempts: 0,

@@ -12,6 +12,7 @@ use reward_core::ids::{
 use reward_core::names::{IdempotencyKey, Name, TriggerId, UserId, WebhookUrl};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
+use reward_core::trace::TraceParent;
 
 /// Which page of a newest-first list to read.
 #[derive(Debug, Clone, Default)]
@@ -226,6 +227,7 @@ impl From<Event> for reward_core::event::NewEvent {
             time: event.created_at,
             payload: event.payload,
             user_position: None,
+            trace: None,
         }
     }
 }
@@ -253,6 +255,8 @@ pub struct RecordTriggerEvent {
     pub value: Option<serde_json::Number>,
     /// The key, and a fingerprint of the request it came with.
     pub idempotency: Option<(IdempotencyKey, String)>,
+    /// The traced API request recording it, when tracing is on: its events join that trace.
+    pub trace: Option<TraceParent>,
 }
 
 #[derive(Debug, Clone)]
@@ -278,6 +282,8 @@ pub struct IssueCredits {
     pub user: UserId,
     pub points: i64,
     pub reason: Option<String>,
+    /// The traced API request issuing them, when tracing is on: the event joins that trace.
+    pub trace: Option<TraceParent>,
 }
 
 #[derive(Debug, Clone)]
@@ -330,6 +336,8 @@ pub struct ClaimedDelivery {
     pub headers: ExtraHeaders,
     /// The exact bytes to send.
     pub payload: String,
+    /// The span that recorded its event, read with the payload: the attempt joins its trace.
+    pub trace: Option<TraceParent>,
     pub status: DeliveryStatus,
     pub attempt_count: u32,
     pub schedule_attempts: u32,

@@ -18,6 +18,7 @@ use reward_core::endpoint::Ordering;
 use reward_core::event::{EventType, NewEvent, UserPosition};
 use reward_core::ids::{DeliveryId, TriggerEventId, WebhookId};
 use reward_core::time::Timestamp;
+use reward_core::trace::TraceParent;
 
 use crate::records::{
     ApiKey, CreditsIssued, Delivery, DeliveryStatus, DeliveryUpdate, IssueCredits, NewApiKeyRecord,
@@ -58,6 +59,7 @@ impl<'a> NewTriggerEvent<'a> {
             self.request.value.as_ref(),
             &self.request.trigger,
         )
+        .caused_by(self.request.trace.as_ref())
     }
 
     /// The trigger event as recorded: the points its trigger's rule gives for its value (none
@@ -81,15 +83,20 @@ impl<'a> NewTriggerEvent<'a> {
 /// The `trigger_event.created` of a recorded trigger event (the same as
 /// [`NewTriggerEvent::created_event`] made it, for writers that build events after recording), at
 /// its position among its user's events: `after` holds the user's counters right after the
-/// trigger event was recorded.
-pub fn created_event(recorded: &TriggerEvent, after: &UserCounters) -> NewEvent {
+/// trigger event was recorded; `cause` is the traced request that recorded it, if any.
+pub fn created_event(
+    recorded: &TriggerEvent,
+    after: &UserCounters,
+    cause: Option<&TraceParent>,
+) -> NewEvent {
     let event = NewEvent::trigger_event_created(
         recorded.created_at,
         &recorded.id,
         &recorded.user,
         recorded.value.as_ref(),
         &recorded.trigger,
-    );
+    )
+    .caused_by(cause);
     positioned_created_event(event, recorded, after)
 }
 
@@ -113,8 +120,12 @@ pub(crate) fn issues_points(recorded: &TriggerEvent) -> bool {
 
 /// The `balance.credit_points_issued` a recorded trigger event emits after its
 /// `trigger_event.created`, when it issued points; `after` holds the user's counters right after
-/// it (its balance, sequence and position).
-pub fn points_issued_event(recorded: &TriggerEvent, after: &UserCounters) -> Option<NewEvent> {
+/// it (its balance, sequence and position); `cause` is the traced request that recorded it, if any.
+pub fn points_issued_event(
+    recorded: &TriggerEvent,
+    after: &UserCounters,
+    cause: Option<&TraceParent>,
+) -> Option<NewEvent> {
     issues_points(recorded).then(|| {
         NewEvent::credit_points_issued(
             recorded.created_at,
@@ -126,6 +137,7 @@ pub fn points_issued_event(recorded: &TriggerEvent, after: &UserCounters) -> Opt
             None,
         )
         .at_user_position(&recorded.user, after.event_position)
+        .caused_by(cause)
     })
 }
 
@@ -171,7 +183,8 @@ pub fn credits_issued(
         None,
         request.reason.as_deref(),
     )
-    .at_user_position(&request.user, after.event_position);
+    .at_user_position(&request.user, after.event_position)
+    .caused_by(request.trace.as_ref());
     let issued = CreditsIssued {
         user: request.user.clone(),
         points: request.points,
@@ -388,7 +401,13 @@ mod tests {
             trigger: TriggerId::parse("successful_payment").expect("valid"),
             value: value.map(number),
             idempotency: None,
+            trace: Some(request_span()),
         }
+    }
+
+    fn request_span() -> TraceParent {
+        TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .expect("valid")
     }
 
     #[test]
@@ -439,7 +458,7 @@ mod tests {
                 sequence: 4,
                 event_position: 9,
             };
-            let again = created_event(&recorded, &after);
+            let again = created_event(&recorded, &after, request.trace.as_ref());
             assert_eq!(created.event_type, EventType::TriggerEventCreated);
             assert_eq!(
                 created.payload.replace(created.id.as_str(), ""),
@@ -449,13 +468,17 @@ mod tests {
             let created_at = if points > 0 { 8 } else { 9 };
             let positioned = positioned_created_event(created, &recorded, &after);
             for made in [&again, &positioned] {
+                // Each event gets its own span in the recording request's trace.
+                let trace = made.trace.expect("traced");
+                assert_eq!(trace.trace_id(), request_span().trace_id());
+                assert_eq!(trace, request_span().for_event("trigger_event.created"));
                 let position = made.user_position.as_ref().expect("about a user");
                 assert_eq!(
                     (&position.user, position.position),
                     (&recorded.user, created_at)
                 );
             }
-            let issued = points_issued_event(&recorded, &after);
+            let issued = points_issued_event(&recorded, &after, request.trace.as_ref());
             assert_eq!(issued.is_some(), points > 0);
             if let Some(issued) = issued {
                 assert_eq!(issued.event_type, EventType::BalanceCreditPointsIssued);
@@ -490,6 +513,7 @@ mod tests {
             user: UserId::parse("user-1").expect("valid"),
             points: 7,
             reason: Some("goodwill".to_owned()),
+            trace: None,
         };
         let after = UserCounters {
             balance: 107,

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use reward_core::names::TargetPolicy;
 use reward_core::retry::RetryPolicy;
+use reward_server::traces::TraceSettings;
 use reward_server::Config;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -12,6 +13,14 @@ use crate::cli::{LogFormat, ServeArgs};
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Held until the server stops: dropping it flushes the log lines still queued.
     let _log_flush = init_logging(args.log_format);
+    let traces = TraceSettings::from_env().context("OpenTelemetry settings")?;
+    if let Some(traces) = &traces {
+        tracing::info!(
+            endpoint = traces.endpoint,
+            service = traces.service_name,
+            "exporting OpenTelemetry traces (OTLP/HTTP, protobuf)"
+        );
+    }
     let config = Config {
         retry: RetryPolicy {
             max_retries: args.max_retries,
@@ -33,6 +42,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         secret_key: args.secret_key,
         public_url: args.public_url,
         database_options: args.database.options(),
+        traces,
         ..Config::with_database_url(args.database.database_url)
     };
     if config.target_policy == TargetPolicy::AllowInsecure {

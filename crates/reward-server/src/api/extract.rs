@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::operations::record_key_use;
+use crate::traces::RequestTrace;
 
 /// The account whose API key authenticated the request.
 pub struct Authenticated(pub AccountId);
@@ -50,6 +51,9 @@ impl FromRequestParts<AppState> for Authenticated {
             .await?
             .ok_or_else(|| ApiError::unauthorized("This API key is not valid."))?;
         record_key_use(state, key_hash);
+        if let Some(trace) = parts.extensions.get::<RequestTrace>() {
+            trace.set_account(&account);
+        }
         state.rate_limiter.check(&account)?;
         Ok(Self(account))
     }

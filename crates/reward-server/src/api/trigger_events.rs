@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use reward_core::digest::sha256_hex;
 use reward_core::names::{TriggerId, UserId};
 use reward_store::records::{RecordTriggerEvent, TriggerEventOutcome};
@@ -21,6 +21,7 @@ use super::schemas::ErrorBody;
 use super::views::TriggerEventView;
 use super::AppState;
 use crate::operations;
+use crate::traces::RequestTrace;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(record))
@@ -42,6 +43,7 @@ fn fingerprint(user: &UserId, trigger: &TriggerId, value: Option<&serde_json::Nu
 async fn record(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,
+    trace: Option<Extension<RequestTrace>>,
     headers: HeaderMap,
     body: JsonObject,
 ) -> ApiResult<Response> {
@@ -60,7 +62,9 @@ async fn record(
             trigger,
             value,
             idempotency,
+            trace: None,
         },
+        trace.as_ref().map(|Extension(trace)| trace),
     )
     .await?;
     let (recorded, replayed) = match outcome {

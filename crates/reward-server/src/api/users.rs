@@ -3,7 +3,7 @@
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::Json;
+use axum::{Extension, Json};
 use reward_core::names::UserId;
 use reward_store::records::IssueCredits;
 use reward_store::StoreError;
@@ -20,6 +20,7 @@ use super::schemas::{ByIdErrors, ErrorBody, UserIdPath};
 use super::views::{CreditsView, UserView};
 use super::AppState;
 use crate::operations;
+use crate::traces::RequestTrace;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -57,6 +58,7 @@ async fn issue_credits(
     Authenticated(account): Authenticated,
     Path(user_id): Path<String>,
     OriginalUri(uri): OriginalUri,
+    trace: Option<Extension<RequestTrace>>,
     headers: HeaderMap,
     body: JsonObject,
 ) -> ApiResult<Response> {
@@ -73,7 +75,9 @@ async fn issue_credits(
                     user,
                     points,
                     reason,
+                    trace: None,
                 },
+                trace.as_ref().map(|Extension(trace)| trace),
             )
             .await
             .map_err(|error| match error {

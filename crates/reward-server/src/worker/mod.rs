@@ -58,6 +58,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::traces::AttemptSpan;
 use reclaim::ReclaimPolicy;
 use sender::{SendOutcome, Sender};
 
@@ -86,6 +87,8 @@ pub struct Worker {
     pub retry: RetryPolicy,
     pub lease: Duration,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// A span per attempt, in its event's trace, when tracing is on.
+    pub traces: crate::traces::Traces,
 }
 
 impl Worker {
@@ -296,13 +299,24 @@ impl Worker {
         }
         let started_at = Timestamp::now();
         let clock = Instant::now();
-        let outcome = self.sender.send(&delivery).await;
+        let span = self.traces.attempt(&delivery);
+        // Without a span of its own (tracing off here, or shedding), the attempt still passes on
+        // its event's trace context.
+        let trace_parent = span
+            .as_ref()
+            .and_then(AttemptSpan::trace_parent)
+            .or(delivery.trace);
+        let outcome = self.sender.send(&delivery, trace_parent.as_ref()).await;
         let elapsed = clock.elapsed();
         let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         let status_code = outcome.status_code;
+        let delivered = outcome.result == AttemptResult::Delivered;
         let record = self.record_for(&delivery, outcome, started_at, duration_ms);
-        self.metrics
-            .attempt(outcome_name(record.update), status_code, elapsed);
+        let outcome_name = outcome_name(record.update);
+        self.metrics.attempt(outcome_name, status_code, elapsed);
+        if let Some(span) = span {
+            span.end(status_code, outcome_name, delivered);
+        }
         let turn_ended = record.ends_turn();
         if records.send(record).is_err() {
             tracing::warn!(delivery_id = %delivery.id, "the recorder has stopped; the lease will expire");

@@ -26,6 +26,7 @@ use reward_core::names::TargetPolicy;
 use reward_core::retry::parse_retry_after;
 use reward_core::signing::signature_header;
 use reward_core::time::Timestamp;
+use reward_core::trace::TraceParent;
 use reward_store::records::ClaimedDelivery;
 
 use super::dns::TargetDns;
@@ -172,8 +173,13 @@ impl Sender {
         self
     }
 
-    /// Attempts the delivery once. Never fails: every problem is a failed attempt.
-    pub async fn send(&self, delivery: &ClaimedDelivery) -> SendOutcome {
+    /// Attempts the delivery once, sending `trace` as its `traceparent` when given. Never fails:
+    /// every problem is a failed attempt.
+    pub async fn send(
+        &self,
+        delivery: &ClaimedDelivery,
+        trace: Option<&TraceParent>,
+    ) -> SendOutcome {
         if self.policy == TargetPolicy::SecureOnly {
             if let Some(refusal) = refusal_for_literal_host(&delivery.url) {
                 return SendOutcome::failed(refusal);
@@ -201,13 +207,17 @@ impl Sender {
             ));
         };
         let remaining = self.timeout.saturating_sub(started.elapsed());
-        match tokio::time::timeout(remaining, self.exchange(delivery)).await {
+        match tokio::time::timeout(remaining, self.exchange(delivery, trace)).await {
             Ok(outcome) => outcome,
             Err(_) => SendOutcome::failed(format!("timed out after {}", humanize(self.timeout))),
         }
     }
 
-    async fn exchange(&self, delivery: &ClaimedDelivery) -> SendOutcome {
+    async fn exchange(
+        &self,
+        delivery: &ClaimedDelivery,
+        trace: Option<&TraceParent>,
+    ) -> SendOutcome {
         let now = Timestamp::now();
         let timestamp = now.as_unix_seconds();
         let message_id = delivery.event_id.as_str();
@@ -218,13 +228,22 @@ impl Sender {
             delivery.payload.as_bytes(),
         );
         // The customer's headers first; none of them can be one of Reward's (they are refused
-        // when set), so Reward's own follow unchanged.
-        let builder = delivery.headers.iter().fold(
-            Request::builder()
-                .method(Method::POST)
-                .uri(delivery.url.url().as_str()),
-            |builder, (name, value)| builder.header(name, value),
-        );
+        // when set), so Reward's own follow unchanged. A `traceparent` of the customer's gives
+        // way to the attempt's own when traced: a request carries one trace context.
+        let builder = delivery
+            .headers
+            .iter()
+            .filter(|(name, _)| trace.is_none() || !name.eq_ignore_ascii_case("traceparent"))
+            .fold(
+                Request::builder()
+                    .method(Method::POST)
+                    .uri(delivery.url.url().as_str()),
+                |builder, (name, value)| builder.header(name, value),
+            );
+        let builder = match trace {
+            Some(trace) => builder.header("traceparent", trace.to_string()),
+            None => builder,
+        };
         let request = builder
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE))

@@ -215,6 +215,9 @@ pub const TABLES: &[Table] = &[
             text("payload"),
             text("user_id"),
             integer("user_position"),
+            // The W3C traceparent of the span that recorded the event: a copied event's later
+            // attempts still join the trace of the request that recorded it.
+            text("trace_parent"),
         ],
     },
     Table {

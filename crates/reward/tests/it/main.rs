@@ -40,6 +40,7 @@ mod rotation;
 mod schemathesis;
 mod sequence;
 mod throughput;
+mod traces;
 mod validation;
 mod webhook_disabled;
 mod webhook_stats;

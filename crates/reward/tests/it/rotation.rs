@@ -137,6 +137,7 @@ async fn back_to_one_previous_secret(database_url: &str, previous: &[(&str, Stri
                  ALTER TABLE users DROP COLUMN event_position;
                  ALTER TABLE events DROP COLUMN user_id;
                  ALTER TABLE events DROP COLUMN user_position;
+                 ALTER TABLE events DROP COLUMN trace_parent;
                  ALTER TABLE webhooks DROP COLUMN ordering;
                  DROP INDEX deliveries_ordered;
                  ALTER TABLE deliveries DROP COLUMN order_user;
@@ -166,7 +167,8 @@ async fn back_to_one_previous_secret(database_url: &str, previous: &[(&str, Stri
                      DROP COLUMN metadata, DROP COLUMN rate_limit, DROP COLUMN rate_next_at,
                      DROP COLUMN ordering;
                  ALTER TABLE users DROP COLUMN sequence, DROP COLUMN event_position;
-                 ALTER TABLE events DROP COLUMN user_id, DROP COLUMN user_position;
+                 ALTER TABLE events DROP COLUMN user_id, DROP COLUMN user_position,
+                     DROP COLUMN trace_parent;
                  DROP INDEX deliveries_ordered;
                  ALTER TABLE deliveries DROP COLUMN order_user, DROP COLUMN order_position;
                  DELETE FROM reward_migrations WHERE version >= 5;",
