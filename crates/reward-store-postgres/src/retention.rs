@@ -1,8 +1,9 @@
 //! Retention: dropping what expired (events past `REWARD_EVENT_RETENTION` with their finished
 //! deliveries and attempts, idempotency keys and kept answers past 24 h) and clearing the response
-//! bodies of old attempts (`REWARD_ATTEMPT_BODY_RETENTION`). Every statement touches at most
-//! about [`CHUNK`] rows and commits on its own, so no purge holds locks, or a snapshot, long
-//! enough to stall the writers, however much expired at once.
+//! bodies of old attempts (`REWARD_ATTEMPT_BODY_RETENTION`). Every statement touches a bounded
+//! number of rows (200 events and their deliveries, or [`CHUNK`] others) and commits on its own,
+//! so no purge holds locks, or a snapshot, long enough to stall the writers, however much expired
+//! at once.
 
 use reward_core::time::Timestamp;
 use reward_store::StoreResult;
@@ -13,25 +14,39 @@ use crate::statements::Db;
 /// Rows per statement.
 pub const CHUNK: i64 = 2_000;
 
-/// Finished deliveries of expired events, with their attempts (deleted in the same statement).
-const FINISHED_DELIVERIES: &str = "
-    WITH doomed AS (
-        SELECT d.account_id, d.id FROM events e
-        JOIN deliveries d ON d.account_id = e.account_id AND d.event_id = e.id
-        WHERE e.created_at < $1 AND d.status <> 'pending'
-        LIMIT $2),
+/// Expired events looked at per statement (with their deliveries: ten times as many rows at a
+/// fan-out of ten).
+const EVENTS_PER_CHUNK: i64 = 200;
+
+/// One chunk of expired events, after a cursor (oldest first, through `events_by_age`): their
+/// finished deliveries with their attempts, then each of them with no pending delivery. Returns
+/// how many events were looked at and the last one, where the next chunk starts. A cursor keeps
+/// each chunk's work bounded: events kept for a pending delivery are passed once, not re-read
+/// by every later chunk. (`created_at >= $2` lets the index start at the cursor.)
+const EVENTS_CHUNK: &str = "
+    WITH batch AS (
+        SELECT account_id, id, created_at FROM events
+        WHERE created_at < $1 AND created_at >= $2 AND (created_at, account_id, id) > ($2, $3, $4)
+        ORDER BY created_at, account_id, id
+        LIMIT $5),
+    doomed AS (
+        SELECT d.account_id, d.id FROM batch b
+        JOIN deliveries d ON d.account_id = b.account_id AND d.event_id = b.id
+        WHERE d.status <> 'pending'),
     attempts_gone AS (
         DELETE FROM attempts a USING doomed
-        WHERE a.account_id = doomed.account_id AND a.delivery_id = doomed.id)
-    DELETE FROM deliveries d USING doomed
-    WHERE d.account_id = doomed.account_id AND d.id = doomed.id";
-
-/// Expired events with no delivery left (one still pending keeps its event until it is done).
-const EVENTS: &str = "
-    DELETE FROM events WHERE (account_id, id) IN (
-        SELECT account_id, id FROM events e WHERE created_at < $1 AND NOT EXISTS
-            (SELECT 1 FROM deliveries d WHERE d.account_id = e.account_id AND d.event_id = e.id)
-        LIMIT $2)";
+        WHERE a.account_id = doomed.account_id AND a.delivery_id = doomed.id),
+    deliveries_gone AS (
+        DELETE FROM deliveries d USING doomed
+        WHERE d.account_id = doomed.account_id AND d.id = doomed.id),
+    events_gone AS (
+        DELETE FROM events e USING batch b
+        WHERE e.account_id = b.account_id AND e.id = b.id AND NOT EXISTS (
+            SELECT 1 FROM deliveries d
+            WHERE d.account_id = e.account_id AND d.event_id = e.id AND d.status = 'pending'))
+    SELECT (SELECT count(*) FROM batch), b.created_at, b.account_id, b.id FROM batch b
+    ORDER BY b.created_at DESC, b.account_id DESC, b.id DESC
+    LIMIT 1";
 
 const IDEMPOTENCY_KEYS: &str = "
     DELETE FROM idempotency_keys WHERE (account_id, key) IN (
@@ -47,15 +62,35 @@ pub async fn purge_expired(
     events_before: Timestamp,
     idempotency_before: Timestamp,
 ) -> StoreResult<()> {
-    let steps = [
-        (FINISHED_DELIVERIES, events_before),
-        (EVENTS, events_before),
-        (IDEMPOTENCY_KEYS, idempotency_before),
-        (IDEMPOTENT_RESPONSES, idempotency_before),
-    ];
-    for (sql, before) in steps {
+    let mut cursor: (i64, String, String) = (-1, String::new(), String::new());
+    loop {
+        let last = client
+            .query_opt(
+                EVENTS_CHUNK,
+                &[
+                    &events_before.as_millis(),
+                    &cursor.0,
+                    &cursor.1,
+                    &cursor.2,
+                    &EVENTS_PER_CHUNK,
+                ],
+            )
+            .await
+            .map_err(from_pg)?;
+        let Some(last) = last else { break };
+        let looked_at: i64 = crate::rows::get(&last, 0)?;
+        cursor = (
+            crate::rows::get(&last, 1)?,
+            crate::rows::get(&last, 2)?,
+            crate::rows::get(&last, 3)?,
+        );
+        if looked_at < EVENTS_PER_CHUNK {
+            break;
+        }
+    }
+    for sql in [IDEMPOTENCY_KEYS, IDEMPOTENT_RESPONSES] {
         while client
-            .execute(sql, &[&before.as_millis(), &CHUNK])
+            .execute(sql, &[&idempotency_before.as_millis(), &CHUNK])
             .await
             .map_err(from_pg)?
             > 0

@@ -45,58 +45,95 @@ pub fn get(connection: &Connection, account: &AccountId, id: &EventId) -> StoreR
         .ok_or(StoreError::NotFound)
 }
 
-/// Rows deleted per purge transaction, per kind. The writer is one queue: API writes wait behind
-/// a chunk, so a chunk must stay short. Measured with `reward bench --scenarios purge` (a
-/// million deliveries): chunks of 2,000 held the writer about 200 ms each.
-const PURGE_CHUNK: i64 = 250;
+/// Expired events looked at per purge transaction (with their deliveries: up to ten times as
+/// many rows at a fan-out of ten). The writer is one queue and API writes wait behind a chunk.
+const EVENTS_PER_CHUNK: i64 = 200;
+/// Idempotency keys and kept answers deleted per purge transaction, each.
+const KEYS_PER_CHUNK: i64 = 2_000;
 
-/// Drops one chunk of what has expired: finished deliveries of events past retention (with their
-/// attempts), events past retention with no delivery left, and stale idempotency keys and kept
-/// answers (`idempotent_responses`). Returns how many rows went; the caller repeats
-/// until none do, one transaction per chunk, so memory stays bounded however much expired.
-pub fn purge_expired_chunk(
+/// Where a purge has got to among the expired events: the last one looked at, by age.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PurgeCursor {
+    created_at: i64,
+    rowid: i64,
+}
+
+/// Drops one chunk of expired events: looks at the next [`EVENTS_PER_CHUNK`] events past
+/// retention after `cursor` (oldest first, through `events_by_age`), deletes their finished
+/// deliveries with their attempts, then each of them that has no delivery left (one still
+/// pending keeps its event). Returns the rows deleted and where the next chunk starts (`None`:
+/// every expired event was looked at). A cursor, rather than a fresh search per chunk, keeps
+/// each chunk's work bounded: events kept for a pending delivery are passed once, not re-read.
+pub fn purge_events_chunk(
     connection: &Connection,
     events_before: Timestamp,
-    idempotency_before: Timestamp,
-) -> StoreResult<usize> {
-    let events_before = events_before.as_millis();
-    let finished: Vec<(String, String)> = connection
+    cursor: PurgeCursor,
+) -> StoreResult<(usize, Option<PurgeCursor>)> {
+    let events: Vec<(i64, i64, String, String)> = connection
         .prepare_cached(
-            "SELECT d.account_id, d.id FROM deliveries d JOIN events e
-               ON e.account_id = d.account_id AND e.id = d.event_id
-             WHERE e.created_at < ?1 AND d.status != 'pending'
-             LIMIT ?2",
+            "SELECT rowid, created_at, account_id, id FROM events
+             WHERE created_at < ?1 AND (created_at, rowid) > (?2, ?3)
+             ORDER BY created_at, rowid LIMIT ?4",
         )
         .and_then(|mut statement| {
             statement
-                .query_map(params![events_before, PURGE_CHUNK], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })?
+                .query_map(
+                    params![
+                        events_before.as_millis(),
+                        cursor.created_at,
+                        cursor.rowid,
+                        EVENTS_PER_CHUNK
+                    ],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                )?
                 .collect()
         })
         .map_err(from_sqlite)?;
-    for (account, id) in &finished {
-        crate::deliveries::delete_with_attempts(connection, account, std::slice::from_ref(id))?;
+    let mut deleted = 0;
+    for (rowid, _, account, event) in &events {
+        let finished: Vec<String> = connection
+            .prepare_cached(
+                "SELECT id FROM deliveries
+                 WHERE account_id = ?1 AND event_id = ?2 AND status != 'pending'",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_map(params![account, event], |row| row.get(0))?
+                    .collect()
+            })
+            .map_err(from_sqlite)?;
+        crate::deliveries::delete_with_attempts(connection, account, &finished)?;
+        deleted += finished.len();
+        deleted += connection
+            .prepare_cached(
+                "DELETE FROM events WHERE rowid = ?1 AND NOT EXISTS
+                   (SELECT 1 FROM deliveries d WHERE d.account_id = ?2 AND d.event_id = ?3)",
+            )
+            .and_then(|mut statement| statement.execute(params![rowid, account, event]))
+            .map_err(from_sqlite)?;
     }
-    let events = connection
-        .prepare_cached(
-            "DELETE FROM events WHERE rowid IN (
-               SELECT rowid FROM events WHERE created_at < ?1 AND NOT EXISTS
-                 (SELECT 1 FROM deliveries d
-                  WHERE d.account_id = events.account_id AND d.event_id = events.id)
-               LIMIT ?2)",
-        )
-        .and_then(|mut statement| statement.execute(params![events_before, PURGE_CHUNK]))
-        .map_err(from_sqlite)?;
+    let next = match events.last() {
+        Some((rowid, created_at, _, _)) if events.len() as i64 == EVENTS_PER_CHUNK => {
+            Some(PurgeCursor {
+                created_at: *created_at,
+                rowid: *rowid,
+            })
+        }
+        _ => None,
+    };
+    Ok((deleted, next))
+}
+
+/// Drops one chunk of stale idempotency keys and kept answers (`idempotent_responses`); returns
+/// how many went. Every row it reads is one it deletes, so the caller repeats until none do.
+pub fn purge_keys_chunk(connection: &Connection, before: Timestamp) -> StoreResult<usize> {
     let keys = connection
         .prepare_cached(
             "DELETE FROM idempotency_keys WHERE rowid IN (
                SELECT rowid FROM idempotency_keys WHERE created_at < ?1 LIMIT ?2)",
         )
-        .and_then(|mut statement| {
-            statement.execute(params![idempotency_before.as_millis(), PURGE_CHUNK])
-        })
+        .and_then(|mut statement| statement.execute(params![before.as_millis(), KEYS_PER_CHUNK]))
         .map_err(from_sqlite)?;
-    let answers = crate::idempotent::purge_chunk(connection, idempotency_before, PURGE_CHUNK)?;
-    Ok(finished.len() + events + keys + answers)
+    let answers = crate::idempotent::purge_chunk(connection, before, KEYS_PER_CHUNK)?;
+    Ok(keys + answers)
 }

@@ -713,9 +713,17 @@ impl Housekeeping for SqliteStore {
     ) -> StoreResult<()> {
         // A chunk per transaction, so a day's worth of expired rows never sits in memory at once.
         while self.writer.write(webhooks::finish_a_deletion).await? > 0 {}
+        let mut cursor = Some(events::PurgeCursor::default());
+        while let Some(from) = cursor {
+            let (_, next) = self
+                .writer
+                .write(move |c| events::purge_events_chunk(c, events_before, from))
+                .await?;
+            cursor = next;
+        }
         while self
             .writer
-            .write(move |c| events::purge_expired_chunk(c, events_before, idempotency_before))
+            .write(move |c| events::purge_keys_chunk(c, idempotency_before))
             .await?
             > 0
         {}
