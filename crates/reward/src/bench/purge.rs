@@ -37,6 +37,22 @@ impl Bench {
         let path_set: HashSet<String> = paths.iter().cloned().collect();
         let timeout = Duration::from_secs(600) + Duration::from_millis(events as u64 * 10);
         self.collect("purge", &sent, &path_set, timeout).await?;
+        // Arrived is not yet recorded (PostgreSQL's recorder may lag by many thousands): wait
+        // until none is pending, or the restart below would leave them pending to disabled
+        // webhooks, keeping their events.
+        let started = Instant::now();
+        while !self
+            .target
+            .get("/v1/deliveries?status=pending&limit=1")
+            .await?["data"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+        {
+            if started.elapsed() > timeout {
+                bail!("purge: deliveries still pending {timeout:?} after they all arrived");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         // Stop delivering to them: what is recorded from here on is the writers' load only.
         // (Deleting them would purge their deliveries by another path.)
         for webhook in &webhooks {
