@@ -102,8 +102,16 @@ async fn commits_and_wal(database_url: &str) -> (i64, i64) {
 }
 
 /// What the database's busy sessions are doing, sampled every 20 ms until `until`: the share of
-/// samples per wait event (`CPU` when a session waits on nothing), most common first.
+/// samples per wait event (`CPU` when a session waits on nothing), most common first. With
+/// `REWARD_THROUGHPUT_STATEMENTS=1`, per statement (its first 70 characters) and wait event.
 async fn sample_waits(database_url: String, until: Instant) -> Vec<(String, f64)> {
+    let by_statement = std::env::var("REWARD_THROUGHPUT_STATEMENTS").is_ok_and(|v| v == "1");
+    let sampled = if by_statement {
+        "left(regexp_replace(query, '\\s+', ' ', 'g'), 70) || ' | ' || \
+         coalesce(wait_event_type || ':' || wait_event, 'CPU')"
+    } else {
+        "coalesce(wait_event_type || ':' || wait_event, 'CPU')"
+    };
     let (client, connection) = tokio_postgres::connect(&database_url, NoTls)
         .await
         .expect("connect");
@@ -113,9 +121,12 @@ async fn sample_waits(database_url: String, until: Instant) -> Vec<(String, f64)
     while Instant::now() < until {
         let rows = client
             .query(
-                "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_stat_activity
-                 WHERE datname = current_database() AND state = 'active'
-                   AND pid <> pg_backend_pid()",
+                format!(
+                    "SELECT {sampled} FROM pg_stat_activity
+                     WHERE datname = current_database() AND state = 'active'
+                       AND pid <> pg_backend_pid()"
+                )
+                .as_str(),
                 &[],
             )
             .await
@@ -131,7 +142,7 @@ async fn sample_waits(database_url: String, until: Instant) -> Vec<(String, f64)
         .map(|(wait, count)| (wait, count as f64 / total.max(1) as f64 * 100.0))
         .collect();
     shares.sort_by(|a, b| b.1.total_cmp(&a.1));
-    shares.truncate(5);
+    shares.truncate(if by_statement { 15 } else { 5 });
     shares
 }
 
