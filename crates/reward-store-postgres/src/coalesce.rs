@@ -1,6 +1,7 @@
 //! Coalescing concurrent calls into batches: each caller queues its request and waits for its
 //! own answer, while a task takes whatever has queued up (at most `max_batch`) and hands it to
-//! one batch function, with up to `concurrent` batches under way at once.
+//! one batch function, with up to `concurrent` batches under way at once ([`Overlap`] says when
+//! a second one may start).
 //!
 //! Under light load a batch is a single request, answered as soon as it would have been alone;
 //! under heavy load one statement serves many requests. PostgreSQL's cost is per statement and
@@ -8,12 +9,28 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use reward_store::{StoreError, StoreResult};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 
 /// Requests waiting for a batch at most; past it callers wait (back-pressure).
 const QUEUE: usize = 4096;
+
+/// When a batch may start while another is under way.
+#[derive(Debug, Clone, Copy)]
+pub enum Overlap {
+    /// At once (reads: nothing to gain by waiting).
+    Always,
+    /// Only once the batch under way has taken this long; else the next batch waits for it to
+    /// end and takes everything queued meanwhile. For writes: each transaction costs a commit
+    /// (a WAL flush) and a handful of statements whatever its size, so one batch at a time,
+    /// as large as the load makes it, costs the database least per request, which is what
+    /// lets several nodes, each seeing a share of the requests, keep up (docs/scaling.md). A
+    /// batch that stalls (waiting for a row another node holds) holds the others back only
+    /// this long.
+    After(Duration),
+}
 
 /// One caller's request and where its answer goes.
 pub struct Call<Q, A> {
@@ -35,13 +52,21 @@ pub struct Coalescer<Q, A> {
 impl<Q: Send + 'static, A: Send + 'static> Coalescer<Q, A> {
     /// Starts the task forming batches; it stops when the coalescer is dropped. `run` must answer
     /// every call it is given.
-    pub fn start<F, Fut>(max_batch: usize, concurrent: usize, run: F) -> Self
+    pub fn start<F, Fut>(max_batch: usize, concurrent: usize, overlap: Overlap, run: F) -> Self
     where
         F: Fn(Vec<Call<Q, A>>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let (queue, calls) = mpsc::channel(QUEUE);
-        tokio::spawn(form_batches(calls, max_batch, concurrent, run));
+        tokio::spawn(form_batches(
+            calls,
+            Limits {
+                max_batch: max_batch.max(1),
+                concurrent: concurrent.max(1),
+                overlap,
+            },
+            run,
+        ));
         Self { queue }
     }
 
@@ -60,30 +85,50 @@ fn stopped() -> StoreError {
     StoreError::Unavailable("the batching task stopped".into())
 }
 
-async fn form_batches<Q, A, F, Fut>(
-    mut calls: mpsc::Receiver<Call<Q, A>>,
+struct Limits {
     max_batch: usize,
     concurrent: usize,
-    run: F,
-) where
+    overlap: Overlap,
+}
+
+async fn form_batches<Q, A, F, Fut>(mut calls: mpsc::Receiver<Call<Q, A>>, limits: Limits, run: F)
+where
     Q: Send + 'static,
     A: Send + 'static,
     F: Fn(Vec<Call<Q, A>>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let batches = Arc::new(Semaphore::new(concurrent.max(1)));
+    let batches = Arc::new(Semaphore::new(limits.concurrent));
+    // Told each time a batch ends.
+    let ended = Arc::new(Notify::new());
     loop {
         let Ok(permit) = Arc::clone(&batches).acquire_owned().await else {
             return;
         };
-        let mut batch = Vec::with_capacity(max_batch);
-        if calls.recv_many(&mut batch, max_batch.max(1)).await == 0 {
+        let mut batch = Vec::with_capacity(limits.max_batch);
+        if calls.recv_many(&mut batch, limits.max_batch).await == 0 {
             return;
         }
+        // Listening before looking, so an end between the two is not missed.
+        let an_end = ended.notified();
+        tokio::pin!(an_end);
+        an_end.as_mut().enable();
+        let under_way = limits.concurrent - 1 - batches.available_permits();
+        if let (Overlap::After(wait), true) = (limits.overlap, under_way > 0) {
+            let _ = tokio::time::timeout(wait, an_end).await;
+            while batch.len() < limits.max_batch {
+                match calls.try_recv() {
+                    Ok(call) => batch.push(call),
+                    Err(_) => break,
+                }
+            }
+        }
         let running = run(batch);
+        let ended = Arc::clone(&ended);
         tokio::spawn(async move {
             running.await;
             drop(permit);
+            ended.notify_waiters();
         });
     }
 }

@@ -20,6 +20,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0010_rate_limit_slots.sql"),
     include_str!("../migrations/0011_user_order.sql"),
     include_str!("../migrations/0012_event_trace.sql"),
+    include_str!("../migrations/0013_rollup_shards.sql"),
+    include_str!("../migrations/0014_due_unleased_index.sql"),
 ];
 
 /// Any number, as long as no other advisory lock on the database uses it: "reward" in ASCII.

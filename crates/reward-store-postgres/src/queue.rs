@@ -1,13 +1,17 @@
 //! The delivery queue shared by every node: claiming due deliveries under a lease, recording
 //! attempts, and when to look again.
 //!
-//! A claim is one transaction. It reads how many attempts every node has in flight per webhook
-//! (live leases), then picks candidates in due order with `FOR UPDATE SKIP LOCKED`: rows another
-//! node is claiming at this instant are skipped rather than waited for, and rows it has claimed
-//! carry a live lease and no longer qualify. Webhooks at their in-flight limit are left out in the
-//! query itself, so a slow endpoint's backlog is never even locked; when one claim fills a webhook
-//! up, the next pass leaves it out too. Chosen rows get `lease_expires_at`; until then no node
-//! attempts them, and when a node dies its leases simply run out and any node takes them over.
+//! A claim is one transaction. It picks candidates in due order with `FOR UPDATE SKIP LOCKED`:
+//! rows another node is claiming at this instant are skipped rather than waited for, and rows it
+//! has claimed carry a live lease and no longer qualify. Candidates come from three sources, each
+//! through an index that holds little besides them: manual retries, deliveries whose lease ran
+//! out, and due deliveries no node holds (`deliveries_due_unleased`), so a claim that finds
+//! nothing costs next to nothing, however many deliveries the nodes are attempting. Then it counts
+//! how many attempts every node has in flight to the candidates' webhooks (live leases) and
+//! refuses those past the in-flight limit; the next pass leaves such webhooks out in the query
+//! itself, as it does from the start those this node alone fills, so a slow endpoint's backlog
+//! is locked by one pass at most. Chosen rows get `lease_expires_at`; until then no node attempts
+//! them, and when a node dies its leases simply run out and any node takes them over.
 //!
 //! A claim says what it passed over: due deliveries it refused because their webhook filled up
 //! during the claim, or busy webhooks it left out of its search unseen. It does not look whether
@@ -37,7 +41,7 @@
 //! agree on when a lease ends. Due times (`next_attempt_at`) are written by the nodes' clocks, as in
 //! the SQLite store, and compared with the claiming node's clock.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use reward_core::endpoint::rate_limit::REFILL_AHEAD_MICROS;
@@ -67,9 +71,11 @@ const MAX_PASSES: usize = 8;
 /// slots live on.
 const DATABASE_NOW: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint";
 
-/// Attempts in flight per webhook on every node: deliveries whose lease has not run out.
+/// Attempts in flight to the given webhooks (`$2`) on every node: deliveries whose lease has not
+/// run out. Counted only for the webhooks a claim found candidates of: most claims find none,
+/// and counting every lease on every claim walked every delivery being attempted.
 const LIVE_LEASES: &str = "SELECT webhook_id, count(*)::integer FROM deliveries
-    WHERE lease_expires_at > $1 GROUP BY webhook_id";
+    WHERE lease_expires_at > $1 AND webhook_id = ANY($2::text[]) GROUP BY webhook_id";
 
 /// Deliveries a manual retry asked for; the webhook may be disabled (it was asked for). Rate-limited
 /// webhooks whose slots reach past `$4` (microseconds) are left out.
@@ -83,12 +89,17 @@ const MANUAL_CANDIDATES: &str = "SELECT d.account_id, d.id, d.webhook_id, w.rate
     ORDER BY d.manual_attempt_at LIMIT $3
     FOR UPDATE OF d SKIP LOCKED";
 
-/// Pending deliveries whose time has come, to enabled webhooks (rate-limited ones as above, `$5`).
-const DUE_CANDIDATES: &str = "SELECT d.account_id, d.id, d.webhook_id, w.rate_limit IS NOT NULL
-    FROM deliveries d
-    JOIN webhooks w ON w.account_id = d.account_id AND w.id = d.webhook_id
-    WHERE d.status = 'pending' AND d.next_attempt_at <= $1
-      AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= $2)
+/// A due-delivery candidate query: its rows (`FROM ... WHERE` its own conditions), then what
+/// every due candidate must pass: not asked for by a manual retry, an enabled webhook not left
+/// out (`$3`), not rate-limited past the refill horizon (`$5`), and for an ordered delivery, no
+/// earlier one of its user pending; at most `$4`.
+macro_rules! due_candidates {
+    ($rows:expr, $order:literal) => {
+        concat!(
+            "SELECT d.account_id, d.id, d.webhook_id, w.rate_limit IS NOT NULL
+    FROM ",
+            $rows,
+            "
       AND d.manual_attempt_at IS NULL AND w.enabled
       AND d.webhook_id <> ALL($3::text[])
       AND (w.rate_limit IS NULL OR w.rate_next_at IS NULL OR w.rate_next_at < $5)
@@ -97,8 +108,35 @@ const DUE_CANDIDATES: &str = "SELECT d.account_id, d.id, d.webhook_id, w.rate_li
             WHERE p.account_id = d.account_id AND p.webhook_id = d.webhook_id
               AND p.order_user = d.order_user AND p.order_user IS NOT NULL
               AND p.status = 'pending' AND p.order_position < d.order_position))
-    ORDER BY d.next_attempt_at LIMIT $4
-    FOR UPDATE OF d SKIP LOCKED";
+    ORDER BY ",
+            $order,
+            " LIMIT $4
+    FOR UPDATE OF d SKIP LOCKED"
+        )
+    };
+}
+
+/// Pending deliveries whose time has come and that no node holds, in due order, through
+/// `deliveries_due_unleased`, which holds only those: a claim never walks the deliveries nodes
+/// are attempting (every delivery a node hands to its own worker is pending and due), which under
+/// load made each claim a scan of thousands of rows that found nothing (docs/scaling.md). `$2`
+/// is unused here but typed, so every due candidate query takes the same parameters.
+const DUE_CANDIDATES: &str = due_candidates!(
+    "deliveries d
+    JOIN webhooks w ON w.account_id = d.account_id AND w.id = d.webhook_id
+    WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND d.lease_expires_at IS NULL
+      AND $2::bigint IS NOT NULL",
+    "d.next_attempt_at"
+);
+
+/// Pending due deliveries whose lease ran out unrecorded (their node died), through
+/// `deliveries_leased`: few, so earliest lease first.
+const EXPIRED_CANDIDATES: &str = due_candidates!(
+    "deliveries d
+    JOIN webhooks w ON w.account_id = d.account_id AND w.id = d.webhook_id
+    WHERE d.lease_expires_at <= $2 AND d.status = 'pending' AND d.next_attempt_at <= $1",
+    "d.lease_expires_at"
+);
 
 /// Leases the chosen rows and reads what sending needs, in one statement.
 const LEASE_AND_LOAD: &str = "WITH leased AS (
@@ -175,29 +213,15 @@ pub async fn claim(
         per_webhook: request.in_flight.clone(),
         limit: request.per_webhook_limit,
     };
-    // This node's own attempts are among the live leases too; a webhook is as busy as the larger
-    // count says (a lease is released a moment before this node's attempt task ends).
-    for row in client
-        .query(LIVE_LEASES, &[&database_now])
-        .await
-        .map_err(from_pg)?
-    {
-        let webhook = WebhookId::from_trusted(rows::get(&row, 0)?);
-        let everywhere = rows::count(&row, 1)?;
-        let slot = busy.per_webhook.entry(webhook).or_insert(0);
-        *slot = (*slot).max(everywhere);
-    }
+    // Webhooks whose live leases this claim has counted.
+    let mut counted: HashSet<WebhookId> = HashSet::new();
     let limit = request.limit as usize;
     let mut claimed = Vec::new();
     // A candidate was refused: its webhook filled up during this claim.
     let mut refused_some = false;
     let due_before = request.now.as_millis();
-    for manual in [true, false] {
-        let candidates = if manual {
-            MANUAL_CANDIDATES
-        } else {
-            DUE_CANDIDATES
-        };
+    for candidates in [MANUAL_CANDIDATES, EXPIRED_CANDIDATES, DUE_CANDIDATES] {
+        let manual = candidates == MANUAL_CANDIDATES;
         for _ in 0..MAX_PASSES {
             let room = limit.saturating_sub(claimed.len());
             if room == 0 {
@@ -227,6 +251,7 @@ pub async fn claim(
                 .iter()
                 .map(candidate_from_row)
                 .collect::<StoreResult<Vec<_>>>()?;
+            count_live_leases(client, database_now, &found, &mut counted, &mut busy).await?;
             let limited: Vec<(&str, &str)> = found
                 .iter()
                 .filter(|candidate| candidate.rate_limited)
@@ -280,6 +305,38 @@ pub async fn claim(
         deliveries: claimed,
         passed_over,
     })
+}
+
+/// Counts every node's live leases of the candidates' webhooks not counted yet. This node's own
+/// attempts are among them too; a webhook is as busy as the larger count says (a lease is
+/// released a moment before this node's attempt task ends).
+async fn count_live_leases(
+    client: &impl Db,
+    database_now: i64,
+    found: &[Candidate],
+    counted: &mut HashSet<WebhookId>,
+    busy: &mut Busy,
+) -> StoreResult<()> {
+    let mut uncounted: Vec<&str> = Vec::new();
+    for candidate in found {
+        if counted.insert(candidate.webhook_id.clone()) {
+            uncounted.push(candidate.webhook_id.as_str());
+        }
+    }
+    if uncounted.is_empty() {
+        return Ok(());
+    }
+    for row in client
+        .query(LIVE_LEASES, &[&database_now, &uncounted])
+        .await
+        .map_err(from_pg)?
+    {
+        let webhook = WebhookId::from_trusted(rows::get(&row, 0)?);
+        let everywhere = rows::count(&row, 1)?;
+        let slot = busy.per_webhook.entry(webhook).or_insert(0);
+        *slot = (*slot).max(everywhere);
+    }
+    Ok(())
 }
 
 fn candidate_from_row(row: &Row) -> StoreResult<Candidate> {
@@ -449,6 +506,7 @@ pub async fn advance_turns(
 /// trip of its own).
 pub async fn record_attempts(
     client: &impl Db,
+    shard: rollups::RollupShard,
     records: &mut [AttemptRecord],
     outbox: &mut Outbox,
 ) -> StoreResult<()> {
@@ -474,7 +532,7 @@ pub async fn record_attempts(
         }
         Ok(())
     };
-    tokio::try_join!(store_rounds, rollups::record(client, records))?;
+    tokio::try_join!(store_rounds, rollups::record(client, shard, records))?;
     Ok(())
 }
 
@@ -690,7 +748,7 @@ pub async fn next_due_at(
         .query_one(
             "SELECT LEAST(
                (SELECT min(next_attempt_at) FROM deliveries
-                WHERE status = 'pending' AND next_attempt_at > $1),
+                WHERE status = 'pending' AND lease_expires_at IS NULL AND next_attempt_at > $1),
                (SELECT min(lease_expires_at) FROM deliveries WHERE lease_expires_at > $2)),
                (SELECT min(rate_next_at) FROM webhooks WHERE rate_next_at >= clock.now + $3)
                  - clock.now - $3

@@ -1,5 +1,16 @@
 //! Attempt roll-ups (see `reward_store::rollups`): upserted with each recorded batch in one
 //! statement, read back for a webhook's statistics, purged by upkeep.
+//!
+//! Each node writes roll-up rows of its own ([`RollupShard`]): a roll-up row is locked from its
+//! upsert until its transaction's commit is flushed, so with one shared row per webhook, hour and
+//! latency bucket, every node's recording waited for the others' commits (`Lock:transactionid`,
+//! docs/scaling.md). A node's recorder writes one batch at a time, so its own rows never wait.
+//! Reading adds the shards up.
+//!
+//! A webhook's failure run is written only when the batch changes it: in the steady state (every
+//! attempt succeeding) each batch would otherwise lock and rewrite the same row on every node.
+//! The check reads the row without locking it, so two nodes may race; as for recording order in
+//! general (`reward_store::rollups`), the next batch settles it.
 
 use reward_core::ids::{AccountId, WebhookId};
 use reward_core::stats::StatsPeriod;
@@ -11,15 +22,28 @@ use reward_store::StoreResult;
 use crate::errors::from_pg;
 use crate::statements::Db;
 
+/// The roll-up rows one node (one store) writes: picked at random when it opens, so two nodes
+/// share rows only by a rare chance, which costs waiting, never a wrong count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RollupShard(i16);
+
+impl RollupShard {
+    pub fn pick() -> Self {
+        Self(rand::random_range(0..=i16::MAX))
+    }
+}
+
 /// A batch's roll-up increments and failure-run changes, rows passed as arrays, both tables in
 /// one statement. Rows come sorted by key (`reward_store::rollups`), so concurrent batches lock
 /// them in the same order; each key appears once, as one statement may update a row only once.
+/// A failure run is left out when the stored one already says what the batch would leave (`$10`
+/// restarts it: it must equal the batch's; else any run under way continues).
 const RECORD: &str = r#"WITH counted AS (
     INSERT INTO attempt_rollups (account_id, webhook_id, hour_start, latency_bucket, succeeded,
-                                 failed)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::smallint[], $5::bigint[],
-                         $6::bigint[])
-    ON CONFLICT (account_id, webhook_id, hour_start, latency_bucket) DO UPDATE SET
+                                 failed, shard)
+    SELECT *, $11::smallint FROM unnest($1::text[], $2::text[], $3::bigint[], $4::smallint[],
+                                        $5::bigint[], $6::bigint[])
+    ON CONFLICT (account_id, webhook_id, hour_start, latency_bucket, shard) DO UPDATE SET
         succeeded = attempt_rollups.succeeded + excluded.succeeded,
         failed = attempt_rollups.failed + excluded.failed
 )
@@ -27,6 +51,12 @@ INSERT INTO webhook_failure_runs AS runs (account_id, webhook_id, failing_since)
 SELECT account_id, webhook_id, failing_since
 FROM unnest($7::text[], $8::text[], $9::bigint[], $10::bool[])
     AS given(account_id, webhook_id, failing_since, restarts)
+WHERE NOT EXISTS (
+    SELECT 1 FROM webhook_failure_runs stored
+    WHERE stored.account_id = given.account_id AND stored.webhook_id = given.webhook_id
+      AND CASE WHEN given.restarts
+               THEN stored.failing_since IS NOT DISTINCT FROM given.failing_since
+               ELSE stored.failing_since IS NOT NULL END)
 ON CONFLICT (account_id, webhook_id) DO UPDATE SET failing_since =
     CASE WHEN (SELECT g.restarts FROM unnest($7::text[], $8::text[], $10::bool[])
                  AS g(account_id, webhook_id, restarts)
@@ -35,8 +65,12 @@ ON CONFLICT (account_id, webhook_id) DO UPDATE SET failing_since =
          ELSE COALESCE(runs.failing_since, excluded.failing_since) END
 "#;
 
-/// Counts a recorded batch in its roll-ups and failure runs.
-pub async fn record(client: &impl Db, records: &[AttemptRecord]) -> StoreResult<()> {
+/// Counts a recorded batch in its roll-ups (the node's `shard`) and failure runs.
+pub async fn record(
+    client: &impl Db,
+    shard: RollupShard,
+    records: &[AttemptRecord],
+) -> StoreResult<()> {
     let increments = rollups::increments(records);
     if increments.is_empty() {
         return Ok(());
@@ -80,6 +114,7 @@ pub async fn record(client: &impl Db, records: &[AttemptRecord]) -> StoreResult<
                     .map(|run| run.failing_since().map(Timestamp::as_millis))
                     .collect::<Vec<_>>(),
                 &runs.iter().map(|run| run.restarts()).collect::<Vec<_>>(),
+                &shard.0,
             ],
         )
         .await
@@ -103,8 +138,11 @@ pub async fn webhook_stats(
         async {
             client
                 .query(
-                    "SELECT hour_start, latency_bucket, succeeded, failed FROM attempt_rollups
-                     WHERE account_id = $1 AND webhook_id = $2 AND hour_start >= $3",
+                    "SELECT hour_start, latency_bucket, sum(succeeded)::bigint,
+                            sum(failed)::bigint
+                     FROM attempt_rollups
+                     WHERE account_id = $1 AND webhook_id = $2 AND hour_start >= $3
+                     GROUP BY hour_start, latency_bucket",
                     &[&account_id, &webhook_id, &since],
                 )
                 .await

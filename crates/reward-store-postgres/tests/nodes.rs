@@ -486,10 +486,21 @@ async fn a_claim_says_what_it_passed_over(route: Route) {
         PassedOver::BusyWebhooks,
         "the claim filled the webhook up and refused the other 8"
     );
+    // The other node learns that the webhook is full only from its candidates' leases.
     let busy = claim(Arc::clone(&nodes.second)).await;
     assert!(busy.deliveries.is_empty());
     assert_eq!(
         busy.passed_over,
+        PassedOver::BusyWebhooks,
+        "the other node found the 8 and refused them"
+    );
+    // The node attempting the 32 knows, and leaves the webhook out of its search.
+    let mut own = claim_request(256, limit, Duration::from_secs(30));
+    own.in_flight.insert(nodes.webhook.clone(), limit);
+    let unseen = nodes.first.claim_due_deliveries(own).await.expect("claim");
+    assert!(unseen.deliveries.is_empty());
+    assert_eq!(
+        unseen.passed_over,
         PassedOver::BusyWebhooksUnseen,
         "the busy webhook was left out of the search"
     );

@@ -504,7 +504,9 @@ async fn record_in_batches(
     recording: Recording,
 ) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
+    let linger_for = store.record_linger();
     while queue.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        linger(&mut queue, &mut batch, linger_for).await;
         let records = std::mem::take(&mut batch);
         let mut turns_held: HashMap<WebhookId, u32> = HashMap::new();
         for record in records.iter().filter(|record| record.ends_turn()) {
@@ -537,6 +539,29 @@ async fn record_in_batches(
             turns_held,
             passed,
         });
+    }
+}
+
+/// Lets a batch that came with company wait up to `linger_for` (the store's
+/// `DeliveryQueue::record_linger`) for more, up to [`RECORD_BATCH`]: under load, attempts end in
+/// a stream. A lone attempt (light load) is written at once, and so is a batch that ends an
+/// ordered delivery: its user's next one waits for the record.
+async fn linger(
+    queue: &mut mpsc::UnboundedReceiver<AttemptRecord>,
+    batch: &mut Vec<AttemptRecord>,
+    linger_for: Duration,
+) {
+    if linger_for.is_zero() || batch.len() < 2 || batch.iter().any(AttemptRecord::ends_turn) {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + linger_for;
+    while batch.len() < RECORD_BATCH {
+        let room = RECORD_BATCH - batch.len();
+        match tokio::time::timeout_at(deadline, queue.recv_many(batch, room)).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) if batch.iter().any(AttemptRecord::ends_turn) => return,
+            Ok(_) => {}
+        }
     }
 }
 

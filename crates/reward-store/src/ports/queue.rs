@@ -63,6 +63,13 @@ pub trait DeliveryQueue: Send + Sync + 'static {
     /// Resolves when new work may be due (a delivery created, retried or recovered). Waking
     /// spuriously is allowed; missing work is not, so workers also poll now and then.
     async fn work_signal(&self);
+    /// How long the worker may hold a batch of finished attempts that came with company, waiting
+    /// for more, before recording it: where every write is a commit the database flushes and a
+    /// handful of statements whatever its size (PostgreSQL), fewer and larger batches leave it
+    /// more for everything else. Zero (the default) records each batch at once.
+    fn record_linger(&self) -> Duration {
+        Duration::ZERO
+    }
     /// Starts handing deliveries this process creates straight to its worker, leased for
     /// `lease` (see [`crate::handoff`]). Returns the queue to take them from, or `None` when the
     /// backend leaves every delivery to claiming.

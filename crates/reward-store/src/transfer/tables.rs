@@ -293,6 +293,14 @@ pub const NOT_COPIED: &[(&str, &str)] = &[
     ),
 ];
 
+/// Columns of the PostgreSQL schema only, left to their default by the copy, and why.
+pub const TARGET_DEFAULTED: &[(&str, &str, &str)] = &[(
+    "attempt_rollups",
+    "shard",
+    "PostgreSQL only: which node counted the row (one per node, summed when read); \
+     copied rows are shard 0",
+)];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,7 +44,7 @@ const NODE_ENV: [(&str, &str); 5] = [
 /// would otherwise be lost in the move without a word. (The SQLite schema is checked the same
 /// way by a unit test of reward-store-sqlite.)
 async fn assert_target_schema_is_listed(target_url: &str) {
-    use reward_store::transfer::tables::NOT_COPIED;
+    use reward_store::transfer::tables::{NOT_COPIED, TARGET_DEFAULTED};
     use reward_store::transfer::TABLES;
     let columns = query(
         target_url,
@@ -56,6 +56,12 @@ async fn assert_target_schema_is_listed(target_url: &str) {
     for row in columns {
         let (table, column) = (row[0].clone().unwrap_or_default(), row[1].clone());
         if NOT_COPIED.iter().any(|(name, _)| *name == table) {
+            continue;
+        }
+        if TARGET_DEFAULTED
+            .iter()
+            .any(|(name, defaulted, _)| *name == table && Some(*defaulted) == column.as_deref())
+        {
             continue;
         }
         let listed = TABLES.iter().any(|listed| {
