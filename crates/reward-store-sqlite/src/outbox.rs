@@ -94,12 +94,34 @@ pub fn insert_delivery(
 ) -> StoreResult<Delivery> {
     let now = Timestamp::now();
     let mut delivery = rules::new_delivery(DeliveryId::generate(), webhook, event, now);
+    let Some(order) = order else {
+        // Unordered: due now, and nothing to look up (most deliveries; the hot path).
+        connection
+            .prepare_cached(
+                "INSERT INTO deliveries (account_id, id, webhook_id, event_id, event_type, status,
+                 next_attempt_at, lease_expires_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?6, ?6)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    account.as_str(),
+                    delivery.id.as_str(),
+                    webhook.as_str(),
+                    event.id.as_str(),
+                    event.event_type.as_str(),
+                    now.as_millis(),
+                    lease.map(|until| until.as_millis()),
+                ])
+            })
+            .map_err(from_sqlite)?;
+        return Ok(delivery);
+    };
     let scheduled: Option<i64> = connection
         .prepare_cached(
             "INSERT INTO deliveries (account_id, id, webhook_id, event_id, event_type, status,
              next_attempt_at, lease_expires_at, created_at, updated_at, order_user, order_position)
              VALUES (?1, ?2, ?3, ?4, ?5, 'pending',
-                     CASE WHEN ?8 IS NOT NULL AND EXISTS (
+                     CASE WHEN EXISTS (
                          SELECT 1 FROM deliveries p
                          WHERE p.account_id = ?1 AND p.webhook_id = ?3 AND p.order_user = ?8
                            AND p.order_user IS NOT NULL AND p.status = 'pending'
@@ -117,8 +139,8 @@ pub fn insert_delivery(
                     event.event_type.as_str(),
                     now.as_millis(),
                     lease.map(|until| until.as_millis()),
-                    order.map(|order| order.user.as_str()),
-                    order.map(|order| order.position),
+                    order.user.as_str(),
+                    order.position,
                 ],
                 |row| row.get(0),
             )
