@@ -22,12 +22,12 @@ const QUEUE: usize = 4096;
 pub enum Overlap {
     /// At once (reads: nothing to gain by waiting).
     Always,
-    /// Only once the batch under way has taken this long; else the next batch waits for it to
-    /// end and takes everything queued meanwhile. For writes: each transaction costs a commit
+    /// After waiting up to this long for a batch under way to end; the next batch then takes
+    /// everything queued meanwhile. For writes: each transaction costs a commit
     /// (a WAL flush) and a handful of statements whatever its size, so one batch at a time,
     /// as large as the load makes it, costs the database least per request, which is what
     /// lets several nodes, each seeing a share of the requests, keep up (docs/scaling.md). A
-    /// batch that stalls (waiting for a row another node holds) holds the others back only
+    /// batch that stalls (waiting for a row another node holds) holds the next one back only
     /// this long.
     After(Duration),
 }
@@ -130,5 +130,100 @@ where
             drop(permit);
             ended.notify_waiters();
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use tokio::sync::Mutex;
+
+    use super::*;
+
+    /// Each batch as (its size, when it started, when it ended); the first takes `first_takes`.
+    type Batches = Arc<Mutex<Vec<(usize, Instant, Instant)>>>;
+
+    async fn three_calls(
+        overlap: Overlap,
+        first_takes: Duration,
+    ) -> Vec<(usize, Instant, Instant)> {
+        let batches: Batches = Arc::default();
+        let seen = Arc::clone(&batches);
+        let coalescer = Arc::new(Coalescer::start(
+            16,
+            4,
+            overlap,
+            move |calls: Vec<Call<u32, u32>>| {
+                let seen = Arc::clone(&seen);
+                async move {
+                    let started = Instant::now();
+                    let first = seen.lock().await.is_empty();
+                    let size = calls.len();
+                    seen.lock().await.push((size, started, started));
+                    if first {
+                        tokio::time::sleep(first_takes).await;
+                    }
+                    for call in calls {
+                        let request = call.request;
+                        call.answer(Ok(request));
+                    }
+                    if let Some(batch) = seen.lock().await.iter_mut().find(|b| b.1 == started) {
+                        batch.2 = Instant::now();
+                    }
+                }
+            },
+        ));
+        let first = tokio::spawn({
+            let coalescer = Arc::clone(&coalescer);
+            async move { coalescer.call(1).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (second, third) = tokio::join!(coalescer.call(2), coalescer.call(3));
+        assert_eq!(first.await.expect("task").expect("answer"), 1);
+        assert_eq!((second.expect("answer"), third.expect("answer")), (2, 3));
+        let seen = batches.lock().await.clone();
+        seen
+    }
+
+    #[tokio::test]
+    async fn a_batch_waits_for_the_one_under_way_and_takes_all_that_queued() {
+        let batches = three_calls(
+            Overlap::After(Duration::from_secs(5)),
+            Duration::from_millis(200),
+        )
+        .await;
+        assert_eq!(batches.len(), 2, "{batches:?}");
+        assert_eq!(batches[1].0, 2, "the two queued calls went together");
+        assert!(
+            batches[1].1 >= batches[0].2,
+            "it started once the first ended"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stalled_batch_holds_the_next_back_only_so_long() {
+        let batches = three_calls(
+            Overlap::After(Duration::from_millis(50)),
+            Duration::from_secs(2),
+        )
+        .await;
+        assert!(batches.len() >= 2, "{batches:?}");
+        let waited = batches[1].1.duration_since(batches[0].1);
+        assert!(
+            batches[1].1 < batches[0].2,
+            "it started beside the stalled one"
+        );
+        assert!(waited < Duration::from_secs(1), "waited {waited:?}");
+    }
+
+    #[tokio::test]
+    async fn reads_start_at_once() {
+        let batches = three_calls(Overlap::Always, Duration::from_millis(500)).await;
+        assert!(batches.len() >= 2, "{batches:?}");
+        assert!(
+            batches[1].1 < batches[0].2,
+            "the second started beside the first"
+        );
     }
 }
