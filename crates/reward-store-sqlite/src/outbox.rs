@@ -12,7 +12,7 @@ use reward_store::handoff::Outbox;
 use reward_store::records::Delivery;
 use reward_store::rules;
 use reward_store::StoreResult;
-use rusqlite::{params, Connection};
+use rusqlite::{params, params_from_iter, Connection, ToSql};
 
 use crate::errors::from_sqlite;
 use crate::webhooks::{self, Subscriber};
@@ -94,6 +94,17 @@ pub fn insert_delivery(
 ) -> StoreResult<Delivery> {
     let now = Timestamp::now();
     let mut delivery = rules::new_delivery(DeliveryId::generate(), webhook, event, now);
+    let (created_at, lease_until) = (now.as_millis(), lease.map(|until| until.as_millis()));
+    // ?1 to ?7 of both statements.
+    let row: [&dyn ToSql; 7] = [
+        &account.as_str(),
+        &delivery.id.as_str(),
+        &webhook.as_str(),
+        &event.id.as_str(),
+        &event.event_type.as_str(),
+        &created_at,
+        &lease_until,
+    ];
     let Some(order) = order else {
         // Unordered: due now, and nothing to look up (most deliveries; the hot path).
         connection
@@ -102,17 +113,7 @@ pub fn insert_delivery(
                  next_attempt_at, lease_expires_at, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?6, ?6)",
             )
-            .and_then(|mut statement| {
-                statement.execute(params![
-                    account.as_str(),
-                    delivery.id.as_str(),
-                    webhook.as_str(),
-                    event.id.as_str(),
-                    event.event_type.as_str(),
-                    now.as_millis(),
-                    lease.map(|until| until.as_millis()),
-                ])
-            })
+            .and_then(|mut statement| statement.execute(&row[..]))
             .map_err(from_sqlite)?;
         return Ok(delivery);
     };
@@ -130,20 +131,9 @@ pub fn insert_delivery(
              RETURNING next_attempt_at",
         )
         .and_then(|mut statement| {
-            statement.query_row(
-                params![
-                    account.as_str(),
-                    delivery.id.as_str(),
-                    webhook.as_str(),
-                    event.id.as_str(),
-                    event.event_type.as_str(),
-                    now.as_millis(),
-                    lease.map(|until| until.as_millis()),
-                    order.user.as_str(),
-                    order.position,
-                ],
-                |row| row.get(0),
-            )
+            let (user, position) = (order.user.as_str(), order.position);
+            let ordered = row.iter().copied().chain([&user as &dyn ToSql, &position]);
+            statement.query_row(params_from_iter(ordered), |found| found.get(0))
         })
         .map_err(from_sqlite)?;
     delivery.next_attempt_at = scheduled.map(Timestamp::from_millis);
