@@ -220,8 +220,12 @@ pub async fn claim(
     // A candidate was refused: its webhook filled up during this claim.
     let mut refused_some = false;
     let due_before = request.now.as_millis();
-    for candidates in [MANUAL_CANDIDATES, EXPIRED_CANDIDATES, DUE_CANDIDATES] {
-        let manual = candidates == MANUAL_CANDIDATES;
+    // Manual retries first (they were asked for), then run-out leases, then due deliveries.
+    for (candidates, manual) in [
+        (MANUAL_CANDIDATES, true),
+        (EXPIRED_CANDIDATES, false),
+        (DUE_CANDIDATES, false),
+    ] {
         for _ in 0..MAX_PASSES {
             let room = limit.saturating_sub(claimed.len());
             if room == 0 {
