@@ -6,10 +6,20 @@
 //! Under light load a batch is a single request, answered as soon as it would have been alone;
 //! under heavy load one statement serves many requests. PostgreSQL's cost is per statement and
 //! per round trip far more than per row, so this is what lets a node keep up on a small machine.
+//!
+//! With [`Batching::gather`], a batch that starts with fewer requests than it may expect waits a
+//! little for the rest (group commit's `commit_delay`, in the node). Clients answered together
+//! come back a few hundred microseconds apart: without the wait the first one back would start a
+//! batch of its own and leave the others for the next. And under steady load, one batch at a
+//! time splits the clients into two groups taking turns (one group's batch runs while the other
+//! queues), each batch half as large as it could be: a batch formed behind another therefore
+//! also waits for that one's callers to come back, and the two groups become one.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use reward_store::{StoreError, StoreResult};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
@@ -45,6 +55,22 @@ impl<Q, A> Call<Q, A> {
     }
 }
 
+/// How calls are formed into batches.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    /// Calls in one batch at most.
+    pub max_batch: usize,
+    /// Batches under way at once at most.
+    pub concurrent: usize,
+    /// When a batch may start while another is under way.
+    pub overlap: Overlap,
+    /// How long a batch waits for the calls it may expect: as many as the batch before had,
+    /// plus, when it formed behind that one, those queued meanwhile (that batch's callers come
+    /// back once it ends). `None` never waits (reads). A lone caller never waits: a batch of one
+    /// expects one.
+    pub gather: Option<Duration>,
+}
+
 pub struct Coalescer<Q, A> {
     queue: mpsc::Sender<Call<Q, A>>,
 }
@@ -52,7 +78,7 @@ pub struct Coalescer<Q, A> {
 impl<Q: Send + 'static, A: Send + 'static> Coalescer<Q, A> {
     /// Starts the task forming batches; it stops when the coalescer is dropped. `run` must answer
     /// every call it is given.
-    pub fn start<F, Fut>(max_batch: usize, concurrent: usize, overlap: Overlap, run: F) -> Self
+    pub fn start<F, Fut>(batching: Batching, run: F) -> Self
     where
         F: Fn(Vec<Call<Q, A>>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -60,10 +86,10 @@ impl<Q: Send + 'static, A: Send + 'static> Coalescer<Q, A> {
         let (queue, calls) = mpsc::channel(QUEUE);
         tokio::spawn(form_batches(
             calls,
-            Limits {
-                max_batch: max_batch.max(1),
-                concurrent: concurrent.max(1),
-                overlap,
+            Batching {
+                max_batch: batching.max_batch.max(1),
+                concurrent: batching.concurrent.max(1),
+                ..batching
             },
             run,
         ));
@@ -85,13 +111,7 @@ fn stopped() -> StoreError {
     StoreError::Unavailable("the batching task stopped".into())
 }
 
-struct Limits {
-    max_batch: usize,
-    concurrent: usize,
-    overlap: Overlap,
-}
-
-async fn form_batches<Q, A, F, Fut>(mut calls: mpsc::Receiver<Call<Q, A>>, limits: Limits, run: F)
+async fn form_batches<Q, A, F, Fut>(mut calls: mpsc::Receiver<Call<Q, A>>, limits: Batching, run: F)
 where
     Q: Send + 'static,
     A: Send + 'static,
@@ -101,6 +121,7 @@ where
     let batches = Arc::new(Semaphore::new(limits.concurrent));
     // Told each time a batch ends.
     let ended = Arc::new(Notify::new());
+    let mut last_size = 0;
     loop {
         let Ok(permit) = Arc::clone(&batches).acquire_owned().await else {
             return;
@@ -114,6 +135,9 @@ where
         tokio::pin!(an_end);
         an_end.as_mut().enable();
         let under_way = limits.concurrent - 1 - batches.available_permits();
+        // The callers this batch may expect: those of the batch before, when it has ended and
+        // they come back; with that one still under way, also those queued behind it.
+        let mut wanted = last_size;
         if let (Overlap::After(wait), true) = (limits.overlap, under_way > 0) {
             let _ = tokio::time::timeout(wait, an_end).await;
             while batch.len() < limits.max_batch {
@@ -122,7 +146,12 @@ where
                     Err(_) => break,
                 }
             }
+            wanted += batch.len();
         }
+        if let Some(gather) = limits.gather {
+            gather_more(&mut calls, &mut batch, wanted.min(limits.max_batch), gather).await;
+        }
+        last_size = batch.len();
         let running = run(batch);
         let ended = Arc::clone(&ended);
         tokio::spawn(async move {
@@ -130,6 +159,22 @@ where
             drop(permit);
             ended.notify_waiters();
         });
+    }
+}
+
+/// Adds calls to `batch` as they come until it holds `wanted` or `gather` has passed.
+async fn gather_more<C>(
+    calls: &mut mpsc::Receiver<C>,
+    batch: &mut Vec<C>,
+    wanted: usize,
+    gather: Duration,
+) {
+    let deadline = Instant::now() + gather;
+    while batch.len() < wanted {
+        match tokio::time::timeout_at(deadline, calls.recv()).await {
+            Ok(Some(call)) => batch.push(call),
+            Ok(None) | Err(_) => return,
+        }
     }
 }
 
@@ -151,9 +196,12 @@ mod tests {
         let batches: Batches = Arc::default();
         let seen = Arc::clone(&batches);
         let coalescer = Arc::new(Coalescer::start(
-            16,
-            4,
-            overlap,
+            Batching {
+                max_batch: 16,
+                concurrent: 4,
+                overlap,
+                gather: None,
+            },
             move |calls: Vec<Call<u32, u32>>| {
                 let seen = Arc::clone(&seen);
                 async move {
@@ -225,5 +273,128 @@ mod tests {
             batches[1].1 < batches[0].2,
             "the second started beside the first"
         );
+    }
+
+    /// Batches' sizes when `rounds` rounds of `clients` calls go in, each round's calls `apart`
+    /// from each other and a round starting once the one before was answered.
+    async fn rounds_of_calls(
+        gather: Option<Duration>,
+        clients: u32,
+        rounds: u32,
+        apart: Duration,
+    ) -> Vec<usize> {
+        let sizes: Arc<Mutex<Vec<usize>>> = Arc::default();
+        let seen = Arc::clone(&sizes);
+        let coalescer = Arc::new(Coalescer::start(
+            Batching {
+                max_batch: 64,
+                concurrent: 4,
+                overlap: Overlap::After(Duration::from_secs(5)),
+                gather,
+            },
+            move |calls: Vec<Call<u32, u32>>| {
+                let seen = Arc::clone(&seen);
+                async move {
+                    seen.lock().await.push(calls.len());
+                    for call in calls {
+                        let request = call.request;
+                        call.answer(Ok(request));
+                    }
+                }
+            },
+        ));
+        for round in 0..rounds {
+            let mut calls = Vec::new();
+            for client in 0..clients {
+                let coalescer = Arc::clone(&coalescer);
+                calls.push(tokio::spawn(async move { coalescer.call(client).await }));
+                if round > 0 {
+                    tokio::time::sleep(apart).await;
+                }
+            }
+            for call in calls {
+                call.await.expect("task").expect("answer");
+            }
+        }
+        let sizes = sizes.lock().await.clone();
+        sizes
+    }
+
+    #[tokio::test]
+    async fn a_smaller_batch_gathers_the_clients_of_the_one_before() {
+        // The first round arrives at once; each later one's calls a millisecond apart.
+        let gathered = rounds_of_calls(
+            Some(Duration::from_millis(200)),
+            4,
+            3,
+            Duration::from_millis(1),
+        )
+        .await;
+        assert_eq!(gathered, vec![4, 4, 4], "each round in one batch");
+        let alone = rounds_of_calls(None, 4, 3, Duration::from_millis(1)).await;
+        assert!(alone.len() > 3, "without gathering they split: {alone:?}");
+    }
+
+    #[tokio::test]
+    async fn a_lone_caller_never_waits_to_gather() {
+        let started = Instant::now();
+        let sizes = rounds_of_calls(Some(Duration::from_secs(5)), 1, 3, Duration::ZERO).await;
+        assert_eq!(sizes, vec![1, 1, 1]);
+        assert!(started.elapsed() < Duration::from_secs(1), "it waited");
+    }
+
+    /// Batch sizes when six clients call ten times each, each call a millisecond after the
+    /// answer to the one before, three starting a little after the others; each batch takes 5 ms.
+    async fn two_groups_of_clients(gather: Option<Duration>) -> Vec<usize> {
+        let sizes: Arc<Mutex<Vec<usize>>> = Arc::default();
+        let seen = Arc::clone(&sizes);
+        let coalescer = Arc::new(Coalescer::start(
+            Batching {
+                max_batch: 64,
+                concurrent: 4,
+                overlap: Overlap::After(Duration::from_secs(5)),
+                gather,
+            },
+            move |calls: Vec<Call<u32, u32>>| {
+                let seen = Arc::clone(&seen);
+                async move {
+                    seen.lock().await.push(calls.len());
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    for call in calls {
+                        let request = call.request;
+                        call.answer(Ok(request));
+                    }
+                }
+            },
+        ));
+        let mut clients = Vec::new();
+        for client in 0..6 {
+            if client == 3 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let coalescer = Arc::clone(&coalescer);
+            clients.push(tokio::spawn(async move {
+                for _ in 0..10 {
+                    coalescer.call(client).await.expect("answer");
+                    // The answer's way back and the next request's way in.
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }));
+        }
+        for client in clients {
+            client.await.expect("client");
+        }
+        let sizes = sizes.lock().await.clone();
+        sizes
+    }
+
+    #[tokio::test]
+    async fn clients_taking_turns_become_one_group() {
+        let apart = two_groups_of_clients(None).await;
+        assert!(apart.iter().all(|&size| size <= 3), "{apart:?}");
+        let together = two_groups_of_clients(Some(Duration::from_millis(200))).await;
+        let whole = together.iter().filter(|&&size| size == 6).count();
+        assert!(whole >= 8, "the six went together: {together:?}");
+        assert!(together.len() <= 12, "{together:?}");
     }
 }

@@ -71,7 +71,7 @@ pub use signal::CHANNEL;
 pub use statements::Statements;
 
 use batched::{TriggerEventBatcher, WriteContext};
-use coalesce::{Coalescer, Overlap};
+use coalesce::{Batching, Coalescer, Overlap};
 use connect::Pool;
 use errors::{from_pg, from_pool};
 use signal::WorkSignal;
@@ -226,9 +226,12 @@ impl Accounts for PostgresStore {
             .get_or_init(|| {
                 let pool = self.pool.clone();
                 Coalescer::start(
-                    KEY_LOOKUP_BATCH,
-                    CONCURRENT_KEY_LOOKUPS,
-                    Overlap::Always,
+                    Batching {
+                        max_batch: KEY_LOOKUP_BATCH,
+                        concurrent: CONCURRENT_KEY_LOOKUPS,
+                        overlap: Overlap::Always,
+                        gather: None,
+                    },
                     move |calls| {
                         let pool = pool.clone();
                         async move { accounts::answer_key_lookups(&pool, calls).await }
