@@ -64,11 +64,20 @@ pub struct Batching {
     pub concurrent: usize,
     /// When a batch may start while another is under way.
     pub overlap: Overlap,
-    /// How long a batch waits for the calls it may expect: as many as the batch before had,
-    /// plus, when it formed behind that one, those queued meanwhile (that batch's callers come
-    /// back once it ends). `None` never waits (reads). A lone caller never waits: a batch of one
-    /// expects one.
-    pub gather: Option<Duration>,
+    /// Whether and how a batch waits for the calls it may expect; `None` never waits (reads).
+    pub gather: Option<Gather>,
+}
+
+/// A batch waits up to `wait` for the calls it may expect: as many as the batch before had,
+/// plus, when it formed behind that one, those queued meanwhile (that batch's callers come back
+/// once it ends); but only when that is at least `from`. Below it the load is light enough that
+/// a batch gains less than its callers lose: requests arriving on their own at a steady rate
+/// (1,000 a second, `reward bench`'s latency scenario) would each wait for a neighbour that is
+/// not coming back, 2 ms on the median. A lone caller never waits.
+#[derive(Debug, Clone, Copy)]
+pub struct Gather {
+    pub wait: Duration,
+    pub from: usize,
 }
 
 pub struct Coalescer<Q, A> {
@@ -148,8 +157,9 @@ where
             }
             wanted += batch.len();
         }
-        if let Some(gather) = limits.gather {
-            gather_more(&mut calls, &mut batch, wanted.min(limits.max_batch), gather).await;
+        if let Some(gather) = limits.gather.filter(|gather| wanted >= gather.from) {
+            let wanted = wanted.min(limits.max_batch);
+            gather_more(&mut calls, &mut batch, wanted, gather.wait).await;
         }
         last_size = batch.len();
         let running = run(batch);
@@ -278,7 +288,7 @@ mod tests {
     /// Batches' sizes when `rounds` rounds of `clients` calls go in, each round's calls `apart`
     /// from each other and a round starting once the one before was answered.
     async fn rounds_of_calls(
-        gather: Option<Duration>,
+        gather: Option<Gather>,
         clients: u32,
         rounds: u32,
         apart: Duration,
@@ -323,29 +333,39 @@ mod tests {
     #[tokio::test]
     async fn a_smaller_batch_gathers_the_clients_of_the_one_before() {
         // The first round arrives at once; each later one's calls a millisecond apart.
-        let gathered = rounds_of_calls(
-            Some(Duration::from_millis(200)),
-            4,
-            3,
-            Duration::from_millis(1),
-        )
-        .await;
+        let gather = |from| {
+            Some(Gather {
+                wait: Duration::from_millis(200),
+                from,
+            })
+        };
+        let apart = Duration::from_millis(1);
+        let gathered = rounds_of_calls(gather(2), 4, 3, apart).await;
         assert_eq!(gathered, vec![4, 4, 4], "each round in one batch");
-        let alone = rounds_of_calls(None, 4, 3, Duration::from_millis(1)).await;
+        let alone = rounds_of_calls(None, 4, 3, apart).await;
         assert!(alone.len() > 3, "without gathering they split: {alone:?}");
+        let light = rounds_of_calls(gather(5), 4, 3, apart).await;
+        assert!(
+            light.len() > 3,
+            "expecting fewer than `from`, none waits: {light:?}"
+        );
     }
 
     #[tokio::test]
     async fn a_lone_caller_never_waits_to_gather() {
         let started = Instant::now();
-        let sizes = rounds_of_calls(Some(Duration::from_secs(5)), 1, 3, Duration::ZERO).await;
+        let gather = Gather {
+            wait: Duration::from_secs(5),
+            from: 1,
+        };
+        let sizes = rounds_of_calls(Some(gather), 1, 3, Duration::ZERO).await;
         assert_eq!(sizes, vec![1, 1, 1]);
         assert!(started.elapsed() < Duration::from_secs(1), "it waited");
     }
 
     /// Batch sizes when six clients call ten times each, each call a millisecond after the
     /// answer to the one before, three starting a little after the others; each batch takes 5 ms.
-    async fn two_groups_of_clients(gather: Option<Duration>) -> Vec<usize> {
+    async fn two_groups_of_clients(gather: Option<Gather>) -> Vec<usize> {
         let sizes: Arc<Mutex<Vec<usize>>> = Arc::default();
         let seen = Arc::clone(&sizes);
         let coalescer = Arc::new(Coalescer::start(
@@ -392,7 +412,11 @@ mod tests {
     async fn clients_taking_turns_become_one_group() {
         let apart = two_groups_of_clients(None).await;
         assert!(apart.iter().all(|&size| size <= 3), "{apart:?}");
-        let together = two_groups_of_clients(Some(Duration::from_millis(200))).await;
+        let gather = Gather {
+            wait: Duration::from_millis(200),
+            from: 2,
+        };
+        let together = two_groups_of_clients(Some(gather)).await;
         let whole = together.iter().filter(|&&size| size == 6).count();
         assert!(whole >= 8, "the six went together: {together:?}");
         assert!(together.len() <= 12, "{together:?}");
