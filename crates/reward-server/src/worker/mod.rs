@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use reward_core::delivery::{
     counts_in_schedule, next_state, AttemptContext, AttemptResult, NextState,
 };
-use reward_core::endpoint::rate_limit::{REFILL_AHEAD_MICROS, SLOT_HORIZON_MICROS};
+use reward_core::endpoint::rate_limit::SLOT_HORIZON_MICROS;
 use reward_core::ids::{AccountId, AttemptId, DeliveryId, WebhookId};
 use reward_core::retry::RetryPolicy;
 use reward_core::time::Timestamp;
@@ -168,9 +168,6 @@ impl Worker {
                     claiming = None;
                     match round {
                         ClaimRound::Claimed { deliveries, full, passed_over, pause } => {
-                            let refill = refill_due(deliveries.iter().filter_map(|delivery| {
-                                delivery.start_slot.map(|slot| (&delivery.webhook_id, slot.at))
-                            }));
                             for delivery in deliveries {
                                 slots.start(delivery);
                             }
@@ -178,7 +175,7 @@ impl Worker {
                             // when attempts recorded meanwhile freed slots it passed over.
                             claim_now = reclaim.claim_ended(passed_over) || full;
                             next_claim = Instant::now() + pause;
-                            for due in retry_due.into_iter().chain(refill) {
+                            if let Some(due) = retry_due {
                                 next_claim = next_claim.min(due);
                             }
                         }
@@ -459,25 +456,6 @@ async fn claim_round(
         }
         Err(error) => ClaimRound::Failed(error),
     }
-}
-
-/// When the start slots a claim granted run low: half of [`REFILL_AHEAD_MICROS`] before the last
-/// slot of the rate-limited webhook whose slots end first. `next_due_at` normally says so
-/// sooner; this is the backstop for a claim that granted a webhook less than that margin ahead
-/// (its deliveries were not all among the candidates), which `next_due_at` leaves to the next
-/// claim: without it that claim waited for the idle poll, and the webhook's starts for a second.
-/// `slots`: each claimed delivery's webhook and start slot, for those that have one.
-fn refill_due<'a>(slots: impl Iterator<Item = (&'a WebhookId, Instant)>) -> Option<Instant> {
-    let mut last_slots: HashMap<&WebhookId, Instant> = HashMap::new();
-    for (webhook, at) in slots {
-        let last = last_slots.entry(webhook).or_insert(at);
-        *last = (*last).max(at);
-    }
-    let margin = Duration::from_micros(u64::try_from(REFILL_AHEAD_MICROS / 2).unwrap_or(0));
-    last_slots
-        .into_values()
-        .min()
-        .map(|last| last.checked_sub(margin).unwrap_or(last))
 }
 
 /// The running claim's outcome; never resolves when none runs.
@@ -795,34 +773,5 @@ impl Slots {
         if let Some(handoff) = &self.handoff {
             handoff.settled(count);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refilling_is_due_before_the_first_webhook_runs_out_of_slots() {
-        let (fast, slow) = (
-            WebhookId::from_trusted("wh_fast".into()),
-            WebhookId::from_trusted("wh_slow".into()),
-        );
-        let now = Instant::now();
-        let at = |millis| now + Duration::from_millis(millis);
-        let granted = [
-            (&fast, at(50)),
-            (&fast, at(900)),
-            (&slow, at(400)),
-            (&slow, at(600)),
-            (&fast, at(300)),
-        ];
-        let margin = Duration::from_micros(u64::try_from(REFILL_AHEAD_MICROS / 2).unwrap_or(0));
-        assert_eq!(refill_due(granted.into_iter()), Some(at(600) - margin));
-        assert_eq!(
-            refill_due(std::iter::empty()),
-            None,
-            "no limited delivery, no refill"
-        );
     }
 }
