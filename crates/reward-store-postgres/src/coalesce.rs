@@ -285,17 +285,18 @@ mod tests {
         );
     }
 
-    /// Batches' sizes when `rounds` rounds of `clients` calls go in, each round's calls `apart`
-    /// from each other and a round starting once the one before was answered.
-    async fn rounds_of_calls(
+    /// The sizes of the batches a coalescer ran, in order.
+    type Sizes = Arc<Mutex<Vec<usize>>>;
+
+    /// A coalescer of one write batch at a time (`gather` as given) whose batches each take
+    /// `batch_takes`, and the sizes of the batches it ran.
+    fn sizing_coalescer(
         gather: Option<Gather>,
-        clients: u32,
-        rounds: u32,
-        apart: Duration,
-    ) -> Vec<usize> {
-        let sizes: Arc<Mutex<Vec<usize>>> = Arc::default();
+        batch_takes: Duration,
+    ) -> (Arc<Coalescer<u32, u32>>, Sizes) {
+        let sizes: Sizes = Arc::default();
         let seen = Arc::clone(&sizes);
-        let coalescer = Arc::new(Coalescer::start(
+        let coalescer = Coalescer::start(
             Batching {
                 max_batch: 64,
                 concurrent: 4,
@@ -306,13 +307,26 @@ mod tests {
                 let seen = Arc::clone(&seen);
                 async move {
                     seen.lock().await.push(calls.len());
+                    tokio::time::sleep(batch_takes).await;
                     for call in calls {
                         let request = call.request;
                         call.answer(Ok(request));
                     }
                 }
             },
-        ));
+        );
+        (Arc::new(coalescer), sizes)
+    }
+
+    /// Batches' sizes when `rounds` rounds of `clients` calls go in, each round's calls `apart`
+    /// from each other and a round starting once the one before was answered.
+    async fn rounds_of_calls(
+        gather: Option<Gather>,
+        clients: u32,
+        rounds: u32,
+        apart: Duration,
+    ) -> Vec<usize> {
+        let (coalescer, sizes) = sizing_coalescer(gather, Duration::ZERO);
         for round in 0..rounds {
             let mut calls = Vec::new();
             for client in 0..clients {
@@ -366,27 +380,7 @@ mod tests {
     /// Batch sizes when six clients call ten times each, each call a millisecond after the
     /// answer to the one before, three starting a little after the others; each batch takes 5 ms.
     async fn two_groups_of_clients(gather: Option<Gather>) -> Vec<usize> {
-        let sizes: Arc<Mutex<Vec<usize>>> = Arc::default();
-        let seen = Arc::clone(&sizes);
-        let coalescer = Arc::new(Coalescer::start(
-            Batching {
-                max_batch: 64,
-                concurrent: 4,
-                overlap: Overlap::After(Duration::from_secs(5)),
-                gather,
-            },
-            move |calls: Vec<Call<u32, u32>>| {
-                let seen = Arc::clone(&seen);
-                async move {
-                    seen.lock().await.push(calls.len());
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    for call in calls {
-                        let request = call.request;
-                        call.answer(Ok(request));
-                    }
-                }
-            },
-        ));
+        let (coalescer, sizes) = sizing_coalescer(gather, Duration::from_millis(5));
         let mut clients = Vec::new();
         for client in 0..6 {
             if client == 3 {
