@@ -6,6 +6,9 @@
 #
 #   scripts/measure-throughput.sh            # 1 and 3 nodes, both routes, 32 clients, 10 s per run
 #   CLIENTS=64 SECONDS_PER_RUN=20 ROUTES=direct NODES="1 3" scripts/measure-throughput.sh
+#   BASELINE=/tmp/reward-before scripts/measure-throughput.sh
+#       # each run twice, back to back: first with BASELINE (a release build of the commit before
+#       # a change) as the nodes' binary, then with this tree's; a median for each
 set -euo pipefail
 cd "$(dirname "$0")/.."
 clients="${CLIENTS:-32}"
@@ -20,18 +23,33 @@ if [ -z "$binary" ]; then
     cargo test --release -p reward --test it --no-run
     exit 1
 fi
+built=target/release/reward
+variants=(this)
+if [ -n "${BASELINE:-}" ]; then
+    # The test starts the nodes from target/release/reward: the baseline takes its place for its
+    # runs, and this tree's build is put back whatever happens.
+    cp "$built" "$built.measured"
+    trap 'mv -f "$built.measured" "$built"' EXIT
+    variants=(baseline this)
+fi
 for route in $routes; do
 for nodes in $node_counts; do
-    runs=()
+    declare -A runs=()
     for run in 1 2 3; do
-        line=$(REWARD_THROUGHPUT_NODES=$nodes REWARD_THROUGHPUT_CLIENTS=$clients \
-            REWARD_THROUGHPUT_SECONDS=$seconds REWARD_THROUGHPUT_ROUTE=$route \
-            "$binary" --ignored --exact throughput::throughput --nocapture 2>&1 |
-            grep '^throughput:' || echo "throughput: 0 trigger events/s (the run failed)")
-        echo "run $run: $line"
-        runs+=("$(sed -E 's/.*: ([0-9]+) trigger events\/s.*/\1/' <<<"$line")")
+        for variant in "${variants[@]}"; do
+            if [ "$variant" = baseline ]; then cp "$BASELINE" "$built"; elif [ -n "${BASELINE:-}" ]; then cp "$built.measured" "$built"; fi
+            line=$(REWARD_THROUGHPUT_NODES=$nodes REWARD_THROUGHPUT_CLIENTS=$clients \
+                REWARD_THROUGHPUT_SECONDS=$seconds REWARD_THROUGHPUT_ROUTE=$route \
+                "$binary" --ignored --exact throughput::throughput --nocapture 2>&1 |
+                grep '^throughput:' || echo "throughput: 0 trigger events/s (the run failed)")
+            echo "run $run ($variant): $line"
+            runs[$variant]+="$(sed -E 's/.*: ([0-9]+) trigger events\/s.*/\1/' <<<"$line") "
+        done
     done
-    median=$(printf '%s\n' "${runs[@]}" | sort -n | sed -n 2p)
-    echo "== $nodes node(s) $route, $clients clients: median $median trigger events/s (runs: ${runs[*]})"
+    for variant in "${variants[@]}"; do
+        median=$(tr ' ' '\n' <<<"${runs[$variant]}" | grep . | sort -n | sed -n 2p)
+        echo "== $nodes node(s) $route, $clients clients, $variant: median $median trigger events/s (runs: ${runs[$variant]% })"
+    done
+    unset runs
 done
 done
