@@ -58,6 +58,7 @@ use reward_core::time::Timestamp;
 use reward_store::handoff::{Handoff, HandoffSlot};
 use reward_store::idempotent::{Reservation, StoredResponse};
 use reward_store::records::*;
+use reward_store::refills::RefillHorizon;
 use reward_store::rules;
 use reward_store::secrets::SecretCipher;
 use reward_store::{
@@ -103,6 +104,8 @@ pub struct PostgresStore {
     /// The `now` of this node's latest claim, in milliseconds (`i64::MIN` before the first):
     /// what `next_due_at` counts unseen retries from.
     last_claim_at: AtomicI64,
+    /// The refill horizon of this node's latest claim, on the database's clock.
+    refill_horizon: RefillHorizon,
     /// Seals webhook secrets at rest ([`PostgresStore::with_secret_cipher`]); plain until given.
     cipher: SecretCipher,
     /// Set once this node's worker takes the deliveries it creates directly (see [`Handoff`]).
@@ -142,6 +145,7 @@ impl PostgresStore {
             pool,
             signal: Arc::new(WorkSignal::new(listen_config)),
             last_claim_at: AtomicI64::new(i64::MIN),
+            refill_horizon: RefillHorizon::new(),
             cipher: SecretCipher::plaintext(),
             handoff: Arc::default(),
             trigger_events: OnceLock::new(),
@@ -681,12 +685,10 @@ impl DeliveryQueue for PostgresStore {
     async fn claim_due_deliveries(&self, request: ClaimRequest) -> StoreResult<Claim> {
         self.last_claim_at
             .fetch_max(request.now.as_millis(), Ordering::SeqCst);
-        Ok(in_transaction!(self, |tx| queue::claim(
-            &tx,
-            &request,
-            &self.cipher
-        )
-        .await?))
+        let (claim, refill_horizon) =
+            in_transaction!(self, |tx| queue::claim(&tx, &request, &self.cipher).await?);
+        self.refill_horizon.covered(refill_horizon);
+        Ok(claim)
     }
 
     async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()> {
@@ -710,7 +712,13 @@ impl DeliveryQueue for PostgresStore {
             i64::MIN => None,
             millis => Some(Timestamp::from_millis(millis)),
         };
-        queue::next_due_at(&self.client().await?, now, last_claim_at).await
+        queue::next_due_at(
+            &self.client().await?,
+            now,
+            last_claim_at,
+            self.refill_horizon.latest(),
+        )
+        .await
     }
 
     /// Does nothing: other nodes may hold leases right now. A dead node's leases run out instead

@@ -193,11 +193,13 @@ impl Busy {
     }
 }
 
+/// Claims due deliveries; returns them with the claim's refill horizon on the database's clock
+/// (see [`RefillHorizon`](reward_store::refills::RefillHorizon)).
 pub async fn claim(
     client: &impl Db,
     request: &ClaimRequest,
     cipher: &SecretCipher,
-) -> StoreResult<Claim> {
+) -> StoreResult<(Claim, i64)> {
     let asked_at = std::time::Instant::now();
     let database_now_micros: i64 = rows::get(
         &client.query_one(DATABASE_NOW, &[]).await.map_err(from_pg)?,
@@ -305,10 +307,11 @@ pub async fn claim(
     } else {
         PassedOver::BusyWebhooksUnseen
     };
-    Ok(Claim {
+    let claim = Claim {
         deliveries: claimed,
         passed_over,
-    })
+    };
+    Ok((claim, refill_before))
 }
 
 /// Counts every node's live leases of the candidates' webhooks not counted yet. This node's own
@@ -740,12 +743,15 @@ impl<'a> AttemptColumns<'a> {
 /// is, due already, and the worker claims it at once. A delivery that was due at the last claim
 /// but not taken (its webhook saturated or disabled) is not returned again, so nothing spins.
 ///
-/// Also when a rate-limited webhook's slots need refilling (its next free start less than
-/// [`REFILL_AHEAD_MICROS`] ahead), counted on the database's clock and returned on this node's.
+/// Also when a rate-limited webhook's slots need refilling: its next free start less than
+/// [`REFILL_AHEAD_MICROS`] ahead and at or past `refill_horizon`, the horizon of this node's
+/// latest claim (see [`RefillHorizon`](reward_store::refills::RefillHorizon)), counted on the
+/// database's clock and returned on this node's from when the answer arrived (so never early).
 pub async fn next_due_at(
     client: &impl Db,
     now: Timestamp,
     last_claim_at: Option<Timestamp>,
+    refill_horizon: Option<i64>,
 ) -> StoreResult<Option<Timestamp>> {
     let unseen_after = last_claim_at.map_or(now, |claimed| claimed.min(now));
     let row = client
@@ -754,22 +760,29 @@ pub async fn next_due_at(
                (SELECT min(next_attempt_at) FROM deliveries
                 WHERE status = 'pending' AND lease_expires_at IS NULL AND next_attempt_at > $1),
                (SELECT min(lease_expires_at) FROM deliveries WHERE lease_expires_at > $2)),
-               (SELECT min(rate_next_at) FROM webhooks WHERE rate_next_at >= clock.now + $3)
-                 - clock.now - $3
+               (SELECT min(rate_next_at) FROM webhooks
+                WHERE rate_next_at >= COALESCE($4, clock.now + $3)) - clock.now - $3
              FROM (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now)
                AS clock",
             &[
                 &unseen_after.as_millis(),
                 &now.as_millis(),
                 &REFILL_AHEAD_MICROS,
+                &refill_horizon,
             ],
         )
         .await
         .map_err(from_pg)?;
+    let answered_at = Timestamp::now();
     let due = rows::optional_timestamp(&row, 0)?;
     let refill = rows::get::<Option<i64>>(&row, 1)?
-        .map(|wait_micros| now.plus_millis((wait_micros / 1000).saturating_add(1)));
+        .map(|wait_micros| answered_at.plus_millis(millis_rounded_up(wait_micros.max(0))));
     Ok(due.into_iter().chain(refill).min())
+}
+
+/// Microseconds as whole milliseconds, rounded up (a wake-up is never early).
+fn millis_rounded_up(micros: i64) -> i64 {
+    micros.saturating_add(999) / 1000
 }
 
 /// Releases the leases of the given deliveries (handed to this node, then given up unattempted:

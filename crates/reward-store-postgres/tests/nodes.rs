@@ -548,6 +548,14 @@ async fn work_queued_on_one_node_wakes_the_other_within_100_ms(route: Route) {
 
 /// A table that grew since its statistics were gathered (here: never) is analyzed, once; without
 /// it the planner plans the queue as if it were empty (see `statistics.rs`).
+/// The refill scenario every backend runs (`reward_store::testing`), on one node.
+async fn a_refill_due_since_the_last_claim_is_announced(route: Route) {
+    let Some(nodes) = TwoNodes::start(route).await else {
+        return;
+    };
+    reward_store::testing::a_refill_due_since_the_last_claim_is_announced(&*nodes.first).await;
+}
+
 async fn stale_statistics_are_refreshed_once(route: Route) {
     let Some(nodes) = TwoNodes::start(route).await else {
         return;
@@ -581,4 +589,5 @@ on_both_routes!(
     a_claim_says_what_it_passed_over,
     work_queued_on_one_node_wakes_the_other_within_100_ms,
     stale_statistics_are_refreshed_once,
+    a_refill_due_since_the_last_claim_is_announced,
 );

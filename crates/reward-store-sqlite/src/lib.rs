@@ -45,6 +45,7 @@ use reward_core::time::Timestamp;
 use reward_store::handoff::{Handoff, HandoffSlot, Outbox};
 use reward_store::idempotent::{Reservation, StoredResponse};
 use reward_store::records::*;
+use reward_store::refills::RefillHorizon;
 use reward_store::rules;
 use reward_store::secrets::SecretCipher;
 use reward_store::{
@@ -97,6 +98,8 @@ pub struct SqliteStore {
     work: Arc<Notify>,
     /// Set once this process's worker takes new deliveries directly (see [`Handoff`]).
     handoff: HandoffSlot,
+    /// The refill horizon of this process's latest claim.
+    refill_horizon: RefillHorizon,
 }
 
 impl SqliteStore {
@@ -145,6 +148,7 @@ impl SqliteStore {
             readers: Readers::new(path.to_owned(), READERS),
             work: Arc::new(Notify::new()),
             handoff: HandoffSlot::default(),
+            refill_horizon: RefillHorizon::new(),
         })
     }
 
@@ -756,9 +760,12 @@ impl Housekeeping for SqliteStore {
 impl DeliveryQueue for SqliteStore {
     async fn claim_due_deliveries(&self, request: ClaimRequest) -> StoreResult<Claim> {
         let cipher = self.cipher.clone();
-        self.writer
+        let (claim, refill_horizon) = self
+            .writer
             .write(move |c| queue::claim(c, &request, &cipher))
-            .await
+            .await?;
+        self.refill_horizon.covered(refill_horizon);
+        Ok(claim)
     }
 
     async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()> {
@@ -778,7 +785,10 @@ impl DeliveryQueue for SqliteStore {
     }
 
     async fn next_due_at(&self, now: Timestamp) -> StoreResult<Option<Timestamp>> {
-        self.readers.read(move |c| queue::next_due_at(c, now)).await
+        let refill_horizon = self.refill_horizon.latest();
+        self.readers
+            .read(move |c| queue::next_due_at(c, now, refill_horizon))
+            .await
     }
 
     async fn release_all_leases(&self) -> StoreResult<u64> {

@@ -131,9 +131,10 @@ pub fn claim(
     connection: &Connection,
     request: &ClaimRequest,
     cipher: &SecretCipher,
-) -> StoreResult<Claim> {
+) -> StoreResult<(Claim, i64)> {
     let scan = request.limit.saturating_add(EXTRA_CANDIDATES);
     let (now_micros, read_at) = (now_micros(), Instant::now());
+    let refill_horizon = now_micros.saturating_add(REFILL_AHEAD_MICROS);
     let mut in_flight: HashMap<WebhookId, u32> = request.in_flight.clone();
     let mut grants: HashMap<(String, WebhookId), SlotGrant> = HashMap::new();
     let mut chosen = Vec::new();
@@ -149,7 +150,7 @@ pub fn claim(
                 sql,
                 request.now,
                 scan,
-                now_micros.saturating_add(REFILL_AHEAD_MICROS),
+                refill_horizon,
                 &exhausted,
             )?;
             let scanned_all = found.len() < scan as usize;
@@ -218,10 +219,11 @@ pub fn claim(
             claimed.push(delivery);
         }
     }
-    Ok(Claim {
+    let claim = Claim {
         deliveries: claimed,
         passed_over,
-    })
+    };
+    Ok((claim, refill_horizon))
 }
 
 /// The webhooks of `grants` with no slot left, as a JSON array of ids (for `json_each`).
@@ -456,9 +458,16 @@ pub fn record_attempt(
 }
 
 /// When the earliest pending delivery after `now` falls due, or a rate-limited webhook's slots
-/// need refilling (its next free start less than [`REFILL_AHEAD_MICROS`] ahead), if either.
-pub fn next_due_at(connection: &Connection, now: Timestamp) -> StoreResult<Option<Timestamp>> {
-    let refill_micros = now_micros().saturating_add(REFILL_AHEAD_MICROS);
+/// need refilling (its next free start less than [`REFILL_AHEAD_MICROS`] ahead and at or past
+/// `refill_horizon`, the horizon of this process's latest claim: see
+/// [`RefillHorizon`](reward_store::refills::RefillHorizon)), if either.
+pub fn next_due_at(
+    connection: &Connection,
+    now: Timestamp,
+    refill_horizon: Option<i64>,
+) -> StoreResult<Option<Timestamp>> {
+    let (now_micros, asked_at) = (now_micros(), Timestamp::now());
+    let refill_from = refill_horizon.unwrap_or(now_micros.saturating_add(REFILL_AHEAD_MICROS));
     connection
         .prepare_cached(
             "SELECT (SELECT MIN(next_attempt_at) FROM deliveries
@@ -466,14 +475,17 @@ pub fn next_due_at(connection: &Connection, now: Timestamp) -> StoreResult<Optio
                     (SELECT MIN(rate_next_at) FROM webhooks WHERE rate_next_at >= ?2)",
         )
         .and_then(|mut statement| {
-            statement.query_row(params![now.as_millis(), refill_micros], |row| {
+            statement.query_row(params![now.as_millis(), refill_from], |row| {
                 Ok((row.get::<_, Option<i64>>(0)?, row.get::<_, Option<i64>>(1)?))
             })
         })
         .map(|(retry, rate_next_at)| {
             let refill = rate_next_at.map(|next| {
-                let ahead = next.saturating_sub(refill_micros) / 1000;
-                now.plus_millis(ahead.saturating_add(1))
+                let wait_micros = next
+                    .saturating_sub(now_micros.saturating_add(REFILL_AHEAD_MICROS))
+                    .max(0);
+                // Rounded up: a wake-up is never early.
+                asked_at.plus_millis(wait_micros.saturating_add(999) / 1000)
             });
             retry
                 .map(Timestamp::from_millis)

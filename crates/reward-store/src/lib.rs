@@ -16,6 +16,7 @@
 //!   adds to them.
 //! - [`rollups`]: a webhook's attempts counted per hour and latency bucket as they are recorded,
 //!   and its statistics read back from those counts.
+//! - [`refills`]: which rate-limited webhooks' refills the latest claim covered.
 //! - [`handoff`]: new deliveries handed straight to this process's worker; [`secrets`]: secrets
 //!   sealed at rest; [`idempotent`]: answers kept for `Idempotency-Key`s.
 //! - [`transfer`]: every table's columns as both schemas hold them, for `reward copy` (rows moved
@@ -33,11 +34,14 @@ pub mod idempotent;
 pub mod paging;
 pub mod ports;
 pub mod records;
+pub mod refills;
 pub mod rollups;
 pub mod rules;
 pub mod search;
 pub mod secrets;
 pub mod statements;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod transfer;
 pub mod user_counters;
 
