@@ -25,6 +25,7 @@ pub mod dashboard;
 mod http;
 pub mod metrics;
 pub mod operations;
+mod outgoing;
 pub mod reference;
 pub mod state;
 pub mod store;

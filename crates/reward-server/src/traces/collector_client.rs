@@ -2,7 +2,6 @@
 //! tracing adds no second HTTP stack. Every exchange is bounded by the export timeout, and at
 //! most [`MAX_ANSWER`] of the collector's answer is read.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
@@ -36,19 +35,7 @@ impl CollectorClient {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(timeout));
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        })
-        .with_no_client_auth();
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let connector = crate::outgoing::https_connector(http)?;
         Ok(Self {
             client: Client::builder(TokioExecutor::new()).build(connector),
             timeout,
