@@ -640,16 +640,10 @@ impl Housekeeping for PostgresStore {
         let client = self.client().await?;
         let mut cleared = 0;
         for account in retention::account_ids(&client).await? {
-            let mut from = since;
-            loop {
-                let (count, next) =
-                    retention::clear_bodies_chunk(&client, &account, from, before).await?;
-                cleared += count;
-                match next {
-                    Some(next) => from = next,
-                    None => break,
-                }
-            }
+            cleared += reward_store::chunks::walk(since, |from| {
+                retention::clear_bodies_chunk(&client, &account, from, before)
+            })
+            .await?;
         }
         Ok(cleared)
     }

@@ -717,14 +717,14 @@ impl Housekeeping for SqliteStore {
     ) -> StoreResult<()> {
         // A chunk per transaction, so a day's worth of expired rows never sits in memory at once.
         while self.writer.write(webhooks::finish_a_deletion).await? > 0 {}
-        let mut cursor = Some(events::PurgeCursor::default());
-        while let Some(from) = cursor {
-            let (_, next) = self
+        reward_store::chunks::walk(events::PurgeCursor::default(), |from| async move {
+            let (deleted, next) = self
                 .writer
                 .write(move |c| events::purge_events_chunk(c, events_before, from))
                 .await?;
-            cursor = next;
-        }
+            Ok((deleted as u64, next))
+        })
+        .await?;
         while self
             .writer
             .write(move |c| events::purge_keys_chunk(c, idempotency_before))
@@ -738,19 +738,17 @@ impl Housekeeping for SqliteStore {
         let accounts = self.writer.write(retention::account_ids).await?;
         let mut cleared = 0;
         for account in accounts {
-            let mut from = since;
-            loop {
+            cleared += reward_store::chunks::walk(since, |from| {
                 let account = account.clone();
-                let (count, next) = self
-                    .writer
-                    .write(move |c| retention::clear_bodies_chunk(c, &account, from, before))
-                    .await?;
-                cleared += count as u64;
-                match next {
-                    Some(next) => from = next,
-                    None => break,
+                async move {
+                    let (count, next) = self
+                        .writer
+                        .write(move |c| retention::clear_bodies_chunk(c, &account, from, before))
+                        .await?;
+                    Ok((count as u64, next))
                 }
-            }
+            })
+            .await?;
         }
         Ok(cleared)
     }

@@ -16,6 +16,7 @@
 //!   adds to them.
 //! - [`rollups`]: a webhook's attempts counted per hour and latency bucket as they are recorded,
 //!   and its statistics read back from those counts.
+//! - [`chunks`]: long maintenance work walked in short transactions.
 //! - [`refills`]: which rate-limited webhooks' refills the latest claim covered.
 //! - [`handoff`]: new deliveries handed straight to this process's worker; [`secrets`]: secrets
 //!   sealed at rest; [`idempotent`]: answers kept for `Idempotency-Key`s.
@@ -27,6 +28,7 @@
 //! by `account_id` first, so an account can never read another's rows and the schema can later be
 //! distributed by account.
 
+pub mod chunks;
 pub mod columns;
 mod error;
 pub mod handoff;
