@@ -12,6 +12,8 @@
 //!   its own URL when given, as PgBouncer's transaction mode needs).
 //! - [`batched`]: trigger events recorded together in one transaction (group commit).
 //! - [`import`]: a whole copied database written into an empty one, for `reward copy`.
+//! - `testing` (feature `testing`): databases of a test's own on the test server, for this
+//!   crate's tests and the integration suite's.
 //!
 //! Behaviour matches the SQLite store call for call (ids, order, cursors, errors); what differs
 //! is how each invariant survives many writers: see `rewards` (idempotency, balances), `queue`
@@ -42,6 +44,8 @@ mod sessions;
 mod signal;
 mod statements;
 mod statistics;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod webhooks;
 
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -107,7 +107,6 @@ pub async fn schedule_waiting(
 /// local server; skipped with one line when none answers): what a new delivery is written with.
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
     use std::time::Duration;
 
     use reward_core::endpoint::EventSelection;
@@ -119,46 +118,20 @@ mod tests {
     use reward_store::handoff::{Handoff, Outbox};
     use reward_store::records::{NewApiKeyRecord, NewWebhook, WebhookSettings};
     use reward_store::secrets::SecretCipher;
-    use tokio_postgres::{Client, NoTls};
 
     use crate::connect;
 
     use super::*;
 
-    fn server_url() -> String {
-        std::env::var("REWARD_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
-            .trim_end_matches('/')
-            .to_owned()
-    }
-
-    async fn connect(url: &str) -> Option<Client> {
-        let connected =
-            tokio::time::timeout(Duration::from_secs(5), tokio_postgres::connect(url, NoTls)).await;
-        let (client, connection) = connected.ok()?.ok()?;
-        tokio::spawn(connection);
-        Some(client)
-    }
-
     #[tokio::test]
     async fn an_event_about_a_user_waits_its_turn_on_a_per_user_webhook_only() {
-        let Some(admin) = connect(&format!("{}/postgres", server_url())).await else {
-            if std::env::var("REWARD_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                panic!("REWARD_REQUIRE_POSTGRES=1, but no PostgreSQL server answers");
-            }
-            let _ = writeln!(std::io::stderr(), "skipped: no PostgreSQL server");
+        let Some(database) = crate::testing::ScratchDatabase::create("reward_ordering").await
+        else {
             return;
         };
-        let name = format!("reward_ordering_{}", std::process::id());
-        for statement in [
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            admin.batch_execute(&statement).await.expect("a database");
-        }
-        let url = format!("{}/{name}", server_url());
+        let url = database.url();
         let pool = connect::pool(
-            connect::config_from_url(&url).expect("url"),
+            connect::config_from_url(url).expect("url"),
             crate::statements::Statements::default(),
         )
         .expect("pool");
@@ -252,9 +225,5 @@ mod tests {
 
         drop(client);
         pool.close();
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .await
-            .expect("drop the database");
     }
 }

@@ -8,8 +8,7 @@
 //! `REWARD_REQUIRE_POSTGRES=1` makes that a failure.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reward_core::endpoint::{EventSelection, Ordering};
@@ -23,97 +22,12 @@ use reward_store::records::{
     NewApiKeyRecord, NewWebhook, PassedOver, WebhookPatch, WebhookSettings,
 };
 use reward_store::{Accounts, DeliveryQueue, EventLog, Housekeeping, Rewards, Webhooks};
+use reward_store_postgres::testing::{server_url, ScratchDatabase};
 use reward_store_postgres::{ConnectOptions, PostgresStore, Statements};
-use tokio_postgres::NoTls;
 
 #[path = "support/pgbouncer.rs"]
 mod pgbouncer;
 use pgbouncer::PgBouncer;
-
-fn server_url() -> String {
-    std::env::var("REWARD_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
-        .trim_end_matches('/')
-        .to_owned()
-}
-
-/// A database of the test's own, dropped with the guard.
-struct TestDatabase {
-    name: String,
-    url: String,
-}
-
-impl TestDatabase {
-    /// A fresh database, or `None` (said once) when no server answers and none is required.
-    async fn create() -> Option<Self> {
-        let admin = format!("{}/postgres", server_url());
-        let connected = tokio::time::timeout(
-            Duration::from_secs(5),
-            tokio_postgres::connect(&admin, NoTls),
-        )
-        .await;
-        let (client, connection) = match connected {
-            Ok(Ok(connected)) => connected,
-            Ok(Err(error)) if error.as_db_error().is_some() => {
-                panic!("PostgreSQL at {admin} refused the test: {error}")
-            }
-            _ => {
-                if std::env::var("REWARD_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                    panic!(
-                        "REWARD_REQUIRE_POSTGRES=1, but no PostgreSQL server answers at {admin}"
-                    );
-                }
-                static SAID: Once = Once::new();
-                SAID.call_once(|| {
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "skipped: PostgreSQL tests (no server on 127.0.0.1:5432; .ci/run provides one)"
-                    );
-                });
-                return None;
-            }
-        };
-        tokio::spawn(connection);
-        let unique = AccountId::generate();
-        let name = format!(
-            "reward_store_test_{}",
-            unique.as_str().trim_start_matches(AccountId::PREFIX)
-        );
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create the test database");
-        let url = format!("{}/{name}", server_url());
-        Some(Self { name, url })
-    }
-}
-
-impl Drop for TestDatabase {
-    /// Blocks on a runtime of its own in a thread of its own: Drop cannot await.
-    fn drop(&mut self) {
-        let admin = format!("{}/postgres", server_url());
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
-                let dropping = async {
-                    let (client, connection) = tokio_postgres::connect(&admin, NoTls).await?;
-                    tokio::spawn(connection);
-                    client.batch_execute(&sql).await
-                };
-                if let Ok(Err(error)) =
-                    tokio::time::timeout(Duration::from_secs(30), dropping).await
-                {
-                    eprintln!("could not drop a test database: {error}");
-                }
-            });
-        })
-        .join();
-    }
-}
 
 /// Two nodes on one database, an account, and a webhook subscribed to credit issuance.
 struct TwoNodes {
@@ -124,7 +38,7 @@ struct TwoNodes {
     /// Dropped after the stores, before the database.
     _bouncer: Option<PgBouncer>,
     /// Dropped last: the stores' connections go first.
-    _database: TestDatabase,
+    _database: ScratchDatabase,
 }
 
 /// How the nodes reach the database.
@@ -154,16 +68,16 @@ macro_rules! on_both_routes {
 
 impl TwoNodes {
     async fn start(route: Route) -> Option<Self> {
-        let database = TestDatabase::create().await?;
+        let database = ScratchDatabase::create("reward_store_test").await?;
         let (url, options, bouncer) = match route {
-            Route::Direct => (database.url.clone(), ConnectOptions::default(), None),
+            Route::Direct => (database.url().to_owned(), ConnectOptions::default(), None),
             Route::ThroughPgBouncer => {
                 let bouncer = PgBouncer::start(&server_url()).await?;
                 let options = ConnectOptions {
-                    listen_url: Some(database.url.clone()),
+                    listen_url: Some(database.url().to_owned()),
                     statements: Statements::Unnamed,
                 };
-                (bouncer.url_for(&database.url), options, Some(bouncer))
+                (bouncer.url_for(database.url()), options, Some(bouncer))
             }
         };
         let open = || async {

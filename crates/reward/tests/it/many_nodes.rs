@@ -17,10 +17,11 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::common::{create_account, fresh_postgres_database, Api, ServerProcess};
-use crate::databases::{server_url, TestDatabase};
+use crate::databases::TestDatabase;
 use crate::idempotency::futures_join_all;
 use crate::pgbouncer::PgBouncer;
 use crate::receiver::{Answer, Receiver};
+use reward_store_postgres::testing::server_url;
 
 /// Short retries, and a lease short enough that a dead node's claims come back within seconds
 /// (still longer than an attempt's timeout, so a live node's claim never runs out mid-attempt).
