@@ -153,6 +153,7 @@ pub async fn list_keys(client: &impl Db, account: &AccountId) -> StoreResult<Vec
         .collect()
 }
 
+/// Revokes the key and, in the caller's transaction, tells every node (`key_cache`).
 pub async fn revoke_key(client: &impl Db, account: &AccountId, key: &ApiKeyId) -> StoreResult<()> {
     let changed = client
         .execute(
@@ -169,6 +170,11 @@ pub async fn revoke_key(client: &impl Db, account: &AccountId, key: &ApiKeyId) -
     if changed == 0 {
         return Err(StoreError::NotFound);
     }
+    // Delivered to every node's listening connection when the revocation commits, not before.
+    client
+        .execute("SELECT pg_notify($1, '')", &[&crate::key_cache::CHANNEL])
+        .await
+        .map_err(from_pg)?;
     Ok(())
 }
 

@@ -29,6 +29,7 @@ mod errors;
 mod events;
 mod idempotent;
 pub mod import;
+mod key_cache;
 mod migrations;
 mod ordering;
 mod outbox;
@@ -230,7 +231,13 @@ impl Accounts for PostgresStore {
     }
 
     async fn authenticate(&self, key_hash: &str) -> StoreResult<Option<AccountId>> {
-        self.key_lookups
+        let keys = self.signal.keys();
+        if let Some(account) = keys.get(key_hash) {
+            return Ok(Some(account));
+        }
+        let lookup = keys.lookup_starts();
+        let found = self
+            .key_lookups
             .get_or_init(|| {
                 let pool = self.pool.clone();
                 Coalescer::start(
@@ -247,7 +254,11 @@ impl Accounts for PostgresStore {
                 )
             })
             .call(key_hash.to_owned())
-            .await
+            .await?;
+        if let Some(account) = &found {
+            keys.remember(lookup, key_hash, account);
+        }
+        Ok(found)
     }
 
     async fn create_api_key(
@@ -262,8 +273,12 @@ impl Accounts for PostgresStore {
         accounts::list_keys(&self.client().await?, account).await
     }
 
+    /// Every node forgets the keys it cached when this commits (see `key_cache`), this one at
+    /// once.
     async fn revoke_api_key(&self, account: &AccountId, key: &ApiKeyId) -> StoreResult<()> {
-        accounts::revoke_key(&self.client().await?, account, key).await
+        in_transaction!(self, |tx| accounts::revoke_key(&tx, account, key).await?);
+        self.signal.keys().forget_all();
+        Ok(())
     }
 
     async fn touch_api_keys(&self, used: Vec<(String, Timestamp)>) -> StoreResult<()> {

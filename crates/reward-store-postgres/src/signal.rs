@@ -31,6 +31,7 @@ use tokio::task::AbortHandle;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::connect::Pool;
+use crate::key_cache::{self, KeyCache};
 use crate::statements::Db;
 
 /// The channel work is announced on.
@@ -46,6 +47,8 @@ pub struct WorkSignal {
     work: Arc<Notify>,
     /// Announcements waiting for the announcing task; many coalesce into one.
     to_announce: Arc<Notify>,
+    /// API keys found valid, usable while the listening connection carries revocations.
+    keys: Arc<KeyCache>,
     /// The listening task, once started; stopped when the store is dropped.
     listener: OnceLock<AbortHandle>,
     /// The announcing task, once started; stopped when the store is dropped.
@@ -58,6 +61,7 @@ impl WorkSignal {
             config,
             work: Arc::new(Notify::new()),
             to_announce: Arc::new(Notify::new()),
+            keys: Arc::default(),
             listener: OnceLock::new(),
             announcer: OnceLock::new(),
         }
@@ -65,10 +69,26 @@ impl WorkSignal {
 
     /// Resolves when new work may be due, on this node or any other.
     pub async fn wait(&self) {
-        self.listener.get_or_init(|| {
-            tokio::spawn(listen(self.config.clone(), Arc::clone(&self.work))).abort_handle()
-        });
+        self.start_listening();
         self.work.notified().await;
+    }
+
+    /// The API keys this node found valid (see `key_cache`); listening starts with the first use,
+    /// and the cache is empty until it has.
+    pub fn keys(&self) -> &KeyCache {
+        self.start_listening();
+        &self.keys
+    }
+
+    fn start_listening(&self) {
+        self.listener.get_or_init(|| {
+            let listening = listen(
+                self.config.clone(),
+                Arc::clone(&self.work),
+                Arc::clone(&self.keys),
+            );
+            tokio::spawn(listening).abort_handle()
+        });
     }
 
     /// Tells every node's worker that work may be due; call it after the commit that made it so.
@@ -116,11 +136,13 @@ async fn send_announcements(pool: Pool, to_announce: Arc<Notify>) {
 }
 
 /// Listens until the store is dropped, reconnecting whenever the connection fails.
-async fn listen(config: tokio_postgres::Config, work: Arc<Notify>) {
+async fn listen(config: tokio_postgres::Config, work: Arc<Notify>, keys: Arc<KeyCache>) {
     loop {
-        if let Err(error) = listen_once(&config, &work).await {
+        if let Err(error) = listen_once(&config, &work, &keys).await {
             tracing::warn!(%error, "listening for new work failed; workers poll until it is back");
         }
+        // Revocations no longer arrive: API keys are looked up every time until they do.
+        keys.set_listening(false);
         // Whatever was announced while not listening is found by looking now.
         work.notify_one();
         tokio::time::sleep(RECONNECT_AFTER).await;
@@ -131,20 +153,29 @@ async fn listen(config: tokio_postgres::Config, work: Arc<Notify>) {
 async fn listen_once(
     config: &tokio_postgres::Config,
     work: &Notify,
+    keys: &KeyCache,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
     // The connection only makes progress while polled, so it is driven here, in the same task as
-    // the LISTEN it has to carry, and every notification it brings wakes the worker.
+    // the LISTEN it has to carry: new work wakes the worker, a revoked key empties the key cache.
     let drive = async {
         while let Some(message) = poll_fn(|cx| connection.poll_message(cx)).await {
-            if let AsyncMessage::Notification(_) = message? {
-                work.notify_one();
+            if let AsyncMessage::Notification(notification) = message? {
+                if notification.channel() == key_cache::CHANNEL {
+                    keys.forget_all();
+                } else {
+                    work.notify_one();
+                }
             }
         }
         Ok(())
     };
     let subscribe = async {
-        client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        client
+            .batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {}", key_cache::CHANNEL))
+            .await?;
+        // Revocations reach this node from here on; any made before were not heard.
+        keys.set_listening(true);
         // Announcements made before LISTEN took effect were missed: look once now.
         work.notify_one();
         std::future::pending::<Result<(), tokio_postgres::Error>>().await

@@ -147,6 +147,7 @@ on_both_routes!(
     one_idempotency_key_sent_to_three_nodes_at_once_records_one_trigger_event,
     an_event_recorded_on_any_node_is_delivered_within_100_ms,
     an_api_only_node_wakes_another_nodes_worker_within_100_ms,
+    a_key_revoked_on_one_node_stops_working_on_the_others,
 );
 
 /// Records trigger events on one node until `until` or the node stops answering; returns the ids
@@ -417,6 +418,56 @@ async fn an_event_recorded_on_any_node_is_delivered_within_100_ms(route: Route) 
 /// A node without a worker leaves what it records for the others to claim, and tells them with
 /// `NOTIFY` once it commits: their workers wake at once (through PgBouncer, the notification goes
 /// through it and the listening sessions do not), not at their 1 s poll.
+/// A key revoked through one node stops working on the others at once, though they answer
+/// recent requests from a cache of keys (`key_cache` in the PostgreSQL store): the revocation's
+/// notification empties it. Within 100 ms (the notification's way to each node), where an entry
+/// alone would be trusted for a second.
+async fn a_key_revoked_on_one_node_stops_working_on_the_others(route: Route) {
+    let Some(database) = SharedDatabase::fresh(route).await else {
+        return;
+    };
+    let (nodes, apis) = three_nodes_on(&database).await;
+    let created = apis[0]
+        .post("/v1/api_keys", json!({"name": "Billing service"}))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let id = created.body["id"].as_str().expect("id");
+    let key = created.body["key"].as_str().expect("key");
+    let others: Vec<Api> = nodes[1..]
+        .iter()
+        .map(|node| Api::new(&node.base_url, key))
+        .collect();
+    // Let the nodes' listening connections start, so their caches are in use.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for api in &others {
+        for _ in 0..2 {
+            assert_eq!(api.get("/v1/webhooks").await.status, StatusCode::OK);
+        }
+    }
+    let revoked = apis[0].delete(&format!("/v1/api_keys/{id}")).await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{:?}", revoked.body);
+    let revoked_at = Instant::now();
+    for (index, api) in others.iter().enumerate() {
+        loop {
+            let status = api.get("/v1/webhooks").await.status;
+            if status == StatusCode::UNAUTHORIZED {
+                break;
+            }
+            assert_eq!(status, StatusCode::OK);
+            assert!(
+                revoked_at.elapsed() < Duration::from_millis(100),
+                "node {} still took the revoked key after {:?}",
+                index + 1,
+                revoked_at.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    for node in nodes {
+        node.kill().await;
+    }
+}
+
 async fn an_api_only_node_wakes_another_nodes_worker_within_100_ms(route: Route) {
     let Some(database) = SharedDatabase::fresh(route).await else {
         return;
