@@ -61,7 +61,7 @@ pub async fn run(
             .context("starting the OpenTelemetry trace export")?,
         None => traces::Traces::off(),
     };
-    let state = state::AppState {
+    let state = state::AppState::new(state::Shared {
         store: store.clone(),
         target_policy: config.target_policy,
         key_use: Default::default(),
@@ -70,7 +70,7 @@ pub async fn run(
         body_read_timeout: config.body_read_timeout,
         public_url: config.public_url.clone(),
         traces: traces.clone(),
-    };
+    });
     let app = traces::request::with_request_spans(
         telemetry::with_request_logging(app::router(state)),
         traces.clone(),

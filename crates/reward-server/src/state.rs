@@ -12,9 +12,28 @@ use crate::config::PublicUrl;
 use crate::metrics::Metrics;
 use crate::operations::KeyUseThrottle;
 
-/// What every handler shares.
+/// What every handler shares. axum clones the state for every request it routes, so this is one
+/// reference count: cloning and dropping the fields one by one showed in a profile of the
+/// deliver bench (1.4% of the server's samples).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+pub struct Shared {
     pub store: Arc<dyn Store>,
     /// Whether webhook URLs must be public `https://` targets.
     pub target_policy: TargetPolicy,
