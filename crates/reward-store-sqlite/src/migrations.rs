@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_rate_limit_slots.sql"),
     include_str!("migrations/0011_user_order.sql"),
     include_str!("migrations/0012_event_trace.sql"),
+    include_str!("migrations/0013_events_purged_by_rowid.sql"),
 ];
 
 /// The schema version of a database this build has migrated (`PRAGMA user_version`).

@@ -317,10 +317,17 @@ async fn wait_until_ready(webdriver: &str) {
 }
 
 /// The element was replaced (the page changed) after it was found.
+/// Whether the element was gone from the page by the time it was read. Chromium mostly says so
+/// with the standard error, but when the document is replaced mid-command (a form's answer
+/// arriving) it may answer with an unknown error from its inspector instead.
 fn is_stale(error: &fantoccini::error::CmdError) -> bool {
-    matches!(
-        error,
-        fantoccini::error::CmdError::Standard(wd)
-            if wd.error == fantoccini::error::ErrorStatus::StaleElementReference
-    )
+    use fantoccini::error::{CmdError, ErrorStatus};
+    match error {
+        CmdError::Standard(wd) => {
+            wd.error == ErrorStatus::StaleElementReference
+                || (wd.error == ErrorStatus::UnknownError
+                    && wd.message.contains("does not belong to the document"))
+        }
+        _ => false,
+    }
 }
