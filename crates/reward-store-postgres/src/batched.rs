@@ -172,7 +172,7 @@ async fn write_alone(
 ) -> StoreResult<TriggerEventOutcome> {
     let mut outbox = context.outbox();
     let mut client = context.pool.get().await.map_err(from_pool)?;
-    let tx = client.transaction().await.map_err(from_pg)?;
+    let tx = client.transaction();
     let outcome = rewards::record_trigger_event(&tx, account, request, &mut outbox).await?;
     tx.commit().await.map_err(from_pg)?;
     context.after_commit(outbox);
@@ -192,7 +192,7 @@ async fn write_together(
 ) -> StoreResult<Vec<Option<StoreResult<TriggerEventOutcome>>>> {
     let now = Timestamp::now();
     let mut client = context.pool.get().await.map_err(from_pool)?;
-    let tx = client.transaction().await.map_err(from_pg)?;
+    let tx = client.transaction();
     let (credit_rules, subscribers) = tokio::try_join!(
         load_rules(&tx, jobs),
         load_subscribers(&tx, jobs, outbox.cipher()),

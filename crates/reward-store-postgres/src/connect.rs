@@ -65,6 +65,15 @@ impl Pool {
 }
 
 pub fn pool(config: tokio_postgres::Config, statements: Statements) -> Result<Pool, OpenError> {
+    pool_of(config, statements, POOL_SIZE)
+}
+
+/// A pool of at most `size` connections.
+pub(crate) fn pool_of(
+    config: tokio_postgres::Config,
+    statements: Statements,
+    size: usize,
+) -> Result<Pool, OpenError> {
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -75,7 +84,7 @@ pub fn pool(config: tokio_postgres::Config, statements: Statements) -> Result<Po
         },
     );
     let connections = deadpool_postgres::Pool::builder(manager)
-        .max_size(POOL_SIZE)
+        .max_size(size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(WAIT_FOR_CONNECTION))
         .create_timeout(Some(WAIT_FOR_CONNECTION))

@@ -81,7 +81,7 @@ use coalesce::{Batching, Coalescer, Overlap};
 use connect::Pool;
 use errors::{from_pg, from_pool};
 use signal::WorkSignal;
-use statements::{Conn, Tx};
+use statements::Conn;
 
 #[derive(Debug, Error)]
 pub enum OpenError {
@@ -200,7 +200,7 @@ impl PostgresStore {
 macro_rules! in_transaction {
     ($store:expr, |$tx:ident| $body:expr) => {{
         let mut client = $store.client().await?;
-        let $tx = client.transaction().await.map_err(from_pg)?;
+        let $tx = client.transaction();
         let value = $body;
         $tx.commit().await.map_err(from_pg)?;
         value
@@ -508,16 +508,7 @@ impl EventLog for PostgresStore {
     ) -> StoreResult<DeliveryWithAttempts> {
         // One snapshot for the delivery and its attempts, as SQLite's reader gives.
         let mut client = self.client().await?;
-        let statements = client.statements();
-        let tx = client
-            .client_mut()
-            .build_transaction()
-            .read_only(true)
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .start()
-            .await
-            .map_err(from_pg)?;
-        let tx = Tx::new(tx, statements);
+        let tx = client.transaction_with("BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ");
         let found = deliveries::get_with_attempts(&tx, account, id).await?;
         tx.commit().await.map_err(from_pg)?;
         Ok(found)

@@ -14,6 +14,10 @@
 //! PostgreSQL type it is sent as, declared from its Rust type (`&str` as `text`, `i64` as
 //! `bigint`, `Vec<String>` as `text[]`, ...), as an unnamed statement needs them.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::task::{Context, Waker};
+
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient as _;
 use tokio_postgres::types::{ToSql, Type};
@@ -192,17 +196,26 @@ impl Conn {
         Self { client, statements }
     }
 
-    pub fn statements(&self) -> Statements {
-        self.statements
+    /// A transaction on this connection; its `BEGIN` goes out with its first statement.
+    pub fn transaction(&mut self) -> Tx<'_> {
+        self.transaction_with(BEGIN)
     }
 
-    pub async fn transaction(&mut self) -> Result<Tx<'_>, Error> {
-        let statements = self.statements;
-        Ok(Tx::new(self.client.transaction().await?, statements))
+    /// A transaction opened by `begin` (`BEGIN` with options), sent with its first statement.
+    pub fn transaction_with(&mut self, begin: &'static str) -> Tx<'_> {
+        Tx {
+            sender: Sender {
+                client: &self.client,
+                statements: self.statements,
+            },
+            begin,
+            begun: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
+        }
     }
 
-    /// The connection itself, for what does not go through [`Db`]: migrations and transactions
-    /// with options. Statements sent on it directly are prepared, whatever the mode.
+    /// The connection itself, for what does not go through [`Db`]: migrations. Statements sent
+    /// on it directly are prepared, whatever the mode.
     pub fn client_mut(&mut self) -> &mut deadpool_postgres::Client {
         &mut self.client
     }
@@ -210,27 +223,197 @@ impl Conn {
 
 db_for!(Conn, client);
 
-/// A transaction on a pooled connection, sending statements as the connection does.
-pub struct Tx<'a> {
-    tx: deadpool_postgres::Transaction<'a>,
+/// What opens a transaction by default.
+const BEGIN: &str = "BEGIN";
+
+/// A connection borrowed to send statements, in its mode.
+#[derive(Clone, Copy)]
+struct Sender<'a> {
+    client: &'a deadpool_postgres::Client,
     statements: Statements,
 }
 
-impl<'a> Tx<'a> {
-    pub fn new(tx: deadpool_postgres::Transaction<'a>, statements: Statements) -> Self {
-        Self { tx, statements }
+db_for!(Sender<'_>, client);
+
+/// A transaction on a pooled connection, sending statements as the connection does.
+///
+/// Its `BEGIN` is not a round trip of its own: it is sent just before the first statement,
+/// which follows it without waiting for its answer (the connection runs what it is sent in
+/// order), so a transaction costs the server one wake-up less. Statements sent at once
+/// (`try_join!`) are fine: whichever goes first sends `BEGIN` ahead of itself. Dropped without
+/// [`Tx::commit`], it sends `ROLLBACK` the same way, unanswered, before the connection goes back
+/// to the pool, as tokio-postgres's own transactions do.
+pub struct Tx<'a> {
+    sender: Sender<'a>,
+    begin: &'static str,
+    /// `BEGIN` was sent.
+    begun: AtomicBool,
+    /// `COMMIT` was sent: nothing is left to roll back.
+    ended: AtomicBool,
+}
+
+impl Tx<'_> {
+    /// Commits what the transaction's statements did (nothing to send when none ran).
+    pub async fn commit(self) -> Result<(), Error> {
+        if !self.begun.load(AtomicOrdering::SeqCst) {
+            return Ok(());
+        }
+        self.ended.store(true, AtomicOrdering::SeqCst);
+        self.sender.client.batch_execute("COMMIT").await
     }
 
-    pub async fn commit(self) -> Result<(), Error> {
-        self.tx.commit().await
+    /// Runs `statement`, sending `BEGIN` ahead of it when it is the transaction's first.
+    async fn opened<T>(
+        &self,
+        statement: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        if self.begun.swap(true, AtomicOrdering::SeqCst) {
+            return statement.await;
+        }
+        // Polled in this order, so `BEGIN` is sent first.
+        let ((), value) = tokio::try_join!(
+            biased;
+            self.sender.client.batch_execute(self.begin),
+            statement
+        )?;
+        Ok(value)
     }
 }
 
-db_for!(Tx<'_>, tx);
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if *self.begun.get_mut() && !*self.ended.get_mut() {
+            // Polling it once sends it; its answer is not awaited.
+            let rollback = std::pin::pin!(self.sender.client.batch_execute("ROLLBACK"));
+            let _ = rollback.poll(&mut Context::from_waker(Waker::noop()));
+        }
+    }
+}
+
+#[async_trait]
+impl Db for Tx<'_> {
+    async fn query(&self, sql: &str, params: &[&dyn Param]) -> Result<Vec<Row>, Error> {
+        let sender = self.sender;
+        self.opened(async move { sender.query(sql, params).await })
+            .await
+    }
+
+    async fn query_one(&self, sql: &str, params: &[&dyn Param]) -> Result<Row, Error> {
+        let sender = self.sender;
+        self.opened(async move { sender.query_one(sql, params).await })
+            .await
+    }
+
+    async fn query_opt(&self, sql: &str, params: &[&dyn Param]) -> Result<Option<Row>, Error> {
+        let sender = self.sender;
+        self.opened(async move { sender.query_opt(sql, params).await })
+            .await
+    }
+
+    async fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64, Error> {
+        let sender = self.sender;
+        self.opened(async move { sender.execute(sql, params).await })
+            .await
+    }
+
+    async fn batch_execute(&self, sql: &str) -> Result<(), Error> {
+        let sender = self.sender;
+        self.opened(async move { sender.batch_execute(sql).await })
+            .await
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pool of one connection (so every transaction below shares it) on a scratch database
+    /// with a table `t (n int)`, in both modes.
+    async fn pools() -> Option<(crate::testing::ScratchDatabase, Vec<crate::connect::Pool>)> {
+        let database = crate::testing::ScratchDatabase::create("reward_statements").await?;
+        let mut pools = Vec::new();
+        for statements in [Statements::Prepared, Statements::Unnamed] {
+            let config = crate::connect::config_from_url(database.url()).expect("url");
+            pools.push(crate::connect::pool_of(config, statements, 1).expect("pool"));
+        }
+        let client = pools[0].get().await.expect("connect");
+        client
+            .batch_execute("CREATE TABLE t (n int)")
+            .await
+            .expect("table");
+        Some((database, pools))
+    }
+
+    async fn count(client: &impl Db) -> i64 {
+        let row = client
+            .query_one("SELECT count(*) FROM t", &[])
+            .await
+            .expect("count");
+        row.get(0)
+    }
+
+    #[tokio::test]
+    async fn statements_sent_at_once_share_the_transaction_begun_with_the_first() {
+        let Some((_database, pools)) = pools().await else {
+            return;
+        };
+        for pool in &pools {
+            let mut client = pool.get().await.expect("connect");
+            let tx = client.transaction();
+            let transaction_id = "SELECT txid_current()::bigint";
+            let (first, second, ()) = tokio::try_join!(
+                tx.query_one(transaction_id, &[]),
+                tx.query_one(transaction_id, &[]),
+                async { tx.execute("INSERT INTO t VALUES (1)", &[]).await.map(drop) },
+            )
+            .expect("statements");
+            assert_eq!(first.get::<_, i64>(0), second.get::<_, i64>(0));
+            tx.commit().await.expect("commit");
+            // Outside a transaction, each statement has its own.
+            let (first, second) = tokio::try_join!(
+                client.query_one(transaction_id, &[]),
+                client.query_one(transaction_id, &[]),
+            )
+            .expect("statements");
+            assert_ne!(first.get::<_, i64>(0), second.get::<_, i64>(0));
+        }
+        assert_eq!(count(&pools[0].get().await.expect("connect")).await, 2);
+    }
+
+    #[tokio::test]
+    async fn a_transaction_dropped_uncommitted_is_rolled_back_before_the_connection_is_reused() {
+        let Some((_database, pools)) = pools().await else {
+            return;
+        };
+        for pool in &pools {
+            {
+                let mut client = pool.get().await.expect("connect");
+                let tx = client.transaction();
+                tx.execute("INSERT INTO t VALUES (1)", &[])
+                    .await
+                    .expect("insert");
+                assert_eq!(count(&tx).await, 1);
+            }
+            // The pool's one connection again: out of the transaction, nothing written.
+            let mut client = pool.get().await.expect("connect");
+            assert_eq!(count(&client).await, 0);
+            // VACUUM refuses to run inside a transaction block.
+            client
+                .batch_execute("VACUUM t")
+                .await
+                .expect("out of the transaction");
+            // A transaction in which nothing ran commits nothing, and sends nothing.
+            client.transaction().commit().await.expect("empty commit");
+            // One that failed is rolled back as a whole, and the connection goes on.
+            let tx = client.transaction();
+            tx.execute("INSERT INTO t VALUES (2)", &[])
+                .await
+                .expect("insert");
+            assert!(tx.execute("INSERT INTO t VALUES ('x')", &[]).await.is_err());
+            drop(tx);
+            assert_eq!(count(&client).await, 0);
+        }
+    }
 
     fn declared(params: &[&dyn Param]) -> Vec<Type> {
         params.iter().map(|param| param.declared_type()).collect()

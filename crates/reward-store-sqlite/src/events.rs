@@ -168,8 +168,8 @@ mod tests {
         let (mut deleted, mut chunks) = (0, 0);
         let mut cursor = Some(PurgeCursor::default());
         while let Some(from) = cursor {
-            let (rows, next) =
-                purge_events_chunk(connection, Timestamp::from_millis(before), from).expect("purge");
+            let (rows, next) = purge_events_chunk(connection, Timestamp::from_millis(before), from)
+                .expect("purge");
             deleted += rows;
             chunks += 1;
             cursor = next;
