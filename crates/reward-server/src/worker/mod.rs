@@ -70,6 +70,9 @@ pub const PER_WEBHOOK_IN_FLIGHT: u32 = 64;
 const MAX_PARKED_PER_WEBHOOK: usize = 2048;
 /// Finished attempts recorded in one store call at most.
 const RECORD_BATCH: usize = 512;
+/// How long a lingering batch of finished attempts waits for the next one before it is recorded
+/// anyway (see [`linger`]).
+const LINGER_QUIET: Duration = Duration::from_millis(5);
 /// Attempts in flight in this process at most (a claim started just before hand-offs filled
 /// the room may go past it by one batch).
 pub const MAX_IN_FLIGHT: usize = 1024;
@@ -545,7 +548,9 @@ async fn record_in_batches(
 /// Lets a batch that came with company wait up to `linger_for` (the store's
 /// `DeliveryQueue::record_linger`) for more, up to [`RECORD_BATCH`]: under load, attempts end in
 /// a stream. A lone attempt (light load) is written at once, and so is a batch that ends an
-/// ordered delivery: its user's next one waits for the record.
+/// ordered delivery: its user's next one waits for the record. A stream that stops for
+/// [`LINGER_QUIET`] ends the wait: every attempt a busy webhook had in flight may have ended,
+/// their slots held until the record (claims count live leases), and nothing more is coming.
 async fn linger(
     queue: &mut mpsc::UnboundedReceiver<AttemptRecord>,
     batch: &mut Vec<AttemptRecord>,
@@ -557,7 +562,8 @@ async fn linger(
     let deadline = tokio::time::Instant::now() + linger_for;
     while batch.len() < RECORD_BATCH {
         let room = RECORD_BATCH - batch.len();
-        match tokio::time::timeout_at(deadline, queue.recv_many(batch, room)).await {
+        let quiet_until = (tokio::time::Instant::now() + LINGER_QUIET).min(deadline);
+        match tokio::time::timeout_at(quiet_until, queue.recv_many(batch, room)).await {
             Ok(0) | Err(_) => return,
             Ok(_) if batch.iter().any(AttemptRecord::ends_turn) => return,
             Ok(_) => {}
@@ -773,5 +779,52 @@ impl Slots {
         if let Some(handoff) = &self.handoff {
             handoff.settled(count);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reward_core::ids::{AccountId, AttemptId};
+    use reward_store::records::Attempt;
+
+    use super::*;
+
+    fn finished() -> AttemptRecord {
+        AttemptRecord {
+            account_id: AccountId::generate(),
+            delivery_id: DeliveryId::generate(),
+            webhook_id: WebhookId::generate(),
+            attempt: Attempt {
+                id: AttemptId::generate(),
+                number: 1,
+                started_at: Timestamp::now(),
+                duration_ms: 1,
+                status_code: Some(204),
+                response_body: None,
+                error: None,
+            },
+            update: DeliveryUpdate::Succeeded,
+            scheduled: true,
+            disable_webhook: None,
+            ordered: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lingering_batch_whose_stream_stopped_is_recorded_without_waiting_it_out() {
+        let (sender, mut queue) = mpsc::unbounded_channel();
+        for _ in 0..3 {
+            sender.send(finished()).expect("queued");
+        }
+        let mut batch = vec![finished(), finished()];
+        // A minute's linger, and the sender still open: only the quiet can end the wait.
+        let lingered = tokio::time::timeout(
+            Duration::from_secs(30),
+            linger(&mut queue, &mut batch, Duration::from_secs(60)),
+        )
+        .await;
+        assert!(lingered.is_ok(), "the batch waited out its linger");
+        assert_eq!(batch.len(), 5, "what had come meanwhile joins the batch");
+        drop(sender);
     }
 }
