@@ -293,33 +293,23 @@ impl Drop for Tx<'_> {
 #[async_trait]
 impl Db for Tx<'_> {
     async fn query(&self, sql: &str, params: &[&dyn Param]) -> Result<Vec<Row>, Error> {
-        let sender = self.sender;
-        self.opened(async move { sender.query(sql, params).await })
-            .await
+        self.opened(self.sender.query(sql, params)).await
     }
 
     async fn query_one(&self, sql: &str, params: &[&dyn Param]) -> Result<Row, Error> {
-        let sender = self.sender;
-        self.opened(async move { sender.query_one(sql, params).await })
-            .await
+        self.opened(self.sender.query_one(sql, params)).await
     }
 
     async fn query_opt(&self, sql: &str, params: &[&dyn Param]) -> Result<Option<Row>, Error> {
-        let sender = self.sender;
-        self.opened(async move { sender.query_opt(sql, params).await })
-            .await
+        self.opened(self.sender.query_opt(sql, params)).await
     }
 
     async fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64, Error> {
-        let sender = self.sender;
-        self.opened(async move { sender.execute(sql, params).await })
-            .await
+        self.opened(self.sender.execute(sql, params)).await
     }
 
     async fn batch_execute(&self, sql: &str) -> Result<(), Error> {
-        let sender = self.sender;
-        self.opened(async move { sender.batch_execute(sql).await })
-            .await
+        self.opened(self.sender.batch_execute(sql)).await
     }
 }
 
