@@ -13,15 +13,15 @@ use std::time::{Duration, Instant};
 
 use reward_core::endpoint::{EventSelection, Ordering};
 use reward_core::event::EventType;
-use reward_core::ids::{AccountId, ApiKeyId, WebhookId};
+use reward_core::ids::{AccountId, WebhookId};
 use reward_core::names::{Name, TargetPolicy, UserId, WebhookUrl};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::records::{
     Attempt, AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryUpdate, IssueCredits,
-    NewApiKeyRecord, NewWebhook, PassedOver, WebhookPatch, WebhookSettings,
+    NewWebhook, PassedOver, WebhookPatch, WebhookSettings,
 };
-use reward_store::{Accounts, DeliveryQueue, EventLog, Housekeeping, Rewards, Webhooks};
+use reward_store::{DeliveryQueue, EventLog, Housekeeping, Rewards, Webhooks};
 use reward_store_postgres::testing::{server_url, ScratchDatabase};
 use reward_store_postgres::{ConnectOptions, PostgresStore, Statements};
 
@@ -85,17 +85,7 @@ impl TwoNodes {
             Arc::new(store.expect("open"))
         };
         let (first, second) = (open().await, open().await);
-        let key = NewApiKeyRecord {
-            id: ApiKeyId::generate(),
-            name: Name::parse("default").expect("name"),
-            hash: format!("hash-{}", ApiKeyId::generate()),
-            display_prefix: "rwd_test".into(),
-        };
-        let account = first
-            .create_account(Name::parse("Acme").expect("name"), key)
-            .await
-            .expect("account")
-            .id;
+        let account = reward_store::testing::new_account(&*first).await;
         let webhook = first
             .create_webhook(
                 &account,

@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use reward_core::endpoint::{EventSelection, RateLimit};
 use reward_core::event::EventType;
-use reward_core::ids::ApiKeyId;
 use reward_core::names::{Name, TargetPolicy, UserId, WebhookUrl};
 use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 
-use crate::records::{ClaimRequest, IssueCredits, NewApiKeyRecord, NewWebhook, WebhookSettings};
+use crate::records::{ClaimRequest, IssueCredits, NewWebhook, WebhookSettings};
 use crate::{Accounts, DeliveryQueue, Rewards, Webhooks};
 
 /// One claim grants a limited webhook a second of slots (20 at 20/s) and moves its next free
@@ -25,17 +24,7 @@ pub async fn a_refill_due_since_the_last_claim_is_announced<S>(store: &S)
 where
     S: Accounts + Webhooks + Rewards + DeliveryQueue,
 {
-    let key = NewApiKeyRecord {
-        id: ApiKeyId::generate(),
-        name: Name::parse("default").expect("name"),
-        hash: format!("hash-{}", ApiKeyId::generate()),
-        display_prefix: "rwd_test".into(),
-    };
-    let account = store
-        .create_account(Name::parse("Acme").expect("name"), key)
-        .await
-        .expect("account")
-        .id;
+    let account = super::new_account(store).await;
     let limited = NewWebhook {
         name: Name::parse("Limited").expect("name"),
         url: WebhookUrl::parse("http://127.0.0.1:9/hook", TargetPolicy::AllowInsecure)
