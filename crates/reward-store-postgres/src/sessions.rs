@@ -83,19 +83,21 @@ pub async fn end(client: &impl Db, token_hash: &str) -> StoreResult<()> {
     Ok(())
 }
 
+/// Per webhook of the account, the attempts counted in its roll-ups (every node's shard) from the
+/// hour `since` falls in, and how many of them succeeded: a read of a few rows per webhook and
+/// hour, however many attempts there were.
 pub async fn attempt_stats(
     client: &impl Db,
     account: &AccountId,
     since: Timestamp,
 ) -> StoreResult<Vec<AttemptStats>> {
+    let since = reward_core::stats::hour_start(since);
     let found = client
         .query(
-            "SELECT d.webhook_id, count(*),
-                    count(*) FILTER (WHERE a.status_code BETWEEN 200 AND 299)
-             FROM attempts a
-             JOIN deliveries d ON d.account_id = a.account_id AND d.id = a.delivery_id
-             WHERE a.account_id = $1 AND a.started_at >= $2
-             GROUP BY d.webhook_id",
+            "SELECT webhook_id, sum(succeeded + failed)::bigint, sum(succeeded)::bigint
+             FROM attempt_rollups
+             WHERE account_id = $1 AND hour_start >= $2
+             GROUP BY webhook_id",
             &[&account.as_str(), &since.as_millis()],
         )
         .await

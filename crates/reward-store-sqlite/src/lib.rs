@@ -100,6 +100,8 @@ pub struct SqliteStore {
     handoff: HandoffSlot,
     /// The refill horizon of this process's latest claim.
     refill_horizon: RefillHorizon,
+    /// Where the next clearing of attempts' bodies resumes (see `retention`).
+    bodies_resume_at: std::sync::Mutex<Option<retention::BodiesCursor>>,
 }
 
 impl SqliteStore {
@@ -149,6 +151,7 @@ impl SqliteStore {
             work: Arc::new(Notify::new()),
             handoff: HandoffSlot::default(),
             refill_horizon: RefillHorizon::new(),
+            bodies_resume_at: std::sync::Mutex::default(),
         })
     }
 
@@ -184,6 +187,14 @@ impl SqliteStore {
             })
             .await;
         self.deliver_committed(result)
+    }
+
+    /// Where the next clearing of attempts' bodies resumes; a panic while it was held cannot
+    /// leave it half written, so a poisoned lock is taken as it is.
+    fn bodies_resume_lock(&self) -> std::sync::MutexGuard<'_, Option<retention::BodiesCursor>> {
+        self.bodies_resume_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Passes a result through, waking the delivery worker when it succeeded.
@@ -734,23 +745,25 @@ impl Housekeeping for SqliteStore {
         Ok(())
     }
 
-    async fn clear_attempt_bodies(&self, since: Timestamp, before: Timestamp) -> StoreResult<u64> {
-        let accounts = self.writer.write(retention::account_ids).await?;
-        let mut cleared = 0;
-        for account in accounts {
-            cleared += reward_store::chunks::walk(since, |from| {
-                let account = account.clone();
-                async move {
-                    let (count, next) = self
-                        .writer
-                        .write(move |c| retention::clear_bodies_chunk(c, &account, from, before))
-                        .await?;
-                    Ok((count as u64, next))
-                }
-            })
+    /// Walks the attempts by row id from where the previous walk ended (see `retention`), so
+    /// `since` is not needed: attempts before it were walked by an earlier run.
+    async fn clear_attempt_bodies(&self, _since: Timestamp, before: Timestamp) -> StoreResult<u64> {
+        let resume = self.bodies_resume_lock().clone();
+        let start = self
+            .writer
+            .write(move |c| retention::walk_start(c, resume.as_ref()))
             .await?;
-        }
-        Ok(cleared)
+        reward_store::chunks::walk(start, |from| async move {
+            let chunk = self
+                .writer
+                .write(move |c| retention::clear_bodies_chunk(c, from, before))
+                .await?;
+            if let Some(resume) = chunk.resume_at {
+                *self.bodies_resume_lock() = Some(resume);
+            }
+            Ok((chunk.cleared as u64, chunk.next))
+        })
+        .await
     }
 }
 

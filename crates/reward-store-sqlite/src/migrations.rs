@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0011_user_order.sql"),
     include_str!("migrations/0012_event_trace.sql"),
     include_str!("migrations/0013_events_purged_by_rowid.sql"),
+    include_str!("migrations/0014_attempts_walked_by_rowid.sql"),
 ];
 
 /// The schema version of a database this build has migrated (`PRAGMA user_version`).

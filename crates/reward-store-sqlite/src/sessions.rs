@@ -93,6 +93,9 @@ pub fn end(connection: &Connection, token_hash: &str) -> StoreResult<()> {
     Ok(())
 }
 
+/// Per webhook of the account, the attempts counted in its roll-ups from the hour `since` falls
+/// in, and how many of them succeeded: a read of a few rows per webhook and hour, however many
+/// attempts there were.
 pub fn attempt_stats(
     connection: &Connection,
     account: &AccountId,
@@ -100,19 +103,18 @@ pub fn attempt_stats(
 ) -> StoreResult<Vec<AttemptStats>> {
     let mut statement = connection
         .prepare_cached(
-            "SELECT d.webhook_id, COUNT(*), SUM(a.status_code BETWEEN 200 AND 299)
-             FROM attempts a
-             JOIN deliveries d ON d.account_id = a.account_id AND d.id = a.delivery_id
-             WHERE a.account_id = ?1 AND a.started_at >= ?2
-             GROUP BY d.webhook_id",
+            "SELECT webhook_id, SUM(succeeded + failed), SUM(succeeded) FROM attempt_rollups
+             WHERE account_id = ?1 AND hour_start >= ?2
+             GROUP BY webhook_id",
         )
         .map_err(from_sqlite)?;
+    let since = reward_core::stats::hour_start(since);
     let stats = statement
         .query_map(params![account.as_str(), since.as_millis()], |row| {
             Ok(AttemptStats {
                 webhook_id: WebhookId::from_trusted(row.get(0)?),
                 attempts: row.get::<_, i64>(1)?.max(0) as u64,
-                succeeded: row.get::<_, Option<i64>>(2)?.unwrap_or(0).max(0) as u64,
+                succeeded: row.get::<_, i64>(2)?.max(0) as u64,
             })
         })
         .and_then(Iterator::collect)
@@ -122,7 +124,7 @@ pub fn attempt_stats(
 
 #[cfg(test)]
 mod tests {
-    use reward_core::ids::DeliveryId;
+    use reward_store::testing::attempt_record;
 
     use super::*;
 
@@ -207,49 +209,28 @@ mod tests {
     }
 
     #[test]
-    fn attempt_stats_count_recent_attempts_per_webhook() {
+    fn attempt_stats_count_the_roll_ups_of_recent_hours_per_webhook() {
         let (connection, account, _) = database();
-        let webhook = WebhookId::generate();
-        let delivery = DeliveryId::generate();
-        connection
-            .execute(
-                "INSERT INTO deliveries (account_id, id, webhook_id, event_id, event_type, status,
-                 created_at, updated_at) VALUES (?1, ?2, ?3, 'we_x', 'trigger_event.created',
-                 'pending', 0, 0)",
-                params![account.as_str(), delivery.as_str(), webhook.as_str()],
-            )
-            .expect("delivery");
-        let now = Timestamp::now();
-        let attempts = [
-            (now.plus_millis(-25 * HOUR_MS), Some(200)), // too old to count
-            (now.plus_millis(-HOUR_MS), Some(500)),
-            (now.plus_millis(-HOUR_MS), None), // a connection error
-            (now, Some(204)),
+        let (webhook, quiet) = (WebhookId::generate(), WebhookId::generate());
+        let now = Timestamp::parse_rfc3339("2026-12-05T10:20:00Z").expect("time");
+        let at = |offset_ms: i64| now.as_millis() + offset_ms;
+        let records = [
+            attempt_record(&account, &quiet, at(-25 * HOUR_MS), 10, 200), // too old to count
+            attempt_record(&account, &webhook, at(-HOUR_MS), 10, 500),
+            attempt_record(&account, &webhook, at(-HOUR_MS), 10, 200),
+            // The hour `since` falls in counts whole.
+            attempt_record(&account, &webhook, at(-24 * HOUR_MS - 10 * 60_000), 10, 410),
+            attempt_record(&account, &webhook, at(0), 10, 204),
         ];
-        for (number, (started_at, status)) in attempts.iter().enumerate() {
-            connection
-                .execute(
-                    "INSERT INTO attempts (account_id, delivery_id, id, number, started_at,
-                     duration_ms, status_code) VALUES (?1, ?2, ?3, ?4, ?5, 10, ?6)",
-                    params![
-                        account.as_str(),
-                        delivery.as_str(),
-                        format!("at_{number}"),
-                        number,
-                        started_at.as_millis(),
-                        status
-                    ],
-                )
-                .expect("attempt");
-        }
+        crate::rollups::record(&connection, &records).expect("roll-ups");
         let stats =
             attempt_stats(&connection, &account, now.plus_millis(-24 * HOUR_MS)).expect("stats");
         assert_eq!(
             stats,
             vec![AttemptStats {
                 webhook_id: webhook,
-                attempts: 3,
-                succeeded: 1
+                attempts: 4,
+                succeeded: 2
             }]
         );
         let other = AccountId::generate();

@@ -42,7 +42,7 @@ pub mod rules;
 pub mod search;
 pub mod secrets;
 pub mod statements;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod transfer;
 pub mod user_counters;

@@ -172,38 +172,10 @@ pub fn assemble(
 
 #[cfg(test)]
 mod tests {
-    use reward_core::ids::{AttemptId, DeliveryId};
     use reward_core::stats::bucket_upper_ms;
 
     use super::*;
-    use crate::records::{Attempt, DeliveryUpdate};
-
-    fn record(
-        account: &AccountId,
-        webhook: &WebhookId,
-        started_at: i64,
-        duration_ms: u64,
-        status: u16,
-    ) -> AttemptRecord {
-        AttemptRecord {
-            account_id: account.clone(),
-            delivery_id: DeliveryId::generate(),
-            webhook_id: webhook.clone(),
-            attempt: Attempt {
-                id: AttemptId::generate(),
-                number: 1,
-                started_at: Timestamp::from_millis(started_at),
-                duration_ms,
-                status_code: Some(status),
-                response_body: None,
-                error: None,
-            },
-            update: DeliveryUpdate::Succeeded,
-            scheduled: true,
-            disable_webhook: None,
-            ordered: false,
-        }
-    }
+    use crate::testing::attempt_record as record;
 
     #[test]
     fn a_batch_is_counted_per_webhook_hour_and_latency_bucket() {

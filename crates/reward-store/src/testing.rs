@@ -3,10 +3,11 @@
 
 mod refills;
 
-use reward_core::ids::{AccountId, ApiKeyId};
+use reward_core::ids::{AccountId, ApiKeyId, AttemptId, DeliveryId, WebhookId};
 use reward_core::names::Name;
+use reward_core::time::Timestamp;
 
-use crate::records::NewApiKeyRecord;
+use crate::records::{Attempt, AttemptRecord, DeliveryUpdate, NewApiKeyRecord};
 use crate::Accounts;
 
 pub use refills::a_refill_due_since_the_last_claim_is_announced;
@@ -24,4 +25,33 @@ pub async fn new_account(store: &impl Accounts) -> AccountId {
         .await
         .expect("account")
         .id
+}
+
+/// A first attempt of a new delivery to the webhook that ended with `status` after
+/// `duration_ms`, recorded as its delivery's success (roll-ups count it by its status alone).
+pub fn attempt_record(
+    account: &AccountId,
+    webhook: &WebhookId,
+    started_at: i64,
+    duration_ms: u64,
+    status: u16,
+) -> AttemptRecord {
+    AttemptRecord {
+        account_id: account.clone(),
+        delivery_id: DeliveryId::generate(),
+        webhook_id: webhook.clone(),
+        attempt: Attempt {
+            id: AttemptId::generate(),
+            number: 1,
+            started_at: Timestamp::from_millis(started_at),
+            duration_ms,
+            status_code: Some(status),
+            response_body: None,
+            error: None,
+        },
+        update: DeliveryUpdate::Succeeded,
+        scheduled: true,
+        disable_webhook: None,
+        ordered: false,
+    }
 }

@@ -11,6 +11,7 @@ use axum::Router;
 use reward_core::endpoint::ExtraHeaders;
 use reward_core::ids::WebhookId;
 use reward_core::signing::WebhookSecret;
+use reward_core::stats::StatsPeriod;
 use reward_core::time::Timestamp;
 use reward_store::records::{AttemptStats, NewWebhook, PageRequest, Webhook, WebhookPatch};
 use serde::Deserialize;
@@ -21,8 +22,6 @@ use super::webhook_form::{validate, WebhookForm};
 use crate::operations::{has_room_for_webhook, webhook_limit_message};
 use crate::state::AppState;
 
-/// The window of the list's success rate.
-const SUCCESS_WINDOW_MS: i64 = 24 * 3600 * 1000;
 /// Webhooks per page of the list.
 const PAGE_SIZE: u32 = 50;
 
@@ -118,7 +117,8 @@ async fn list(
             },
         )
         .await?;
-    let since = Timestamp::now().plus_millis(-SUCCESS_WINDOW_MS);
+    // The hours of a webhook's 24-hour health chart, so the list and its page agree.
+    let since = StatsPeriod::Day.since(Timestamp::now());
     let stats = state.store.attempt_stats(account, since).await?;
     let webhooks = page
         .items

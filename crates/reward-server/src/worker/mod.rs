@@ -784,30 +784,14 @@ impl Slots {
 
 #[cfg(test)]
 mod tests {
-    use reward_core::ids::{AccountId, AttemptId};
-    use reward_store::records::Attempt;
+    use reward_core::ids::AccountId;
+    use reward_store::testing::attempt_record;
 
     use super::*;
 
     fn finished() -> AttemptRecord {
-        AttemptRecord {
-            account_id: AccountId::generate(),
-            delivery_id: DeliveryId::generate(),
-            webhook_id: WebhookId::generate(),
-            attempt: Attempt {
-                id: AttemptId::generate(),
-                number: 1,
-                started_at: Timestamp::now(),
-                duration_ms: 1,
-                status_code: Some(204),
-                response_body: None,
-                error: None,
-            },
-            update: DeliveryUpdate::Succeeded,
-            scheduled: true,
-            disable_webhook: None,
-            ordered: false,
-        }
+        let now = Timestamp::now().as_millis();
+        attempt_record(&AccountId::generate(), &WebhookId::generate(), now, 1, 204)
     }
 
     #[tokio::test]

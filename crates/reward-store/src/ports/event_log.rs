@@ -62,8 +62,9 @@ pub trait EventLog: Send + Sync + 'static {
         webhook: &WebhookId,
         since: Timestamp,
     ) -> StoreResult<u64>;
-    /// Per webhook of the account that had any, the attempts started at or after `since` and how
-    /// many succeeded: the dashboard's recent success rate.
+    /// Per webhook of the account that had any, the attempts started from the hour `since` falls
+    /// in (whole hours of the roll-ups, `crate::rollups`) and how many succeeded: the dashboard's
+    /// recent success rate.
     async fn attempt_stats(
         &self,
         account: &AccountId,

@@ -29,7 +29,8 @@ pub trait Housekeeping: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Clears the response bodies of attempts that started in `[since, before)`, keeping their
     /// status, timing and error (`REWARD_ATTEMPT_BODY_RETENTION`); returns how many were
-    /// cleared. Works in small chunks, each its own short write.
+    /// cleared. Works in small chunks, each its own short write. A backend that remembers where
+    /// its previous run ended (SQLite) may start there instead of at `since`.
     async fn clear_attempt_bodies(&self, since: Timestamp, before: Timestamp) -> StoreResult<u64>;
     /// Removes attempt roll-ups of hours before `before`, and failure runs of webhooks that are
     /// gone (`crate::rollups`).

@@ -67,6 +67,18 @@ async fn the_webhook_page_draws_its_health_for_24_hours_and_7_days() {
         "the last attempt succeeded"
     );
     assert!(!health.contains("<script"), "drawn on the server");
+
+    // The list of webhooks shows the same recent success rate, read from the same roll-ups.
+    let list = visitor.get("/settings/webhooks").await;
+    assert_eq!(list.status, StatusCode::OK);
+    let row = list
+        .body
+        .split(&format!("data-webhook-id=\"{id}\""))
+        .nth(1)
+        .and_then(|rest| rest.split("</tr>").next())
+        .expect("the webhook's row");
+    assert!(row.contains("33.3%"), "{row}");
+    assert!(row.contains("of 3 attempts"), "{row}");
 }
 
 #[tokio::test]
