@@ -15,7 +15,7 @@ use reward_store::secrets::SecretCipher;
 use reward_store::StoreResult;
 
 use crate::errors::from_pg;
-use crate::statements::Db;
+use crate::statements::{Db, Param};
 use crate::webhooks::{self, Subscriber};
 
 /// Stores the event and queues it for every webhook subscribed to its type.
@@ -93,45 +93,78 @@ pub async fn insert_events(
     client: &impl Db,
     events: &[(&AccountId, &NewEvent)],
 ) -> StoreResult<()> {
-    let accounts: Vec<&str> = events.iter().map(|(account, _)| account.as_str()).collect();
-    let ids: Vec<&str> = events.iter().map(|(_, event)| event.id.as_str()).collect();
-    let types: Vec<&str> = events
-        .iter()
-        .map(|(_, event)| event.event_type.as_str())
-        .collect();
-    let times: Vec<i64> = events
-        .iter()
-        .map(|(_, event)| event.time.as_millis())
-        .collect();
-    let payloads: Vec<&str> = events
-        .iter()
-        .map(|(_, event)| event.payload.as_str())
-        .collect();
-    let users: Vec<Option<&str>> = events
-        .iter()
-        .map(|(_, event)| event.user_position.as_ref().map(|at| at.user.as_str()))
-        .collect();
-    let positions: Vec<Option<i64>> = events
-        .iter()
-        .map(|(_, event)| event.user_position.as_ref().map(|at| at.position))
-        .collect();
-    let traces: Vec<Option<String>> = events
-        .iter()
-        .map(|(_, event)| event.trace.map(|trace| trace.to_string()))
-        .collect();
+    let columns = EventColumns::of(events);
     client
-        .execute(
-            "INSERT INTO events (account_id, id, event_type, created_at, payload, user_id,
-                                 user_position, trace_parent)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
-                                  $6::text[], $7::bigint[], $8::text[])",
-            &[
-                &accounts, &ids, &types, &times, &payloads, &users, &positions, &traces,
-            ],
-        )
+        .execute(INSERT_EVENTS, &columns.params())
         .await
         .map_err(from_pg)?;
     Ok(())
+}
+
+/// Inserts events passed as [`EventColumns`], `$1` to `$8`.
+pub const INSERT_EVENTS: &str =
+    "INSERT INTO events (account_id, id, event_type, created_at, payload,
+                                 user_id, user_position, trace_parent)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
+                                  $6::text[], $7::bigint[], $8::text[])";
+
+/// Events as the arrays their insert takes, one element per event.
+pub struct EventColumns<'a> {
+    accounts: Vec<&'a str>,
+    ids: Vec<&'a str>,
+    types: Vec<&'a str>,
+    times: Vec<i64>,
+    payloads: Vec<&'a str>,
+    users: Vec<Option<&'a str>>,
+    positions: Vec<Option<i64>>,
+    traces: Vec<Option<String>>,
+}
+
+impl<'a> EventColumns<'a> {
+    pub fn of(events: &[(&'a AccountId, &'a NewEvent)]) -> Self {
+        Self {
+            accounts: events.iter().map(|(account, _)| account.as_str()).collect(),
+            ids: events.iter().map(|(_, event)| event.id.as_str()).collect(),
+            types: events
+                .iter()
+                .map(|(_, event)| event.event_type.as_str())
+                .collect(),
+            times: events
+                .iter()
+                .map(|(_, event)| event.time.as_millis())
+                .collect(),
+            payloads: events
+                .iter()
+                .map(|(_, event)| event.payload.as_str())
+                .collect(),
+            users: events
+                .iter()
+                .map(|(_, event)| event.user_position.as_ref().map(|at| at.user.as_str()))
+                .collect(),
+            positions: events
+                .iter()
+                .map(|(_, event)| event.user_position.as_ref().map(|at| at.position))
+                .collect(),
+            traces: events
+                .iter()
+                .map(|(_, event)| event.trace.map(|trace| trace.to_string()))
+                .collect(),
+        }
+    }
+
+    /// The eight arrays, in the order of [`INSERT_EVENTS`]'s placeholders.
+    pub fn params(&self) -> [&dyn Param; 8] {
+        [
+            &self.accounts,
+            &self.ids,
+            &self.types,
+            &self.times,
+            &self.payloads,
+            &self.users,
+            &self.positions,
+            &self.traces,
+        ]
+    }
 }
 
 /// A pending delivery about to be written.
@@ -185,29 +218,18 @@ pub async fn insert_deliveries(
     if deliveries.is_empty() {
         return Ok(());
     }
-    let accounts: Vec<&str> = deliveries.iter().map(|d| d.account.as_str()).collect();
-    let ids: Vec<&str> = deliveries.iter().map(|d| d.id.as_str()).collect();
-    let webhooks: Vec<&str> = deliveries.iter().map(|d| d.webhook.as_str()).collect();
-    let events: Vec<&str> = deliveries.iter().map(|d| d.event.id.as_str()).collect();
-    let types: Vec<&str> = deliveries
-        .iter()
-        .map(|d| d.event.event_type.as_str())
-        .collect();
-    let lease = lease.map(|lease| i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
-    let handed_off: Vec<bool> = deliveries.iter().map(|d| d.handed_off).collect();
-    let order_users: Vec<Option<&str>> = deliveries
-        .iter()
-        .map(|d| d.order.map(|order| order.user.as_str()))
-        .collect();
-    let order_positions: Vec<Option<i64>> = deliveries
-        .iter()
-        .map(|d| d.order.map(|order| order.position))
-        .collect();
-    let behind_in_batch = behind_in_batch(deliveries);
+    let columns = DeliveryColumns::of(deliveries, now, lease);
     client
-        .execute(
-            "INSERT INTO deliveries (account_id, id, webhook_id, event_id, event_type, status,
-             next_attempt_at, lease_expires_at, created_at, updated_at, order_user, order_position)
+        .execute(INSERT_DELIVERIES, &columns.params())
+        .await
+        .map_err(from_pg)?;
+    Ok(())
+}
+
+/// Inserts deliveries passed as [`DeliveryColumns`], `$1` to `$11`.
+pub const INSERT_DELIVERIES: &str = "INSERT INTO deliveries (account_id, id, webhook_id, event_id,
+             event_type, status, next_attempt_at, lease_expires_at, created_at, updated_at,
+             order_user, order_position)
              SELECT new.account_id, new.id, new.webhook_id, new.event_id, new.event_type,
                     'pending',
                     CASE WHEN new.order_user IS NOT NULL AND (new.behind OR EXISTS (
@@ -224,24 +246,70 @@ pub async fn insert_deliveries(
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $8::bool[],
                          $9::text[], $10::bigint[], $11::bool[])
                AS new(account_id, id, webhook_id, event_id, event_type, handed_off, order_user,
-                      order_position, behind)",
-            &[
-                &accounts,
-                &ids,
-                &webhooks,
-                &events,
-                &types,
-                &now.as_millis(),
-                &lease,
-                &handed_off,
-                &order_users,
-                &order_positions,
-                &behind_in_batch,
-            ],
-        )
-        .await
-        .map_err(from_pg)?;
-    Ok(())
+                      order_position, behind)";
+
+/// Deliveries as the arrays (and values) their insert takes.
+pub struct DeliveryColumns<'a> {
+    accounts: Vec<&'a str>,
+    ids: Vec<&'a str>,
+    webhooks: Vec<&'a str>,
+    events: Vec<&'a str>,
+    types: Vec<&'a str>,
+    now: i64,
+    lease: Option<i64>,
+    handed_off: Vec<bool>,
+    order_users: Vec<Option<&'a str>>,
+    order_positions: Vec<Option<i64>>,
+    behind_in_batch: Vec<bool>,
+}
+
+impl<'a> DeliveryColumns<'a> {
+    /// Pending deliveries due `now`; those handed off leased for `lease` when given.
+    pub fn of(deliveries: &'a [NewDelivery<'a>], now: Timestamp, lease: Option<Duration>) -> Self {
+        Self {
+            accounts: deliveries.iter().map(|d| d.account.as_str()).collect(),
+            ids: deliveries.iter().map(|d| d.id.as_str()).collect(),
+            webhooks: deliveries.iter().map(|d| d.webhook.as_str()).collect(),
+            events: deliveries.iter().map(|d| d.event.id.as_str()).collect(),
+            types: deliveries
+                .iter()
+                .map(|d| d.event.event_type.as_str())
+                .collect(),
+            now: now.as_millis(),
+            lease: lease.map(|lease| i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)),
+            handed_off: deliveries.iter().map(|d| d.handed_off).collect(),
+            order_users: deliveries
+                .iter()
+                .map(|d| d.order.map(|order| order.user.as_str()))
+                .collect(),
+            order_positions: deliveries
+                .iter()
+                .map(|d| d.order.map(|order| order.position))
+                .collect(),
+            behind_in_batch: behind_in_batch(deliveries),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The eleven values, in the order of [`INSERT_DELIVERIES`]'s placeholders.
+    pub fn params(&self) -> [&dyn Param; 11] {
+        [
+            &self.accounts,
+            &self.ids,
+            &self.webhooks,
+            &self.events,
+            &self.types,
+            &self.now,
+            &self.lease,
+            &self.handed_off,
+            &self.order_users,
+            &self.order_positions,
+            &self.behind_in_batch,
+        ]
+    }
 }
 
 /// For each delivery, whether an ordered delivery of the same user and webhook with an earlier

@@ -29,7 +29,7 @@ use reward_store::{StoreError, StoreResult};
 use tokio_postgres::Row;
 
 use crate::errors::{from_balance_update, from_pg};
-use crate::statements::Db;
+use crate::statements::{Db, Param};
 use crate::{outbox, rows, webhooks};
 
 const TRIGGER_COLUMNS: &str = "id, name, rule_kind, rule_amount, created_at, updated_at";
@@ -288,41 +288,71 @@ pub async fn insert_trigger_events(
     client: &impl Db,
     recorded: &[(&AccountId, &TriggerEvent)],
 ) -> StoreResult<()> {
-    let column = |field: fn(&TriggerEvent) -> &str| -> Vec<&str> {
-        recorded.iter().map(|(_, event)| field(event)).collect()
-    };
-    let accounts: Vec<&str> = recorded
-        .iter()
-        .map(|(account, _)| account.as_str())
-        .collect();
-    let ids = column(|event| event.id.as_str());
-    let users = column(|event| event.user.as_str());
-    let triggers = column(|event| event.trigger.as_str());
-    let values: Vec<Option<String>> = recorded
-        .iter()
-        .map(|(_, event)| event.value.as_ref().map(ToString::to_string))
-        .collect();
-    let points: Vec<i64> = recorded
-        .iter()
-        .map(|(_, event)| event.credit_points_issued)
-        .collect();
-    let created: Vec<i64> = recorded
-        .iter()
-        .map(|(_, event)| event.created_at.as_millis())
-        .collect();
+    let columns = TriggerEventColumns::of(recorded);
     client
-        .execute(
-            "INSERT INTO trigger_events (account_id, id, user_id, trigger_id, value,
-             credit_points_issued, created_at)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                  $6::bigint[], $7::bigint[])",
-            &[
-                &accounts, &ids, &users, &triggers, &values, &points, &created,
-            ],
-        )
+        .execute(INSERT_TRIGGER_EVENTS, &columns.params())
         .await
         .map_err(from_pg)?;
     Ok(())
+}
+
+/// Inserts trigger events passed as [`TriggerEventColumns`], `$1` to `$7`.
+pub const INSERT_TRIGGER_EVENTS: &str = "INSERT INTO trigger_events (account_id, id, user_id,
+             trigger_id, value, credit_points_issued, created_at)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                  $6::bigint[], $7::bigint[])";
+
+/// Trigger events as the arrays their insert takes, one element per trigger event.
+pub struct TriggerEventColumns<'a> {
+    accounts: Vec<&'a str>,
+    ids: Vec<&'a str>,
+    users: Vec<&'a str>,
+    triggers: Vec<&'a str>,
+    values: Vec<Option<String>>,
+    points: Vec<i64>,
+    created: Vec<i64>,
+}
+
+impl<'a> TriggerEventColumns<'a> {
+    pub fn of(recorded: &[(&'a AccountId, &'a TriggerEvent)]) -> Self {
+        let column = |field: fn(&'a TriggerEvent) -> &'a str| -> Vec<&'a str> {
+            recorded.iter().map(|(_, event)| field(event)).collect()
+        };
+        Self {
+            accounts: recorded
+                .iter()
+                .map(|(account, _)| account.as_str())
+                .collect(),
+            ids: column(|event| event.id.as_str()),
+            users: column(|event| event.user.as_str()),
+            triggers: column(|event| event.trigger.as_str()),
+            values: recorded
+                .iter()
+                .map(|(_, event)| event.value.as_ref().map(ToString::to_string))
+                .collect(),
+            points: recorded
+                .iter()
+                .map(|(_, event)| event.credit_points_issued)
+                .collect(),
+            created: recorded
+                .iter()
+                .map(|(_, event)| event.created_at.as_millis())
+                .collect(),
+        }
+    }
+
+    /// The seven arrays, in the order of [`INSERT_TRIGGER_EVENTS`]'s placeholders.
+    pub fn params(&self) -> [&dyn Param; 7] {
+        [
+            &self.accounts,
+            &self.ids,
+            &self.users,
+            &self.triggers,
+            &self.values,
+            &self.points,
+            &self.created,
+        ]
+    }
 }
 
 /// Records the trigger event; its deliveries go through `outbox`.

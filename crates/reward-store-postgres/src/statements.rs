@@ -118,6 +118,26 @@ pub trait Db: Sync {
     async fn batch_execute(&self, sql: &str) -> Result<(), Error>;
 }
 
+/// `sql` with every placeholder `$n` renumbered `$(n + by)`: statements written on their own,
+/// from `$1`, put together into one (data-modifying `WITH` parts), each after the parameters of
+/// those before it. Reward's statements hold no `$` but in placeholders.
+pub fn shift_placeholders(sql: &str, by: usize) -> String {
+    let mut shifted = String::with_capacity(sql.len() + 16);
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        shifted.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        match rest[..digits].parse::<usize>() {
+            Ok(number) => shifted.push_str(&(number + by).to_string()),
+            Err(_) => shifted.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    shifted.push_str(rest);
+    shifted
+}
+
 fn untyped<'a>(params: &[&'a dyn Param]) -> Vec<&'a (dyn ToSql + Sync)> {
     params.iter().map(|param| param.as_to_sql()).collect()
 }
@@ -316,6 +336,15 @@ impl Db for Tx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_shift_and_the_rest_stays() {
+        assert_eq!(
+            shift_placeholders("SELECT $1::text[], $10, $2 WHERE x = '$'", 7),
+            "SELECT $8::text[], $17, $9 WHERE x = '$'"
+        );
+        assert_eq!(shift_placeholders("SELECT 1", 3), "SELECT 1");
+    }
 
     /// A pool of one connection (so every transaction below shares it) on a scratch database
     /// with a table `t (n int)`, in both modes.
