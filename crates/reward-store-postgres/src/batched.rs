@@ -267,19 +267,22 @@ async fn insert_batch(
     now: Timestamp,
     lease: Option<std::time::Duration>,
 ) -> StoreResult<()> {
+    // Each part's placeholders follow those of the parts before it.
+    const EVENTS_FROM: usize = rewards::TRIGGER_EVENT_PARAMS;
+    const DELIVERIES_FROM: usize = EVENTS_FROM + outbox::EVENT_PARAMS;
     static WITH_DELIVERIES: LazyLock<String> = LazyLock::new(|| {
         format!(
             "WITH trigger_events_written AS ({}), events_written AS ({}) {}",
             rewards::INSERT_TRIGGER_EVENTS,
-            shift_placeholders(outbox::INSERT_EVENTS, 7),
-            shift_placeholders(outbox::INSERT_DELIVERIES, 7 + 8),
+            shift_placeholders(outbox::INSERT_EVENTS, EVENTS_FROM),
+            shift_placeholders(outbox::INSERT_DELIVERIES, DELIVERIES_FROM),
         )
     });
     static WITHOUT_DELIVERIES: LazyLock<String> = LazyLock::new(|| {
         format!(
             "WITH trigger_events_written AS ({}) {}",
             rewards::INSERT_TRIGGER_EVENTS,
-            shift_placeholders(outbox::INSERT_EVENTS, 7),
+            shift_placeholders(outbox::INSERT_EVENTS, EVENTS_FROM),
         )
     });
     let trigger_events = rewards::TriggerEventColumns::of(written);

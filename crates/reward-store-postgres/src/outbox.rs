@@ -108,6 +108,9 @@ pub const INSERT_EVENTS: &str =
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
                                   $6::text[], $7::bigint[], $8::text[])";
 
+/// How many placeholders [`INSERT_EVENTS`] has.
+pub const EVENT_PARAMS: usize = 8;
+
 /// Events as the arrays their insert takes, one element per event.
 pub struct EventColumns<'a> {
     accounts: Vec<&'a str>,
@@ -153,7 +156,7 @@ impl<'a> EventColumns<'a> {
     }
 
     /// The eight arrays, in the order of [`INSERT_EVENTS`]'s placeholders.
-    pub fn params(&self) -> [&dyn Param; 8] {
+    pub fn params(&self) -> [&dyn Param; EVENT_PARAMS] {
         [
             &self.accounts,
             &self.ids,
@@ -248,6 +251,9 @@ pub const INSERT_DELIVERIES: &str = "INSERT INTO deliveries (account_id, id, web
                AS new(account_id, id, webhook_id, event_id, event_type, handed_off, order_user,
                       order_position, behind)";
 
+/// How many placeholders [`INSERT_DELIVERIES`] has.
+pub const DELIVERY_PARAMS: usize = 11;
+
 /// Deliveries as the arrays (and values) their insert takes.
 pub struct DeliveryColumns<'a> {
     accounts: Vec<&'a str>,
@@ -295,7 +301,7 @@ impl<'a> DeliveryColumns<'a> {
     }
 
     /// The eleven values, in the order of [`INSERT_DELIVERIES`]'s placeholders.
-    pub fn params(&self) -> [&dyn Param; 11] {
+    pub fn params(&self) -> [&dyn Param; DELIVERY_PARAMS] {
         [
             &self.accounts,
             &self.ids,

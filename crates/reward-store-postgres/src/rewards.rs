@@ -302,6 +302,9 @@ pub const INSERT_TRIGGER_EVENTS: &str = "INSERT INTO trigger_events (account_id,
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                                   $6::bigint[], $7::bigint[])";
 
+/// How many placeholders [`INSERT_TRIGGER_EVENTS`] has.
+pub const TRIGGER_EVENT_PARAMS: usize = 7;
+
 /// Trigger events as the arrays their insert takes, one element per trigger event.
 pub struct TriggerEventColumns<'a> {
     accounts: Vec<&'a str>,
@@ -342,7 +345,7 @@ impl<'a> TriggerEventColumns<'a> {
     }
 
     /// The seven arrays, in the order of [`INSERT_TRIGGER_EVENTS`]'s placeholders.
-    pub fn params(&self) -> [&dyn Param; 7] {
+    pub fn params(&self) -> [&dyn Param; TRIGGER_EVENT_PARAMS] {
         [
             &self.accounts,
             &self.ids,
