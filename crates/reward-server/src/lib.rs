@@ -75,14 +75,20 @@ pub async fn run(
         telemetry::with_request_logging(app::router(state)),
         traces.clone(),
     );
+    let upkeep_settings = upkeep::Upkeep {
+        every: config.upkeep_every,
+        disable_after: config.disable_after,
+        event_retention: config.event_retention,
+        attempt_body_retention: config.attempt_body_retention,
+    };
     let upkeep = tokio::spawn(upkeep::run(
         store.clone(),
-        upkeep::Upkeep {
-            every: config.upkeep_every,
-            disable_after: config.disable_after,
-            event_retention: config.event_retention,
-            attempt_body_retention: config.attempt_body_retention,
-        },
+        upkeep_settings,
+        shutdown.clone(),
+    ));
+    let disabling = tokio::spawn(upkeep::run_disabling(
+        store.clone(),
+        upkeep_settings,
         shutdown.clone(),
     ));
     let statistics = tokio::spawn(upkeep::run_frequent_checks(store.clone(), shutdown.clone()));
@@ -110,6 +116,7 @@ pub async fn run(
     shutdown.cancel();
     let _ = delivering.await;
     let _ = upkeep.await;
+    let _ = disabling.await;
     let _ = statistics.await;
     // The last spans (of requests and attempts that finished while stopping) go out, or are
     // given up after a moment: a dead collector must not hold the stop.

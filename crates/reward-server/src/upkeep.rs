@@ -1,9 +1,9 @@
 //! Background upkeep, every [`Upkeep::every`] (an hour by default): events are kept
 //! `REWARD_EVENT_RETENTION` (30 days), attempts' response bodies `REWARD_ATTEMPT_BODY_RETENTION`
-//! (30 days), idempotency keys 24 hours, attempt roll-ups (webhook statistics) 8 days, and a
-//! webhook whose every delivery attempt has failed for `REWARD_DISABLE_AFTER` is disabled, saying
-//! why in `disabled_reason`. Every purge works in small chunks, each its own short write. Upkeep
-//! sees the store only through [`Housekeeping`].
+//! (30 days), idempotency keys 24 hours, attempt roll-ups (webhook statistics) 8 days. Every purge
+//! works in small chunks, each its own short write. On its own cadence ([`disable_check_every`]),
+//! a webhook whose every delivery attempt has failed for `REWARD_DISABLE_AFTER` is disabled,
+//! saying why in `disabled_reason`. Upkeep sees the store only through [`Housekeeping`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +23,8 @@ const BODY_CLEARING_OVERLAP_MS: i64 = 6 * 3_600_000;
 pub const DEFAULT_EVERY: Duration = Duration::from_secs(3600);
 /// How long a webhook's attempts may all fail before it is disabled, by default.
 pub const DEFAULT_DISABLE_AFTER: Duration = Duration::from_secs(5 * 24 * 3600);
+/// The shortest pause between two sweeps for failing webhooks.
+const MIN_DISABLE_CHECK: Duration = Duration::from_secs(1);
 
 /// What upkeep does, and how often.
 #[derive(Debug, Clone, Copy)]
@@ -67,9 +69,34 @@ pub async fn run(store: Arc<dyn Housekeeping>, upkeep: Upkeep, shutdown: Cancell
         if let Err(error) = store.purge_rollups(rollups_before).await {
             tracing::warn!(%error, "purging old attempt roll-ups failed; will try again");
         }
-        disable_failing_webhooks(store.as_ref(), upkeep.disable_after, now).await;
         tokio::select! {
             () = tokio::time::sleep(upkeep.every) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// How often webhooks failing for `disable_after` are looked for: a twentieth of it, at least a
+/// second apart and at most as far apart as the rest of upkeep (`every`). A webhook is therefore
+/// disabled at most 5% of `REWARD_DISABLE_AFTER` late, and never more than an hour by default;
+/// an operator who sets a short window (minutes, in a staging setup) sees it hold to the
+/// second, not to the next hourly run. The sweep is one statement over enabled webhooks.
+pub fn disable_check_every(disable_after: Duration, every: Duration) -> Duration {
+    (disable_after / 20).max(MIN_DISABLE_CHECK).min(every)
+}
+
+/// Disables webhooks failing for `REWARD_DISABLE_AFTER`, at start and then every
+/// [`disable_check_every`].
+pub async fn run_disabling(
+    store: Arc<dyn Housekeeping>,
+    upkeep: Upkeep,
+    shutdown: CancellationToken,
+) {
+    let pause = disable_check_every(upkeep.disable_after, upkeep.every);
+    loop {
+        disable_failing_webhooks(store.as_ref(), upkeep.disable_after, Timestamp::now()).await;
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
             () = shutdown.cancelled() => return,
         }
     }
@@ -144,4 +171,29 @@ pub fn disabled_reason(disable_after: Duration, now: Timestamp) -> String {
         "Every delivery attempt failed for {} (REWARD_DISABLE_AFTER); Reward disabled the webhook at {now}. Enable it again once the endpoint answers 2xx; its pending deliveries then go out.",
         humantime::format_duration(disable_after)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn failing_webhooks_are_looked_for_at_a_twentieth_of_the_window() {
+        assert_eq!(disable_check_every(DEFAULT_DISABLE_AFTER, HOUR), HOUR);
+        assert_eq!(
+            disable_check_every(Duration::from_secs(600), HOUR),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            disable_check_every(Duration::from_secs(2), HOUR),
+            MIN_DISABLE_CHECK
+        );
+        // Upkeep that runs more often than a second (tests) takes the sweep along.
+        assert_eq!(
+            disable_check_every(Duration::from_secs(1), Duration::from_millis(200)),
+            Duration::from_millis(200)
+        );
+    }
 }

@@ -169,3 +169,34 @@ async fn a_webhook_failing_for_disable_after_is_announced() {
         .iter()
         .all(|request| request.json()["type"] != "webhook.disabled"));
 }
+
+/// A short `REWARD_DISABLE_AFTER` holds to the second: the sweep for failing webhooks runs at a
+/// twentieth of it (at least a second apart), not with the hourly upkeep.
+#[tokio::test]
+async fn a_short_disable_after_holds_without_waiting_for_the_hourly_upkeep() {
+    let server = TestServer::start_with(|config| {
+        config.disable_after = Duration::from_secs(2);
+        config.upkeep_every = Duration::from_secs(3600);
+        config.retry.max_retries = 20;
+    })
+    .await;
+    let api = server.account("Acme").await;
+    let failing = Receiver::start().await;
+    failing.answer(Answer::Status(500));
+    let watcher = Receiver::start().await;
+    let (failing_id, _) = webhook(&api, "Flaky", &failing, json!(["trigger_event.created"])).await;
+    let (_, watcher_secret) =
+        webhook(&api, "Ops alerts", &watcher, json!(["webhook.disabled"])).await;
+    let started = Instant::now();
+    api.post(
+        &format!("/v1/webhooks/{failing_id}/test"),
+        json!({"type": "trigger_event.created"}),
+    )
+    .await;
+    let received = watcher.wait_for(1, WAIT).await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(2), "not before 2 s: {took:?}");
+    announced(&received, &watcher_secret, &failing_id, "Flaky", "failing");
+    let webhook = api.get(&format!("/v1/webhooks/{failing_id}")).await.body;
+    assert_eq!(webhook["enabled"], false, "{webhook}");
+}
