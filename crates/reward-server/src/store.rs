@@ -66,11 +66,15 @@ pub async fn open_for_serving(
 /// SQLite it is a mistake worth stopping for.
 fn sqlite_path(database_url: &str, options: &ConnectOptions) -> anyhow::Result<std::path::PathBuf> {
     let path = reward_store_sqlite::path_from_url(database_url).with_context(|| {
-        format!("REWARD_DATABASE_URL: '{database_url}' is neither sqlite://PATH nor postgres://...")
+        format!(
+            "REWARD_DATABASE_URL: '{}' is neither sqlite://PATH nor postgres://...",
+            redacted(database_url)
+        )
     })?;
     if options.listen_url.is_some() {
         anyhow::bail!(
-            "REWARD_DATABASE_LISTEN_URL is for PostgreSQL only; REWARD_DATABASE_URL is SQLite ({database_url})"
+            "REWARD_DATABASE_LISTEN_URL is for PostgreSQL only; REWARD_DATABASE_URL is SQLite ({})",
+            redacted(database_url)
         );
     }
     Ok(path)
@@ -88,7 +92,7 @@ fn check_listen_url(options: &ConnectOptions) -> anyhow::Result<()> {
 }
 
 /// The URL without its password, fit for an error message or a log line.
-fn redacted(url: &str) -> String {
+pub fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

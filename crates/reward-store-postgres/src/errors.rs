@@ -61,14 +61,24 @@ fn is_unavailable(error: &tokio_postgres::Error) -> bool {
             .any(|class| code.code().starts_with(class))
 }
 
-/// The server's message with its detail, without the statement's parameters.
-fn describe(error: &tokio_postgres::Error) -> String {
+/// The server's message with its detail, without the statement's parameters; for a failure
+/// below the protocol (connecting, I/O), the error with its causes (tokio-postgres's own text
+/// alone is only "db error" or "error connecting to server").
+pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
     match error.as_db_error() {
         Some(db) => match db.detail() {
             Some(detail) => format!("{} ({}): {detail}", db.message(), db.code().code()),
             None => format!("{} ({})", db.message(), db.code().code()),
         },
-        None => error.to_string(),
+        None => {
+            let mut text = error.to_string();
+            let mut cause = std::error::Error::source(error);
+            while let Some(inner) = cause {
+                text = format!("{text}: {inner}");
+                cause = inner.source();
+            }
+            text
+        }
     }
 }
 

@@ -12,21 +12,22 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Transaction};
 
 use crate::connect;
+use crate::errors::describe;
 
 #[derive(Debug, Error)]
 pub enum TargetError {
     #[error("{0}")]
     Url(crate::OpenError),
-    #[error("cannot connect to the target: {0}")]
+    #[error("cannot connect to the target: {}", describe(.0))]
     Connect(tokio_postgres::Error),
     #[error(
         "the target already has {rows} row(s) in {table}: copy only into an empty database \
          (nothing was changed there)"
     )]
     NotEmpty { table: &'static str, rows: i64 },
-    #[error("cannot migrate the target: {0}")]
+    #[error("cannot migrate the target: {}", describe(.0))]
     Migrate(tokio_postgres::Error),
-    #[error("writing {table} into the target: {source}")]
+    #[error("writing {table} into the target: {}", describe(.source))]
     Write {
         table: &'static str,
         source: tokio_postgres::Error,
@@ -42,7 +43,7 @@ pub enum TargetError {
         table: &'static str,
         column: &'static str,
     },
-    #[error("the target: {0}")]
+    #[error("the target: {}", describe(.0))]
     Other(tokio_postgres::Error),
 }
 

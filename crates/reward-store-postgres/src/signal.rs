@@ -139,6 +139,7 @@ async fn send_announcements(pool: Pool, to_announce: Arc<Notify>) {
 async fn listen(config: tokio_postgres::Config, work: Arc<Notify>, keys: Arc<KeyCache>) {
     loop {
         if let Err(error) = listen_once(&config, &work, &keys).await {
+            let error = crate::errors::describe(&error);
             tracing::warn!(%error, "listening for new work failed; workers poll until it is back");
         }
         // Revocations no longer arrive: API keys are looked up every time until they do.

@@ -9,19 +9,36 @@ use reward_store::secrets::SecretCipher;
 use serde_json::json;
 
 use crate::cli::BackupArgs;
+use reward_server::store::redacted;
 
 pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
     let url = args.database.database_url;
     let Some(source) = reward_store_sqlite::path_from_url(&url) else {
-        if url.starts_with("postgres") {
+        if reward_store_postgres::is_postgres_url(&url) {
             anyhow::bail!(
                 "reward backup copies SQLite databases; on PostgreSQL use pg_dump: \
-                 pg_dump --format=custom --file={} \"$REWARD_DATABASE_URL\"",
-                args.to.display()
+                 pg_dump --format=custom --file={} '{}'{}",
+                args.to.display(),
+                redacted(&url),
+                if redacted(&url) == url {
+                    ""
+                } else {
+                    " (with the password in place of ***)"
+                }
             );
         }
-        anyhow::bail!("--database-url: expected sqlite://PATH, not {url:?}");
+        anyhow::bail!(
+            "--database-url: expected sqlite://PATH, not '{}'",
+            redacted(&url)
+        );
     };
+    if args.database.database_listen_url.is_some() {
+        anyhow::bail!(
+            "--database-listen-url / REWARD_DATABASE_LISTEN_URL is for PostgreSQL only; \
+             the backup is of SQLite ({})",
+            redacted(&url)
+        );
+    }
     let target = args.to;
     let started = Instant::now();
     let bytes = {

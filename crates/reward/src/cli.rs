@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the API, the dashboard and the delivery workers.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage accounts.
     #[command(subcommand)]
     Accounts(AccountsCommand),
@@ -49,10 +49,69 @@ pub enum Command {
 #[derive(Args)]
 pub struct BackupArgs {
     /// Where the copy goes: a new file (an existing one is never overwritten).
-    #[arg(long)]
+    #[arg(long, value_name = "PATH", value_parser = parse_file_path)]
     pub to: std::path::PathBuf,
     #[command(flatten)]
     pub database: DatabaseArgs,
+}
+
+/// OpenTelemetry traces: the standard `OTEL_*` variables, each also a flag of the same meaning
+/// (checked by `reward_server::traces::TraceSettings`). Off unless an endpoint is set.
+/// `OTEL_EXPORTER_OTLP_HEADERS` is read from the environment by the OTLP exporter itself.
+#[derive(Args, Debug, Default)]
+#[command(next_help_heading = "OpenTelemetry traces (off unless an endpoint is set)")]
+pub struct TraceArgs {
+    /// The collector's OTLP/HTTP address; `/v1/traces` is appended.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+    /// The full traces URL instead, used as it is.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", value_name = "URL")]
+    pub otel_exporter_otlp_traces_endpoint: Option<String>,
+    /// Only `http/protobuf` is built in [default: http/protobuf].
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL")]
+    pub otel_exporter_otlp_protocol: Option<String>,
+    /// The traces' protocol, over OTEL_EXPORTER_OTLP_PROTOCOL.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")]
+    pub otel_exporter_otlp_traces_protocol: Option<String>,
+    /// The `service.name` spans carry [default: reward].
+    #[arg(long, env = "OTEL_SERVICE_NAME")]
+    pub otel_service_name: Option<String>,
+    /// One export's timeout, milliseconds [default: 10000].
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TIMEOUT", value_name = "MS")]
+    pub otel_exporter_otlp_timeout: Option<String>,
+    /// How long finished spans wait to go out together, milliseconds [default: 5000].
+    #[arg(long, env = "OTEL_BSP_SCHEDULE_DELAY", value_name = "MS")]
+    pub otel_bsp_schedule_delay: Option<String>,
+    /// Spans waiting for export at most; past it they are dropped (and counted) [default: 2048].
+    #[arg(long, env = "OTEL_BSP_MAX_QUEUE_SIZE", value_name = "SPANS")]
+    pub otel_bsp_max_queue_size: Option<String>,
+    /// Spans in one export at most [default: 512].
+    #[arg(long, env = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", value_name = "SPANS")]
+    pub otel_bsp_max_export_batch_size: Option<String>,
+    /// `true` turns tracing off whatever else is set [default: false].
+    #[arg(long, env = "OTEL_SDK_DISABLED", value_name = "BOOL")]
+    pub otel_sdk_disabled: Option<String>,
+}
+
+impl TraceArgs {
+    /// The value of a setting by its variable's name: the flag, else the variable (clap reads
+    /// it), else none.
+    pub fn lookup(&self, variable: &str) -> Option<String> {
+        let value = match variable {
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => &self.otel_exporter_otlp_endpoint,
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" => &self.otel_exporter_otlp_traces_endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL" => &self.otel_exporter_otlp_protocol,
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" => &self.otel_exporter_otlp_traces_protocol,
+            "OTEL_SERVICE_NAME" => &self.otel_service_name,
+            "OTEL_EXPORTER_OTLP_TIMEOUT" => &self.otel_exporter_otlp_timeout,
+            "OTEL_BSP_SCHEDULE_DELAY" => &self.otel_bsp_schedule_delay,
+            "OTEL_BSP_MAX_QUEUE_SIZE" => &self.otel_bsp_max_queue_size,
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" => &self.otel_bsp_max_export_batch_size,
+            "OTEL_SDK_DISABLED" => &self.otel_sdk_disabled,
+            _ => return None,
+        };
+        value.clone()
+    }
 }
 
 #[derive(Args)]
@@ -212,6 +271,9 @@ pub struct ServeArgs {
     /// Log format: text (for people) or json (one object per line, for log pipelines).
     #[arg(long, env = "REWARD_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub traces: TraceArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -259,4 +321,16 @@ fn parse_positive_duration(text: &str) -> Result<Duration, String> {
         duration if duration.is_zero() => Err(format!("'{text}' must be longer than zero")),
         duration => Ok(duration),
     }
+}
+
+/// A file path given on the command line: not empty, and a path rather than a URL (clap's own
+/// parser answers an empty one with a sentence that stops halfway).
+fn parse_file_path(given: &str) -> Result<std::path::PathBuf, String> {
+    if given.trim().is_empty() {
+        return Err("a file path is required (e.g. /var/backups/reward.db)".to_owned());
+    }
+    if given.contains("://") {
+        return Err("a URL; give the new file's path (e.g. /var/backups/reward.db)".to_owned());
+    }
+    Ok(std::path::PathBuf::from(given))
 }

@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use reward_store::secrets::SecretCipher;
-use reward_store::transfer::{reseal_row, Keys, Row, Table, TABLES};
+use reward_store::transfer::{reseal_row, Keys, Row, Table, Treatment, TABLES};
 use reward_store_postgres::import::{Import, PostgresTarget};
 use reward_store_sqlite::export::SqliteSource;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use crate::cli::CopyArgs;
+use reward_server::store::redacted;
 
 /// Rows read, sealed and inserted together: one INSERT per batch, and a bound on what is held in
 /// memory (events hold payloads of up to a few KiB).
@@ -36,7 +37,7 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<()> {
     if !reward_store_postgres::is_postgres_url(&args.to) {
         anyhow::bail!(
             "--to: copy writes into PostgreSQL only (postgres://...), not '{}'",
-            args.to
+            redacted(&args.to)
         );
     }
     let target_key = args.to_secret_key.as_deref().context(
@@ -48,6 +49,15 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<()> {
     let source_key = source_key(args.from_secret_key.as_deref(), &source_path)?;
 
     let source = SqliteSource::open(&source_path)?;
+    // Every sealed value must open before the target is touched: a wrong or missing source key
+    // found halfway would leave the target migrated (though empty), and a failed copy changes
+    // nothing there.
+    let (source, source_key, target_key) = tokio::task::spawn_blocking(move || {
+        check_sealed_values_open(&source, &source_key, &target_key)
+            .map(|()| (source, source_key, target_key))
+    })
+    .await
+    .context("the source's check stopped")??;
     let mut target = PostgresTarget::connect(&args.to).await?;
     target.refuse_if_it_has_accounts().await?;
     target.migrate().await?;
@@ -72,7 +82,7 @@ fn source_path(url: &str) -> anyhow::Result<PathBuf> {
         );
     }
     reward_store_sqlite::path_from_url(url)
-        .with_context(|| format!("--from: '{url}' is not sqlite://PATH"))
+        .with_context(|| format!("--from: '{}' is not sqlite://PATH", redacted(url)))
 }
 
 /// The key the source's secrets open with: the given one, else the key file beside the
@@ -103,6 +113,45 @@ fn source_key(given: Option<&str>, database: &Path) -> anyhow::Result<SourceKey>
         cipher,
         origin: format!("the key file {}", file.display()),
     })
+}
+
+/// Opens (and seals again, as the copy will) every sealed value of the source, keeping none.
+/// Only tables with a sealed column are read: webhooks and kept idempotent answers, small
+/// beside events and deliveries.
+fn check_sealed_values_open(
+    source: &SqliteSource,
+    source_key: &SourceKey,
+    target_key: &SecretCipher,
+) -> anyhow::Result<()> {
+    let keys = Keys {
+        source: &source_key.cipher,
+        target: target_key,
+    };
+    let sealed = |table: &&Table| {
+        table.columns.iter().any(|column| {
+            matches!(
+                column.treatment,
+                Treatment::SealedSecret
+                    | Treatment::SealedPreviousSecrets
+                    | Treatment::SealedHeaders
+                    | Treatment::SealedAnswer
+            )
+        })
+    };
+    for table in TABLES.iter().filter(sealed) {
+        source.read_table(table, BATCH_ROWS, |mut rows| -> anyhow::Result<()> {
+            for row in &mut rows {
+                reseal_row(table, row, &keys).map_err(|error| {
+                    anyhow::anyhow!(
+                        "{error}; the source's key: {} (nothing was changed in the target)",
+                        source_key.origin
+                    )
+                })?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
 }
 
 /// The key the source's secrets open with.

@@ -42,7 +42,7 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            cli::Command::Serve(args) => serve::run(args).await,
+            cli::Command::Serve(args) => serve::run(*args).await,
             cli::Command::Accounts(command) => accounts::run(command).await,
             cli::Command::Listen(args) => listen::run(args).await,
             cli::Command::Backup(args) => backup::run(args).await,

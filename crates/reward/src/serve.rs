@@ -13,7 +13,8 @@ use crate::cli::{LogFormat, ServeArgs};
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Held until the server stops: dropping it flushes the log lines still queued.
     let _log_flush = init_logging(args.log_format);
-    let traces = TraceSettings::from_env().context("OpenTelemetry settings")?;
+    let traces = TraceSettings::from_lookup(|variable| args.traces.lookup(variable))
+        .context("OpenTelemetry settings")?;
     if let Some(traces) = &traces {
         tracing::info!(
             endpoint = traces.endpoint,

@@ -48,11 +48,6 @@ pub enum TraceSettingsError {
 }
 
 impl TraceSettings {
-    /// From the process' environment; `Ok(None)` when tracing is off.
-    pub fn from_env() -> Result<Option<Self>, TraceSettingsError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
     /// From `lookup` (a variable's value by name, empty counting as unset).
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,

@@ -31,7 +31,7 @@ async fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
     let (_dir, url) = temp_database().await;
     // (environment, flags, the setting the message must name)
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
-    let cases: [Case; 6] = [
+    let cases: [Case; 7] = [
         (
             &[("REWARD_RETRY_FACTOR", "abc")],
             &[],
@@ -49,6 +49,16 @@ async fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
             &[("REWARD_EVENT_RETENTION", "0s")],
             &[],
             "REWARD_EVENT_RETENTION",
+        ),
+        (
+            &[],
+            &[
+                "--otel-exporter-otlp-endpoint",
+                "http://127.0.0.1:4318",
+                "--otel-exporter-otlp-protocol",
+                "grpc",
+            ],
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
         ),
     ];
     for (env, flags, named) in cases {
@@ -125,6 +135,28 @@ async fn help_lists_every_command() {
     }
 }
 
+/// `reward serve --help` lists every setting as a flag with its variable, the OpenTelemetry ones
+/// included (SPEC: every setting is a variable and a flag of the same meaning).
+#[tokio::test]
+async fn serve_help_lists_the_trace_settings_as_flags() {
+    let output = reward(&["serve", "--help"], &[]).await;
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for (flag, variable) in [
+        (
+            "--otel-exporter-otlp-endpoint",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ),
+        ("--otel-service-name", "OTEL_SERVICE_NAME"),
+        ("--otel-bsp-max-queue-size", "OTEL_BSP_MAX_QUEUE_SIZE"),
+        ("--otel-sdk-disabled", "OTEL_SDK_DISABLED"),
+        ("--disable-after", "REWARD_DISABLE_AFTER"),
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+        assert!(help.contains(variable), "{variable} missing from:\n{help}");
+    }
+}
+
 /// `reward backup` refuses what it cannot copy with one clear line, and changes nothing.
 #[tokio::test]
 async fn backup_refuses_postgres_and_an_existing_target() {
@@ -143,9 +175,37 @@ async fn backup_refuses_postgres_and_an_existing_target() {
     let message = stderr(&output);
     assert_eq!(message.trim().lines().count(), 1, "{message}");
     assert!(
-        message.contains("pg_dump --format=custom --file=/tmp/never.dump"),
-        "{message}"
+        message.contains("pg_dump --format=custom --file=/tmp/never.dump 'postgres://127.0.0.1/x'"),
+        "the database given, not another: {message}"
     );
+
+    // A password never reaches the message; the command says where it goes.
+    let output = reward(
+        &[
+            "backup",
+            "--to",
+            "/tmp/never.dump",
+            "--database-url",
+            "postgres://reward:hunter2@127.0.0.1/x",
+        ],
+        &[],
+    )
+    .await;
+    let message = stderr(&output);
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(message.contains("reward:***@127.0.0.1/x"), "{message}");
+    for (to, says) in [
+        ("", "a file path is required"),
+        ("sqlite:///tmp/x.db", "a URL"),
+    ] {
+        let output = reward(&["backup", "--to", to], &[]).await;
+        assert!(!output.status.success());
+        assert!(
+            stderr(&output).contains(says),
+            "{to:?}: {}",
+            stderr(&output)
+        );
+    }
 
     let dir = tempfile::TempDir::new().expect("temp dir");
     let url = format!("sqlite://{}/reward.db", dir.path().display());
@@ -161,6 +221,20 @@ async fn backup_refuses_postgres_and_an_existing_target() {
         stderr(&output)
     );
     assert_eq!(std::fs::read(&existing).expect("read"), b"keep me");
+
+    // A PostgreSQL-only setting with a SQLite backup is a mistake worth stopping for.
+    let output = reward(
+        &["backup", "--to", "/tmp/never.db", "--database-url", &url],
+        &[("REWARD_DATABASE_LISTEN_URL", "postgres://x@127.0.0.1/y")],
+    )
+    .await;
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("REWARD_DATABASE_LISTEN_URL"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!std::path::Path::new("/tmp/never.db").exists());
 }
 
 /// A listening URL is PostgreSQL's: given with SQLite, or not a postgres:// URL, it stops the

@@ -490,7 +490,17 @@ async fn a_failed_copy_leaves_the_target_empty_and_can_be_run_again() {
     .await;
     source.kill().await;
 
-    // The source's secrets do not open with this key: nothing is committed.
+    // A target that cannot be reached is named with the server's own words.
+    let missing = format!("{target_url}_missing");
+    let unreachable = run_copy(&source_url, &missing).await;
+    assert!(!unreachable.success);
+    assert!(
+        unreachable.stderr.contains("does not exist"),
+        "{}",
+        unreachable.stderr
+    );
+
+    // The source's secrets do not open with this key: found before the target is touched.
     let wrong_key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
     let failed = run_copy_with(
         &source_url,
@@ -506,15 +516,17 @@ async fn a_failed_copy_leaves_the_target_empty_and_can_be_run_again() {
         "{}",
         failed.stderr
     );
-    let tables = vec![
-        "accounts".to_owned(),
-        "api_keys".to_owned(),
-        "webhooks".to_owned(),
-    ];
-    assert!(counts(&target_url, &tables)
-        .await
-        .values()
-        .all(|rows| *rows == 0));
+    assert!(
+        error.contains("nothing was changed in the target"),
+        "{}",
+        failed.stderr
+    );
+    let tables_made = query(
+        &target_url,
+        "SELECT CAST(count(*) AS TEXT) FROM pg_tables WHERE schemaname = 'public'",
+    )
+    .await;
+    assert_eq!(tables_made[0][0].as_deref(), Some("0"), "not even migrated");
 
     // With the key file beside the source (the default), it goes through.
     let copied = run_copy(&source_url, &target_url).await;
