@@ -3,13 +3,17 @@
 its own (docs/scaling.md, "A delivery's state in a narrow table"). Nothing of Reward runs: the
 statements are shaped as the store's (rows from `generate_series` instead of `unnest`).
 
-Two schemas, in a scratch database:
+Three schemas, in a scratch database:
   one   `deliveries` as migration 0014 leaves it: every index on one table, so each recorded
         attempt (status, lease and due time change; none of its updates is HOT) writes a new
         entry into every full index: the primary key, by event, by type, by webhook.
   split the columns a delivery never changes (webhook, event, type, creation, order) with those
         full indexes, and its state (status, counts, due and lease times) with the primary key
         and the queue's and the search's partial indexes; an attempt updates the state alone.
+  keys  `deliveries` whole, less its three full search indexes, which index instead a table of
+        each delivery's search keys (webhook, event, type) that is never updated: the statements
+        reading a delivery's state stay as they are; those finding deliveries by webhook, event
+        or type join the keys.
 
 Each run inserts ROWS pending, leased deliveries in statements of 200 (one transaction each, as
 a trigger-event batch), then records one succeeded attempt for each in statements of 100 (as the
@@ -75,6 +79,16 @@ CREATE TABLE delivery_states (account_id {TEXT} NOT NULL, id {TEXT} NOT NULL,
     + FULL_INDEXES.format(t="deliveries")
     + STATE_INDEXES.format(t="delivery_states")
     + ATTEMPTS,
+    "keys": f"""
+CREATE TABLE deliveries (account_id {TEXT} NOT NULL, id {TEXT} NOT NULL,
+    webhook_id {TEXT} NOT NULL, event_id {TEXT} NOT NULL, event_type {TEXT} NOT NULL,
+    {STATE_COLUMNS}, created_at bigint NOT NULL, order_user {TEXT}, order_position bigint,
+    PRIMARY KEY (account_id, id));
+CREATE TABLE delivery_keys (account_id {TEXT} NOT NULL, id {TEXT} NOT NULL,
+    webhook_id {TEXT} NOT NULL, event_id {TEXT} NOT NULL, event_type {TEXT} NOT NULL);"""
+    + FULL_INDEXES.format(t="delivery_keys")
+    + STATE_INDEXES.format(t="deliveries")
+    + ATTEMPTS,
 }
 
 
@@ -89,6 +103,15 @@ def new_rows(first, last):
 
 def insert(schema, first, last):
     rows = new_rows(first, last)
+    if schema == "keys":
+        return (
+            f"WITH x(a, i, w, e, t, n) AS ({rows}), keys AS ("
+            "INSERT INTO delivery_keys (account_id, id, webhook_id, event_id, event_type)"
+            " SELECT a, i, w, e, t FROM x)"
+            " INSERT INTO deliveries (account_id, id, webhook_id, event_id, event_type, status,"
+            " next_attempt_at, lease_expires_at, created_at, updated_at)"
+            f" SELECT a, i, w, e, t, 'pending', {NOW}, {NOW + 30_000}, n, n FROM x;"
+        )
     if schema == "one":
         return (
             "INSERT INTO deliveries (account_id, id, webhook_id, event_id, event_type, status,"
@@ -106,7 +129,7 @@ def insert(schema, first, last):
 
 
 def record(schema, first, last):
-    table = "deliveries" if schema == "one" else "delivery_states"
+    table = "delivery_states" if schema == "split" else "deliveries"
     ids = f"SELECT 'dl_' || lpad(g::text, 26, '0') FROM generate_series({first}, {last}) g"
     return (
         f"WITH done AS (UPDATE {table} SET status = 'succeeded', attempt_count = attempt_count + 1,"
@@ -155,7 +178,7 @@ def run(schema):
 
 
 def main():
-    results = {"one": [], "split": []}
+    results = {"one": [], "split": [], "keys": []}
     for _ in range(RUNS):
         for schema in results:
             figures = run(schema)
