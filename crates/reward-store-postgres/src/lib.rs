@@ -388,7 +388,7 @@ impl Webhooks for PostgresStore {
         event: NewEvent,
     ) -> StoreResult<Delivery> {
         Ok(in_transaction_waking!(self, |tx| {
-            webhooks::keep(&tx, account, id).await?;
+            rules::test_target(webhooks::keep_enabled(&tx, account, id).await?, id)?;
             outbox::insert_event(&tx, account, &event).await?;
             outbox::insert_delivery(&tx, account, id, &event, None).await?
         }))

@@ -156,31 +156,34 @@ pub async fn ensure_exists(
     account: &AccountId,
     id: &WebhookId,
 ) -> StoreResult<()> {
-    exists(client, account, id, "").await
-}
-
-/// Like [`ensure_exists`], and the row stays locked against deletion until the transaction ends
-/// (`FOR KEY SHARE` blocks `DELETE` but no update): a delivery queued for it inside the
-/// transaction can then never outlive the webhook, whatever another node does at the same time.
-pub async fn keep(client: &impl Db, account: &AccountId, id: &WebhookId) -> StoreResult<()> {
-    exists(client, account, id, " FOR KEY SHARE").await
-}
-
-async fn exists(
-    client: &impl Db,
-    account: &AccountId,
-    id: &WebhookId,
-    lock: &str,
-) -> StoreResult<()> {
     client
         .query_opt(
-            &format!("SELECT 1 FROM webhooks WHERE account_id = $1 AND id = $2{lock}"),
+            "SELECT 1 FROM webhooks WHERE account_id = $1 AND id = $2",
             &[&account.as_str(), &id.as_str()],
         )
         .await
         .map_err(from_pg)?
         .map(|_| ())
         .ok_or(StoreError::NotFound)
+}
+
+/// Whether the account's webhook is enabled (`None`: no such webhook); the row stays locked
+/// against deletion until the transaction ends (`FOR KEY SHARE` blocks `DELETE` but no update):
+/// a delivery queued for it inside the transaction can then never outlive the webhook, whatever
+/// another node does at the same time.
+pub async fn keep_enabled(
+    client: &impl Db,
+    account: &AccountId,
+    id: &WebhookId,
+) -> StoreResult<Option<bool>> {
+    Ok(client
+        .query_opt(
+            "SELECT enabled FROM webhooks WHERE account_id = $1 AND id = $2 FOR KEY SHARE",
+            &[&account.as_str(), &id.as_str()],
+        )
+        .await
+        .map_err(from_pg)?
+        .map(|row| row.get(0)))
 }
 
 async fn find(

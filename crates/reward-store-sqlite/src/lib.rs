@@ -411,7 +411,7 @@ impl Webhooks for SqliteStore {
         let result = self
             .writer
             .write(move |c| {
-                webhooks::ensure_exists(c, &account, &id)?;
+                rules::test_target(webhooks::enabled(c, &account, &id)?, &id)?;
                 outbox::insert_event(c, &account, &event)?;
                 // A test event is never ordered.
                 outbox::insert_delivery(c, &account, &id, &event, None, None)

@@ -140,6 +140,22 @@ pub fn get(
 }
 
 /// `NotFound` unless the account has this webhook.
+/// Whether the account's webhook is enabled; `None` when the account has no such webhook.
+pub fn enabled(
+    connection: &Connection,
+    account: &AccountId,
+    id: &WebhookId,
+) -> StoreResult<Option<bool>> {
+    connection
+        .prepare_cached("SELECT enabled FROM webhooks WHERE account_id = ?1 AND id = ?2")
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![account.as_str(), id.as_str()], |row| row.get(0))
+                .optional()
+        })
+        .map_err(from_sqlite)
+}
+
 pub fn ensure_exists(
     connection: &Connection,
     account: &AccountId,

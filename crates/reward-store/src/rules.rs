@@ -360,6 +360,16 @@ pub fn resend_target(found: StoreResult<Webhook>, id: &WebhookId) -> StoreResult
     }
 }
 
+/// Whether a test event may be sent to this webhook (`enabled`, when the account has it): only to
+/// an enabled one, since a disabled webhook gets nothing new. Unknown: `NotFound`.
+pub fn test_target(enabled: Option<bool>, id: &WebhookId) -> StoreResult<()> {
+    match enabled {
+        Some(true) => Ok(()),
+        Some(false) => Err(StoreError::WebhookDisabled(id.to_string())),
+        None => Err(StoreError::NotFound),
+    }
+}
+
 /// The next attempt a delivery shows: only a pending one has one. A finished delivery keeps its
 /// last due time in storage (a recovery or manual retry may follow) but shows none.
 pub fn shown_next_attempt(status: DeliveryStatus, stored: Option<Timestamp>) -> Option<Timestamp> {

@@ -213,12 +213,12 @@ async fn rotate_secret(
 }
 
 #[utoipa::path(post, path = "/v1/webhooks/{id}/test", operation_id = "send_test_event", tag = "Webhooks", summary = "Send a test event",
-    description = "Emits the type's example event, under a fresh id, to this webhook only. With an Idempotency-Key (kept 24 h) the same key and body answer the first response again and emit nothing; the same key with another body or route answers 409.",
+    description = "Emits the type's example event, under a fresh id, to this webhook only; a disabled webhook gets nothing new, so it answers 409 `webhook_disabled` (enable it first). With an Idempotency-Key (kept 24 h) the same key and body answer the first response again and emit nothing; the same key with another body or route answers 409.",
     params(("id" = String, Path, description = "The webhook id (wh_...)"), IdempotencyKeyHeader),
     request_body = TestEventBody, security(("api_key" = [])),
     responses((status = 202, description = "The delivery of the test event (or, on a replay, the first answer again)", body = DeliveryView,
             headers(("Idempotent-Replayed" = String, description = "`true` when this answer replays the first one for the same Idempotency-Key and body (nothing new was created); absent otherwise."))),
-        (status = 409, description = "The Idempotency-Key was used with another request (`idempotency_conflict`), or one with it is still in progress (`idempotency_in_progress`, with Retry-After)", body = ErrorBody), ByIdErrors))]
+        (status = 409, description = "The webhook is disabled (`webhook_disabled`); or the Idempotency-Key was used with another request (`idempotency_conflict`), or one with it is still in progress (`idempotency_in_progress`, with Retry-After)", body = ErrorBody), ByIdErrors))]
 async fn send_test(
     State(state): State<AppState>,
     Authenticated(account): Authenticated,

@@ -65,7 +65,7 @@ impl Layout {
 }
 
 /// The notices that say a request was not carried out.
-const NOT_DONE: [&str; 2] = ["resend_disabled", "resend_gone"];
+const NOT_DONE: [&str; 3] = ["resend_disabled", "resend_gone", "test_disabled"];
 
 /// The confirmations a redirect may ask the next page to show (`?notice=`). Only these fixed
 /// sentences can appear, so a crafted link cannot put words on a Reward page.
@@ -77,6 +77,9 @@ fn notice_text(key: &str) -> Option<&'static str> {
         "disabled" => "Webhook disabled. Its deliveries wait until it is enabled again.",
         "deleted" => "Webhook deleted, with its deliveries.",
         "test_sent" => "Test event sent. Its delivery is listed below.",
+        "test_disabled" => {
+            "Not sent: the webhook is disabled. Enable it first, then send a test event."
+        }
         "retried" => "Retry requested: one attempt is made now.",
         "key_revoked" => "API key revoked. It no longer works.",
         "resent" => "Event resent: a new delivery of it to the same webhook is listed.",

@@ -15,6 +15,7 @@ use reward_core::signing::WebhookSecret;
 use reward_core::stats::StatsPeriod;
 use reward_core::time::Timestamp;
 use reward_store::records::{PageRequest, Webhook, WebhookPatch, WebhookSettings, WebhookStats};
+use reward_store::StoreError;
 
 use super::delivery_rows::{delivery_rows, DeliveryRow};
 use super::health_chart;
@@ -285,11 +286,16 @@ async fn send_test(
     let kind = EventType::parse(form.fields.text("type"))
         .ok_or(PageError::BadForm(StatusCode::UNPROCESSABLE_ENTITY))?;
     let event = NewEvent::test_event(Timestamp::now(), kind);
-    operations::send_test_event(&state, &form.signed_in.session.account_id, &id, event)
-        .await
-        .map_err(PageError::from_store("webhook"))?;
+    let notice =
+        match operations::send_test_event(&state, &form.signed_in.session.account_id, &id, event)
+            .await
+        {
+            Ok(_) => "test_sent",
+            Err(StoreError::WebhookDisabled(_)) => "test_disabled",
+            Err(other) => return Err(PageError::from_store("webhook")(other)),
+        };
     Ok(see_other(&format!(
-        "/settings/webhooks/{id}?notice=test_sent#deliveries"
+        "/settings/webhooks/{id}?notice={notice}#deliveries"
     )))
 }
 

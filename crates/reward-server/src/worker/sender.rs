@@ -193,18 +193,18 @@ impl Sender {
                 self.hosts.per_host
             ));
         };
-        let remaining = self.timeout.saturating_sub(started.elapsed());
-        match tokio::time::timeout(remaining, self.exchange(delivery, trace)).await {
-            Ok(outcome) => outcome,
-            Err(_) => SendOutcome::failed(format!("timed out after {}", humanize(self.timeout))),
-        }
+        self.exchange(delivery, trace, started + self.timeout).await
     }
 
+    /// Sends the request and reads the answer's status by `deadline`; then what of its body
+    /// arrives by then. A 2xx that arrived in time has delivered, however slowly its body follows.
     async fn exchange(
         &self,
         delivery: &ClaimedDelivery,
         trace: Option<&TraceParent>,
+        deadline: Instant,
     ) -> SendOutcome {
+        let timed_out = || format!("timed out after {}", humanize(self.timeout));
         let now = Timestamp::now();
         let timestamp = now.as_unix_seconds();
         let message_id = delivery.event_id.as_str();
@@ -242,9 +242,11 @@ impl Sender {
             Ok(request) => request,
             Err(error) => return SendOutcome::failed(format!("request failed: {error}")),
         };
-        let mut response = match self.client.request(request).await {
-            Ok(response) => response,
-            Err(error) => return SendOutcome::failed(describe(&error)),
+        let answered = tokio::time::timeout_at(deadline.into(), self.client.request(request)).await;
+        let mut response = match answered {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => return SendOutcome::failed(describe(&error)),
+            Err(_) => return SendOutcome::failed(timed_out()),
         };
         let status = response.status();
         let retry_after = response
@@ -253,7 +255,15 @@ impl Sender {
             .and_then(|value| value.to_str().ok())
             .and_then(parse_retry_after);
         let location = response.headers().contains_key(LOCATION);
-        let (response_body, read_error) = read_prefix(&mut response).await;
+        let mut kept = Vec::new();
+        let read_error =
+            match tokio::time::timeout_at(deadline.into(), read_prefix(&mut response, &mut kept))
+                .await
+            {
+                Ok(read) => read,
+                Err(_) => Some(format!("{} reading the answer's body", timed_out())),
+            };
+        let response_body = (!kept.is_empty()).then(|| lossy(&kept));
         let result = classify(status, retry_after);
         let error = match (&result, read_error) {
             (AttemptResult::Delivered, _) => None,
@@ -292,10 +302,10 @@ pub fn classify(status: StatusCode, retry_after: Option<Duration>) -> AttemptRes
     }
 }
 
-/// Reads at most [`MAX_RESPONSE_BODY`] bytes of the answer; the rest is never read. (The whole
-/// attempt runs under the timeout in `send`.)
-async fn read_prefix(response: &mut Response<Incoming>) -> (Option<String>, Option<String>) {
-    let mut kept = Vec::new();
+/// Reads at most [`MAX_RESPONSE_BODY`] bytes of the answer into `kept`; the rest is never read.
+/// Returns why reading stopped early, if it did. (It runs under the attempt's deadline; what was
+/// kept before the deadline stays.)
+async fn read_prefix(response: &mut Response<Incoming>, kept: &mut Vec<u8>) -> Option<String> {
     let body = response.body_mut();
     loop {
         match body.frame().await {
@@ -311,14 +321,12 @@ async fn read_prefix(response: &mut Response<Incoming>) -> (Option<String>, Opti
             }
             None => break,
             Some(Err(error)) => {
-                let text = (!kept.is_empty()).then(|| lossy(&kept));
                 let what = format!("reading the answer failed: {error}");
-                return (text, Some(with_causes(&what, &error)));
+                return Some(with_causes(&what, &error));
             }
         }
     }
-    let text = (!kept.is_empty()).then(|| lossy(&kept));
-    (text, None)
+    None
 }
 
 fn lossy(bytes: &[u8]) -> String {

@@ -265,6 +265,132 @@ async fn a_hanging_endpoint_times_out() {
     .await;
 }
 
+/// SPEC: success is "a 2xx status within the timeout". An endpoint that answers 200 at once but
+/// sends the rest of its body only after the timeout has delivered: one attempt, succeeded, with
+/// what of the body arrived in time.
+#[tokio::test]
+async fn a_2xx_in_time_delivers_however_slowly_its_body_follows() {
+    let server =
+        TestServer::start_with(|config| config.delivery_timeout = Duration::from_millis(500)).await;
+    let api = server.account("Acme").await;
+    let receiver = Receiver::start().await;
+    let (webhook, _) = webhook_on(&api, &receiver).await;
+    let (url, requests) = SlowBodyReceiver::start().await;
+    let webhook_id = webhook["id"].as_str().expect("id");
+    api.patch(&format!("/v1/webhooks/{webhook_id}"), json!({"url": url}))
+        .await;
+    let test = api
+        .post(
+            &format!("/v1/webhooks/{webhook_id}/test"),
+            json!({"type": "trigger_event.created"}),
+        )
+        .await;
+    let id = test.body["id"].as_str().expect("id").to_owned();
+    let done = api.wait_delivery(&id, WAIT, is_status("succeeded")).await;
+    assert_eq!(done["attempt_count"], 1, "{done}");
+    let attempt = &done["attempts"][0];
+    assert_eq!(attempt["status_code"], 200, "{attempt}");
+    assert_eq!(attempt["error"], Value::Null, "{attempt}");
+    assert_eq!(attempt["response_body"], "0123456789", "{attempt}");
+    assert!(attempt["duration_ms"].as_u64().expect("duration") < 2000);
+    // Not attempted again.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// Answers every request with `200`, a `content-length` of 20 and the first 10 bytes at once; the
+/// other 10 follow 3 s later. Counts the requests.
+struct SlowBodyReceiver;
+
+impl SlowBodyReceiver {
+    async fn start() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        let requests = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 4096];
+                    // The headers, then as many body bytes as they announce.
+                    loop {
+                        let Ok(read) = stream.read(&mut buffer).await else {
+                            return;
+                        };
+                        if read == 0 {
+                            return;
+                        }
+                        request.extend_from_slice(&buffer[..read]);
+                        let text = String::from_utf8_lossy(&request).to_lowercase();
+                        let Some(end) = text.find("\r\n\r\n") else {
+                            continue;
+                        };
+                        let length: usize = text
+                            .lines()
+                            .find_map(|line| line.strip_prefix("content-length:"))
+                            .and_then(|value| value.trim().parse().ok())
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let head = "HTTP/1.1 200 OK\r\ncontent-length: 20\r\n\r\n0123456789";
+                    if stream.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    let _ = stream.write_all(b"abcdefghij").await;
+                });
+            }
+        });
+        (url, requests)
+    }
+}
+
+/// A disabled webhook gets nothing new, a test event included: 409 `webhook_disabled`, nothing
+/// stored and nothing sent, then or once it is enabled again; enabled, the test goes out.
+#[tokio::test]
+async fn a_test_event_to_a_disabled_webhook_is_refused() {
+    let server = TestServer::start().await;
+    let api = server.account("Acme").await;
+    let receiver = Receiver::start().await;
+    let (webhook, _) = webhook_on(&api, &receiver).await;
+    let webhook_id = webhook["id"].as_str().expect("id");
+    let disabled = api
+        .patch(
+            &format!("/v1/webhooks/{webhook_id}"),
+            json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!(disabled.status.as_u16(), 200, "{:?}", disabled.body);
+    let snapshot = api.snapshot().await;
+    let test_path = format!("/v1/webhooks/{webhook_id}/test");
+    let refused = api
+        .post(&test_path, json!({"type": "trigger_event.created"}))
+        .await;
+    refused.assert_error(409, "webhook_disabled", None);
+    assert_eq!(api.snapshot().await, snapshot, "nothing stored");
+    api.patch(
+        &format!("/v1/webhooks/{webhook_id}"),
+        json!({"enabled": true}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.count(), 0, "nothing waited to go out");
+    let sent = api
+        .post(&test_path, json!({"type": "trigger_event.created"}))
+        .await;
+    assert_eq!(sent.status.as_u16(), 202, "{:?}", sent.body);
+    receiver.wait_for(1, WAIT).await;
+}
+
 #[tokio::test]
 async fn response_bodies_are_kept_up_to_one_kib() {
     let server = TestServer::start().await;

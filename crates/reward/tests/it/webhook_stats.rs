@@ -146,10 +146,15 @@ async fn stats_match_the_attempts_recorded() {
         Answer::Status(503),
     ]);
     let mut attempts = Vec::new();
+    let mut failed = Vec::new();
     for _ in 0..6 {
         let delivery = deliver_one(&api, &webhook_id).await;
         attempts.extend(delivery["attempts"].as_array().expect("attempts").clone());
+        if delivery["status"] == "failed" {
+            failed.push(delivery["id"].as_str().expect("id").to_owned());
+        }
     }
+    assert_eq!(failed.len(), 3);
     assert_eq!(attempts.len(), 6);
     let statuses: Vec<&Value> = attempts.iter().map(|a| &a["status_code"]).collect();
     assert_eq!(
@@ -164,7 +169,8 @@ async fn stats_match_the_attempts_recorded() {
         ]
     );
 
-    // A delivery that stays pending: the webhook disabled, then sent a test event.
+    // Deliveries that stay pending: the webhook disabled, then its three failed deliveries
+    // recovered (they wait for it to be enabled again; a disabled webhook gets no test event).
     let disabled = api
         .patch(
             &format!("/v1/webhooks/{webhook_id}"),
@@ -174,17 +180,18 @@ async fn stats_match_the_attempts_recorded() {
     assert_eq!(disabled.status, StatusCode::OK);
     let waiting = api
         .post(
-            &format!("/v1/webhooks/{webhook_id}/test"),
-            json!({"type": "trigger_event.created"}),
+            &format!("/v1/webhooks/{webhook_id}/recover"),
+            json!({"since": "2000-01-01T00:00:00Z"}),
         )
         .await;
-    assert_eq!(waiting.status, StatusCode::ACCEPTED);
+    assert_eq!(waiting.status, StatusCode::ACCEPTED, "{:?}", waiting.body);
+    assert_eq!(waiting.body["recovered"], 3);
 
     let day = api.get(&format!("/v1/webhooks/{webhook_id}/stats")).await;
     assert_eq!(day.status, StatusCode::OK, "{:?}", day.body);
     check_period(&day.body, "24h", 24, &attempts);
     assert_eq!(day.body["success_rate"], 0.5);
-    assert_eq!(day.body["pending"], 1);
+    assert_eq!(day.body["pending"], 3);
     // The run began with the first failure after the last success (the fifth attempt).
     assert_eq!(
         time(&day.body["failing_since"]),
@@ -216,16 +223,16 @@ async fn stats_match_the_attempts_recorded() {
     assert_eq!(week.body["success_rate"], 0.5);
 
     // A success ends the run; the next failure starts another.
+    receiver.answer(Answer::Status(204));
     api.patch(
         &format!("/v1/webhooks/{webhook_id}"),
         json!({"enabled": true}),
     )
     .await;
-    receiver.answer(Answer::Status(204));
-    api.wait_delivery(waiting.body["id"].as_str().expect("id"), WAIT, |delivery| {
-        delivery["status"] == "succeeded"
-    })
-    .await;
+    for id in &failed {
+        api.wait_delivery(id, WAIT, |delivery| delivery["status"] == "succeeded")
+            .await;
+    }
     let recovered = api.get(&format!("/v1/webhooks/{webhook_id}/stats")).await;
     assert_eq!(
         recovered.body["failing_since"],
