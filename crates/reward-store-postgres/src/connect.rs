@@ -35,6 +35,59 @@ pub fn config_from_url(url: &str) -> Result<tokio_postgres::Config, OpenError> {
     Ok(config)
 }
 
+/// Whether connecting failed because the database the URL names does not exist.
+pub fn database_is_missing(error: &PoolError) -> bool {
+    matches!(error, PoolError::Backend(error)
+        if error.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME))
+}
+
+/// Creates the database `config` names (its user's name when it names none), from the server's
+/// maintenance database `postgres`: `reward serve` creates its database on PostgreSQL as it does
+/// its SQLite file (SPEC §2). Nodes starting together may both try; the one that finds it made
+/// already, or `template1` busy with the other's copy, goes on (tries again a moment later for
+/// the second). Returns the name.
+pub async fn create_database(config: &tokio_postgres::Config) -> Result<String, OpenError> {
+    use tokio_postgres::error::SqlState;
+    let name = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("postgres")
+        .to_owned();
+    let failed = |error: &tokio_postgres::Error| OpenError::Create {
+        name: name.clone(),
+        reason: crate::errors::describe(error),
+    };
+    let mut maintenance = config.clone();
+    maintenance.dbname("postgres");
+    let (client, connection) = maintenance
+        .connect(NoTls)
+        .await
+        .map_err(|error| failed(&error))?;
+    let driving = tokio::spawn(connection);
+    let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+    let mut outcome = Ok(());
+    for _ in 0..CREATE_TRIES {
+        outcome = client.batch_execute(&statement).await;
+        match &outcome {
+            Err(error) if error.code() == Some(&SqlState::OBJECT_IN_USE) => {
+                tokio::time::sleep(CREATE_RETRY_AFTER).await;
+            }
+            _ => break,
+        }
+    }
+    drop(client);
+    let _ = driving.await;
+    match outcome {
+        Ok(()) => Ok(name),
+        Err(error) if error.code() == Some(&SqlState::DUPLICATE_DATABASE) => Ok(name),
+        Err(error) => Err(failed(&error)),
+    }
+}
+
+/// `CREATE DATABASE` tries at most, while another copies `template1` at the same moment.
+const CREATE_TRIES: usize = 5;
+const CREATE_RETRY_AFTER: Duration = Duration::from_millis(200);
+
 /// How a node reaches its database, beside the URL: the settings PgBouncer needs.
 #[derive(Clone, Debug, Default)]
 pub struct ConnectOptions {

@@ -93,6 +93,8 @@ pub enum OpenError {
     Connect(StoreError),
     #[error("cannot migrate the database: {0}")]
     Migrate(tokio_postgres::Error),
+    #[error("the database {name} does not exist and could not be created: {reason}")]
+    Create { name: String, reason: String },
 }
 
 /// Keys looked up in one statement at most, and such statements under way at once.
@@ -139,11 +141,18 @@ impl PostgresStore {
             Some(listen_url) => connect::config_from_url(listen_url)?,
             None => config.clone(),
         };
-        let pool = connect::pool(config, options.statements)?;
-        let mut client = pool
-            .get()
-            .await
-            .map_err(|error| OpenError::Connect(from_pool(error)))?;
+        let pool = connect::pool(config.clone(), options.statements)?;
+        let mut client = match pool.get().await {
+            Ok(client) => client,
+            Err(error) if connect::database_is_missing(&error) => {
+                let name = connect::create_database(&config).await?;
+                tracing::info!(database = name, "created the database");
+                pool.get()
+                    .await
+                    .map_err(|error| OpenError::Connect(from_pool(error)))?
+            }
+            Err(error) => return Err(OpenError::Connect(from_pool(error))),
+        };
         migrations::migrate(client.client_mut())
             .await
             .map_err(OpenError::Migrate)?;

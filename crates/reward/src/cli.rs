@@ -29,7 +29,8 @@ pub enum Command {
     /// Measure: start a server (or use --target), drive load through its API and report
     /// throughput, latency percentiles, peak memory and CPU per delivery.
     Bench(crate::bench::BenchArgs),
-    /// Create the database if needed and apply every pending migration, then exit.
+    /// Create the database if needed (PostgreSQL too, when the user may) and apply every pending
+    /// migration, then exit.
     Migrate {
         #[command(flatten)]
         database: DatabaseArgs,

@@ -6,7 +6,8 @@ use std::process::Output;
 use serde_json::Value;
 
 use crate::common::{
-    create_account, fresh_database, Api, ServerProcess, TestDatabase, TestServer, REWARD_BIN,
+    create_account, fresh_database, fresh_postgres_database, Api, ServerProcess, TestDatabase,
+    TestServer, REWARD_BIN,
 };
 
 async fn reward(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -416,4 +417,52 @@ async fn serve_creates_a_missing_data_folder_with_its_key_file() {
         "the key file beside it"
     );
     server.kill().await;
+}
+
+/// SPEC §2: `reward serve` creates its database. On PostgreSQL too: a URL naming a database the
+/// server lacks gets it created (from the maintenance database), then migrated.
+#[tokio::test]
+async fn a_missing_postgres_database_is_created() {
+    let Some((database, url)) = fresh_postgres_database().await else {
+        return;
+    };
+    // Free the name: the test's guard drops the database made again below.
+    let (server, name) = url.rsplit_once('/').expect("a database in the URL");
+    let (admin, connection) =
+        tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls)
+            .await
+            .expect("connect to the server");
+    tokio::spawn(connection);
+    admin
+        .batch_execute(&format!("DROP DATABASE {name}"))
+        .await
+        .expect("drop the scratch database");
+    let output = reward(&["migrate", "--database-url", &url], &[]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let exists = admin
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname = $1",
+            &[&name],
+        )
+        .await
+        .expect("look it up")
+        .get::<_, i64>(0);
+    assert_eq!(exists, 1);
+    let created = reward(
+        &[
+            "accounts",
+            "create",
+            "--name",
+            "Acme",
+            "--database-url",
+            &url,
+        ],
+        &[(
+            "REWARD_SECRET_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        )],
+    )
+    .await;
+    assert!(created.status.success(), "{}", stderr(&created));
+    drop(database);
 }
