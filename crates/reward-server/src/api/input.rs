@@ -128,7 +128,10 @@ impl JsonObject {
     }
 
     /// The object as JSON text with every object's keys in order, so two bodies that differ only
-    /// in key order or spacing read the same (an `Idempotency-Key`'s request fingerprint).
+    /// in key order or spacing read the same (an `Idempotency-Key`'s request fingerprint). Its own
+    /// members given as `null` are left out: every request reads a field's `null` as its absence
+    /// ([`Self::optional`]), so `{"reason": null}` and `{}` are the same request, as on trigger
+    /// events. Nested `null`s stay (in a filter, `null` is a value to compare with).
     pub fn canonical_text(&self) -> String {
         fn sorted(value: &Value) -> Value {
             match value {
@@ -145,7 +148,13 @@ impl JsonObject {
                 other => other.clone(),
             }
         }
-        sorted(&Value::Object(self.fields.clone())).to_string()
+        let given: serde_json::Map<String, Value> = self
+            .fields
+            .iter()
+            .filter(|(_, value)| !value.is_null())
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        sorted(&Value::Object(given)).to_string()
     }
 
     pub fn has(&self, name: &str) -> bool {
