@@ -107,7 +107,8 @@ pub struct DeliveryView {
     #[schema(value_type = DeliveryStatusName)]
     pub status: &'static str,
     pub attempt_count: u32,
-    /// When a pending delivery is attempted next; null otherwise.
+    /// When a pending delivery is attempted next; null otherwise, and null while one waits its
+    /// turn behind an earlier delivery of its user (`ordering: per_user`).
     #[schema(value_type = Option<String>, format = DateTime)]
     pub next_attempt_at: Option<Timestamp>,
     pub last_status_code: Option<u16>,

@@ -25,6 +25,7 @@ use reward_core::endpoint::{
 use reward_core::event::EventType;
 use reward_core::filter::PayloadFilter;
 use reward_core::names::{Name, TargetPolicy, WebhookUrl};
+use reward_core::signing::WebhookSecret;
 use reward_store::records::{Webhook, WebhookSettings};
 
 use super::form::FormFields;
@@ -61,6 +62,7 @@ pub struct FieldErrors {
     pub metadata: Option<String>,
     pub rate_limit: Option<String>,
     pub ordering: Option<String>,
+    pub secret: Option<String>,
 }
 
 impl FieldErrors {
@@ -75,6 +77,7 @@ impl FieldErrors {
             &self.metadata,
             &self.rate_limit,
             &self.ordering,
+            &self.secret,
         ]
         .iter()
         .any(|error| error.is_some())
@@ -93,6 +96,9 @@ pub struct WebhookForm {
     pub rate_limit: String,
     /// The chosen ordering's name (`none` or `per_user`), as posted or stored.
     pub ordering: String,
+    /// The customer's own signing secret, on the Create form only (empty: Reward makes one).
+    /// An edit never changes the secret: rotation does, on the webhook's page.
+    pub secret: String,
     pub errors: FieldErrors,
 }
 
@@ -102,6 +108,8 @@ pub struct ValidWebhook {
     pub url: WebhookUrl,
     pub events: EventSelection,
     pub settings: WebhookSettings,
+    /// The secret given on the Create form, if one was.
+    pub secret: Option<WebhookSecret>,
 }
 
 fn event_choices(checked: &[&str]) -> Vec<EventChoice> {
@@ -149,6 +157,7 @@ impl WebhookForm {
             metadata: with_empty_rows(Vec::new(), Metadata::MAX_KEYS),
             rate_limit: String::new(),
             ordering: Ordering::default().as_str().to_owned(),
+            secret: String::new(),
             errors: FieldErrors::default(),
         }
     }
@@ -193,6 +202,7 @@ impl WebhookForm {
                 .map(|limit| limit.per_second().to_string())
                 .unwrap_or_default(),
             ordering: settings.ordering.as_str().to_owned(),
+            secret: String::new(),
             errors: FieldErrors::default(),
         }
     }
@@ -218,6 +228,7 @@ impl WebhookForm {
             metadata: with_empty_rows(filled("metadata_key", "metadata_value"), Metadata::MAX_KEYS),
             rate_limit: fields.text("rate_limit").to_owned(),
             ordering: fields.text("ordering").to_owned(),
+            secret: fields.text("secret").trim().to_owned(),
             errors: FieldErrors::default(),
         }
     }
@@ -235,6 +246,17 @@ fn posted_rows<'a>(fields: &'a FormFields, names: &str, values: &str) -> Vec<(&'
         .zip(fields.all(values))
         .filter(|(name, value)| !name.is_empty() || !value.is_empty())
         .collect()
+}
+
+/// A secret typed in (the Create form, or Rotate): empty means Reward makes one.
+pub fn read_secret(text: &str) -> Result<Option<WebhookSecret>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    WebhookSecret::parse(text).map(Some).map_err(|error| {
+        format!("Not a usable secret: {error} (whsec_ followed by base64 of 24 to 64 bytes).")
+    })
 }
 
 fn read_filter(text: &str) -> Result<Option<PayloadFilter>, String> {
@@ -367,6 +389,9 @@ pub fn validate(
     let ordering = read_ordering(fields.text("ordering"))
         .map_err(|error| errors.ordering = Some(error))
         .ok();
+    let secret = read_secret(fields.text("secret"))
+        .map_err(|error| errors.secret = Some(error))
+        .ok();
     match (
         name,
         url,
@@ -377,6 +402,7 @@ pub fn validate(
         metadata,
         rate_limit,
         ordering,
+        secret,
     ) {
         (
             Some(name),
@@ -388,10 +414,12 @@ pub fn validate(
             Some(metadata),
             Some(rate_limit),
             Some(ordering),
+            Some(secret),
         ) if !form.has_errors() => Ok(ValidWebhook {
             name,
             url,
             events,
+            secret,
             settings: WebhookSettings {
                 filter,
                 headers,

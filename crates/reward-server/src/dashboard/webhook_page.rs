@@ -23,7 +23,7 @@ use super::page::{
     cursor_param, decode_cursor, render, see_other, Layout, PageError, PageResult, Time,
 };
 use super::session::{SignedForm, SignedIn};
-use super::webhook_form::mask;
+use super::webhook_form::{mask, read_secret};
 use super::webhooks::{webhook_id, ListQuery};
 use crate::operations;
 use crate::state::AppState;
@@ -109,6 +109,8 @@ struct WebhookPage {
     /// Its health over 24 hours and over 7 days.
     health: Vec<HealthPanel>,
     secret: Option<ShownSecret>,
+    /// Why the secret typed for a rotation was refused (nothing was rotated).
+    rotate_error: Option<String>,
     test_choices: Vec<TestChoice>,
     deliveries: Vec<DeliveryRow>,
     /// The `?cursor=` of older deliveries, when there are more.
@@ -208,6 +210,7 @@ async fn webhook_page(
         health,
         webhook,
         secret,
+        rotate_error: None,
         test_choices,
         deliveries,
         older: cursor_param(page.next_cursor),
@@ -256,6 +259,14 @@ async fn rotate_secret(
     form: SignedForm,
 ) -> PageResult {
     let id = webhook_id(&id)?;
+    let chosen = match read_secret(form.fields.text("secret")) {
+        Ok(chosen) => chosen,
+        Err(error) => {
+            let mut page = webhook_page(&state, &form.signed_in, &id, None, None).await?;
+            page.rotate_error = Some(error);
+            return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
+        }
+    };
     let previous_expires_at =
         Timestamp::now().plus_millis(reward_core::signing::ROTATION_OVERLAP_MS);
     let secrets = state
@@ -263,7 +274,7 @@ async fn rotate_secret(
         .rotate_webhook_secret(
             &form.signed_in.session.account_id,
             &id,
-            WebhookSecret::generate(),
+            chosen.unwrap_or_else(WebhookSecret::generate),
             previous_expires_at,
         )
         .await

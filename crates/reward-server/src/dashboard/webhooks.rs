@@ -153,6 +153,8 @@ struct FormPage {
     action: String,
     submit_label: &'static str,
     cancel_href: String,
+    /// Whether the form offers the signing secret: on create only (rotation changes it later).
+    asks_secret: bool,
     form: WebhookForm,
 }
 
@@ -164,6 +166,7 @@ impl FormPage {
             action: "/settings/webhooks".into(),
             submit_label: "Create Webhook",
             cancel_href: HOME.into(),
+            asks_secret: true,
             form,
         }
     }
@@ -175,6 +178,7 @@ impl FormPage {
             action: format!("/settings/webhooks/{id}/edit"),
             submit_label: "Save changes",
             cancel_href: format!("/settings/webhooks/{id}"),
+            asks_secret: false,
             form,
         }
     }
@@ -212,7 +216,7 @@ async fn create(State(state): State<AppState>, form: SignedForm) -> PageResult {
                 url: valid.url,
                 events: valid.events,
                 enabled: true,
-                secret: WebhookSecret::generate(),
+                secret: valid.secret.unwrap_or_else(WebhookSecret::generate),
                 settings: valid.settings,
             },
         )

@@ -361,3 +361,93 @@ async fn emptied_settings_are_cleared() {
     assert_eq!(stored["metadata"], json!({}));
     assert_eq!(stored["rate_limit"], Value::Null);
 }
+
+/// A customer's own secret (moving an endpoint from another provider): on the Create form and on
+/// Rotate. Deliveries verify with it (Standard Webhooks); a bad one comes back beside its field
+/// and changes nothing; left empty, Reward makes one.
+#[tokio::test]
+async fn an_own_secret_is_taken_on_create_and_on_rotate() {
+    const OWN: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const ROTATED: &str = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd";
+    let server = TestServer::start().await;
+    let api = server.account("Acme").await;
+    let receiver = Receiver::start().await;
+    let mut visitor = Visitor::new(&server.base_url);
+    visitor.sign_in(&api.key).await;
+    let create = |secret: &'static str| {
+        vec![
+            ("name", "Moved"),
+            ("url", receiver.url.as_str()),
+            ("events", "*"),
+            ("secret", secret),
+        ]
+    };
+    let refused = visitor
+        .post_from(
+            "/settings/webhooks/new",
+            "/settings/webhooks",
+            &create("whsec_c2hvcnQ="),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.body.contains("id=\"secret-error\""),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains("24 to 64 bytes"));
+    assert!(webhooks(&api).await.is_empty(), "nothing created");
+
+    visitor
+        .post_from("/settings/webhooks/new", "/settings/webhooks", &create(OWN))
+        .await
+        .assert_redirect("/settings/webhooks?notice=created");
+    let id = webhooks(&api).await[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let stored = |api: &Api, id: &str| {
+        let (api, id) = (api.clone(), id.to_owned());
+        async move { api.get(&format!("/v1/webhooks/{id}/secret")).await.body["secret"].clone() }
+    };
+    assert_eq!(stored(&api, &id).await, OWN);
+    let sent = api
+        .post(
+            &format!("/v1/webhooks/{id}/test"),
+            json!({"type": "trigger_event.created"}),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED, "{:?}", sent.body);
+    let arrived = receiver
+        .wait_for(1, std::time::Duration::from_secs(10))
+        .await;
+    standardwebhooks::Webhook::new(OWN)
+        .expect("secret")
+        .verify(&arrived[0].body, &arrived[0].headers)
+        .expect("signed with the customer's own secret");
+
+    // Rotate: a bad secret is refused beside its field, nothing rotated; a good one is taken.
+    let page = format!("/settings/webhooks/{id}");
+    let rotate = format!("{page}/secret/rotate");
+    let refused = visitor
+        .post_from(&page, &rotate, &[("secret", "not-a-secret")])
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.body.contains("id=\"new-secret-error\""),
+        "{}",
+        refused.body
+    );
+    assert_eq!(stored(&api, &id).await, OWN);
+    let rotated = visitor
+        .post_from(&page, &rotate, &[("secret", ROTATED)])
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK);
+    assert!(rotated.body.contains(ROTATED));
+    assert_eq!(stored(&api, &id).await, ROTATED);
+    // Left empty, Reward makes one.
+    visitor.post_from(&page, &rotate, &[("secret", "")]).await;
+    let made = stored(&api, &id).await;
+    assert_ne!(made, ROTATED);
+    assert!(made.as_str().expect("secret").starts_with("whsec_"));
+}
