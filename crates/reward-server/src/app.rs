@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
@@ -48,8 +49,11 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such route.")
+async fn not_found(uri: Uri) -> Response {
+    if crate::dashboard::is_dashboard_path(uri.path()) {
+        return crate::dashboard::page_not_found().await;
+    }
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such route.").into_response()
 }
 
 async fn method_not_allowed() -> ApiError {

@@ -24,8 +24,6 @@ mod deliveries;
 mod delivery_rows;
 mod delivery_search;
 mod form;
-// Drawn on the webhook page once it reads the stats buckets (`GET /v1/webhooks/{id}/stats`'s
-// store method); until then only its tests use it.
 mod health_chart;
 mod page;
 mod session;
@@ -49,6 +47,18 @@ pub fn router() -> Router<AppState> {
         .merge(api_keys::router())
         .layer(map_response(page_headers))
         .merge(assets::router())
+}
+
+/// Whether `path` is under the dashboard's own addresses (`/settings`...).
+pub fn is_dashboard_path(path: &str) -> bool {
+    path == "/settings" || path.starts_with("/settings/")
+}
+
+/// The answer to a dashboard address that names no page (a mistyped `/settings/...`): the
+/// dashboard's own "Not found" page, with its headers, rather than the API's JSON.
+pub async fn page_not_found() -> Response {
+    use axum::response::IntoResponse;
+    page_headers(page::PageError::NotFound("page").into_response()).await
 }
 
 /// Headers on every page: nothing but our own assets may load or run, no other site may frame

@@ -177,7 +177,12 @@ impl CookieSecurity {
                 let forwarded_https = headers
                     .get("x-forwarded-proto")
                     .and_then(|value| value.to_str().ok())
-                    .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
+                    .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+                    || headers
+                        .get_all(header::FORWARDED)
+                        .iter()
+                        .filter_map(|value| value.to_str().ok())
+                        .any(forwarded_says_https);
                 let local = headers
                     .get(header::HOST)
                     .and_then(|value| value.to_str().ok())
@@ -186,6 +191,18 @@ impl CookieSecurity {
             }
         }
     }
+}
+
+/// Whether a `Forwarded` header (RFC 7239: `for=...;proto=https, for=...`) says a proxy took the
+/// request over HTTPS. Any element saying so is enough: it only ever adds `Secure`.
+fn forwarded_says_https(value: &str) -> bool {
+    value
+        .split([',', ';'])
+        .filter_map(|pair| pair.split_once('='))
+        .any(|(name, proto)| {
+            name.trim().eq_ignore_ascii_case("proto")
+                && proto.trim().trim_matches('"').eq_ignore_ascii_case("https")
+        })
 }
 
 /// Whether a `Host` header (name or address, with or without a port) names this machine.
@@ -476,6 +493,24 @@ mod tests {
         assert!(guess.secure(&headers(&[
             ("host", "127.0.0.1:8080"),
             ("x-forwarded-proto", "https"),
+        ])));
+        // RFC 7239's header says the same, in any case and quoting.
+        for forwarded in [
+            "proto=https",
+            "for=192.0.2.60;proto=https;by=203.0.113.43",
+            "for=10.0.0.1, for=192.0.2.60;Proto=\"HTTPS\"",
+        ] {
+            assert!(
+                guess.secure(&headers(&[
+                    ("host", "127.0.0.1:8080"),
+                    ("forwarded", forwarded)
+                ])),
+                "{forwarded}"
+            );
+        }
+        assert!(!guess.secure(&headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("forwarded", "for=192.0.2.60;proto=http"),
         ])));
     }
 

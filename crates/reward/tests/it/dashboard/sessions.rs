@@ -7,6 +7,41 @@ use super::visitor::Visitor;
 use super::webhooks;
 use crate::common::{Api, TestServer};
 
+/// A mistyped dashboard address gets the dashboard's own "Not found" page (HTML, with the
+/// pages' headers), not the API's JSON; an unknown API route keeps its JSON.
+#[tokio::test]
+async fn a_mistyped_dashboard_address_gets_a_page() {
+    let server = TestServer::start().await;
+    let client = reqwest::Client::new();
+    for path in ["/settings/nope", "/settings/webhooks/x/y/z"] {
+        let answer = client
+            .get(format!("{}{path}", server.base_url))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{path}");
+        let kind = answer.headers()["content-type"]
+            .to_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(kind.starts_with("text/html"), "{path}: {kind}");
+        assert!(
+            answer.headers().contains_key("content-security-policy"),
+            "{path}"
+        );
+        let body = answer.text().await.expect("body");
+        assert!(body.contains("Not found"), "{path}: {body}");
+    }
+    let api_route = client
+        .get(format!("{}/v1/nope", server.base_url))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(api_route.status(), StatusCode::NOT_FOUND);
+    let body: serde_json::Value = api_route.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
 #[tokio::test]
 async fn pages_need_a_session() {
     let server = TestServer::start().await;
