@@ -82,7 +82,7 @@ fn notice_text(key: &str) -> Option<&'static str> {
         }
         "retried" => "Retry requested: one attempt is made now.",
         "key_revoked" => "API key revoked. It no longer works.",
-        "resent" => "Event resent: a new delivery of it to the same webhook is listed.",
+        "resent" => "Event resent: a new, pending delivery of it to the same webhook is on its way (a status filter may hide it).",
         "resend_disabled" => "Not resent: the webhook is disabled. Enable it first, then resend.",
         "resend_gone" => "Not resent: the event is no longer stored (events are kept 30 days).",
         "signed_out" => "You are signed out.",
