@@ -13,30 +13,27 @@ use reward_server::store::redacted;
 
 pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
     let url = args.database.database_url;
+    // Messages show the URL without its password.
+    let shown = redacted(&url);
     let Some(source) = reward_store_sqlite::path_from_url(&url) else {
         if reward_store_postgres::is_postgres_url(&url) {
+            let password_note = if shown == url {
+                ""
+            } else {
+                " (with the password in place of ***)"
+            };
             anyhow::bail!(
                 "reward backup copies SQLite databases; on PostgreSQL use pg_dump: \
-                 pg_dump --format=custom --file={} '{}'{}",
+                 pg_dump --format=custom --file={} '{shown}'{password_note}",
                 args.to.display(),
-                redacted(&url),
-                if redacted(&url) == url {
-                    ""
-                } else {
-                    " (with the password in place of ***)"
-                }
             );
         }
-        anyhow::bail!(
-            "--database-url: expected sqlite://PATH, not '{}'",
-            redacted(&url)
-        );
+        anyhow::bail!("--database-url: expected sqlite://PATH, not '{shown}'");
     };
     if args.database.database_listen_url.is_some() {
         anyhow::bail!(
             "--database-listen-url / REWARD_DATABASE_LISTEN_URL is for PostgreSQL only; \
-             the backup is of SQLite ({})",
-            redacted(&url)
+             the backup is of SQLite ({shown})"
         );
     }
     let target = args.to;

@@ -33,7 +33,7 @@ mod webhooks;
 
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::middleware::map_response;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 
 use crate::state::AppState;
@@ -57,7 +57,6 @@ pub fn is_dashboard_path(path: &str) -> bool {
 /// The answer to a dashboard address that names no page (a mistyped `/settings/...`): the
 /// dashboard's own "Not found" page, with its headers, rather than the API's JSON.
 pub async fn page_not_found() -> Response {
-    use axum::response::IntoResponse;
     page_headers(page::PageError::NotFound("page").into_response()).await
 }
 
