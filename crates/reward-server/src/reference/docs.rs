@@ -57,7 +57,7 @@ fn operation_html(method: &str, path: &str, operation: &Value) -> String {
     }
     if let Some(parameters) = operation.get("parameters").and_then(Value::as_array) {
         html.push_str(
-            "<table><tr><th>parameter</th><th>in</th><th>type</th><th>description</th></tr>",
+            "<div class=\"table-scroll\"><table><tr><th>parameter</th><th>in</th><th>type</th><th>description</th></tr>",
         );
         for parameter in parameters {
             html.push_str(&format!(
@@ -73,13 +73,15 @@ fn operation_html(method: &str, path: &str, operation: &Value) -> String {
                 escape(parameter["description"].as_str().unwrap_or("")),
             ));
         }
-        html.push_str("</table>");
+        html.push_str("</table></div>");
     }
     if let Some(schema) = operation.pointer("/requestBody/content/application~1json/schema") {
         html.push_str(&format!("<p>Request body: {}</p>", schema_summary(schema)));
     }
     if let Some(responses) = operation.get("responses").and_then(Value::as_object) {
-        html.push_str("<table><tr><th>status</th><th>meaning</th><th>body</th></tr>");
+        html.push_str(
+            "<div class=\"table-scroll\"><table><tr><th>status</th><th>meaning</th><th>body</th></tr>",
+        );
         for (status, response) in responses {
             let body = response
                 .pointer("/content/application~1json/schema")
@@ -92,7 +94,7 @@ fn operation_html(method: &str, path: &str, operation: &Value) -> String {
                 body
             ));
         }
-        html.push_str("</table>");
+        html.push_str("</table></div>");
     }
     html.push_str("</section>");
     html

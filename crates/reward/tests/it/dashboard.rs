@@ -387,3 +387,48 @@ async fn screenshots_for_the_docs() {
     browser.screenshot(&folder.join("webhook.png")).await;
     browser.close().await;
 }
+
+/// On a phone's width (390 CSS pixels) no page makes the reader scroll sideways: the reference's
+/// tables, the webhooks list with a long URL, a webhook's page and the delivery search.
+#[tokio::test]
+async fn pages_fit_a_phone_screen() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let server = TestServer::start().await;
+    let api = server.account("Acme").await;
+    let receiver = Receiver::start().await;
+    let long_url = format!(
+        "{}/{}",
+        receiver.url,
+        "a-rather-long-path-segment".repeat(4)
+    );
+    let created = api
+        .post(
+            "/v1/webhooks",
+            json!({"name": "Orders", "url": long_url, "events": ["*"],
+                   "description": "Sends every event to the orders service"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let id = created.body["id"].as_str().expect("id").to_owned();
+
+    browser.sign_in(&server.base_url, &api.key).await;
+    browser.set_width(390).await;
+    let mut too_wide = Vec::new();
+    for path in [
+        "/docs".to_owned(),
+        "/settings/webhooks".to_owned(),
+        format!("/settings/webhooks/{id}"),
+        "/settings/deliveries".to_owned(),
+        "/settings/api-keys".to_owned(),
+    ] {
+        browser.goto(&format!("{}{path}", server.base_url)).await;
+        let (overflow, elements) = browser.overflow().await;
+        if overflow > 0 {
+            too_wide.push(format!("{path}: {overflow} px ({})", elements.join(", ")));
+        }
+    }
+    assert!(too_wide.is_empty(), "wider than the screen: {too_wide:?}");
+    browser.close().await;
+}

@@ -256,6 +256,42 @@ impl Browser {
             .await;
     }
 
+    /// Sets the window's width, keeping its height.
+    pub async fn set_width(&self, width: u32) {
+        self.client()
+            .set_window_size(width, HEIGHT)
+            .await
+            .expect("window width");
+    }
+
+    /// How far the page reaches past the window's right edge, in CSS pixels (0 when nothing
+    /// makes the reader scroll sideways), and the deepest elements that reach past it.
+    pub async fn overflow(&self) -> (i64, Vec<String>) {
+        let found = self
+            .client()
+            .execute(
+                r#"const edge = document.documentElement.clientWidth;
+                   const past = [...document.querySelectorAll('body *')]
+                     .filter(e => e.getBoundingClientRect().right > edge + 0.5)
+                     .filter(e => ![...e.children].some(c => c.getBoundingClientRect().right > edge + 0.5))
+                     .slice(0, 5)
+                     .map(e => e.tagName.toLowerCase() + (e.className ? '.' + e.className : '')
+                          + ' ' + Math.round(e.getBoundingClientRect().right - edge) + 'px');
+                   return [document.documentElement.scrollWidth - edge, past];"#,
+                vec![],
+            )
+            .await
+            .expect("page width");
+        let px = found[0].as_i64().expect("a number");
+        let elements = found[1]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|element| element.as_str().unwrap_or_default().to_owned())
+            .collect();
+        (px, elements)
+    }
+
     /// A PNG of the whole page at the window's width.
     pub async fn screenshot(&self, file: &Path) {
         let client = self.client();
