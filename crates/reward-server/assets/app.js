@@ -9,6 +9,17 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 
+  // A form marked data-once is sent once: a second click while the first is under way would
+  // rotate a secret twice.
+  for (const form of document.querySelectorAll("form[data-once]")) {
+    form.addEventListener("submit", (event) => {
+      if (form.dataset.sent) event.preventDefault();
+      form.dataset.sent = "yes";
+    });
+    // A page restored by the Back button may send it again.
+    window.addEventListener("pageshow", () => { delete form.dataset.sent; });
+  }
+
   // Copy buttons, shown only where the clipboard can be written.
   if (navigator.clipboard) {
     for (const button of document.querySelectorAll("button[data-copy]")) {

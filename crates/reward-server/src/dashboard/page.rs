@@ -65,7 +65,12 @@ impl Layout {
 }
 
 /// The notices that say a request was not carried out.
-const NOT_DONE: [&str; 3] = ["resend_disabled", "resend_gone", "test_disabled"];
+const NOT_DONE: [&str; 4] = [
+    "resend_disabled",
+    "resend_gone",
+    "test_disabled",
+    "secret_already_rotated",
+];
 
 /// The confirmations a redirect may ask the next page to show (`?notice=`). Only these fixed
 /// sentences can appear, so a crafted link cannot put words on a Reward page.
@@ -86,6 +91,7 @@ fn notice_text(key: &str) -> Option<&'static str> {
         "resend_disabled" => "Not resent: the webhook is disabled. Enable it first, then resend.",
         "resend_gone" => "Not resent: the event is no longer stored (events are kept 30 days).",
         "signed_out" => "You are signed out.",
+        "secret_already_rotated" => "Not rotated again: the form was sent a second time, and the secret it replaced had already been rotated. The current secret is shown.",
         _ => return None,
     })
 }

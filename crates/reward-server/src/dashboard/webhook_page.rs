@@ -109,6 +109,9 @@ struct WebhookPage {
     /// Its health over 24 hours and over 7 days.
     health: Vec<HealthPanel>,
     secret: Option<ShownSecret>,
+    /// Which secret the Rotate form replaces ([`secret_version`]), so a form sent again (a
+    /// reload of the page a rotation answered) does not rotate a second time.
+    secret_version: String,
     /// Why the secret typed for a rotation was refused (nothing was rotated).
     rotate_error: Option<String>,
     test_choices: Vec<TestChoice>,
@@ -194,6 +197,11 @@ async fn webhook_page(
             subscribed: webhook.events.includes(*kind),
         })
         .collect();
+    let secrets = state
+        .store
+        .webhook_secrets(account, id)
+        .await
+        .map_err(PageError::from_store("webhook"))?;
     let mut health = Vec::with_capacity(StatsPeriod::ALL.len());
     for period in StatsPeriod::ALL {
         let stats = state
@@ -210,6 +218,7 @@ async fn webhook_page(
         health,
         webhook,
         secret,
+        secret_version: secret_version(&secrets.current),
         rotate_error: None,
         test_choices,
         deliveries,
@@ -252,13 +261,41 @@ async fn reveal_secret(
     Ok(render(StatusCode::OK, &page))
 }
 
-/// Rotates the secret and shows the new one, with how long the old one keeps signing.
+/// Names a secret without giving it away: the first 16 hex digits of its SHA-256.
+fn secret_version(secret: &WebhookSecret) -> String {
+    let mut digest = reward_core::digest::sha256_hex(secret.expose().as_bytes());
+    digest.truncate(16);
+    digest
+}
+
+/// Rotates the secret and shows the new one, with how long the old one keeps signing. A form
+/// that names another secret than the current one (sent again: a reload of the page this
+/// answered) rotates nothing and shows the current secret, which that first rotation made.
 async fn rotate_secret(
     State(state): State<AppState>,
     Path(id): Path<String>,
     form: SignedForm,
 ) -> PageResult {
     let id = webhook_id(&id)?;
+    let account = &form.signed_in.session.account_id;
+    let replaces = form.fields.text("replaces");
+    if !replaces.is_empty() {
+        let current = state
+            .store
+            .webhook_secrets(account, &id)
+            .await
+            .map_err(PageError::from_store("webhook"))?
+            .current;
+        if secret_version(&current) != replaces {
+            let shown = ShownSecret {
+                value: current.expose().to_owned(),
+                previous_expires_at: None,
+            };
+            let mut page = webhook_page(&state, &form.signed_in, &id, None, Some(shown)).await?;
+            page.layout = page.layout.with_notice(Some("secret_already_rotated"));
+            return Ok(render(StatusCode::OK, &page));
+        }
+    }
     let chosen = match read_secret(form.fields.text("secret")) {
         Ok(chosen) => chosen,
         Err(error) => {
@@ -272,7 +309,7 @@ async fn rotate_secret(
     let secrets = state
         .store
         .rotate_webhook_secret(
-            &form.signed_in.session.account_id,
+            account,
             &id,
             chosen.unwrap_or_else(WebhookSecret::generate),
             previous_expires_at,

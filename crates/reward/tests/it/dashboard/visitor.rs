@@ -19,11 +19,16 @@ pub struct Answer {
 impl Answer {
     /// The `csrf_token` of the page's first form.
     pub fn csrf_token(&self) -> String {
-        let marker = "name=\"csrf_token\" value=\"";
+        self.hidden("csrf_token")
+    }
+
+    /// The value of the page's first input named `name`.
+    pub fn hidden(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
         let start = self
             .body
-            .find(marker)
-            .unwrap_or_else(|| panic!("a form with a CSRF token in {}", self.body))
+            .find(&marker)
+            .unwrap_or_else(|| panic!("an input {name} in {}", self.body))
             + marker.len();
         let end = self.body[start..].find('"').expect("end of value") + start;
         self.body[start..end].to_owned()

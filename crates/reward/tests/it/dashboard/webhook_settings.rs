@@ -451,3 +451,68 @@ async fn an_own_secret_is_taken_on_create_and_on_rotate() {
     assert_ne!(made, ROTATED);
     assert!(made.as_str().expect("secret").starts_with("whsec_"));
 }
+
+/// The Rotate form sent twice (a reload of the page its rotation answered, which browsers offer
+/// to send again) rotates once: the second shows the secret the first made, and says so.
+#[tokio::test]
+async fn a_rotation_sent_again_rotates_nothing() {
+    let server = TestServer::start().await;
+    let api = server.account("Acme").await;
+    let receiver = Receiver::start().await;
+    let created = api
+        .post(
+            "/v1/webhooks",
+            json!({"name": "Orders", "url": receiver.url, "events": ["*"]}),
+        )
+        .await;
+    let id = created.body["id"].as_str().expect("id").to_owned();
+    let original = created.body["secret"].as_str().expect("secret").to_owned();
+    let mut visitor = Visitor::new(&server.base_url);
+    visitor.sign_in(&api.key).await;
+    let page = visitor.get(&format!("/settings/webhooks/{id}")).await;
+    let form = [
+        ("csrf_token", page.csrf_token()),
+        ("replaces", page.hidden("replaces")),
+        ("secret", String::new()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let rotate = format!("/settings/webhooks/{id}/secret/rotate");
+    let secret = |api: &Api| {
+        let (api, id) = (api.clone(), id.clone());
+        async move {
+            api.get(&format!("/v1/webhooks/{id}/secret")).await.body["secret"]
+                .as_str()
+                .expect("secret")
+                .to_owned()
+        }
+    };
+
+    let first = visitor.post(&rotate, &form).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let rotated = secret(&api).await;
+    assert_ne!(rotated, original);
+    assert!(first.body.contains(&rotated));
+    assert!(first.body.contains("Secret rotated."));
+
+    let again = visitor.post(&rotate, &form).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(secret(&api).await, rotated, "not rotated a second time");
+    assert!(again.body.contains(&rotated), "the current secret is shown");
+    assert!(again.body.contains("Not rotated again"), "{}", again.body);
+
+    // A form from the page as it is now rotates again.
+    let now = visitor.get(&format!("/settings/webhooks/{id}")).await;
+    let fresh = now.hidden("replaces");
+    assert_ne!(fresh, form[1].1);
+    visitor
+        .post(
+            &rotate,
+            &[
+                ("csrf_token", &now.csrf_token()),
+                ("replaces", &fresh),
+                ("secret", ""),
+            ],
+        )
+        .await;
+    assert_ne!(secret(&api).await, rotated);
+}
