@@ -389,7 +389,8 @@ async fn screenshots_for_the_docs() {
 }
 
 /// On a phone's width (390 CSS pixels) no page makes the reader scroll sideways: the reference's
-/// tables, the webhooks list with a long URL, a webhook's page and the delivery search.
+/// tables, the webhooks list with a long URL, a webhook's page and forms, the delivery search and
+/// the API keys.
 #[tokio::test]
 async fn pages_fit_a_phone_screen() {
     let Some(browser) = Browser::start().await else {
@@ -420,6 +421,8 @@ async fn pages_fit_a_phone_screen() {
         "/docs".to_owned(),
         "/settings/webhooks".to_owned(),
         format!("/settings/webhooks/{id}"),
+        format!("/settings/webhooks/{id}/edit"),
+        "/settings/webhooks/new".to_owned(),
         "/settings/deliveries".to_owned(),
         "/settings/api-keys".to_owned(),
     ] {
