@@ -197,11 +197,14 @@ async fn webhook_page(
             subscribed: webhook.events.includes(*kind),
         })
         .collect();
-    let secrets = state
+    // A secret that cannot be opened (the server started with another key) must not hide the
+    // page: its form then names no secret, and Rotate replaces whatever is there.
+    let secret_version = state
         .store
         .webhook_secrets(account, id)
         .await
-        .map_err(PageError::from_store("webhook"))?;
+        .map(|secrets| secret_version(&secrets.current))
+        .unwrap_or_default();
     let mut health = Vec::with_capacity(StatsPeriod::ALL.len());
     for period in StatsPeriod::ALL {
         let stats = state
@@ -218,7 +221,7 @@ async fn webhook_page(
         health,
         webhook,
         secret,
-        secret_version: secret_version(&secrets.current),
+        secret_version,
         rotate_error: None,
         test_choices,
         deliveries,
