@@ -363,6 +363,15 @@ impl Api {
     }
 
     /// The deliveries of a webhook (first page of 100).
+    /// Sends a test event of `event_type` to the webhook (`POST /v1/webhooks/{id}/test`).
+    pub async fn send_test(&self, webhook_id: &str, event_type: &str) -> Reply {
+        self.post(
+            &format!("/v1/webhooks/{webhook_id}/test"),
+            json!({ "type": event_type }),
+        )
+        .await
+    }
+
     pub async fn deliveries(&self, webhook_id: &str) -> Vec<Value> {
         let reply = self
             .get(&format!("/v1/webhooks/{webhook_id}/deliveries?limit=100"))

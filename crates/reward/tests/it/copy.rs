@@ -534,12 +534,7 @@ async fn a_failed_copy_leaves_the_target_empty_and_can_be_run_again() {
     let node = ServerProcess::spawn(&target_url, &NODE_ENV).await;
     let api = Api::new(&node.base_url, &text(&account, "api_key"));
     let webhook_id = text(&webhook, "id");
-    let test = api
-        .post(
-            &format!("/v1/webhooks/{webhook_id}/test"),
-            json!({"type": "trigger_event.created"}),
-        )
-        .await;
+    let test = api.send_test(&webhook_id, "trigger_event.created").await;
     assert_eq!(test.status, StatusCode::ACCEPTED, "{:?}", test.body);
     let arrived = receiver.wait_for(1, Duration::from_secs(10)).await;
     standardwebhooks::Webhook::new(&text(&webhook, "secret"))

@@ -279,12 +279,7 @@ async fn a_2xx_in_time_delivers_however_slowly_its_body_follows() {
     let webhook_id = webhook["id"].as_str().expect("id");
     api.patch(&format!("/v1/webhooks/{webhook_id}"), json!({"url": url}))
         .await;
-    let test = api
-        .post(
-            &format!("/v1/webhooks/{webhook_id}/test"),
-            json!({"type": "trigger_event.created"}),
-        )
-        .await;
+    let test = api.send_test(webhook_id, "trigger_event.created").await;
     let id = test.body["id"].as_str().expect("id").to_owned();
     let done = api.wait_delivery(&id, WAIT, is_status("succeeded")).await;
     assert_eq!(done["attempt_count"], 1, "{done}");
@@ -402,12 +397,7 @@ async fn response_bodies_are_kept_up_to_one_kib() {
     let webhook_id = webhook["id"].as_str().expect("id");
     api.patch(&format!("/v1/webhooks/{webhook_id}"), json!({"url": loud}))
         .await;
-    let test = api
-        .post(
-            &format!("/v1/webhooks/{webhook_id}/test"),
-            json!({"type": "trigger_event.created"}),
-        )
-        .await;
+    let test = api.send_test(webhook_id, "trigger_event.created").await;
     let done = api
         .wait_delivery(test.body["id"].as_str().expect("id"), WAIT, |d| {
             d["attempt_count"].as_u64() >= Some(1)
@@ -539,11 +529,7 @@ async fn after_a_rotation_each_delivery_carries_two_valid_signatures() {
         )
         .await;
     let new_secret = rotated.body["secret"].as_str().expect("secret").to_owned();
-    api.post(
-        &format!("/v1/webhooks/{webhook_id}/test"),
-        json!({"type": "trigger_event.created"}),
-    )
-    .await;
+    api.send_test(webhook_id, "trigger_event.created").await;
     let arrived = receiver.wait_for(1, WAIT).await;
     let request = &arrived[0];
     let signatures: Vec<&str> = request.header("webhook-signature").split(' ').collect();
@@ -564,12 +550,7 @@ async fn gone_disables_the_webhook_and_says_why() {
     receiver.answer(Answer::Status(410));
     let (webhook, _) = webhook_on(&api, &receiver).await;
     let webhook_id = webhook["id"].as_str().expect("id");
-    let test = api
-        .post(
-            &format!("/v1/webhooks/{webhook_id}/test"),
-            json!({"type": "trigger_event.created"}),
-        )
-        .await;
+    let test = api.send_test(webhook_id, "trigger_event.created").await;
     let done = api
         .wait_delivery(
             test.body["id"].as_str().expect("id"),
@@ -613,11 +594,7 @@ async fn retry_after_on_429_is_honoured() {
     )]);
     let (webhook, _) = webhook_on(&api, &receiver).await;
     let webhook_id = webhook["id"].as_str().expect("id");
-    api.post(
-        &format!("/v1/webhooks/{webhook_id}/test"),
-        json!({"type": "trigger_event.created"}),
-    )
-    .await;
+    api.send_test(webhook_id, "trigger_event.created").await;
     let arrived = receiver.wait_for(2, WAIT).await;
     let gap = arrived[1].at - arrived[0].at;
     assert!(
@@ -635,11 +612,7 @@ async fn deleting_a_webhook_cancels_its_pending_deliveries() {
     receiver.answer(Answer::Status(500));
     let (webhook, _) = webhook_on(&api, &receiver).await;
     let webhook_id = webhook["id"].as_str().expect("id");
-    api.post(
-        &format!("/v1/webhooks/{webhook_id}/test"),
-        json!({"type": "trigger_event.created"}),
-    )
-    .await;
+    api.send_test(webhook_id, "trigger_event.created").await;
     receiver.wait_for(1, WAIT).await;
     assert_eq!(
         api.delete(&format!("/v1/webhooks/{webhook_id}"))
@@ -665,11 +638,7 @@ async fn an_idle_worker_starts_a_new_delivery_at_once() {
         // Let the worker go idle (its poll interval is 1 s).
         tokio::time::sleep(Duration::from_millis(300)).await;
         let answered = {
-            api.post(
-                &format!("/v1/webhooks/{webhook_id}/test"),
-                json!({"type": "trigger_event.created"}),
-            )
-            .await;
+            api.send_test(webhook_id, "trigger_event.created").await;
             Instant::now()
         };
         let arrived = receiver.wait_for(n + 1, WAIT).await;

@@ -150,12 +150,7 @@ async fn sigterm_lets_attempts_in_flight_finish_and_exits_zero() {
     let api = Api::new(&server.base_url, account["api_key"].as_str().expect("key"));
     let webhook = api.create_webhook(&receiver.url).await;
     let webhook_id = webhook["id"].as_str().expect("id");
-    let test = api
-        .post(
-            &format!("/v1/webhooks/{webhook_id}/test"),
-            json!({"type": "trigger_event.created"}),
-        )
-        .await;
+    let test = api.send_test(webhook_id, "trigger_event.created").await;
     receiver.wait_for(1, WAIT).await;
 
     let pid = server.child.id().expect("pid");
@@ -214,12 +209,7 @@ async fn secure_mode_refuses_private_targets_without_connecting() {
     let api = Api::new(&secure.base_url, &api.key);
     for webhook in [&by_ip, &by_name] {
         let id = webhook["id"].as_str().expect("id");
-        let test = api
-            .post(
-                &format!("/v1/webhooks/{id}/test"),
-                json!({"type": "trigger_event.created"}),
-            )
-            .await;
+        let test = api.send_test(id, "trigger_event.created").await;
         assert_eq!(test.status.as_u16(), 202);
         let done = api
             .wait_delivery(test.body["id"].as_str().expect("id"), WAIT, |d| {
@@ -278,12 +268,7 @@ async fn reward_listen_verifies_real_deliveries_and_rejects_tampered_ones() {
     let (_child, url, mut lines) = start_listen(secret).await;
     api.patch(&format!("/v1/webhooks/{webhook_id}"), json!({"url": url}))
         .await;
-    let test = api
-        .post(
-            &format!("/v1/webhooks/{webhook_id}/test"),
-            json!({"type": "trigger_event.created"}),
-        )
-        .await;
+    let test = api.send_test(webhook_id, "trigger_event.created").await;
     let done = api
         .wait_delivery(test.body["id"].as_str().expect("id"), WAIT, |d| {
             d["status"] == "succeeded"

@@ -548,12 +548,7 @@ async fn secure_mode_refuses_tunnel_and_reserved_addresses_when_connecting() {
     .await;
     let api = Api::new(&secure.base_url, &api.key);
     for (literal, id) in webhooks {
-        let test = api
-            .post(
-                &format!("/v1/webhooks/{id}/test"),
-                json!({"type": "trigger_event.created"}),
-            )
-            .await;
+        let test = api.send_test(&id, "trigger_event.created").await;
         assert_eq!(test.status.as_u16(), 202, "{literal}: {:?}", test.body);
         let delivery = test.body["id"].as_str().expect("delivery id");
         let done = api

@@ -112,12 +112,7 @@ async fn world() -> World {
     let recorded = a.trigger_event(USER, TRIGGER, json!(1)).await;
     assert_eq!(recorded["credit_points_issued"], POINTS, "{recorded:?}");
 
-    let reply = a
-        .post(
-            &format!("/v1/webhooks/{webhook_id}/test"),
-            json!({"type": "trigger_event.created"}),
-        )
-        .await;
+    let reply = a.send_test(&webhook_id, "trigger_event.created").await;
     assert_eq!(reply.status.as_u16(), 202, "{:?}", reply.body);
     let delivery_id = reply.body["id"].as_str().expect("delivery id").to_owned();
 

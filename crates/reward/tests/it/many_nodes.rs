@@ -382,12 +382,7 @@ async fn an_event_recorded_on_any_node_is_delivered_within_100_ms(route: Route) 
         let api = &apis[n % 3];
         let before = receiver.count();
         let sent_at = Instant::now();
-        let test = api
-            .post(
-                &format!("/v1/webhooks/{webhook_id}/test"),
-                json!({"type": "trigger_event.created"}),
-            )
-            .await;
+        let test = api.send_test(webhook_id, "trigger_event.created").await;
         assert_eq!(test.status, StatusCode::ACCEPTED, "{:?}", test.body);
         let arrived = receiver.wait_for(before + 1, Duration::from_secs(5)).await;
         latencies.push(arrived[before].at - sent_at);
@@ -497,12 +492,7 @@ async fn an_api_only_node_wakes_another_nodes_worker_within_100_ms(route: Route)
     for _ in 0..15 {
         let before = receiver.count();
         let sent_at = Instant::now();
-        let test = api
-            .post(
-                &format!("/v1/webhooks/{webhook_id}/test"),
-                json!({"type": "trigger_event.created"}),
-            )
-            .await;
+        let test = api.send_test(webhook_id, "trigger_event.created").await;
         assert_eq!(test.status, StatusCode::ACCEPTED, "{:?}", test.body);
         let arrived = receiver.wait_for(before + 1, Duration::from_secs(5)).await;
         latencies.push(arrived[before].at - sent_at);

@@ -99,12 +99,7 @@ async fn metrics_parse_and_move_after_a_delivery() {
     let receiver = Receiver::start().await;
     let webhook = api.create_webhook(&receiver.url).await;
     let webhook_id = webhook["id"].as_str().expect("id");
-    let test = api
-        .post(
-            &format!("/v1/webhooks/{webhook_id}/test"),
-            json!({"type": "trigger_event.created"}),
-        )
-        .await;
+    let test = api.send_test(webhook_id, "trigger_event.created").await;
     api.wait_delivery(
         test.body["id"].as_str().expect("id"),
         Duration::from_secs(10),
@@ -200,9 +195,7 @@ async fn a_test_event_sent_from_the_dashboard_is_counted_like_one_from_the_api()
     sent.assert_redirect(&format!("{page}?notice=test_sent#deliveries"));
     assert_eq!(events_emitted(&server, kind).await, 1.0);
 
-    let through_api = api
-        .post(&format!("/v1/webhooks/{id}/test"), json!({"type": kind}))
-        .await;
+    let through_api = api.send_test(id, kind).await;
     assert_eq!(through_api.status.as_u16(), 202);
     assert_eq!(events_emitted(&server, kind).await, 2.0);
 }

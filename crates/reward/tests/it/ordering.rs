@@ -475,10 +475,7 @@ async fn a_users_failing_delivery_holds_back_only_that_user() {
     // Explicit requests go out of order: a test event arrives while the user's line is held.
     let before = receiver.arrivals().len();
     let sent = api
-        .post(
-            &format!("/v1/webhooks/{webhook}/test"),
-            json!({"type": "balance.credit_points_issued"}),
-        )
+        .send_test(&webhook, "balance.credit_points_issued")
         .await;
     assert!(sent.status.is_success(), "{:?}", sent.body);
     let deadline = Instant::now() + Duration::from_secs(10);

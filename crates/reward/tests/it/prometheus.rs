@@ -8,7 +8,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{Api, TestServer};
@@ -41,12 +41,7 @@ async fn deliver_once(api: &Api) {
     let receiver = Receiver::start().await;
     let webhook = api.create_webhook(&receiver.url).await;
     let webhook_id = webhook["id"].as_str().expect("id");
-    let test = api
-        .post(
-            &format!("/v1/webhooks/{webhook_id}/test"),
-            json!({"type": "trigger_event.created"}),
-        )
-        .await;
+    let test = api.send_test(webhook_id, "trigger_event.created").await;
     assert_eq!(test.status.as_u16(), 202, "{:?}", test.body);
     api.wait_delivery(
         test.body["id"].as_str().expect("id"),

@@ -198,12 +198,7 @@ async fn test_event_creates_one_delivery_to_that_webhook_only() {
     let second = api.create_webhook("https://example.com/b").await;
     let first_id = first["id"].as_str().expect("id");
 
-    let reply = api
-        .post(
-            &format!("/v1/webhooks/{first_id}/test"),
-            json!({"type": "trigger_event.created"}),
-        )
-        .await;
+    let reply = api.send_test(first_id, "trigger_event.created").await;
     assert_eq!(reply.status, StatusCode::ACCEPTED);
     assert_keys(&reply.body, &DELIVERY_KEYS);
     assert_id(&reply.body["id"], "dl_");

@@ -40,12 +40,7 @@ async fn rotate(api: &Api, webhook_id: &str) -> String {
 
 /// Sends the webhook a test event; returns it as received, the `count`th request.
 async fn test_delivery(api: &Api, webhook_id: &str, receiver: &Receiver, count: usize) -> Received {
-    let sent = api
-        .post(
-            &format!("/v1/webhooks/{webhook_id}/test"),
-            json!({"type": "trigger_event.created"}),
-        )
-        .await;
+    let sent = api.send_test(webhook_id, "trigger_event.created").await;
     assert_eq!(sent.status.as_u16(), 202, "{:?}", sent.body);
     let mut received = receiver.wait_for(count, WAIT).await;
     received.remove(count - 1)

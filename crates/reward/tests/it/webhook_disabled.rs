@@ -80,12 +80,7 @@ async fn a_webhook_gone_410_is_announced_to_the_others_once() {
     let stranger = Receiver::start().await;
     webhook(&other, "Theirs", &stranger, json!(["webhook.disabled"])).await;
 
-    let test = api
-        .post(
-            &format!("/v1/webhooks/{gone_id}/test"),
-            json!({"type": "trigger_event.created"}),
-        )
-        .await;
+    let test = api.send_test(&gone_id, "trigger_event.created").await;
     let test_delivery = test.body["id"].as_str().expect("id").to_owned();
     api.wait_delivery(&test_delivery, WAIT, |delivery| {
         delivery["status"] == "failed"
@@ -148,11 +143,7 @@ async fn a_webhook_failing_for_disable_after_is_announced() {
     let (_, watcher_secret) =
         webhook(&api, "Ops alerts", &watcher, json!(["webhook.disabled"])).await;
     let started = Instant::now();
-    api.post(
-        &format!("/v1/webhooks/{failing_id}/test"),
-        json!({"type": "trigger_event.created"}),
-    )
-    .await;
+    api.send_test(&failing_id, "trigger_event.created").await;
     let received = watcher.wait_for(1, WAIT).await;
     assert!(
         started.elapsed() >= Duration::from_secs(1),
@@ -188,11 +179,7 @@ async fn a_short_disable_after_holds_without_waiting_for_the_hourly_upkeep() {
     let (_, watcher_secret) =
         webhook(&api, "Ops alerts", &watcher, json!(["webhook.disabled"])).await;
     let started = Instant::now();
-    api.post(
-        &format!("/v1/webhooks/{failing_id}/test"),
-        json!({"type": "trigger_event.created"}),
-    )
-    .await;
+    api.send_test(&failing_id, "trigger_event.created").await;
     let received = watcher.wait_for(1, WAIT).await;
     let took = started.elapsed();
     assert!(took >= Duration::from_secs(2), "not before 2 s: {took:?}");

@@ -17,12 +17,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// Sends one test event to the webhook and waits until its delivery is finished.
 async fn deliver_one(api: &Api, webhook_id: &str) -> Value {
-    let test = api
-        .post(
-            &format!("/v1/webhooks/{webhook_id}/test"),
-            json!({"type": "trigger_event.created"}),
-        )
-        .await;
+    let test = api.send_test(webhook_id, "trigger_event.created").await;
     assert_eq!(test.status, StatusCode::ACCEPTED, "{:?}", test.body);
     api.wait_delivery(test.body["id"].as_str().expect("id"), WAIT, |delivery| {
         delivery["status"] != "pending"

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::json;
 
 use super::browser::Browser;
 use super::visitor::Visitor;
@@ -20,12 +19,7 @@ async fn webhook_with_history(api: &Api, receiver: &Receiver) -> String {
         .as_str()
         .expect("id")
         .to_owned();
-    let sent = api
-        .post(
-            &format!("/v1/webhooks/{id}/test"),
-            json!({"type": "trigger_event.created"}),
-        )
-        .await;
+    let sent = api.send_test(&id, "trigger_event.created").await;
     assert_eq!(sent.status, StatusCode::ACCEPTED);
     let delivery = sent.body["id"].as_str().expect("delivery id");
     let done = api

@@ -411,12 +411,7 @@ async fn an_own_secret_is_taken_on_create_and_on_rotate() {
         async move { api.get(&format!("/v1/webhooks/{id}/secret")).await.body["secret"].clone() }
     };
     assert_eq!(stored(&api, &id).await, OWN);
-    let sent = api
-        .post(
-            &format!("/v1/webhooks/{id}/test"),
-            json!({"type": "trigger_event.created"}),
-        )
-        .await;
+    let sent = api.send_test(&id, "trigger_event.created").await;
     assert_eq!(sent.status, StatusCode::ACCEPTED, "{:?}", sent.body);
     let arrived = receiver
         .wait_for(1, std::time::Duration::from_secs(10))
