@@ -686,10 +686,16 @@ impl PostgresStore {
         lease: Option<Duration>,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let mut outbox = self.handoff.outbox(&self.cipher);
-        let passed = in_transaction!(self, |tx| {
-            queue::record_attempts(&tx, self.rollup_shard, &mut records, &mut outbox).await?;
-            queue::advance_turns(&tx, &records, lease, &self.cipher).await?
-        });
+        let mut client = self.client().await?;
+        let passed = queue::record_attempts_and_commit(
+            client.transaction(),
+            self.rollup_shard,
+            &mut records,
+            &mut outbox,
+            lease,
+            &self.cipher,
+        )
+        .await?;
         self.after_commit(outbox);
         Ok(passed)
     }

@@ -60,7 +60,7 @@ use tokio_postgres::Row;
 
 use crate::errors::from_pg;
 use crate::rate_slots::{RateSlot, RateSlots};
-use crate::statements::Db;
+use crate::statements::{Db, Param, Tx};
 use crate::{outbox, rollups, rows};
 
 /// Candidate queries per source and claim at most: each pass after the first only happens because
@@ -503,20 +503,25 @@ pub async fn advance_turns(
         .collect()
 }
 
-/// Stores a worker's batch of finished attempts in one transaction: one commit, so one WAL flush,
-/// for the batch instead of one each (the flush is what a commit waits on; docs/scaling.md), and
-/// one statement for all of their rows instead of two round trips each.
+/// Stores a worker's batch of finished attempts in one transaction and commits it: one commit,
+/// so one WAL flush, for the batch instead of one each (the flush is what a commit waits on;
+/// docs/scaling.md), and one statement for all of their rows instead of two round trips each.
+/// Ended ordered deliveries schedule their users' next ones ([`advance_turns`]), leased for
+/// `lease` when given; those are returned.
 ///
 /// Rows are taken in one order, the webhooks to disable first and then the deliveries, each
 /// sorted by key: two nodes' batches never deadlock each other, nor a webhook's deletion; then
-/// the roll-ups (sorted by key too), their statement sent with the attempts' (pipelined: no round
-/// trip of its own).
-pub async fn record_attempts(
-    client: &impl Db,
+/// the roll-ups (sorted by key too), their statement sent with the attempts'. In the usual batch
+/// (no ordered delivery ended, no delivery twice) both go with `COMMIT` in one round trip
+/// ([`Tx::execute_and_commit`]).
+pub async fn record_attempts_and_commit(
+    tx: Tx<'_>,
     shard: rollups::RollupShard,
     records: &mut [AttemptRecord],
     outbox: &mut Outbox,
-) -> StoreResult<()> {
+    lease: Option<Duration>,
+    cipher: &SecretCipher,
+) -> StoreResult<Vec<ClaimedDelivery>> {
     records.sort_by(|a, b| {
         (
             a.account_id.as_str(),
@@ -530,17 +535,39 @@ pub async fn record_attempts(
             ))
     });
     for record in records.iter() {
-        disable_webhook(client, record, outbox).await?;
+        disable_webhook(&tx, record, outbox).await?;
     }
     let records: &[AttemptRecord] = records;
-    let store_rounds = async {
-        for round in rounds_of_distinct_deliveries(records) {
-            store_attempts(client, &round).await?;
-        }
-        Ok(())
-    };
-    tokio::try_join!(store_rounds, rollups::record(client, shard, records))?;
-    Ok(())
+    let mut rounds = rounds_of_distinct_deliveries(records);
+    if rounds.len() > 1 || records.iter().any(AttemptRecord::ends_turn) {
+        let store_rounds = async {
+            for round in rounds {
+                store_attempts(&tx, &round).await?;
+            }
+            Ok(())
+        };
+        tokio::try_join!(store_rounds, rollups::record(&tx, shard, records))?;
+        let passed = advance_turns(&tx, records, lease, cipher).await?;
+        tx.commit().await.map_err(from_pg)?;
+        return Ok(passed);
+    }
+    let attempts = rounds.pop().map(|round| AttemptColumns::of(&round));
+    let attempt_params = attempts.as_ref().map(AttemptColumns::params);
+    let counted = rollups::RollupColumns::of(shard, records);
+    let counted_params = counted.as_ref().map(rollups::RollupColumns::params);
+    let last: Vec<(&str, &[&dyn Param])> = [
+        attempt_params
+            .as_deref()
+            .map(|params| (STORE_ATTEMPTS, params)),
+        counted_params
+            .as_deref()
+            .map(|params| (rollups::RECORD, params)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    tx.execute_and_commit(&last).await.map_err(from_pg)?;
+    Ok(Vec::new())
 }
 
 /// Splits sorted records into rounds in which each delivery appears at most once (one statement
@@ -649,29 +676,9 @@ async fn store_attempts(client: &impl Db, records: &[&AttemptRecord]) -> StoreRe
     if records.is_empty() {
         return Ok(());
     }
-    let mut columns = AttemptColumns::with_capacity(records.len());
-    for record in records {
-        columns.push(record);
-    }
+    let columns = AttemptColumns::of(records);
     client
-        .execute(
-            STORE_ATTEMPTS,
-            &[
-                &columns.account_ids,
-                &columns.delivery_ids,
-                &columns.scheduled,
-                &columns.status_codes,
-                &columns.statuses,
-                &columns.next_attempt_ats,
-                &columns.attempt_ids,
-                &columns.numbers,
-                &columns.started_ats,
-                &columns.durations_ms,
-                &columns.response_bodies,
-                &columns.errors,
-                &Timestamp::now().as_millis(),
-            ],
-        )
+        .execute(STORE_ATTEMPTS, &columns.params())
         .await
         .map_err(from_pg)?;
     Ok(())
@@ -679,6 +686,7 @@ async fn store_attempts(client: &impl Db, records: &[&AttemptRecord]) -> StoreRe
 
 /// A batch of attempts as one array per column, the shape `unnest` takes.
 struct AttemptColumns<'a> {
+    now: i64,
     account_ids: Vec<&'a str>,
     delivery_ids: Vec<&'a str>,
     scheduled: Vec<i32>,
@@ -694,8 +702,36 @@ struct AttemptColumns<'a> {
 }
 
 impl<'a> AttemptColumns<'a> {
+    fn of(records: &[&'a AttemptRecord]) -> Self {
+        let mut columns = Self::with_capacity(records.len());
+        for record in records {
+            columns.push(record);
+        }
+        columns
+    }
+
+    /// [`STORE_ATTEMPTS`]'s parameters.
+    fn params(&self) -> Vec<&dyn Param> {
+        vec![
+            &self.account_ids,
+            &self.delivery_ids,
+            &self.scheduled,
+            &self.status_codes,
+            &self.statuses,
+            &self.next_attempt_ats,
+            &self.attempt_ids,
+            &self.numbers,
+            &self.started_ats,
+            &self.durations_ms,
+            &self.response_bodies,
+            &self.errors,
+            &self.now,
+        ]
+    }
+
     fn with_capacity(capacity: usize) -> Self {
         Self {
+            now: Timestamp::now().as_millis(),
             account_ids: Vec::with_capacity(capacity),
             delivery_ids: Vec::with_capacity(capacity),
             scheduled: Vec::with_capacity(capacity),

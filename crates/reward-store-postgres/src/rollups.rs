@@ -20,7 +20,7 @@ use reward_store::rollups::{self, RolledUp};
 use reward_store::StoreResult;
 
 use crate::errors::from_pg;
-use crate::statements::Db;
+use crate::statements::{Db, Param};
 
 /// The roll-up rows one node (one store) writes: picked at random when it opens, so two nodes
 /// share rows only by a rare chance, which costs waiting, never a wrong count.
@@ -38,7 +38,7 @@ impl RollupShard {
 /// them in the same order; each key appears once, as one statement may update a row only once.
 /// A failure run is left out when the stored one already says what the batch would leave (`$10`
 /// restarts it: it must equal the batch's; else any run under way continues).
-const RECORD: &str = r#"WITH counted AS (
+pub const RECORD: &str = r#"WITH counted AS (
     INSERT INTO attempt_rollups (account_id, webhook_id, hour_start, latency_bucket, succeeded,
                                  failed, shard)
     SELECT *, $11::smallint FROM unnest($1::text[], $2::text[], $3::bigint[], $4::smallint[],
@@ -71,55 +71,78 @@ pub async fn record(
     shard: RollupShard,
     records: &[AttemptRecord],
 ) -> StoreResult<()> {
-    let increments = rollups::increments(records);
-    if increments.is_empty() {
+    let Some(columns) = RollupColumns::of(shard, records) else {
         return Ok(());
-    }
-    let runs = rollups::failure_runs(records);
+    };
     client
-        .execute(
-            RECORD,
-            &[
-                &increments
-                    .iter()
-                    .map(|row| row.account.as_str())
-                    .collect::<Vec<_>>(),
-                &increments
-                    .iter()
-                    .map(|row| row.webhook.as_str())
-                    .collect::<Vec<_>>(),
-                &increments
-                    .iter()
-                    .map(|row| row.hour_start.as_millis())
-                    .collect::<Vec<_>>(),
-                &increments
-                    .iter()
-                    .map(|row| i16::from(row.latency_bucket))
-                    .collect::<Vec<_>>(),
-                &increments
-                    .iter()
-                    .map(|row| row.succeeded)
-                    .collect::<Vec<_>>(),
-                &increments.iter().map(|row| row.failed).collect::<Vec<_>>(),
-                &runs
-                    .iter()
-                    .map(|run| run.account.as_str())
-                    .collect::<Vec<_>>(),
-                &runs
-                    .iter()
-                    .map(|run| run.webhook.as_str())
-                    .collect::<Vec<_>>(),
-                &runs
-                    .iter()
-                    .map(|run| run.failing_since().map(Timestamp::as_millis))
-                    .collect::<Vec<_>>(),
-                &runs.iter().map(|run| run.restarts()).collect::<Vec<_>>(),
-                &shard.0,
-            ],
-        )
+        .execute(RECORD, &columns.params())
         .await
         .map_err(from_pg)?;
     Ok(())
+}
+
+/// A batch's roll-up rows as [`RECORD`]'s parameters: one array per column.
+pub struct RollupColumns<'a> {
+    accounts: Vec<&'a str>,
+    webhooks: Vec<&'a str>,
+    hour_starts: Vec<i64>,
+    latency_buckets: Vec<i16>,
+    succeeded: Vec<i64>,
+    failed: Vec<i64>,
+    run_accounts: Vec<&'a str>,
+    run_webhooks: Vec<&'a str>,
+    failing_since: Vec<Option<i64>>,
+    restarts: Vec<bool>,
+    shard: i16,
+}
+
+impl<'a> RollupColumns<'a> {
+    /// What the batch adds; `None` when it adds nothing.
+    pub fn of(shard: RollupShard, records: &'a [AttemptRecord]) -> Option<Self> {
+        let increments = rollups::increments(records);
+        if increments.is_empty() {
+            return None;
+        }
+        let runs = rollups::failure_runs(records);
+        Some(Self {
+            accounts: increments.iter().map(|row| row.account.as_str()).collect(),
+            webhooks: increments.iter().map(|row| row.webhook.as_str()).collect(),
+            hour_starts: increments
+                .iter()
+                .map(|row| row.hour_start.as_millis())
+                .collect(),
+            latency_buckets: increments
+                .iter()
+                .map(|row| i16::from(row.latency_bucket))
+                .collect(),
+            succeeded: increments.iter().map(|row| row.succeeded).collect(),
+            failed: increments.iter().map(|row| row.failed).collect(),
+            run_accounts: runs.iter().map(|run| run.account.as_str()).collect(),
+            run_webhooks: runs.iter().map(|run| run.webhook.as_str()).collect(),
+            failing_since: runs
+                .iter()
+                .map(|run| run.failing_since().map(Timestamp::as_millis))
+                .collect(),
+            restarts: runs.iter().map(|run| run.restarts()).collect(),
+            shard: shard.0,
+        })
+    }
+
+    pub fn params(&self) -> Vec<&dyn Param> {
+        vec![
+            &self.accounts,
+            &self.webhooks,
+            &self.hour_starts,
+            &self.latency_buckets,
+            &self.succeeded,
+            &self.failed,
+            &self.run_accounts,
+            &self.run_webhooks,
+            &self.failing_since,
+            &self.restarts,
+            &self.shard,
+        ]
+    }
 }
 
 /// The webhook's statistics: its roll-ups of the period, its pending deliveries and its run of

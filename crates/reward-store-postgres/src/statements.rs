@@ -15,8 +15,9 @@
 //! `bigint`, `Vec<String>` as `text[]`, ...), as an unnamed statement needs them.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
-use std::task::{Context, Waker};
+use std::task::{Context, Poll, Waker};
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient as _;
@@ -273,6 +274,86 @@ pub struct Tx<'a> {
 }
 
 impl Tx<'_> {
+    /// Runs `last`, the transaction's final statements, and commits, all sent at once: one round
+    /// trip where awaiting the statements and then `COMMIT` takes two (`BEGIN` goes with them
+    /// when nothing was sent before). Returns each statement's count of changed rows.
+    ///
+    /// Every request leaves in order, `COMMIT` last: prepared statements are looked up (or
+    /// prepared) first, and a statement's future queues its request the first time it is polled
+    /// (`tokio-postgres` encodes and queues it before its first wait), so each future is polled
+    /// once, in turn, before the next is made. A statement that fails before it is sent (a
+    /// parameter that does not encode) stops there: nothing more is sent, and dropping the
+    /// transaction rolls it back. One the server refuses aborts the transaction, so the `COMMIT`
+    /// behind it rolls back instead; its error is returned.
+    pub async fn execute_and_commit(
+        self,
+        last: &[(&str, &[&dyn Param])],
+    ) -> Result<Vec<u64>, Error> {
+        type Request<'s> = Pin<Box<dyn Future<Output = Result<u64, Error>> + Send + 's>>;
+        if last.is_empty() {
+            return self.commit().await.map(|()| Vec::new());
+        }
+        let client = self.sender.client;
+        let mut sends: Vec<Request<'_>> = Vec::with_capacity(last.len() + 2);
+        let begins = !self.begun.load(AtomicOrdering::SeqCst);
+        if begins {
+            let begin = self.begin;
+            sends.push(Box::pin(async move {
+                client.batch_execute(begin).await.map(|()| 0)
+            }));
+        }
+        match self.sender.statements {
+            Statements::Prepared => {
+                for (sql, params) in last {
+                    let statement = client.prepare_cached(sql).await?;
+                    let params = untyped(params);
+                    sends.push(Box::pin(async move {
+                        client.execute(&statement, &params).await
+                    }));
+                }
+            }
+            Statements::Unnamed => {
+                for (sql, params) in last {
+                    let params = typed(params);
+                    sends.push(Box::pin(
+                        async move { client.execute_typed(sql, &params).await },
+                    ));
+                }
+            }
+        }
+        sends.push(Box::pin(async move {
+            client.batch_execute("COMMIT").await.map(|()| 0)
+        }));
+        let mut early: Vec<Option<Result<u64, Error>>> = Vec::with_capacity(sends.len());
+        let commit_at = sends.len() - 1;
+        for (index, send) in sends.iter_mut().enumerate() {
+            let output = sent_now(send.as_mut()).await;
+            if let Some(Err(error)) = output {
+                return Err(error);
+            }
+            early.push(output);
+            if index == 0 {
+                self.begun.store(true, AtomicOrdering::SeqCst);
+            }
+            if index == commit_at {
+                self.ended.store(true, AtomicOrdering::SeqCst);
+            }
+        }
+        let mut counts = Vec::with_capacity(sends.len());
+        for (send, early) in sends.iter_mut().zip(early) {
+            counts.push(match early {
+                Some(output) => output?,
+                None => send.await?,
+            });
+        }
+        // What is left: the statements' counts, without BEGIN's and COMMIT's.
+        counts.pop();
+        if begins {
+            counts.remove(0);
+        }
+        Ok(counts)
+    }
+
     /// Commits what the transaction's statements did (nothing to send when none ran).
     pub async fn commit(self) -> Result<(), Error> {
         if !self.begun.load(AtomicOrdering::SeqCst) {
@@ -298,6 +379,20 @@ impl Tx<'_> {
         )?;
         Ok(value)
     }
+}
+
+/// Polls `future` once: its output if it is already done, else `None`, having done what it does
+/// before its first wait (for a statement: queued its request).
+async fn sent_now<T>(future: Pin<&mut (dyn Future<Output = T> + Send + '_)>) -> Option<T> {
+    let mut future = Some(future);
+    std::future::poll_fn(|cx| {
+        let polled = future.as_mut().map(|future| future.as_mut().poll(cx));
+        Poll::Ready(match polled {
+            Some(Poll::Ready(output)) => Some(output),
+            _ => None,
+        })
+    })
+    .await
 }
 
 impl Drop for Tx<'_> {
@@ -431,6 +526,92 @@ mod tests {
             assert!(tx.execute("INSERT INTO t VALUES ('x')", &[]).await.is_err());
             drop(tx);
             assert_eq!(count(&client).await, 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn final_statements_and_commit_are_sent_together_in_order() {
+        let Some((_database, pools)) = pools().await else {
+            return;
+        };
+        for pool in &pools {
+            let mut client = pool.get().await.expect("connect");
+            client
+                .batch_execute("DROP TABLE IF EXISTS ids; CREATE TABLE ids (id bigint)")
+                .await
+                .expect("table");
+            let before = count(&client).await;
+            // Begun by the final statements themselves: BEGIN, both, COMMIT, all in one
+            // transaction (had COMMIT gone before the second, that one would get its own id).
+            let record_id = "INSERT INTO ids SELECT txid_current()";
+            let counts = client
+                .transaction()
+                .execute_and_commit(&[(record_id, &[]), (record_id, &[])])
+                .await
+                .expect("statements and commit");
+            assert_eq!(counts, [1, 1]);
+            // After statements of its own: the same transaction to the end.
+            let tx = client.transaction();
+            tx.execute(record_id, &[]).await.expect("first");
+            let counts = tx
+                .execute_and_commit(&[
+                    ("INSERT INTO t VALUES ($1::int)", &[&7_i32]),
+                    (record_id, &[]),
+                ])
+                .await
+                .expect("statements and commit");
+            assert_eq!(counts, [1, 1]);
+            let transactions = client
+                .query_one("SELECT count(DISTINCT id), count(*) FROM ids", &[])
+                .await
+                .expect("ids");
+            assert_eq!(transactions.get::<_, i64>(0), 2);
+            assert_eq!(transactions.get::<_, i64>(1), 4);
+            assert_eq!(count(&client).await, before + 1);
+
+            // Refused by the server: the error comes back and the whole transaction, the
+            // statement before it included, is rolled back.
+            let tx = client.transaction();
+            tx.execute("INSERT INTO t VALUES (1)", &[])
+                .await
+                .expect("insert");
+            let refused = tx
+                .execute_and_commit(&[
+                    ("INSERT INTO t VALUES (2)", &[]),
+                    ("INSERT INTO t VALUES ('x')", &[]),
+                ])
+                .await;
+            assert!(refused.is_err());
+            assert_eq!(count(&client).await, before + 1);
+            // A parameter of the wrong type: refused before it is sent (prepared) or by the
+            // server (unnamed); nothing is committed either way.
+            let tx = client.transaction();
+            tx.execute("INSERT INTO t VALUES (1)", &[])
+                .await
+                .expect("insert");
+            let wrong = tx
+                .execute_and_commit(&[("INSERT INTO t VALUES ($1)", &[&"one"])])
+                .await;
+            assert!(wrong.is_err());
+            assert_eq!(count(&client).await, before + 1);
+            // Out of any transaction: VACUUM refuses to run inside one.
+            client
+                .batch_execute("VACUUM t")
+                .await
+                .expect("no transaction left open");
+            // Nothing to run: commits what ran before, or sends nothing at all.
+            let tx = client.transaction();
+            tx.execute("INSERT INTO t VALUES (3)", &[])
+                .await
+                .expect("insert");
+            assert!(tx.execute_and_commit(&[]).await.expect("commit").is_empty());
+            assert_eq!(count(&client).await, before + 2);
+            let nothing = client.transaction().execute_and_commit(&[]).await;
+            assert!(nothing.expect("nothing").is_empty());
+            client
+                .batch_execute("VACUUM t")
+                .await
+                .expect("no transaction left open");
         }
     }
 
