@@ -19,6 +19,8 @@ pub enum BackupError {
     MissingSource(PathBuf),
     #[error("{0} already exists; back up to a new path")]
     TargetExists(PathBuf),
+    #[error("another backup to {0} is under way")]
+    InProgress(PathBuf),
     #[error("{0} is not a Reward database (it has no accounts table)")]
     NotReward(PathBuf),
     #[error("cannot read {path}: {source}")]
@@ -50,17 +52,43 @@ pub fn backup(source: &Path, target: &Path) -> Result<u64, BackupError> {
         return Err(BackupError::TargetExists(target.to_owned()));
     }
     let partial = partial_path(target);
-    // A partial copy left by an earlier, interrupted backup is ours to replace.
-    remove_if_present(&partial)?;
-    let outcome = copy_and_check(source, &partial);
+    // The partial copy's own file is the lock of a backup to `target`: held while it is written,
+    // released when this process ends, however it ends. A partial copy nobody holds was left by
+    // an interrupted backup and is ours to replace (`VACUUM INTO` writes into an empty file).
+    let held = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&partial)
+        .map_err(|source| BackupError::Io {
+            path: partial.clone(),
+            source,
+        })?;
+    match held.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(BackupError::InProgress(target.to_owned()))
+        }
+        Err(std::fs::TryLockError::Error(source)) => {
+            return Err(BackupError::Io {
+                path: partial,
+                source,
+            })
+        }
+    }
+    let outcome = held
+        .set_len(0)
+        .map_err(|source| BackupError::Io {
+            path: partial.clone(),
+            source,
+        })
+        .and_then(|()| copy_and_check(source, &partial))
+        .and_then(|()| finish(&partial, target));
     if outcome.is_err() {
         let _ = std::fs::remove_file(&partial);
-        return outcome.map(|_| 0);
     }
-    std::fs::rename(&partial, target).map_err(|source| BackupError::Io {
-        path: target.to_owned(),
-        source,
-    })?;
+    drop(held);
+    outcome?;
     let bytes = std::fs::metadata(target)
         .map_err(|source| BackupError::Io {
             path: target.to_owned(),
@@ -68,6 +96,27 @@ pub fn backup(source: &Path, target: &Path) -> Result<u64, BackupError> {
         })?
         .len();
     Ok(bytes)
+}
+
+/// Gives the checked copy its name, never replacing a file that took that name meanwhile (a link
+/// fails where a rename would overwrite).
+fn finish(partial: &Path, target: &Path) -> Result<(), BackupError> {
+    match std::fs::hard_link(partial, target) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(BackupError::TargetExists(target.to_owned()))
+        }
+        Err(source) => {
+            return Err(BackupError::Io {
+                path: target.to_owned(),
+                source,
+            })
+        }
+    }
+    std::fs::remove_file(partial).map_err(|source| BackupError::Io {
+        path: partial.to_owned(),
+        source,
+    })
 }
 
 fn copy_and_check(source: &Path, partial: &Path) -> Result<(), BackupError> {
@@ -134,17 +183,6 @@ fn partial_path(target: &Path) -> PathBuf {
     target.with_file_name(name)
 }
 
-fn remove_if_present(path: &Path) -> Result<(), BackupError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(BackupError::Io {
-            path: path.to_owned(),
-            source,
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +213,43 @@ mod tests {
             Err(BackupError::NotReward(_))
         ));
         assert!(!dir.path().join("foreign-copy.db.partial").exists());
+    }
+
+    #[test]
+    fn a_backup_under_way_holds_its_path_and_a_leftover_is_replaced() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let source = dir.path().join("reward.db");
+        crate::SqliteStore::open(&source).expect("open");
+        // A leftover of an interrupted backup, which nobody holds: replaced.
+        let target = dir.path().join("copy.db");
+        std::fs::write(partial_path(&target), b"half a copy").expect("leftover");
+        backup(&source, &target).expect("backup over a leftover");
+        assert!(!partial_path(&target).exists());
+        // A backup under way (its partial copy held): another one to the same path is refused
+        // and leaves that copy alone.
+        let second = dir.path().join("second.db");
+        let under_way = std::fs::File::create(partial_path(&second)).expect("partial");
+        std::fs::write(partial_path(&second), b"being written").expect("write");
+        under_way.lock().expect("lock");
+        assert!(matches!(
+            backup(&source, &second),
+            Err(BackupError::InProgress(_))
+        ));
+        assert_eq!(
+            std::fs::read(partial_path(&second)).expect("still there"),
+            b"being written"
+        );
+        assert!(!second.exists());
+        drop(under_way);
+        backup(&source, &second).expect("once the other one ended");
+        // A file that took the name while the copy was written is never replaced.
+        let third = dir.path().join("third.db");
+        std::fs::write(&third, b"someone else's").expect("write");
+        std::fs::write(partial_path(&third), b"a checked copy").expect("write");
+        assert!(matches!(
+            finish(&partial_path(&third), &third),
+            Err(BackupError::TargetExists(_))
+        ));
+        assert_eq!(std::fs::read(&third).expect("kept"), b"someone else's");
     }
 }
