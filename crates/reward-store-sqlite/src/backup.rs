@@ -99,24 +99,21 @@ pub fn backup(source: &Path, target: &Path) -> Result<u64, BackupError> {
 }
 
 /// Gives the checked copy its name, never replacing a file that took that name meanwhile (a link
-/// fails where a rename would overwrite).
+/// fails where a rename would overwrite). A file system without links (FAT, some network shares)
+/// gets a rename after one more look.
 fn finish(partial: &Path, target: &Path) -> Result<(), BackupError> {
+    let io_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| BackupError::Io { path, source }
+    };
     match std::fs::hard_link(partial, target) {
-        Ok(()) => {}
+        Ok(()) => std::fs::remove_file(partial).map_err(io_error(partial)),
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(BackupError::TargetExists(target.to_owned()))
+            Err(BackupError::TargetExists(target.to_owned()))
         }
-        Err(source) => {
-            return Err(BackupError::Io {
-                path: target.to_owned(),
-                source,
-            })
-        }
+        Err(_) if target.exists() => Err(BackupError::TargetExists(target.to_owned())),
+        Err(_) => std::fs::rename(partial, target).map_err(io_error(target)),
     }
-    std::fs::remove_file(partial).map_err(|source| BackupError::Io {
-        path: partial.to_owned(),
-        source,
-    })
 }
 
 fn copy_and_check(source: &Path, partial: &Path) -> Result<(), BackupError> {
