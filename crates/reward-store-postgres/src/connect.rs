@@ -1,10 +1,12 @@
 //! Reaching the server: which URLs are ours, and the connection pool every node keeps.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
+use crate::functions::StatementFunctions;
 use crate::statements::{Conn, Statements};
 use crate::OpenError;
 
@@ -104,11 +106,18 @@ pub struct ConnectOptions {
 pub struct Pool {
     connections: deadpool_postgres::Pool,
     statements: Statements,
+    /// Unnamed statements' functions (see [`crate::functions`]); none when statements are
+    /// prepared, which keeps their plans already.
+    functions: Option<Arc<StatementFunctions>>,
 }
 
 impl Pool {
     pub async fn get(&self) -> Result<Conn, PoolError> {
-        Ok(Conn::new(self.connections.get().await?, self.statements))
+        Ok(Conn::new(
+            self.connections.get().await?,
+            self.statements,
+            self.functions.clone(),
+        ))
     }
 
     #[cfg(test)]
@@ -127,6 +136,10 @@ pub(crate) fn pool_of(
     statements: Statements,
     size: usize,
 ) -> Result<Pool, OpenError> {
+    let functions = match statements {
+        Statements::Prepared => None,
+        Statements::Unnamed => Some(Arc::new(StatementFunctions::new(config.clone()))),
+    };
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -146,6 +159,7 @@ pub(crate) fn pool_of(
     Ok(Pool {
         connections,
         statements,
+        functions,
     })
 }
 

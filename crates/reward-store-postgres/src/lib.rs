@@ -27,6 +27,7 @@ mod deliveries;
 mod disabling;
 mod errors;
 mod events;
+mod functions;
 mod idempotent;
 pub mod import;
 mod key_cache;

@@ -17,12 +17,15 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient as _;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Error, Row};
+
+use crate::functions::{Function, StatementFunctions};
 
 /// How a connection sends its statements.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -210,11 +213,21 @@ macro_rules! db_for {
 pub struct Conn {
     client: deadpool_postgres::Client,
     statements: Statements,
+    functions: Option<Arc<StatementFunctions>>,
 }
 
 impl Conn {
-    pub fn new(client: deadpool_postgres::Client, statements: Statements) -> Self {
-        Self { client, statements }
+    /// `functions`: where unnamed statements' functions are made (see [`crate::functions`]).
+    pub fn new(
+        client: deadpool_postgres::Client,
+        statements: Statements,
+        functions: Option<Arc<StatementFunctions>>,
+    ) -> Self {
+        Self {
+            client,
+            statements,
+            functions,
+        }
     }
 
     /// A transaction on this connection; its `BEGIN` goes out with its first statement.
@@ -229,6 +242,7 @@ impl Conn {
                 client: &self.client,
                 statements: self.statements,
             },
+            functions: self.functions.as_deref(),
             begin,
             begun: AtomicBool::new(false),
             ended: AtomicBool::new(false),
@@ -266,6 +280,7 @@ db_for!(Sender<'_>, client);
 /// to the pool, as tokio-postgres's own transactions do.
 pub struct Tx<'a> {
     sender: Sender<'a>,
+    functions: Option<&'a StatementFunctions>,
     begin: &'static str,
     /// `BEGIN` was sent.
     begun: AtomicBool,
@@ -314,10 +329,20 @@ impl Tx<'_> {
             }
             Statements::Unnamed => {
                 for (sql, params) in last {
+                    let function = match self.functions {
+                        Some(functions) => functions.function_for(sql, params).await,
+                        None => None,
+                    };
+                    let functions = self.functions;
                     let params = typed(params);
-                    sends.push(Box::pin(
-                        async move { client.execute_typed(sql, &params).await },
-                    ));
+                    sends.push(match function {
+                        None => Box::pin(async move { client.execute_typed(sql, &params).await }),
+                        Some(function) => {
+                            Box::pin(
+                                async move { called(client, functions, &function, &params).await },
+                            )
+                        }
+                    });
                 }
             }
         }
@@ -378,6 +403,31 @@ impl Tx<'_> {
             statement
         )?;
         Ok(value)
+    }
+}
+
+/// Runs a statement as a call of its `function` (sent on the first poll, as the statement
+/// itself would be); returns the rows it changed. A function found missing is made again for
+/// the next call.
+async fn called(
+    client: &deadpool_postgres::Client,
+    functions: Option<&StatementFunctions>,
+    function: &Function,
+    params: &[(&(dyn ToSql + Sync), Type)],
+) -> Result<u64, Error> {
+    match client.query_typed(&function.call, params).await {
+        Ok(rows) => {
+            let changed = rows.first().and_then(|row| row.get::<_, Option<i64>>(0));
+            Ok(changed.map_or(0, |changed| u64::try_from(changed).unwrap_or(0)))
+        }
+        Err(error) => {
+            if error.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_FUNCTION) {
+                if let Some(functions) = functions {
+                    functions.forget(&function.name);
+                }
+            }
+            Err(error)
+        }
     }
 }
 

@@ -1,0 +1,293 @@
+//! The hottest statements as PL/pgSQL functions, for connections that cannot keep prepared
+//! statements ([`Statements::Unnamed`](crate::statements::Statements): PgBouncer before 1.21 in
+//! transaction mode).
+//!
+//! An unnamed statement is parsed and planned on every call, and the largest of Reward's (a
+//! trigger-event batch's inserts, a batch of attempts, their roll-ups) take longer to plan than
+//! a small batch takes to run; three nodes make three times the batches, so through PgBouncer
+//! they paid for it three times over (docs/scaling.md). A PL/pgSQL function keeps the plans of
+//! its statements in the server session that runs it, and PgBouncer keeps its server sessions
+//! open, so a statement sent as a call of its function (`SELECT f($1, ...)`: a call is quick to
+//! plan) is planned once per server connection instead of once per call.
+//!
+//! Each function is named after a digest of its statement and parameter types, so a name always
+//! means one body: it is created the first time a node needs it (on a connection of its own,
+//! outside any transaction; another node creating it at the same moment is no error) and never
+//! replaced. A node that cannot create it (no right to, say) sends the statement itself, as
+//! before. One dropped while a node relies on it fails that call, and the node creates it again
+//! for the next.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Config, NoTls};
+
+use crate::statements::Param;
+
+/// Where a statement's function stands on this node.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Known {
+    Created,
+    /// Creating it failed: the statement is sent itself.
+    Unavailable,
+}
+
+/// The functions of one node's statements, created on demand.
+pub struct StatementFunctions {
+    config: Config,
+    known: Mutex<HashMap<String, Known>>,
+}
+
+/// A statement as a function: the function's name, the statement that creates it, and the call
+/// that runs the statement with the same parameters and returns the rows it changed.
+pub struct Function {
+    pub name: String,
+    definition: String,
+    pub call: String,
+}
+
+impl Function {
+    /// `sql`, a statement that returns no rows, taking `params`.
+    pub fn of(sql: &str, params: &[&dyn Param]) -> Self {
+        // The types' own names (`_text` for `text[]`, `int8`, ...), as PostgreSQL spells them.
+        let types: Vec<String> = params
+            .iter()
+            .map(|param| param.declared_type().name().to_owned())
+            .collect();
+        let signature = types.join(", ");
+        let digest = reward_core::digest::sha256_hex(format!("{signature}\n{sql}").as_bytes());
+        let name = format!("reward_statement_{}", &digest[..24]);
+        let arguments: Vec<String> = (1..=params.len()).map(|n| format!("${n}")).collect();
+        let call = format!("SELECT {name}({})", arguments.join(", "));
+        // `$n` in the body are the function's parameters, in order. The variable's name is one
+        // no statement's column has (PL/pgSQL refuses a name that could be either).
+        let definition = format!(
+            "CREATE FUNCTION {name}({signature}) RETURNS bigint LANGUAGE plpgsql AS \
+             $reward_statement$\n\
+             DECLARE reward_rows_changed bigint;\n\
+             BEGIN\n{sql};\n\
+             GET DIAGNOSTICS reward_rows_changed = ROW_COUNT;\n\
+             RETURN reward_rows_changed;\n\
+             END\n$reward_statement$"
+        );
+        Self {
+            name,
+            definition,
+            call,
+        }
+    }
+}
+
+impl StatementFunctions {
+    /// Functions created through connections made from `config` (the node's database URL).
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            known: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `sql`'s function, created if this node has not yet; `None` when it cannot be (the
+    /// statement is then sent itself).
+    pub async fn function_for(&self, sql: &str, params: &[&dyn Param]) -> Option<Function> {
+        if sql.contains("$reward_statement$") {
+            return None;
+        }
+        let function = Function::of(sql, params);
+        let known = self.lock().get(&function.name).copied();
+        match known {
+            Some(Known::Created) => return Some(function),
+            Some(Known::Unavailable) => return None,
+            None => {}
+        }
+        let outcome = match self.create(&function).await {
+            Ok(()) => Known::Created,
+            Err(error) => {
+                tracing::warn!(
+                    function = %function.name,
+                    error = %crate::errors::describe(&error),
+                    "could not create a statement's function; sending the statement itself"
+                );
+                Known::Unavailable
+            }
+        };
+        self.lock().insert(function.name.clone(), outcome);
+        (outcome == Known::Created).then_some(function)
+    }
+
+    /// After a call failed because the function is gone: the next call creates it again.
+    pub fn forget(&self, name: &str) {
+        self.lock().remove(name);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Known>> {
+        self.known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn create(&self, function: &Function) -> Result<(), tokio_postgres::Error> {
+        let (client, connection) = self.config.connect(NoTls).await?;
+        let driving = tokio::spawn(connection);
+        let outcome = client.simple_query(&function.definition).await;
+        drop(client);
+        let _ = driving.await;
+        match outcome {
+            Ok(_) => Ok(()),
+            // Made already, by this node before a restart or by another one just now.
+            Err(error)
+                if matches!(
+                    error.code(),
+                    Some(&SqlState::DUPLICATE_FUNCTION) | Some(&SqlState::UNIQUE_VIOLATION)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::statements::{Db, Statements};
+
+    async fn scratch() -> Option<(crate::testing::ScratchDatabase, Config)> {
+        let database = crate::testing::ScratchDatabase::create("reward_functions").await?;
+        let config = crate::connect::config_from_url(database.url()).expect("url");
+        Some((database, config))
+    }
+
+    async fn functions_made(client: &impl Db) -> i64 {
+        client
+            .query_one(
+                "SELECT count(*) FROM pg_proc WHERE proname LIKE 'reward_statement_%'",
+                &[],
+            )
+            .await
+            .expect("functions")
+            .get(0)
+    }
+
+    #[tokio::test]
+    async fn unnamed_final_statements_run_as_functions_made_once_and_again_when_dropped() {
+        let Some((_database, config)) = scratch().await else {
+            return;
+        };
+        let pool = crate::connect::pool_of(config, Statements::Unnamed, 2).expect("pool");
+        let mut client = pool.get().await.expect("connect");
+        client
+            .batch_execute("CREATE TABLE t (n int)")
+            .await
+            .expect("table");
+        let insert = "INSERT INTO t SELECT unnest($1::int[])";
+        for round in 0..3 {
+            let numbers: Vec<i32> = vec![round, round + 10];
+            let counts = client
+                .transaction()
+                .execute_and_commit(&[(insert, &[&numbers])])
+                .await
+                .expect("insert");
+            assert_eq!(counts, [2]);
+        }
+        assert_eq!(functions_made(&client).await, 1);
+        let total: i64 = client
+            .query_one("SELECT count(*) FROM t", &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(total, 6);
+        // Dropped behind the node's back: that call fails, the next one makes it again.
+        let name = Function::of(insert, &[&vec![1_i32]]).name;
+        client
+            .batch_execute(&format!("DROP FUNCTION {name}"))
+            .await
+            .expect("drop");
+        let numbers = vec![7_i32];
+        let gone = client
+            .transaction()
+            .execute_and_commit(&[(insert, &[&numbers])])
+            .await;
+        assert!(gone.is_err());
+        let again = client
+            .transaction()
+            .execute_and_commit(&[(insert, &[&numbers])])
+            .await;
+        assert_eq!(again.expect("made again"), [1]);
+        assert_eq!(functions_made(&client).await, 1);
+        // Prepared statements keep their plans already: no function.
+        let prepared = crate::connect::pool_of(
+            crate::connect::config_from_url(_database.url()).expect("url"),
+            Statements::Prepared,
+            1,
+        )
+        .expect("pool");
+        let mut client = prepared.get().await.expect("connect");
+        let other = "INSERT INTO t SELECT unnest($1::int[]) + 1";
+        client
+            .transaction()
+            .execute_and_commit(&[(other, &[&numbers])])
+            .await
+            .expect("insert");
+        assert_eq!(functions_made(&client).await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_node_that_cannot_make_functions_sends_the_statements_themselves() {
+        let Some((database, config)) = scratch().await else {
+            return;
+        };
+        let owner = crate::connect::pool_of(config.clone(), Statements::Prepared, 1)
+            .expect("pool")
+            .get()
+            .await
+            .expect("connect");
+        // A role that may write the table but create nothing (PostgreSQL 15 grants no one
+        // CREATE in `public` by default).
+        owner
+            .batch_execute(
+                "DO $$ BEGIN
+                   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'reward_no_create') THEN
+                     CREATE ROLE reward_no_create LOGIN;
+                   END IF;
+                 END $$;
+                 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+                 CREATE TABLE t (n int);
+                 GRANT ALL ON t TO reward_no_create;",
+            )
+            .await
+            .expect("role");
+        let mut limited = config;
+        limited.user("reward_no_create");
+        let pool = crate::connect::pool_of(limited, Statements::Unnamed, 1).expect("pool");
+        let mut client = pool.get().await.expect("connect");
+        let numbers = vec![1_i32, 2];
+        for _ in 0..2 {
+            let counts = client
+                .transaction()
+                .execute_and_commit(&[("INSERT INTO t SELECT unnest($1::int[])", &[&numbers])])
+                .await
+                .expect("sent itself");
+            assert_eq!(counts, [2]);
+        }
+        assert_eq!(functions_made(&owner).await, 0);
+        drop(database);
+    }
+
+    #[test]
+    fn a_function_is_named_after_its_statement_and_parameter_types() {
+        let ids: Vec<&str> = vec!["a"];
+        let first = Function::of("INSERT INTO t SELECT unnest($1::text[])", &[&ids]);
+        let again = Function::of("INSERT INTO t SELECT unnest($1::text[])", &[&ids]);
+        let other = Function::of("INSERT INTO u SELECT unnest($1::text[])", &[&ids]);
+        let numbers: Vec<i64> = vec![1];
+        let typed_otherwise = Function::of("INSERT INTO t SELECT unnest($1::text[])", &[&numbers]);
+        assert_eq!(first.name, again.name);
+        assert_ne!(first.name, other.name);
+        assert_ne!(first.name, typed_otherwise.name);
+        assert_eq!(first.call, format!("SELECT {}($1)", first.name));
+        assert!(first.definition.contains(&format!("{}(_text)", first.name)));
+    }
+}
