@@ -400,7 +400,7 @@ async fn load_rules(
         .map(|job| job.request.trigger.as_str())
         .collect();
     let found = client
-        .query(
+        .query_hot(
             "SELECT DISTINCT t.account_id, t.rule_kind, t.rule_amount, t.id FROM triggers t
              JOIN unnest($1::text[], $2::text[]) AS named(account_id, id)
                ON t.account_id = named.account_id COLLATE \"C\"
@@ -439,7 +439,7 @@ async fn load_subscribers(
     accounts.dedup();
     let types: Vec<&str> = EventType::ALL.iter().map(|kind| kind.as_str()).collect();
     let found = client
-        .query(
+        .query_hot(
             "SELECT account_id, id, events, url, secret, previous_secrets, headers, filter,
                     rate_limit IS NOT NULL, ordering
              FROM webhooks
@@ -494,7 +494,7 @@ async fn add_to_users(
     let changes: Vec<i64> = sums.values().map(|sum| sum.sequence).collect();
     let events: Vec<i64> = sums.values().map(|sum| sum.event_position).collect();
     let found = client
-        .query(
+        .query_hot(
             "INSERT INTO users (account_id, id, balance, sequence, event_position, created_at)
              SELECT account_id, id, points, changes, events, $6
              FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])

@@ -39,42 +39,87 @@ pub struct StatementFunctions {
     known: Mutex<HashMap<String, Known>>,
 }
 
-/// A statement as a function: the function's name, the statement that creates it, and the call
-/// that runs the statement with the same parameters and returns the rows it changed.
+/// What a statement's function returns.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Returns {
+    /// The count of rows the statement changed (a statement that returns no rows).
+    Changed,
+    /// The statement's rows.
+    Rows,
+}
+
+/// A statement as a function: its name, and the call that runs the statement with the same
+/// parameters.
 pub struct Function {
     pub name: String,
-    definition: String,
     pub call: String,
+    signature: String,
+    returns: Returns,
 }
 
 impl Function {
-    /// `sql`, a statement that returns no rows, taking `params`.
-    pub fn of(sql: &str, params: &[&dyn Param]) -> Self {
+    /// `sql` taking `params`, returning what `returns` says.
+    pub fn of(sql: &str, params: &[&dyn Param], returns: Returns) -> Self {
         // The types' own names (`_text` for `text[]`, `int8`, ...), as PostgreSQL spells them.
         let types: Vec<String> = params
             .iter()
             .map(|param| param.declared_type().name().to_owned())
             .collect();
         let signature = types.join(", ");
-        let digest = reward_core::digest::sha256_hex(format!("{signature}\n{sql}").as_bytes());
+        let kind = match returns {
+            Returns::Changed => "changed",
+            Returns::Rows => "rows",
+        };
+        let digest =
+            reward_core::digest::sha256_hex(format!("{kind}\n{signature}\n{sql}").as_bytes());
         let name = format!("reward_statement_{}", &digest[..24]);
         let arguments: Vec<String> = (1..=params.len()).map(|n| format!("${n}")).collect();
-        let call = format!("SELECT {name}({})", arguments.join(", "));
-        // `$n` in the body are the function's parameters, in order. The variable's name is one
-        // no statement's column has (PL/pgSQL refuses a name that could be either).
-        let definition = format!(
-            "CREATE FUNCTION {name}({signature}) RETURNS bigint LANGUAGE plpgsql AS \
-             $reward_statement$\n\
-             DECLARE reward_rows_changed bigint;\n\
-             BEGIN\n{sql};\n\
-             GET DIAGNOSTICS reward_rows_changed = ROW_COUNT;\n\
-             RETURN reward_rows_changed;\n\
-             END\n$reward_statement$"
-        );
+        let call = match returns {
+            Returns::Changed => format!("SELECT {name}({})", arguments.join(", ")),
+            Returns::Rows => format!("SELECT * FROM {name}({})", arguments.join(", ")),
+        };
         Self {
             name,
-            definition,
             call,
+            signature,
+            returns,
+        }
+    }
+
+    /// The statement that makes the function of `sql`, whose rows (if it returns them) have
+    /// `columns`' types. `$n` in the body are the function's parameters, in order.
+    fn definition(&self, sql: &str, columns: &[String]) -> String {
+        let (name, signature) = (&self.name, &self.signature);
+        match self.returns {
+            // The variable's name is one no statement's column has (PL/pgSQL refuses a name
+            // that could be either).
+            Returns::Changed => format!(
+                "CREATE FUNCTION {name}({signature}) RETURNS bigint LANGUAGE plpgsql AS \
+                 $reward_statement$\n\
+                 DECLARE reward_rows_changed bigint;\n\
+                 BEGIN\n{sql};\n\
+                 GET DIAGNOSTICS reward_rows_changed = ROW_COUNT;\n\
+                 RETURN reward_rows_changed;\n\
+                 END\n$reward_statement$"
+            ),
+            // The result columns are named by position (callers read them so); a name in the
+            // statement is always its column's.
+            Returns::Rows => {
+                let table: Vec<String> = columns
+                    .iter()
+                    .enumerate()
+                    .map(|(index, type_name)| format!("reward_column_{} {type_name}", index + 1))
+                    .collect();
+                format!(
+                    "CREATE FUNCTION {name}({signature}) RETURNS TABLE ({}) LANGUAGE plpgsql AS \
+                     $reward_statement$\n\
+                     #variable_conflict use_column\n\
+                     BEGIN\n\
+                     RETURN QUERY {sql};\n\
+                     END\n$reward_statement$",
+                    table.join(", ")
+                )
+            }
         }
     }
 }
@@ -90,18 +135,23 @@ impl StatementFunctions {
 
     /// `sql`'s function, created if this node has not yet; `None` when it cannot be (the
     /// statement is then sent itself).
-    pub async fn function_for(&self, sql: &str, params: &[&dyn Param]) -> Option<Function> {
+    pub async fn function_for(
+        &self,
+        sql: &str,
+        params: &[&dyn Param],
+        returns: Returns,
+    ) -> Option<Function> {
         if sql.contains("$reward_statement$") {
             return None;
         }
-        let function = Function::of(sql, params);
+        let function = Function::of(sql, params, returns);
         let known = self.lock().get(&function.name).copied();
         match known {
             Some(Known::Created) => return Some(function),
             Some(Known::Unavailable) => return None,
             None => {}
         }
-        let outcome = match self.create(&function).await {
+        let outcome = match self.create(&function, sql, params).await {
             Ok(()) => Known::Created,
             Err(error) => {
                 tracing::warn!(
@@ -127,14 +177,36 @@ impl StatementFunctions {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    async fn create(&self, function: &Function) -> Result<(), tokio_postgres::Error> {
+    async fn create(
+        &self,
+        function: &Function,
+        sql: &str,
+        params: &[&dyn Param],
+    ) -> Result<(), tokio_postgres::Error> {
         let (client, connection) = self.config.connect(NoTls).await?;
         let driving = tokio::spawn(connection);
-        let outcome = client.simple_query(&function.definition).await;
+        let outcome = async {
+            // The types of the rows it returns, as the server describes the statement.
+            let mut columns = Vec::new();
+            if function.returns == Returns::Rows {
+                let types: Vec<_> = params.iter().map(|param| param.declared_type()).collect();
+                let described = client.prepare_typed(sql, &types).await?;
+                columns = described
+                    .columns()
+                    .iter()
+                    .map(|column| column.type_().name().to_owned())
+                    .collect();
+            }
+            client
+                .simple_query(&function.definition(sql, &columns))
+                .await
+                .map(drop)
+        }
+        .await;
         drop(client);
         let _ = driving.await;
         match outcome {
-            Ok(_) => Ok(()),
+            Ok(()) => Ok(()),
             // Made already, by this node before a restart or by another one just now.
             Err(error)
                 if matches!(
@@ -172,7 +244,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unnamed_final_statements_run_as_functions_made_once_and_again_when_dropped() {
+    async fn unnamed_hot_statements_run_as_functions_made_once_and_again_when_dropped() {
         let Some((_database, config)) = scratch().await else {
             return;
         };
@@ -200,7 +272,7 @@ mod tests {
             .get(0);
         assert_eq!(total, 6);
         // Dropped behind the node's back: that call fails, the next one makes it again.
-        let name = Function::of(insert, &[&vec![1_i32]]).name;
+        let name = Function::of(insert, &[&vec![1_i32]], Returns::Changed).name;
         client
             .batch_execute(&format!("DROP FUNCTION {name}"))
             .await
@@ -217,6 +289,35 @@ mod tests {
             .await;
         assert_eq!(again.expect("made again"), [1]);
         assert_eq!(functions_made(&client).await, 1);
+        // Statements that return rows: their function returns the same rows, by position.
+        let returning = "INSERT INTO t SELECT unnest($1::int[]) RETURNING n, n > 5, 'x' || n";
+        for round in 0..2 {
+            let numbers = vec![4_i32 + round, 6];
+            let tx = client.transaction();
+            let rows = tx.query_hot(returning, &[&numbers]).await.expect("rows");
+            let read = tx
+                .query_hot(
+                    "SELECT count(*) FROM t WHERE n = ANY($1::int[])",
+                    &[&numbers],
+                )
+                .await
+                .expect("read");
+            tx.commit().await.expect("commit");
+            let got: Vec<(i32, bool, String)> = rows
+                .iter()
+                .map(|row| (row.get(0), row.get(1), row.get(2)))
+                .collect();
+            let first = 4 + round;
+            assert_eq!(
+                got,
+                [
+                    (first, first > 5, format!("x{first}")),
+                    (6, true, "x6".to_owned())
+                ]
+            );
+            assert!(read[0].get::<_, i64>(0) >= 2);
+        }
+        assert_eq!(functions_made(&client).await, 3);
         // Prepared statements keep their plans already: no function.
         let prepared = crate::connect::pool_of(
             crate::connect::config_from_url(_database.url()).expect("url"),
@@ -231,7 +332,12 @@ mod tests {
             .execute_and_commit(&[(other, &[&numbers])])
             .await
             .expect("insert");
-        assert_eq!(functions_made(&client).await, 1);
+        let tx = client.transaction();
+        tx.query_hot("SELECT n + 1 FROM t WHERE n = ANY($1::int[])", &[&numbers])
+            .await
+            .expect("read");
+        tx.commit().await.expect("commit");
+        assert_eq!(functions_made(&client).await, 3);
     }
 
     #[tokio::test]
@@ -279,15 +385,28 @@ mod tests {
     #[test]
     fn a_function_is_named_after_its_statement_and_parameter_types() {
         let ids: Vec<&str> = vec!["a"];
-        let first = Function::of("INSERT INTO t SELECT unnest($1::text[])", &[&ids]);
-        let again = Function::of("INSERT INTO t SELECT unnest($1::text[])", &[&ids]);
-        let other = Function::of("INSERT INTO u SELECT unnest($1::text[])", &[&ids]);
+        let insert = "INSERT INTO t SELECT unnest($1::text[])";
+        let first = Function::of(insert, &[&ids], Returns::Changed);
+        let again = Function::of(insert, &[&ids], Returns::Changed);
+        let other = Function::of(
+            "INSERT INTO u SELECT unnest($1::text[])",
+            &[&ids],
+            Returns::Changed,
+        );
         let numbers: Vec<i64> = vec![1];
-        let typed_otherwise = Function::of("INSERT INTO t SELECT unnest($1::text[])", &[&numbers]);
+        let typed_otherwise = Function::of(insert, &[&numbers], Returns::Changed);
+        let returning_rows = Function::of(insert, &[&ids], Returns::Rows);
         assert_eq!(first.name, again.name);
         assert_ne!(first.name, other.name);
         assert_ne!(first.name, typed_otherwise.name);
+        assert_ne!(first.name, returning_rows.name);
         assert_eq!(first.call, format!("SELECT {}($1)", first.name));
-        assert!(first.definition.contains(&format!("{}(_text)", first.name)));
+        assert_eq!(
+            returning_rows.call,
+            format!("SELECT * FROM {}($1)", returning_rows.name)
+        );
+        assert!(first
+            .definition(insert, &[])
+            .contains(&format!("{}(_text)", first.name)));
     }
 }

@@ -25,7 +25,7 @@ use deadpool_postgres::GenericClient as _;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Error, Row};
 
-use crate::functions::{Function, StatementFunctions};
+use crate::functions::{Function, Returns, StatementFunctions};
 
 /// How a connection sends its statements.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -120,6 +120,12 @@ pub trait Db: Sync {
     async fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64, Error>;
     /// Runs `sql`, without parameters, in the simple query protocol, which prepares nothing.
     async fn batch_execute(&self, sql: &str) -> Result<(), Error>;
+    /// Like [`Db::query`], for a statement run in every batch of the busiest writes: in a
+    /// transaction sending unnamed statements, as a call of its function, which keeps its plan
+    /// (see [`crate::functions`]).
+    async fn query_hot(&self, sql: &str, params: &[&dyn Param]) -> Result<Vec<Row>, Error> {
+        self.query(sql, params).await
+    }
 }
 
 /// `sql` with every placeholder `$n` renumbered `$(n + by)`: statements written on their own,
@@ -330,7 +336,9 @@ impl Tx<'_> {
             Statements::Unnamed => {
                 for (sql, params) in last {
                     let function = match self.functions {
-                        Some(functions) => functions.function_for(sql, params).await,
+                        Some(functions) => {
+                            functions.function_for(sql, params, Returns::Changed).await
+                        }
                         None => None,
                     };
                     let functions = self.functions;
@@ -421,13 +429,18 @@ async fn called(
             Ok(changed.map_or(0, |changed| u64::try_from(changed).unwrap_or(0)))
         }
         Err(error) => {
-            if error.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_FUNCTION) {
-                if let Some(functions) = functions {
-                    functions.forget(&function.name);
-                }
+            if let Some(functions) = functions {
+                forget_if_gone(functions, function, &error);
             }
             Err(error)
         }
+    }
+}
+
+/// After a call of `function` failed: if the function is gone, the next call makes it again.
+fn forget_if_gone(functions: &StatementFunctions, function: &Function, error: &Error) {
+    if error.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_FUNCTION) {
+        functions.forget(&function.name);
     }
 }
 
@@ -475,6 +488,27 @@ impl Db for Tx<'_> {
 
     async fn batch_execute(&self, sql: &str) -> Result<(), Error> {
         self.opened(self.sender.batch_execute(sql)).await
+    }
+
+    async fn query_hot(&self, sql: &str, params: &[&dyn Param]) -> Result<Vec<Row>, Error> {
+        let functions = match (self.sender.statements, self.functions) {
+            (Statements::Unnamed, Some(functions)) => functions,
+            _ => return self.query(sql, params).await,
+        };
+        let client = self.sender.client;
+        self.opened(async move {
+            match functions.function_for(sql, params, Returns::Rows).await {
+                None => self.sender.query(sql, params).await,
+                Some(function) => {
+                    let rows = client.query_typed(&function.call, &typed(params)).await;
+                    if let Err(error) = &rows {
+                        forget_if_gone(functions, &function, error);
+                    }
+                    rows
+                }
+            }
+        })
+        .await
     }
 }
 

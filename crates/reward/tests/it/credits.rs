@@ -207,7 +207,37 @@ async fn balance(api: &Api, user: &str) -> Value {
 /// `balance_overflow`, while the requests that arrived with it are recorded.
 #[tokio::test]
 async fn an_overflowing_trigger_event_fails_alone() {
-    let server = TestServer::start().await;
+    overflow_fails_alone(TestServer::start().await).await;
+}
+
+/// The same on PostgreSQL with statements sent unnamed (PgBouncer before 1.21), where a batch's
+/// statements run as PL/pgSQL functions: the overflow inside one fails its batch the same way.
+#[tokio::test]
+async fn an_overflowing_trigger_event_fails_alone_with_unnamed_statements() {
+    let Some((_database, url)) = crate::databases::fresh_postgres_database().await else {
+        return;
+    };
+    let server = TestServer::start_on(&url, |config| {
+        config.database_options.statements = reward_server::store::Statements::Unnamed;
+    })
+    .await;
+    overflow_fails_alone(server).await;
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let made: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_proc WHERE proname LIKE 'reward_statement_%'",
+            &[],
+        )
+        .await
+        .expect("functions")
+        .get(0);
+    assert!(made > 0, "the batch's statements ran as functions");
+}
+
+async fn overflow_fails_alone(server: TestServer) {
     let api = server.account("Acme").await;
     api.put_trigger("jackpot", json!({"per_unit": 1000})).await;
     api.put_trigger("signup", json!({"fixed": 3})).await;
