@@ -120,7 +120,7 @@ async fn search(
         .await?
         .items;
     let ids: Vec<WebhookId> = webhooks.iter().map(|webhook| webhook.id.clone()).collect();
-    let cursor = decode_cursor(fields.get("cursor"));
+    let cursor = decode_cursor(fields.get("cursor"))?;
     let paged = cursor.is_some();
     let (status, errors, deliveries, older) = match form.query(&ids) {
         Ok(query) => {

@@ -140,10 +140,19 @@ pub fn cursor_param(cursor: Option<String>) -> Option<String> {
     cursor.map(|cursor| BASE64URL.encode(cursor))
 }
 
-/// A `?cursor=` value back into the store's cursor; one that does not decode shows the first page.
-pub fn decode_cursor(param: Option<&str>) -> Option<String> {
-    let bytes = BASE64URL.decode(param?).ok()?;
-    String::from_utf8(bytes).ok()
+/// A `?cursor=` value back into the store's cursor. One that does not decode names no page, as
+/// one that decodes to no id does: both answer "This page of the list does not exist" (404),
+/// rather than quietly showing another page.
+pub fn decode_cursor(param: Option<&str>) -> PageResult<Option<String>> {
+    let Some(param) = param else {
+        return Ok(None);
+    };
+    BASE64URL
+        .decode(param)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .map(Some)
+        .ok_or(PageError::Store(StoreError::InvalidCursor))
 }
 
 /// How a dashboard request can fail. Each becomes a page (or, when signed out, the sign-in page).
@@ -263,7 +272,14 @@ mod tests {
     #[test]
     fn cursors_round_trip() {
         let param = cursor_param(Some("wh_01".into()));
-        assert_eq!(decode_cursor(param.as_deref()), Some("wh_01".into()));
-        assert_eq!(decode_cursor(Some("%%%")), None);
+        assert_eq!(
+            decode_cursor(param.as_deref()).expect("decodes"),
+            Some("wh_01".into())
+        );
+        assert_eq!(decode_cursor(None).expect("no cursor"), None);
+        assert!(matches!(
+            decode_cursor(Some("%%%")),
+            Err(PageError::Store(StoreError::InvalidCursor))
+        ));
     }
 }

@@ -237,7 +237,7 @@ async fn show(
     Query(query): Query<ListQuery>,
 ) -> PageResult {
     let id = webhook_id(&id)?;
-    let cursor = decode_cursor(query.cursor.as_deref());
+    let cursor = decode_cursor(query.cursor.as_deref())?;
     let mut page = webhook_page(&state, &signed_in, &id, cursor, None).await?;
     page.layout = page.layout.with_notice(query.notice.as_deref());
     Ok(render(StatusCode::OK, &page))

@@ -113,7 +113,7 @@ async fn list(
             account,
             PageRequest {
                 limit: PAGE_SIZE,
-                cursor: decode_cursor(query.cursor.as_deref()),
+                cursor: decode_cursor(query.cursor.as_deref())?,
             },
         )
         .await?;

@@ -316,6 +316,31 @@ async fn pages_of_a_search_keep_its_filters() {
         href(&second, "newest"),
         "/settings/deliveries?event_type=trigger_event.created"
     );
+
+    // A cursor that does not decode, or decodes to no delivery id, names no page: both say so
+    // (as the API answers 422 `invalid_cursor`), rather than showing the first page.
+    for cursor in ["%%%", "bm90LWFuLWlk"] {
+        let broken = visitor
+            .get(&format!(
+                "{PAGE}?event_type=trigger_event.created&cursor={cursor}"
+            ))
+            .await;
+        assert_eq!(broken.status, StatusCode::NOT_FOUND, "{cursor}");
+        assert!(
+            broken
+                .body
+                .contains("This page of the list does not exist."),
+            "{cursor}"
+        );
+        let on_webhook = visitor
+            .get(&format!("/settings/webhooks/{id}?cursor={cursor}"))
+            .await;
+        assert_eq!(on_webhook.status, StatusCode::NOT_FOUND, "{cursor}");
+        let webhooks = visitor
+            .get(&format!("/settings/webhooks?cursor={cursor}"))
+            .await;
+        assert_eq!(webhooks.status, StatusCode::NOT_FOUND, "{cursor}");
+    }
 }
 
 #[tokio::test]
