@@ -69,6 +69,14 @@ impl WebhookSecret {
         &self.text
     }
 
+    /// Names the secret without giving it away: the first 16 hex digits of its SHA-256. A form
+    /// that replaces a secret names it so, and replaces it only while it is current.
+    pub fn version(&self) -> String {
+        let mut digest = crate::digest::sha256_hex(self.text.as_bytes());
+        digest.truncate(16);
+        digest
+    }
+
     /// `v1,<base64 signature>` of one message.
     pub fn sign(&self, message_id: &str, timestamp: i64, body: &[u8]) -> String {
         format!(

@@ -379,13 +379,18 @@ impl Webhooks for PostgresStore {
         id: &WebhookId,
         secret: WebhookSecret,
         previous_expires_at: Timestamp,
+        replaces: Option<&str>,
     ) -> StoreResult<WebhookSecrets> {
+        let rotation = webhooks::Rotation {
+            secret: &secret,
+            previous_expires_at,
+            replaces,
+        };
         Ok(in_transaction!(self, |tx| webhooks::rotate_secret(
             &tx,
             account,
             id,
-            &secret,
-            previous_expires_at,
+            &rotation,
             &self.cipher
         )
         .await?))

@@ -5,10 +5,10 @@ use reward_core::event::NewEvent;
 use reward_core::ids::{AccountId, WebhookId};
 use reward_core::names::Name;
 use reward_core::rotation::{after_rotation, Retired};
-use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::columns::{self, event_types_json};
 use reward_store::paging::{fetch_limit, id_cursor, page_of};
+pub use reward_store::records::Rotation;
 use reward_store::records::{
     DeliveryTarget, NewWebhook, Page, PageRequest, Subscription, Webhook, WebhookPatch,
     WebhookSecrets, WebhookSettings,
@@ -306,10 +306,14 @@ pub async fn rotate_secret(
     client: &impl Db,
     account: &AccountId,
     id: &WebhookId,
-    secret: &WebhookSecret,
-    previous_expires_at: Timestamp,
+    rotation: &Rotation<'_>,
     cipher: &SecretCipher,
 ) -> StoreResult<WebhookSecrets> {
+    let Rotation {
+        secret,
+        previous_expires_at,
+        replaces,
+    } = *rotation;
     // Locked: two rotations at once must each keep the secret the other rotated out.
     let row = client
         .query_opt(
@@ -320,9 +324,17 @@ pub async fn rotate_secret(
         .await
         .map_err(from_pg)?
         .ok_or(StoreError::NotFound)?;
+    let stored_current: String = rows::get(&row, 0)?;
+    if let Some(replaces) = replaces {
+        // Checked where the rotation happens (the single writer here; the row lock on
+        // PostgreSQL), so two rotations naming one secret cannot both pass.
+        if cipher.open(id.as_str(), &stored_current)?.version() != replaces {
+            return Err(StoreError::SecretChanged);
+        }
+    }
     let now = Timestamp::now();
     let rotated_out = Retired {
-        secret: rows::get::<String>(&row, 0)?,
+        secret: stored_current,
         expires_at: previous_expires_at,
     };
     let previous = previous_from_stored(id.as_str(), rows::get(&row, 1)?)?;

@@ -460,6 +460,18 @@ async fn a_refill_due_since_the_last_claim_is_announced(route: Route) {
     reward_store::testing::a_refill_due_since_the_last_claim_is_announced(&*nodes.first).await;
 }
 
+/// The rotation scenario every backend runs, its rotations sent through both nodes at once.
+async fn a_rotation_naming_the_current_secret_happens_once(route: Route) {
+    let Some(nodes) = TwoNodes::start(route).await else {
+        return;
+    };
+    reward_store::testing::a_rotation_naming_the_current_secret_happens_once(
+        &*nodes.first,
+        &*nodes.second,
+    )
+    .await;
+}
+
 async fn stale_statistics_are_refreshed_once(route: Route) {
     let Some(nodes) = TwoNodes::start(route).await else {
         return;
@@ -494,4 +506,5 @@ on_both_routes!(
     work_queued_on_one_node_wakes_the_other_within_100_ms,
     stale_statistics_are_refreshed_once,
     a_refill_due_since_the_last_claim_is_announced,
+    a_rotation_naming_the_current_secret_happens_once,
 );

@@ -391,12 +391,19 @@ impl Webhooks for SqliteStore {
         id: &WebhookId,
         secret: WebhookSecret,
         previous_expires_at: Timestamp,
+        replaces: Option<&str>,
     ) -> StoreResult<WebhookSecrets> {
         owned!(account, id);
         let cipher = self.cipher.clone();
+        let replaces = replaces.map(str::to_owned);
         self.writer
             .write(move |c| {
-                webhooks::rotate_secret(c, &account, &id, &secret, previous_expires_at, &cipher)
+                let rotation = webhooks::Rotation {
+                    secret: &secret,
+                    previous_expires_at,
+                    replaces: replaces.as_deref(),
+                };
+                webhooks::rotate_secret(c, &account, &id, &rotation, &cipher)
             })
             .await
     }

@@ -9,6 +9,7 @@ use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 use reward_store::columns::{self, event_types_json};
 use reward_store::paging::{fetch_limit, id_cursor, page_of};
+pub use reward_store::records::Rotation;
 use reward_store::records::{
     DeliveryTarget, NewWebhook, Page, PageRequest, Subscription, Webhook, WebhookPatch,
     WebhookSecrets, WebhookSettings,
@@ -325,10 +326,14 @@ pub fn rotate_secret(
     connection: &Connection,
     account: &AccountId,
     id: &WebhookId,
-    secret: &WebhookSecret,
-    previous_expires_at: Timestamp,
+    rotation: &Rotation<'_>,
     cipher: &SecretCipher,
 ) -> StoreResult<WebhookSecrets> {
+    let Rotation {
+        secret,
+        previous_expires_at,
+        replaces,
+    } = *rotation;
     let (stored_current, stored_previous): (String, String) = connection
         .prepare_cached(
             "SELECT secret, previous_secrets FROM webhooks WHERE account_id = ?1 AND id = ?2",
@@ -342,6 +347,13 @@ pub fn rotate_secret(
         })
         .map_err(from_sqlite)?
         .ok_or(StoreError::NotFound)?;
+    if let Some(replaces) = replaces {
+        // Checked where the rotation happens (the single writer here; the row lock on
+        // PostgreSQL), so two rotations naming one secret cannot both pass.
+        if cipher.open(id.as_str(), &stored_current)?.version() != replaces {
+            return Err(StoreError::SecretChanged);
+        }
+    }
     let now = Timestamp::now();
     let rotated_out = Retired {
         secret: stored_current,

@@ -23,6 +23,10 @@ pub enum StoreError {
     BalanceOverflow,
     #[error("the pagination cursor is not valid")]
     InvalidCursor,
+    /// A rotation named the secret it replaces ([`reward_core::signing::WebhookSecret::version`]),
+    /// and that secret is no longer current: nothing was rotated.
+    #[error("the webhook's secret is no longer the one named")]
+    SecretChanged,
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
     #[error("storage error: {0}")]

@@ -494,3 +494,13 @@ pub struct QueueStats {
     /// When the oldest pending delivery was created.
     pub oldest_pending_created_at: Option<Timestamp>,
 }
+
+/// A secret rotation as the stores carry it out: the new secret, until when the one it replaces
+/// keeps signing, and, when the caller named it, the version of the secret it replaces (rotated
+/// only while that one is current).
+#[derive(Clone, Copy)]
+pub struct Rotation<'a> {
+    pub secret: &'a reward_core::signing::WebhookSecret,
+    pub previous_expires_at: Timestamp,
+    pub replaces: Option<&'a str>,
+}

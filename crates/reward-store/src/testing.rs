@@ -2,6 +2,7 @@
 //! body, so the stores cannot drift apart on what they promise.
 
 mod refills;
+mod rotation;
 
 use reward_core::ids::{AccountId, ApiKeyId, AttemptId, DeliveryId, WebhookId};
 use reward_core::names::Name;
@@ -11,6 +12,7 @@ use crate::records::{Attempt, AttemptRecord, DeliveryUpdate, NewApiKeyRecord};
 use crate::Accounts;
 
 pub use refills::a_refill_due_since_the_last_claim_is_announced;
+pub use rotation::a_rotation_naming_the_current_secret_happens_once;
 
 /// A new account named Acme, with a key of a hash no other account's shares.
 pub async fn new_account(store: &impl Accounts) -> AccountId {

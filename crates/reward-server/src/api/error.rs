@@ -123,6 +123,13 @@ impl From<StoreError> for ApiError {
                 "balance_overflow",
                 "The user's balance would pass 9007199254740991 (2^53 - 1), the largest whole number every JSON receiver reads exactly. Nothing was changed.",
             ),
+            // Only the dashboard's Rotate form names the secret it replaces; an API call would
+            // meet it as a conflict.
+            StoreError::SecretChanged => ApiError::new(
+                StatusCode::CONFLICT,
+                "secret_changed",
+                "The webhook's secret was rotated by another request meanwhile; nothing was changed.",
+            ),
             StoreError::InvalidCursor => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_cursor",

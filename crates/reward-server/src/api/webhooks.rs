@@ -203,6 +203,7 @@ async fn rotate_secret(
             &id,
             secret.unwrap_or_else(WebhookSecret::generate),
             previous_expires_at,
+            None,
         )
         .await
         .map_err(ApiError::from_store("webhook"))?;

@@ -109,7 +109,7 @@ struct WebhookPage {
     /// Its health over 24 hours and over 7 days.
     health: Vec<HealthPanel>,
     secret: Option<ShownSecret>,
-    /// Which secret the Rotate form replaces ([`secret_version`]), so a form sent again (a
+    /// Which secret the Rotate form replaces ([`WebhookSecret::version`]), so a form sent again (a
     /// reload of the page a rotation answered) does not rotate a second time.
     secret_version: String,
     /// Why the secret typed for a rotation was refused (nothing was rotated).
@@ -203,7 +203,7 @@ async fn webhook_page(
         .store
         .webhook_secrets(account, id)
         .await
-        .map(|secrets| secret_version(&secrets.current))
+        .map(|secrets| secrets.current.version())
         .unwrap_or_default();
     let mut health = Vec::with_capacity(StatsPeriod::ALL.len());
     for period in StatsPeriod::ALL {
@@ -264,13 +264,6 @@ async fn reveal_secret(
     Ok(render(StatusCode::OK, &page))
 }
 
-/// Names a secret without giving it away: the first 16 hex digits of its SHA-256.
-fn secret_version(secret: &WebhookSecret) -> String {
-    let mut digest = reward_core::digest::sha256_hex(secret.expose().as_bytes());
-    digest.truncate(16);
-    digest
-}
-
 /// Rotates the secret and shows the new one, with how long the old one keeps signing. A form
 /// that names another secret than the current one (sent again: a reload of the page this
 /// answered) rotates nothing and shows the current secret, which that first rotation made.
@@ -282,23 +275,6 @@ async fn rotate_secret(
     let id = webhook_id(&id)?;
     let account = &form.signed_in.session.account_id;
     let replaces = form.fields.text("replaces");
-    if !replaces.is_empty() {
-        let current = state
-            .store
-            .webhook_secrets(account, &id)
-            .await
-            .map_err(PageError::from_store("webhook"))?
-            .current;
-        if secret_version(&current) != replaces {
-            let shown = ShownSecret {
-                value: current.expose().to_owned(),
-                previous_expires_at: None,
-            };
-            let mut page = webhook_page(&state, &form.signed_in, &id, None, Some(shown)).await?;
-            page.layout = page.layout.with_notice(Some("secret_already_rotated"));
-            return Ok(render(StatusCode::OK, &page));
-        }
-    }
     let chosen = match read_secret(form.fields.text("secret")) {
         Ok(chosen) => chosen,
         Err(error) => {
@@ -309,16 +285,34 @@ async fn rotate_secret(
     };
     let previous_expires_at =
         Timestamp::now().plus_millis(reward_core::signing::ROTATION_OVERLAP_MS);
-    let secrets = state
+    let rotated = state
         .store
         .rotate_webhook_secret(
             account,
             &id,
             chosen.unwrap_or_else(WebhookSecret::generate),
             previous_expires_at,
+            (!replaces.is_empty()).then_some(replaces),
         )
-        .await
-        .map_err(PageError::from_store("webhook"))?;
+        .await;
+    let secrets = match rotated {
+        Err(StoreError::SecretChanged) => {
+            let current = state
+                .store
+                .webhook_secrets(account, &id)
+                .await
+                .map_err(PageError::from_store("webhook"))?
+                .current;
+            let shown = ShownSecret {
+                value: current.expose().to_owned(),
+                previous_expires_at: None,
+            };
+            let mut page = webhook_page(&state, &form.signed_in, &id, None, Some(shown)).await?;
+            page.layout = page.layout.with_notice(Some("secret_already_rotated"));
+            return Ok(render(StatusCode::OK, &page));
+        }
+        other => other.map_err(PageError::from_store("webhook"))?,
+    };
     let shown = ShownSecret {
         value: secrets.current.expose().to_owned(),
         previous_expires_at: Some(previous_expires_at.into()),

@@ -37,13 +37,17 @@ pub trait Webhooks: Send + Sync + 'static {
         account: &AccountId,
         id: &WebhookId,
     ) -> StoreResult<WebhookSecrets>;
-    /// Makes `secret` current; the old one keeps signing until `previous_expires_at`.
+    /// Makes `secret` current; the old one keeps signing until `previous_expires_at`. With
+    /// `replaces` (the [`WebhookSecret::version`] of the secret the caller saw), only while that
+    /// secret is still current, checked and rotated at once: else `SecretChanged`, and nothing
+    /// changes (two sends of one form rotate once).
     async fn rotate_webhook_secret(
         &self,
         account: &AccountId,
         id: &WebhookId,
         secret: WebhookSecret,
         previous_expires_at: Timestamp,
+        replaces: Option<&str>,
     ) -> StoreResult<WebhookSecrets>;
     /// Stores `event` and one pending delivery of it to this webhook only.
     async fn send_test_event(
