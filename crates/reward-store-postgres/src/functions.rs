@@ -183,24 +183,28 @@ impl StatementFunctions {
         sql: &str,
         params: &[&dyn Param],
     ) -> Result<(), tokio_postgres::Error> {
-        let (client, connection) = self.config.connect(NoTls).await?;
+        let (mut client, connection) = self.config.connect(NoTls).await?;
         let driving = tokio::spawn(connection);
         let outcome = async {
+            // One transaction, so through PgBouncer every message goes to one server connection:
+            // describing the statement prepares it under a name, and that name is closed again
+            // there (the statement dropped before COMMIT) instead of staying behind for the next
+            // client of that server connection, whose own first statement has the same name.
+            let tx = client.transaction().await?;
             // The types of the rows it returns, as the server describes the statement.
             let mut columns = Vec::new();
             if function.returns == Returns::Rows {
                 let types: Vec<_> = params.iter().map(|param| param.declared_type()).collect();
-                let described = client.prepare_typed(sql, &types).await?;
+                let described = tx.prepare_typed(sql, &types).await?;
                 columns = described
                     .columns()
                     .iter()
                     .map(|column| column.type_().name().to_owned())
                     .collect();
             }
-            client
-                .simple_query(&function.definition(sql, &columns))
-                .await
-                .map(drop)
+            tx.batch_execute(&function.definition(sql, &columns))
+                .await?;
+            tx.commit().await
         }
         .await;
         drop(client);
