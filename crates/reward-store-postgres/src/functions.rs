@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Config, NoTls};
@@ -29,14 +30,24 @@ use crate::statements::Param;
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Known {
     Created,
-    /// Creating it failed: the statement is sent itself.
-    Unavailable,
+    /// Being created by one call; the others send the statement itself meanwhile (one
+    /// connection to create it, not one per call arriving at once).
+    Creating,
+    /// Creating it failed: the statement is sent itself until then, when creating is tried
+    /// again (the failure may have been the database restarting).
+    Unavailable {
+        until: Instant,
+    },
 }
+
+/// How long a node sends a statement itself after failing to create its function.
+const RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// The functions of one node's statements, created on demand.
 pub struct StatementFunctions {
     config: Config,
     known: Mutex<HashMap<String, Known>>,
+    retry_after: Duration,
 }
 
 /// What a statement's function returns.
@@ -127,9 +138,14 @@ impl Function {
 impl StatementFunctions {
     /// Functions created through connections made from `config` (the node's database URL).
     pub fn new(config: Config) -> Self {
+        Self::retrying_after(config, RETRY_AFTER)
+    }
+
+    fn retrying_after(config: Config, retry_after: Duration) -> Self {
         Self {
             config,
             known: Mutex::new(HashMap::new()),
+            retry_after,
         }
     }
 
@@ -145,24 +161,36 @@ impl StatementFunctions {
             return None;
         }
         let function = Function::of(sql, params, returns);
-        let known = self.lock().get(&function.name).copied();
-        match known {
-            Some(Known::Created) => return Some(function),
-            Some(Known::Unavailable) => return None,
-            None => {}
+        {
+            let mut known = self.lock();
+            match known.get(&function.name) {
+                Some(Known::Created) => return Some(function),
+                Some(Known::Creating) => return None,
+                Some(Known::Unavailable { until }) if Instant::now() < *until => return None,
+                Some(Known::Unavailable { .. }) | None => {}
+            }
+            known.insert(function.name.clone(), Known::Creating);
         }
+        // A call dropped while creating (its task cancelled) leaves no `Creating` behind.
+        let creating = Creating {
+            functions: self,
+            name: &function.name,
+        };
         let outcome = match self.create(&function, sql, params).await {
             Ok(()) => Known::Created,
             Err(error) => {
                 tracing::warn!(
                     function = %function.name,
                     error = %crate::errors::describe(&error),
+                    retry_in_seconds = self.retry_after.as_secs(),
                     "could not create a statement's function; sending the statement itself"
                 );
-                Known::Unavailable
+                Known::Unavailable {
+                    until: Instant::now() + self.retry_after,
+                }
             }
         };
-        self.lock().insert(function.name.clone(), outcome);
+        creating.settle(outcome);
         (outcome == Known::Created).then_some(function)
     }
 
@@ -222,6 +250,27 @@ impl StatementFunctions {
             }
             Err(error) => Err(error),
         }
+    }
+}
+
+/// A function this node is creating, until it knows the outcome.
+struct Creating<'a> {
+    functions: &'a StatementFunctions,
+    name: &'a str,
+}
+
+impl Creating<'_> {
+    /// Records what creating it came to.
+    fn settle(self, outcome: Known) {
+        self.functions.lock().insert(self.name.to_owned(), outcome);
+        // Settled: nothing for `drop` to undo.
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Creating<'_> {
+    fn drop(&mut self) {
+        self.functions.forget(self.name);
     }
 }
 
@@ -371,7 +420,7 @@ mod tests {
             .expect("role");
         let mut limited = config;
         limited.user("reward_no_create");
-        let pool = crate::connect::pool_of(limited, Statements::Unnamed, 1).expect("pool");
+        let pool = crate::connect::pool_of(limited.clone(), Statements::Unnamed, 1).expect("pool");
         let mut client = pool.get().await.expect("connect");
         let numbers = vec![1_i32, 2];
         for _ in 0..2 {
@@ -383,6 +432,25 @@ mod tests {
             assert_eq!(counts, [2]);
         }
         assert_eq!(functions_made(&owner).await, 0);
+
+        // Once the role may create, the node tries again after a while, not before.
+        let functions = StatementFunctions::retrying_after(limited, Duration::from_millis(300));
+        let insert = "INSERT INTO t SELECT unnest($1::int[])";
+        let made = || async {
+            functions
+                .function_for(insert, &[&numbers], Returns::Changed)
+                .await
+                .is_some()
+        };
+        assert!(!made().await);
+        owner
+            .batch_execute("GRANT CREATE ON SCHEMA public TO reward_no_create")
+            .await
+            .expect("grant");
+        assert!(!made().await, "not tried again at once");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(made().await, "tried again after the wait");
+        assert_eq!(functions_made(&owner).await, 1);
         drop(database);
     }
 
