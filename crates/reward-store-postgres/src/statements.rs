@@ -446,13 +446,11 @@ fn forget_if_gone(functions: &StatementFunctions, function: &Function, error: &E
 
 /// Polls `future` once: its output if it is already done, else `None`, having done what it does
 /// before its first wait (for a statement: queued its request).
-async fn sent_now<T>(future: Pin<&mut (dyn Future<Output = T> + Send + '_)>) -> Option<T> {
-    let mut future = Some(future);
+async fn sent_now<T>(mut future: Pin<&mut (dyn Future<Output = T> + Send + '_)>) -> Option<T> {
     std::future::poll_fn(|cx| {
-        let polled = future.as_mut().map(|future| future.as_mut().poll(cx));
-        Poll::Ready(match polled {
-            Some(Poll::Ready(output)) => Some(output),
-            _ => None,
+        Poll::Ready(match future.as_mut().poll(cx) {
+            Poll::Ready(output) => Some(output),
+            Poll::Pending => None,
         })
     })
     .await
