@@ -179,6 +179,11 @@ async fn a_test_event_fails_then_succeeds_on_retry() {
     browser
         .click("button[aria-label='Send test event: balance.credit_points_issued']")
         .await;
+    // The form's answer first: reloading while its POST is still to go would cancel it (the
+    // page already lists a delivery, so nothing else shows it went).
+    browser
+        .wait_for_text(".notice", |s| s.starts_with("Test event sent."))
+        .await;
     browser
         .reload_until(&page, "tbody.delivery .delivery-status", |s| s == "Failed")
         .await;
