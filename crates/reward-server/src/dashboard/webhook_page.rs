@@ -251,17 +251,26 @@ async fn reveal_secret(
     form: SignedForm,
 ) -> PageResult {
     let id = webhook_id(&id)?;
+    let page = with_current_secret(&state, &form.signed_in, &id).await?;
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// The webhook's page with its current secret shown.
+async fn with_current_secret(
+    state: &AppState,
+    signed_in: &SignedIn,
+    id: &WebhookId,
+) -> PageResult<WebhookPage> {
     let secrets = state
         .store
-        .webhook_secrets(&form.signed_in.session.account_id, &id)
+        .webhook_secrets(&signed_in.session.account_id, id)
         .await
         .map_err(PageError::from_store("webhook"))?;
     let shown = ShownSecret {
         value: secrets.current.expose().to_owned(),
         previous_expires_at: None,
     };
-    let page = webhook_page(&state, &form.signed_in, &id, None, Some(shown)).await?;
-    Ok(render(StatusCode::OK, &page))
+    webhook_page(state, signed_in, id, None, Some(shown)).await
 }
 
 /// Rotates the secret and shows the new one, with how long the old one keeps signing. A form
@@ -297,17 +306,7 @@ async fn rotate_secret(
         .await;
     let secrets = match rotated {
         Err(StoreError::SecretChanged) => {
-            let current = state
-                .store
-                .webhook_secrets(account, &id)
-                .await
-                .map_err(PageError::from_store("webhook"))?
-                .current;
-            let shown = ShownSecret {
-                value: current.expose().to_owned(),
-                previous_expires_at: None,
-            };
-            let mut page = webhook_page(&state, &form.signed_in, &id, None, Some(shown)).await?;
+            let mut page = with_current_secret(&state, &form.signed_in, &id).await?;
             page.layout = page.layout.with_notice(Some("secret_already_rotated"));
             return Ok(render(StatusCode::OK, &page));
         }
