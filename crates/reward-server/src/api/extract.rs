@@ -17,7 +17,8 @@ use super::AppState;
 use crate::operations::record_key_use;
 use crate::traces::RequestTrace;
 
-/// The account whose API key authenticated the request.
+/// The account whose API key authenticated the request. Every authenticated route takes it, so
+/// it also refuses query parameters the route does not document (`query_contract`).
 pub struct Authenticated(pub AccountId);
 
 impl FromRequestParts<AppState> for Authenticated {
@@ -55,6 +56,8 @@ impl FromRequestParts<AppState> for Authenticated {
             trace.set_account(&account);
         }
         state.rate_limiter.check(&account)?;
+        // After the rate limit: a refused request still counts against it.
+        super::query_contract::check(parts)?;
         Ok(Self(account))
     }
 }

@@ -12,6 +12,7 @@ mod filters;
 mod idempotency;
 pub mod input;
 pub mod limits;
+mod query_contract;
 pub(crate) mod reference_headers;
 pub mod schemas;
 mod trigger_events;

@@ -262,7 +262,8 @@ pub enum ListErrors {
 /// no handler can forget one (`extract.rs`, `limits.rs`, `input.rs` and `error.rs` give them):
 ///
 /// - every authenticated operation: 401, 429 and 503 (the last two with `Retry-After`);
-/// - every operation that reads a JSON body: 400, 408, 413 and 422.
+/// - every operation that reads a JSON body: 400, 408, 413 and 422;
+/// - every authenticated operation: 422 for a query parameter it does not take.
 ///
 /// A status a handler documents itself keeps the handler's description.
 pub struct CommonErrors;
@@ -279,6 +280,12 @@ impl CommonErrors {
         ("413", "The body is over 256 KiB (`payload_too_large`).", false),
         ("422", "A missing field, a wrong type, an unknown field or an invalid value; `field` names it.", false),
     ];
+    /// `query_contract`: every authenticated operation, also those that take no parameters.
+    const WITH_QUERY: (&'static str, &'static str, bool) = (
+        "422",
+        "A query parameter the operation does not take (`unknown_field`) or one given twice (`invalid_value`); `field` names it.",
+        false,
+    );
 
     fn response(description: &str, retry_after: bool) -> Response {
         let mut response = ResponseBuilder::new().description(description).content(
@@ -313,6 +320,9 @@ impl CommonErrors {
         }
         if operation.request_body.is_some() {
             common.extend(Self::WITH_BODY);
+        }
+        if authenticated {
+            common.push(Self::WITH_QUERY);
         }
         if common.is_empty() {
             return;

@@ -91,6 +91,87 @@ async fn list_parameters_are_checked() {
     run(&api, &list_cases(&id)).await;
 }
 
+/// A misspelt filter must not quietly list everything, as an unknown body field is refused: a
+/// query parameter the route does not document is 422 `unknown_field`, one given twice 422
+/// `invalid_value`, each naming it; writes with one change nothing.
+fn query_parameter_cases(webhook_id: &str) -> Vec<Case> {
+    let mut cases = Vec::new();
+    let misspelt = [
+        ("/v1/deliveries?staus=failed", "staus"),
+        ("/v1/deliveries?status=failed&event-type=x", "event-type"),
+        ("/v1/events?event_type=trigger_event.created", "event_type"),
+        ("/v1/webhooks?limt=1", "limt"),
+        ("/v1/triggers?page=2", "page"),
+        ("/v1/api_keys?limit=5", "limit"),
+        ("/v1/event_types?type=x", "type"),
+    ];
+    let webhook_deliveries = format!("/v1/webhooks/{webhook_id}/deliveries?state=failed");
+    let webhook = format!("/v1/webhooks/{webhook_id}?expand=secret");
+    let stats = format!("/v1/webhooks/{webhook_id}/stats?periode=7d");
+    let single = [
+        (webhook_deliveries.as_str(), "state"),
+        (webhook.as_str(), "expand"),
+        (stats.as_str(), "periode"),
+        ("/v1/users/u-nobody?fields=balance", "fields"),
+    ];
+    for (path, field) in misspelt.into_iter().chain(single) {
+        let name = format!("unknown_query_parameter_is_unknown_field [{path}]");
+        cases.push(
+            Case::refused(name, get(path), 422, "unknown_field", Some(field))
+                .message_contains("Unknown query parameter"),
+        );
+    }
+    // A write with one changes nothing (the user its trigger event would bring into being).
+    cases.push(
+        Case::refused(
+            "unknown_query_parameter_on_a_write_is_unknown_field [POST /v1/trigger_events?dry_run=1]",
+            post("/v1/trigger_events?dry_run=1", trigger_event_body()),
+            422,
+            "unknown_field",
+            Some("dry_run"),
+        )
+        .user_stays_absent(USER),
+    );
+    for path in [
+        "/v1/deliveries?status=failed&status=pending".to_owned(),
+        format!("/v1/webhooks/{webhook_id}/deliveries?limit=1&limit=2"),
+    ] {
+        let field = if path.contains("status") {
+            "status"
+        } else {
+            "limit"
+        };
+        let name = format!("query_parameter_given_twice_is_invalid_value [{path}]");
+        cases.push(
+            Case::refused(name, get(&path), 422, "invalid_value", Some(field))
+                .message_contains("more than once"),
+        );
+    }
+    // Every documented parameter is still taken, percent-encoded names too.
+    for path in [
+        "/v1/deliveries?status=failed&event_type=trigger_event.created&limit=5".to_owned(),
+        "/v1/deliveries?%73tatus=pending".to_owned(),
+        "/v1/events?type=trigger_event.created&created_after=2024-01-01T00:00:00Z".to_owned(),
+        format!("/v1/webhooks/{webhook_id}/stats?period=7d"),
+        "/v1/webhooks?".to_owned(),
+    ] {
+        let name = format!("documented_query_parameters_are_accepted [{path}]");
+        cases.push(Case::accepted(name, get(&path), 200));
+    }
+    cases
+}
+
+#[tokio::test]
+async fn query_parameters_a_route_does_not_take_are_refused() {
+    let (server, api, id) = start().await;
+    run(&api, &query_parameter_cases(&id)).await;
+    // `/healthz` needs no key and takes what uptime checks add.
+    let health = reqwest::get(format!("{}/healthz?cache_buster=1", server.base_url))
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Authentication
 
