@@ -28,12 +28,19 @@ impl FromRequestParts<AppState> for Authenticated {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
+        let mut headers = parts
             .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| {
-                ApiError::unauthorized("Send your API key as 'Authorization: Bearer <key>'.")
-            })?;
+            .get_all(axum::http::header::AUTHORIZATION)
+            .iter();
+        let header = headers.next().ok_or_else(|| {
+            ApiError::unauthorized("Send your API key as 'Authorization: Bearer <key>'.")
+        })?;
+        // Two keys in one request: which one acts is a guess a proxy may have made otherwise.
+        if headers.next().is_some() {
+            return Err(ApiError::unauthorized(
+                "Send one Authorization header, not several.",
+            ));
+        }
         let key = header
             .to_str()
             .ok()

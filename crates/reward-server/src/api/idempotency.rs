@@ -37,11 +37,19 @@ const IN_PROGRESS_WAITS: u32 = 10;
 /// The header that replays say they are replays with.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
-/// The `Idempotency-Key` header, when the request has one.
+/// The `Idempotency-Key` header, when the request has one. Given twice, it is refused: which of
+/// the two would count is a guess, and a proxy in front may have guessed the other.
 pub fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<IdempotencyKey>> {
-    let Some(value) = headers.get("idempotency-key") else {
+    let mut values = headers.get_all("idempotency-key").iter();
+    let Some(value) = values.next() else {
         return Ok(None);
     };
+    if values.next().is_some() {
+        return Err(ApiError::invalid(
+            "Idempotency-Key",
+            "The Idempotency-Key header is given more than once; give it once.",
+        ));
+    }
     let text = value.to_str().map_err(|_| {
         ApiError::invalid(
             "Idempotency-Key",
@@ -69,7 +77,7 @@ impl IntoParams for IdempotencyKeyHeader {
             .parameter_in(ParameterIn::Header)
             .required(Required::False)
             .description(Some(
-                "1–255 visible ASCII characters, kept 24 hours per account: the same key with the same request answers the first response again (`Idempotent-Replayed: true`) and creates nothing; with another request it answers 409.",
+                "1–255 visible ASCII characters, given once, kept 24 hours per account: the same key with the same request answers the first response again (`Idempotent-Replayed: true`) and creates nothing; with another request it answers 409.",
             ))
             .schema(Some(schema))
             .build()]

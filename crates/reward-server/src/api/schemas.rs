@@ -270,7 +270,7 @@ pub struct CommonErrors;
 
 impl CommonErrors {
     const AUTHENTICATED: [(&'static str, &'static str, bool); 3] = [
-        ("401", "No API key, or one that is not valid (`unauthorized`).", false),
+        ("401", "No API key, one that is not valid, or more than one `Authorization` header (`unauthorized`).", false),
         ("429", "Over this account's request rate (`rate_limited`); retry after `Retry-After` seconds.", true),
         ("503", "The database is unavailable right now (`store_unavailable`), so the request was not completed. Retry after `Retry-After` seconds, with the same `Idempotency-Key` if one was sent.", true),
     ];

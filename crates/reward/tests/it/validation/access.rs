@@ -243,6 +243,7 @@ async fn authentication_is_required_on_every_route() {
     let almost = Api::new(&server.base_url, &almost);
     // Even a real key is refused under another scheme, or without its scheme.
     let basic = format!("Basic {}", api.key);
+    let bearer = format!("Bearer {}", api.key);
     let bare = api.key.clone();
     // (rule and what the caller sends, caller, extra Authorization header)
     let callers: Vec<(&str, &Api, Option<&str>)> = vec![
@@ -252,6 +253,17 @@ async fn authentication_is_required_on_every_route() {
             "wrong_api_key_is_401 (last character changed)",
             &almost,
             None,
+        ),
+        // The owner's client sends its own header; a second one beside it, even the same key.
+        (
+            "two_authorization_headers_are_401 (the real key twice)",
+            &api,
+            Some(&bearer),
+        ),
+        (
+            "two_authorization_headers_are_401 (the real key and another)",
+            &api,
+            Some("Bearer rk_live_not_a_real_key"),
         ),
         (
             "basic_authorization_is_401 (Basic xyz)",

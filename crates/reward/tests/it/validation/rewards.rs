@@ -237,6 +237,21 @@ fn trigger_event_cases() -> Vec<Case> {
         let case = Case::refused(name, request, 422, "invalid_value", Some("Idempotency-Key"));
         cases.push(case.user_stays_absent(USER));
     }
+    // Two keys in one request: which one counts would be a guess (here and on the other creating
+    // POSTs, which read the header the same way).
+    let credits = format!("/v1/users/{USER}/credits");
+    for (path, body) in [
+        (path, trigger_event_body()),
+        (credits.as_str(), json!({"points": 5})),
+    ] {
+        let name = format!("idempotency_key_given_twice_is_invalid_value [{path}]");
+        let request = post(path, body)
+            .header("idempotency-key", "first")
+            .header("idempotency-key", "second");
+        let case = Case::refused(name, request, 422, "invalid_value", Some("Idempotency-Key"))
+            .message_contains("more than once");
+        cases.push(case.user_stays_absent(USER));
+    }
     cases
 }
 
