@@ -96,6 +96,23 @@ pub fn record_key_use(state: &AppState, key_hash: String) {
     });
 }
 
+/// Live API keys one account may have at most: a script that creates a key per run, and never
+/// revokes one, is stopped at a size every list still shows on one page.
+pub const MAX_API_KEYS_PER_ACCOUNT: usize = 100;
+
+/// Whether the account may have one more live API key (fewer than [`MAX_API_KEYS_PER_ACCOUNT`]).
+/// As for webhooks, two creations at the same instant may both pass the count.
+pub async fn has_room_for_api_key(store: &dyn Store, account: &AccountId) -> StoreResult<bool> {
+    Ok(store.list_api_keys(account).await?.len() < MAX_API_KEYS_PER_ACCOUNT)
+}
+
+/// What a refused key creation says, in the API and the dashboard.
+pub fn api_key_limit_message() -> String {
+    format!(
+        "An account may have at most {MAX_API_KEYS_PER_ACCOUNT} live API keys; revoke one first."
+    )
+}
+
 /// Webhooks one account may have at most.
 pub const MAX_WEBHOOKS_PER_ACCOUNT: usize = 100;
 

@@ -18,6 +18,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Authenticated, ListBody};
 use super::idempotency::{self, IdempotencyKeyHeader, IdempotentRequest};
 use super::input::JsonObject;
+use super::limits::ensure_room_for_api_key;
 use super::schemas::{ApiKeyList, ByIdErrors, ErrorBody, ListErrors};
 use super::{parse_path_id, AppState};
 use crate::operations::issue_key;
@@ -60,7 +61,7 @@ impl From<ApiKey> for ApiKeyView {
 }
 
 #[utoipa::path(post, path = "/v1/api_keys", operation_id = "create_api_key", tag = "API keys", summary = "Create an API key",
-    description = "The key itself is in this answer only; afterwards only its prefix is shown (a replay of this answer for the same Idempotency-Key, kept sealed for 24 h, shows it again). With an Idempotency-Key (kept 24 h) the same key and body answer the first response again and create nothing; the same key with another body or route answers 409.",
+    description = "An account has at most 100 live keys: one more answers 422 `limit_exceeded` (revoke one first). The key itself is in this answer only; afterwards only its prefix is shown (a replay of this answer for the same Idempotency-Key, kept sealed for 24 h, shows it again). With an Idempotency-Key (kept 24 h) the same key and body answer the first response again and create nothing; the same key with another body or route answers 409.",
     params(IdempotencyKeyHeader),
     request_body = ApiKeyCreateBody, security(("api_key" = [])),
     responses((status = 201, description = "The key, with its text (or, on a replay, the first answer again)", body = ApiKeyView,
@@ -78,6 +79,7 @@ async fn create(
     let work = {
         let (state, account) = (state.clone(), account.clone());
         async move {
+            ensure_room_for_api_key(state.store.as_ref(), &account).await?;
             let (key, plaintext) = issue_key(&state, &account, name).await?;
             let mut view = ApiKeyView::from(key);
             view.key = Some(plaintext);

@@ -1,9 +1,10 @@
 //! Abuse limits of the API (see docs/security.md):
 //!
 //! - [`RateLimiter`]: a token bucket per account; over it, 429 `rate_limited` with `Retry-After`.
-//! - [`ensure_room_for_webhook`]: at most
-//!   [`MAX_WEBHOOKS_PER_ACCOUNT`](crate::operations::MAX_WEBHOOKS_PER_ACCOUNT) webhooks per
-//!   account (the rule is in `crate::operations`, shared with the dashboard).
+//! - [`ensure_room_for_webhook`] and [`ensure_room_for_api_key`]: at most
+//!   [`MAX_WEBHOOKS_PER_ACCOUNT`](crate::operations::MAX_WEBHOOKS_PER_ACCOUNT) webhooks and
+//!   [`MAX_API_KEYS_PER_ACCOUNT`](crate::operations::MAX_API_KEYS_PER_ACCOUNT) live API keys per
+//!   account (the rules are in `crate::operations`, shared with the dashboard).
 //! - [`with_body_deadline`]: a request body must arrive whole within [`BODY_READ_TIMEOUT`], so a
 //!   client trickling bytes cannot hold a connection and a task forever. (Headers have their own
 //!   deadline, [`HEADER_READ_TIMEOUT`] by default, enforced by the connection itself: see
@@ -31,7 +32,9 @@ use reward_core::ids::AccountId;
 use reward_store::Store;
 
 use super::error::{ApiError, ApiResult};
-use crate::operations::{has_room_for_webhook, webhook_limit_message};
+use crate::operations::{
+    api_key_limit_message, has_room_for_api_key, has_room_for_webhook, webhook_limit_message,
+};
 
 /// Largest request body accepted (SPEC §4: 413 above).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -54,13 +57,28 @@ const BUCKETS_REMEMBERED: usize = 10_000;
 
 /// [`has_room_for_webhook`] as the API answers it: 422 `limit_exceeded`.
 pub async fn ensure_room_for_webhook(store: &dyn Store, account: &AccountId) -> ApiResult<()> {
-    if has_room_for_webhook(store, account).await? {
+    ensure_room(
+        has_room_for_webhook(store, account).await?,
+        webhook_limit_message,
+    )
+}
+
+/// [`has_room_for_api_key`] as the API answers it: 422 `limit_exceeded`.
+pub async fn ensure_room_for_api_key(store: &dyn Store, account: &AccountId) -> ApiResult<()> {
+    ensure_room(
+        has_room_for_api_key(store, account).await?,
+        api_key_limit_message,
+    )
+}
+
+fn ensure_room(room: bool, message: impl FnOnce() -> String) -> ApiResult<()> {
+    if room {
         return Ok(());
     }
     Err(ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         "limit_exceeded",
-        webhook_limit_message(),
+        message(),
     ))
 }
 

@@ -13,7 +13,7 @@ use reward_store::records::ApiKey;
 use super::page::{render, see_other, Layout, PageError, PageResult, Time};
 use super::session::{signed_out_response, SignedForm, SignedIn};
 use super::webhooks::ListQuery;
-use crate::operations::issue_key;
+use crate::operations::{api_key_limit_message, has_room_for_api_key, issue_key};
 use crate::state::AppState;
 
 const PAGE: &str = "/settings/api-keys";
@@ -103,6 +103,12 @@ async fn create(State(state): State<AppState>, form: SignedForm) -> PageResult {
         }
     };
     let account = &form.signed_in.session.account_id;
+    if !has_room_for_api_key(state.store.as_ref(), account).await? {
+        let mut refused = page(&state, &form.signed_in, None).await?;
+        refused.name = typed.to_owned();
+        refused.name_error = Some(api_key_limit_message());
+        return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &refused));
+    }
     let (key, plaintext) = issue_key(&state, account, name).await?;
     let created = NewKey {
         name: key.name.to_string(),

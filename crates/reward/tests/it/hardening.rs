@@ -138,6 +138,47 @@ async fn an_account_has_at_most_100_webhooks() {
 }
 
 #[tokio::test]
+async fn an_account_has_at_most_100_live_api_keys() {
+    let server = TestServer::start_with(|config| config.rate_limit = 0).await;
+    let api = server.account("Acme").await;
+    // The account's first key is one of the 100.
+    let mut ids = Vec::new();
+    for n in 1..100 {
+        let reply = api
+            .post("/v1/api_keys", json!({"name": format!("ci-{n}")}))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        ids.push(reply.body["id"].as_str().expect("id").to_owned());
+    }
+    let before = api.get("/v1/api_keys").await.body;
+    assert_eq!(before["data"].as_array().map(Vec::len), Some(100));
+    let reply = api.post("/v1/api_keys", json!({"name": "one more"})).await;
+    reply.assert_error(422, "limit_exceeded", None);
+    assert!(
+        reply.body["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("revoke one first")),
+        "{:?}",
+        reply.body
+    );
+    assert_eq!(
+        api.get("/v1/api_keys").await.body,
+        before,
+        "a refused key changes nothing"
+    );
+
+    // Revoking one makes room again.
+    assert_eq!(
+        api.delete(&format!("/v1/api_keys/{}", ids[0])).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let reply = api
+        .post("/v1/api_keys", json!({"name": "room again"}))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+}
+
+#[tokio::test]
 async fn event_lists_and_urls_have_bounds() {
     let server = TestServer::start().await;
     let api = server.account("Acme").await;

@@ -2,6 +2,7 @@
 //! cookies, forged forms) is asserted directly.
 
 use reqwest::StatusCode;
+use serde_json::json;
 
 use super::visitor::Visitor;
 use super::webhooks;
@@ -265,6 +266,33 @@ async fn the_api_keys_page_creates_lists_and_revokes_keys() {
     ci.get("/v1/webhooks")
         .await
         .assert_error(401, "unauthorized", None);
+}
+
+#[tokio::test]
+async fn the_api_keys_page_refuses_a_key_past_the_limit() {
+    let server = TestServer::start_with(|config| config.rate_limit = 0).await;
+    let api = server.account("Acme").await;
+    for n in 1..100 {
+        let reply = api
+            .post("/v1/api_keys", json!({"name": format!("ci-{n}")}))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    }
+    let mut visitor = Visitor::new(&server.base_url);
+    visitor.sign_in(&api.key).await;
+    let refused = visitor
+        .post_from(
+            "/settings/api-keys",
+            "/settings/api-keys",
+            &[("name", "One more")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("key-name-error"));
+    assert!(refused.body.contains("at most 100 live API keys"));
+    assert!(!refused.body.contains("id=\"new-key\""), "no key shown");
+    let keys = api.get("/v1/api_keys").await.body["data"].clone();
+    assert_eq!(keys.as_array().map(Vec::len), Some(100));
 }
 
 #[tokio::test]
