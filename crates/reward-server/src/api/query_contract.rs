@@ -4,8 +4,9 @@
 //! parameter given twice is refused too (422 `invalid_value`): which of the two counts would be a
 //! guess. `/healthz` needs no key and is not checked: uptime checks add what they like.
 //!
-//! The document is the contract generated clients are built from, so a parameter cannot be taken
-//! without being documented, nor documented without being taken (a handler reads only its own).
+//! The document is the contract generated clients are built from, so a parameter a handler reads
+//! but the document leaves out is refused before the handler runs: a test of the parameter finds
+//! the omission at once.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
