@@ -622,6 +622,13 @@ impl IdempotentRequests for PostgresStore {
 
 #[async_trait]
 impl Housekeeping for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        // The simple protocol: no statement to prepare, so it also holds through PgBouncer.
+        statements::Db::batch_execute(&self.client().await?, "SELECT 1")
+            .await
+            .map_err(from_pg)
+    }
+
     async fn schedule_waiting(&self) -> StoreResult<u64> {
         let scheduled =
             ordering::schedule_waiting(&self.client().await?, None, SCHEDULE_WAITING_BATCH).await?;

@@ -694,6 +694,15 @@ impl IdempotentRequests for SqliteStore {
 
 #[async_trait]
 impl Housekeeping for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.readers
+            .read(|c| {
+                c.query_row("SELECT 1", [], |_| Ok(()))
+                    .map_err(errors::from_sqlite)
+            })
+            .await
+    }
+
     async fn schedule_waiting(&self) -> StoreResult<u64> {
         let scheduled = self
             .writer

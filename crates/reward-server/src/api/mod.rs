@@ -22,6 +22,10 @@ pub mod views;
 pub mod webhook_stats;
 mod webhooks;
 
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 use utoipa::OpenApi;
@@ -59,6 +63,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
     description.info.version = env!("CARGO_PKG_VERSION").to_owned();
     OpenApiRouter::with_openapi(description)
         .routes(routes!(healthz))
+        .routes(routes!(readyz))
         .merge(webhooks::router())
         .merge(webhook_stats::router())
         .merge(deliveries::router())
@@ -80,6 +85,35 @@ pub fn openapi_document() -> Value {
     responses((status = 200, description = "The server is up", body = schemas::Health)))]
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
+}
+
+/// How long the readiness probe waits for the database before it answers 503.
+const READY_WITHIN: Duration = Duration::from_secs(2);
+
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "Health", summary = "Readiness",
+    description = "Answers 200 once the database has answered a trivial read, within 2 s; otherwise 503 `store_unavailable`. Needs no API key: for load balancers and orchestrators, which should send requests only to ready nodes (with several nodes, a node that lost its database goes unready while the others serve). On SQLite a node whose disk refuses writes stays ready: reads still work, and each write answers 503 itself.",
+    responses(
+        (status = 200, description = "The database answers", body = schemas::Ready),
+        (status = 503, description = "The database did not answer (`store_unavailable`)", body = schemas::ErrorBody,
+            headers(("Retry-After" = u64, description = "Whole seconds to wait before asking again."))),
+    ))]
+async fn readyz(State(state): State<AppState>) -> ApiResult<Json<schemas::Ready>> {
+    let why = match tokio::time::timeout(READY_WITHIN, state.store.ping()).await {
+        Ok(Ok(())) => {
+            return Ok(Json(schemas::Ready {
+                status: schemas::ReadyStatus::Ready,
+            }))
+        }
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => format!("no answer within {} s", READY_WITHIN.as_secs()),
+    };
+    // A load balancer asks every few seconds: the outage itself is logged by what it stops.
+    tracing::debug!(%why, "not ready");
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        "The database does not answer, so this node is not ready.",
+    ))
 }
 
 /// An id in a path. One that cannot be valid names nothing: 404, like any unknown id.

@@ -126,6 +126,18 @@ pub enum HealthStatus {
     Ok,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    pub status: ReadyStatus,
+}
+
+/// Always `ready`: the database answered (a node that cannot reach it answers 503).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadyStatus {
+    Ready,
+}
+
 /// `{"error": {"code", "message", "field"?}}`.
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {

@@ -1,5 +1,5 @@
 //! What the upkeep task does now and then: retention, disabling webhooks that only fail, and the
-//! query planner's statistics.
+//! query planner's statistics; and whether the database answers at all (readiness).
 
 use async_trait::async_trait;
 use reward_core::ids::WebhookId;
@@ -9,6 +9,9 @@ use crate::StoreResult;
 
 #[async_trait]
 pub trait Housekeeping: Send + Sync + 'static {
+    /// Answers once the database has answered a trivial read (`SELECT 1`): the readiness probe,
+    /// `/readyz`. An error is the reason it could not.
+    async fn ping(&self) -> StoreResult<()>;
     /// Disables every enabled webhook whose delivery attempts have all failed since
     /// `failing_since` or earlier (`REWARD_DISABLE_AFTER`): one failed then or before, none
     /// succeeded (2xx) since, and the webhook was not changed since (enabling or editing it

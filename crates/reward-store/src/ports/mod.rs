@@ -9,7 +9,7 @@
 //! | [`Rewards`] | triggers, trigger events, users and credits |
 //! | [`EventLog`] | events, deliveries and their attempts as accounts see them; resends; statistics |
 //! | [`IdempotentRequests`] | the API's creating `POST`s: answers kept for their `Idempotency-Key` |
-//! | [`Housekeeping`] | upkeep: retention, disabling failing webhooks, planner statistics |
+//! | [`Housekeeping`] | upkeep: retention, disabling failing webhooks, planner statistics; `/readyz` |
 //! | [`DeliveryQueue`] | the delivery worker: claims, records, leases, hand-off, wake-ups |
 //!
 //! Each backend implements each port in its own `impl` block that only delegates to its SQL.

@@ -408,6 +408,13 @@ async fn serve_creates_a_missing_data_folder_with_its_key_file() {
         .await
         .expect("healthz");
     assert!(health.status().is_success());
+    // Ready too: its database answers.
+    let ready = reqwest::get(format!("{}/readyz", server.base_url))
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), reqwest::StatusCode::OK);
+    let body: serde_json::Value = ready.json().await.expect("JSON");
+    assert_eq!(body, serde_json::json!({"status": "ready"}));
     assert!(database.exists(), "the database file");
     assert!(
         dir.path()

@@ -244,6 +244,16 @@ async fn survive(fault: &mut Fault, api: &Api, receiver: &Receiver) {
         reply.body
     );
     assert_eq!(reply.headers["retry-after"], "1");
+    // Alive throughout; ready while the database answers reads (SQLite's faults stop only the
+    // writer), not while it is out of reach.
+    assert_eq!(api.get("/healthz").await.status, StatusCode::OK);
+    let ready = api.get("/readyz").await;
+    if fault.reads_work() {
+        assert_eq!(ready.status, StatusCode::OK, "{:?}", ready.body);
+    } else {
+        ready.assert_error(503, "store_unavailable", None);
+        assert_eq!(ready.headers["retry-after"], "1");
+    }
     let webhook_create = api
         .post(
             "/v1/webhooks",
@@ -312,6 +322,13 @@ async fn survive(fault: &mut Fault, api: &Api, receiver: &Receiver) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(accepted.body["credit_points_issued"], 1);
+    let ready = api.get("/readyz").await;
+    assert_eq!(
+        ready.status,
+        StatusCode::OK,
+        "ready again: {:?}",
+        ready.body
+    );
     acknowledged.push(Acknowledged {
         id: accepted.body["id"].as_str().expect("id").to_owned(),
         user: user.clone(),
