@@ -30,6 +30,9 @@ pub struct Config {
     pub body_read_timeout: Duration,
     /// A webhook whose every delivery attempt failed for this long is disabled.
     pub disable_after: Duration,
+    /// `REWARD_SHUTDOWN_DELAY`: once asked to stop, how long to go on serving with `/readyz`
+    /// answering 503 (a load balancer's time to stop sending requests).
+    pub shutdown_delay: Duration,
     /// How often upkeep (retention, disabling failing webhooks) runs; short in tests.
     pub upkeep_every: Duration,
     /// `REWARD_EVENT_RETENTION`: events (with their finished deliveries and attempts) older
@@ -108,6 +111,7 @@ impl Config {
             header_read_timeout: crate::api::limits::HEADER_READ_TIMEOUT,
             body_read_timeout: crate::api::limits::BODY_READ_TIMEOUT,
             disable_after: crate::upkeep::DEFAULT_DISABLE_AFTER,
+            shutdown_delay: Duration::ZERO,
             upkeep_every: crate::upkeep::DEFAULT_EVERY,
             event_retention: crate::upkeep::DEFAULT_EVENT_RETENTION,
             attempt_body_retention: crate::upkeep::DEFAULT_ATTEMPT_BODY_RETENTION,

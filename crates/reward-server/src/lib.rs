@@ -43,12 +43,21 @@ pub use config::Config;
 /// How long stopping waits for the last spans to be exported, at most.
 const TRACE_FLUSH_ON_STOP: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
+/// Serves until `shutdown` is cancelled and then `config.shutdown_delay` more (`/readyz` answering
+/// 503 meanwhile), then lets in-flight requests finish.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let stopping = shutdown;
+    // What every part below stops on: `stopping`, once the delay has passed.
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_after_delay(
+        stopping.clone(),
+        config.shutdown_delay,
+        shutdown.clone(),
+    ));
     let store = store::open_for_serving(
         &config.database_url,
         &config.database_options,
@@ -70,6 +79,7 @@ pub async fn run(
         body_read_timeout: config.body_read_timeout,
         public_url: config.public_url.clone(),
         traces: traces.clone(),
+        stopping,
     });
     let app = traces::request::with_request_spans(
         telemetry::with_request_logging(app::router(state)),
@@ -122,4 +132,21 @@ pub async fn run(
     // given up after a moment: a dead collector must not hold the stop.
     let _ = tokio::task::spawn_blocking(move || traces.shutdown(TRACE_FLUSH_ON_STOP)).await;
     Ok(())
+}
+
+/// Cancels `shutdown` once `stopping` was cancelled and `delay` has passed since.
+async fn stop_after_delay(
+    stopping: CancellationToken,
+    delay: std::time::Duration,
+    shutdown: CancellationToken,
+) {
+    stopping.cancelled().await;
+    if !delay.is_zero() {
+        tracing::info!(
+            delay = ?delay,
+            "stopping: /readyz answers 503; serving on until the delay has passed"
+        );
+        tokio::time::sleep(delay).await;
+    }
+    shutdown.cancel();
 }

@@ -49,4 +49,7 @@ pub struct Shared {
     pub public_url: Option<PublicUrl>,
     /// OpenTelemetry spans (off unless configured): the events a request records join its trace.
     pub traces: crate::traces::Traces,
+    /// Cancelled once the server was asked to stop: `/readyz` answers 503 from then on, while
+    /// everything else goes on for `REWARD_SHUTDOWN_DELAY`.
+    pub stopping: tokio_util::sync::CancellationToken,
 }

@@ -38,6 +38,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         run_worker: args.worker,
         rate_limit: args.rate_limit,
         disable_after: args.disable_after,
+        shutdown_delay: args.shutdown_delay,
         event_retention: args.event_retention,
         attempt_body_retention: args.attempt_body_retention,
         secret_key: args.secret_key,

@@ -91,13 +91,20 @@ async fn healthz() -> Json<Value> {
 const READY_WITHIN: Duration = Duration::from_secs(2);
 
 #[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "Health", summary = "Readiness",
-    description = "Answers 200 once the database has answered a trivial read, within 2 s; otherwise 503 `store_unavailable`. Needs no API key: for load balancers and orchestrators, which should send requests only to ready nodes (with several nodes, a node that lost its database goes unready while the others serve). On SQLite a node whose disk refuses writes stays ready: reads still work, and each write answers 503 itself.",
+    description = "Answers 200 once the database has answered a trivial read, within 2 s; otherwise 503 `store_unavailable`. Needs no API key: for load balancers and orchestrators, which should send requests only to ready nodes (with several nodes, a node that lost its database goes unready while the others serve). On SQLite a node whose disk refuses writes stays ready: reads still work, and each write answers 503 itself. A node asked to stop answers 503 `shutting_down` for `REWARD_SHUTDOWN_DELAY` while it goes on serving, then stops.",
     responses(
         (status = 200, description = "The database answers", body = schemas::Ready),
-        (status = 503, description = "The database did not answer (`store_unavailable`)", body = schemas::ErrorBody,
+        (status = 503, description = "The database did not answer (`store_unavailable`), or the node is stopping (`shutting_down`)", body = schemas::ErrorBody,
             headers(("Retry-After" = u64, description = "Whole seconds to wait before asking again."))),
     ))]
 async fn readyz(State(state): State<AppState>) -> ApiResult<Json<schemas::Ready>> {
+    if state.stopping.is_cancelled() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "This node is stopping; send requests to another.",
+        ));
+    }
     let why = match tokio::time::timeout(READY_WITHIN, state.store.ping()).await {
         Ok(Ok(())) => {
             return Ok(Json(schemas::Ready {

@@ -180,6 +180,56 @@ async fn sigterm_lets_attempts_in_flight_finish_and_exits_zero() {
     restarted.kill().await;
 }
 
+/// `REWARD_SHUTDOWN_DELAY`: after SIGTERM the node says it is not ready but goes on serving for
+/// the delay (a load balancer's time to stop sending it requests), then stops, exit status 0.
+#[tokio::test]
+async fn sigterm_with_a_shutdown_delay_turns_unready_and_serves_on_until_it_ends() {
+    let (_database, database_url) = fresh_database().await;
+    let delay = Duration::from_secs(5);
+    let env = [("REWARD_SHUTDOWN_DELAY", "5s")];
+    let mut server = ServerProcess::spawn(&database_url, &env).await;
+    let account = create_account(&database_url, "Acme").await;
+    let api = Api::new(&server.base_url, account["api_key"].as_str().expect("key"));
+    assert_eq!(api.get("/readyz").await.status.as_u16(), 200);
+
+    let pid = server.child.id().expect("pid");
+    let signalled = Instant::now();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    // Unready at once (the signal is handled within moments)...
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let ready = api.get("/readyz").await;
+        if ready.status.as_u16() == 503 {
+            ready.assert_error(503, "shutting_down", None);
+            break;
+        }
+        assert!(Instant::now() < deadline, "still ready: {:?}", ready.body);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ...while requests are still served, writes included.
+    assert_eq!(api.get("/v1/webhooks").await.status.as_u16(), 200);
+    let credited = api.post("/v1/users/u1/credits", json!({"points": 5})).await;
+    assert_eq!(credited.status.as_u16(), 201, "{:?}", credited.body);
+    assert!(
+        signalled.elapsed() < delay,
+        "the checks above outlasted the delay"
+    );
+    let status = tokio::time::timeout(WAIT, server.child.wait())
+        .await
+        .expect("exits")
+        .expect("status");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        signalled.elapsed() >= delay,
+        "stopped after {:?}, before the delay",
+        signalled.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn secure_mode_refuses_private_targets_without_connecting() {
     let (_database, database_url) = fresh_database().await;
