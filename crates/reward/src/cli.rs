@@ -242,8 +242,8 @@ pub struct ServeArgs {
     #[arg(long, env = "REWARD_RATE_LIMIT", default_value_t = 100)]
     pub rate_limit: u32,
 
-    /// On SIGTERM (or Ctrl-C), keep serving this long with `/readyz` answering 503 before stopping, so a
-    /// load balancer stops sending requests first (e.g. 10s; 0 stops at once).
+    /// On SIGTERM (or Ctrl-C), keep serving this long with `/readyz` answering 503 before
+    /// stopping, so a load balancer stops sending requests first (e.g. 10s; 0 stops at once).
     #[arg(long, env = "REWARD_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
     pub shutdown_delay: Duration,
 
