@@ -43,21 +43,15 @@ pub use config::Config;
 /// How long stopping waits for the last spans to be exported, at most.
 const TRACE_FLUSH_ON_STOP: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Serves until `shutdown` is cancelled and then `config.shutdown_delay` more (`/readyz` answering
-/// 503 meanwhile), then lets in-flight requests finish.
+/// Serves until `asked_to_stop` is cancelled and then `config.shutdown_delay` more (`/readyz`
+/// answering 503 meanwhile), then lets in-flight requests finish.
 pub async fn run(
     config: Config,
     listener: TcpListener,
-    shutdown: CancellationToken,
+    asked_to_stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let stopping = shutdown;
-    // What every part below stops on: `stopping`, once the delay has passed.
+    // What every part below stops on: `asked_to_stop`, once the delay has passed.
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_after_delay(
-        stopping.clone(),
-        config.shutdown_delay,
-        shutdown.clone(),
-    ));
     let store = store::open_for_serving(
         &config.database_url,
         &config.database_options,
@@ -79,7 +73,7 @@ pub async fn run(
         body_read_timeout: config.body_read_timeout,
         public_url: config.public_url.clone(),
         traces: traces.clone(),
-        stopping,
+        stopping: asked_to_stop.clone(),
     });
     let app = traces::request::with_request_spans(
         telemetry::with_request_logging(app::router(state)),
@@ -122,6 +116,12 @@ pub async fn run(
         .local_addr()
         .context("reading the listening address")?;
     tracing::info!(%address, "reward is serving");
+    // Started once serving can start: a request to stop made before is seen all the same.
+    tokio::spawn(stop_after_delay(
+        asked_to_stop,
+        config.shutdown_delay,
+        shutdown.clone(),
+    ));
     http::serve(listener, app, config.header_read_timeout, shutdown.clone()).await;
     shutdown.cancel();
     let _ = delivering.await;
