@@ -17,6 +17,7 @@ use axum::http::{Method, StatusCode};
 use serde_json::Value;
 
 use super::error::{ApiError, ApiResult};
+use super::extract::invalid_query;
 
 /// Query parameter names by (method, route as written in the document, `/v1/webhooks/{id}`).
 type Contract = HashMap<(Method, String), Vec<String>>;
@@ -41,13 +42,7 @@ pub fn check(parts: &Parts) -> ApiResult<()> {
         return Ok(());
     };
     let Query(pairs) =
-        Query::<Vec<(String, String)>>::try_from_uri(&parts.uri).map_err(|rejection| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                rejection.body_text(),
-            )
-        })?;
+        Query::<Vec<(String, String)>>::try_from_uri(&parts.uri).map_err(invalid_query)?;
     check_pairs(&pairs, known)
 }
 
