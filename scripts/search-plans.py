@@ -5,8 +5,9 @@ Builds scratch databases (never the real ones): a SQLite file (a recursive CTE) 
 database (generate_series), each with the schema of the migrations and ROWS deliveries of two
 accounts over 30 days, then prints each search's plan and time: on SQLite EXPLAIN QUERY PLAN and
 the query's time (Python's sqlite3, best of 3), without ANALYZE statistics as the server leaves it;
-on PostgreSQL EXPLAIN ANALYZE, analyzed as autovacuum (and the store's statistics.rs) keep it.
-The statements are the ones `reward_store::search` builds (see its tests), values written in.
+on PostgreSQL EXPLAIN ANALYZE, analyzed as autovacuum (and the store's statistics.rs) keep it,
+with the deliveries' search keys in `delivery_keys` (migration 0015). The statements are the ones
+`reward_store::search` builds (see its tests), values written in.
 
     scripts/search-plans.py [ROWS]      # 2,000,000 by default; needs sqlite3 and psql
     BACKENDS=sqlite scripts/search-plans.py   # one backend only
@@ -76,39 +77,61 @@ COLUMN_NAMES = "account_id, id, webhook_id, event_id, event_type, status, attemp
 
 
 def searches(event_id):
-    """(what, WHERE ...) pairs: each filter alone, the time range, and a few combinations."""
+    """(what, filters, after, before): each filter alone, the time range, and a few combinations."""
     hour_start = END - 10 * DAY
     hour_end = hour_start + 3_600_000
     old = END - 20 * DAY
-
-    def time_range(after=None, before=None):
-        terms, below = [], "~"
-        if after is not None:
-            terms.append(f"created_at > {after} AND id >= '{lowest_id('dl_', after + 1 - MARGIN)}'")
-        if before is not None:
-            terms.append(f"created_at < {before}")
-            below = lowest_id("dl_", before + MARGIN)
-        return terms, below
-
-    def where(*filters, after=None, before=None):
-        terms, below = time_range(after, before)
-        clause = " AND ".join(["account_id = 'acc_a'", *filters, *terms, f"id < '{below}'"])
-        return f"WHERE {clause} ORDER BY id DESC LIMIT 21"
-
     return [
-        ("no filter", where()),
-        ("webhook_id", where(f"webhook_id = '{WEBHOOK}'")),
-        ("event_id", where(f"event_id = '{event_id}'")),
-        ("event_type (the rarer, 30%)", where("event_type = 'balance.credit_points_issued'")),
-        ("status = pending", where("status = 'pending'")),
-        ("status = failed", where("status = 'failed'")),
-        ("status = succeeded", where("status = 'succeeded'")),
-        ("created_after and created_before (one hour, 10 days ago)", where(after=hour_start, before=hour_end)),
-        ("created_before (20 days ago)", where(before=old)),
-        ("created_after (the last hour)", where(after=END - 3_600_000)),
-        ("webhook_id, one hour 10 days ago", where(f"webhook_id = '{WEBHOOK}'", after=hour_start, before=hour_end)),
-        ("event_type and status = failed", where("event_type = 'balance.credit_points_issued'", "status = 'failed'")),
+        ("no filter", [], None, None),
+        ("webhook_id", [("webhook_id", WEBHOOK)], None, None),
+        ("event_id", [("event_id", event_id)], None, None),
+        ("event_type (the rarer, 30%)", [("event_type", "balance.credit_points_issued")], None, None),
+        ("status = pending", [("status", "pending")], None, None),
+        ("status = failed", [("status", "failed")], None, None),
+        ("status = succeeded", [("status", "succeeded")], None, None),
+        ("created_after and created_before (one hour, 10 days ago)", [], hour_start, hour_end),
+        ("created_before (20 days ago)", [], None, old),
+        ("created_after (the last hour)", [], END - 3_600_000, None),
+        ("webhook_id, one hour 10 days ago", [("webhook_id", WEBHOOK)], hour_start, hour_end),
+        ("webhook_id and status = failed", [("webhook_id", WEBHOOK), ("status", "failed")], None, None),
+        ("event_type and status = failed",
+         [("event_type", "balance.credit_points_issued"), ("status", "failed")], None, None),
     ]
+
+
+KEYS = ("webhook_id", "event_id", "event_type")
+# reward_store::search's KEYS_JOINED and keys_apart, for PostgreSQL's `delivery_keys`.
+KEYS_JOINED = ("delivery_keys k CROSS JOIN LATERAL (SELECT * FROM deliveries "
+               "WHERE account_id = k.account_id AND id = k.delivery_id OFFSET 0) d")
+KEYS_APART = {"account_id": "k.account_id", "id": "k.delivery_id", "webhook_id": "k.webhook_id",
+              "event_id": "k.event_id", "event_type": "k.event_type", "status": "d.status",
+              "created_at": "d.created_at"}
+
+
+def statement(filters, after, before, keys_apart):
+    """The statement `reward_store::search::deliveries` builds, values written in: on
+    PostgreSQL (`keys_apart`) a search by webhook, event or type reads `delivery_keys` joined to
+    the deliveries."""
+    given = dict(filters)
+    # A webhook's pending or failed deliveries: `deliveries_unfinished_by_webhook`.
+    unfinished_of_a_webhook = ("event_id" not in given and "event_type" not in given
+                               and given.get("status") in ("pending", "failed"))
+    joined = keys_apart and any(column in KEYS for column in given) and not unfinished_of_a_webhook
+    name = (lambda column: KEYS_APART[column]) if joined else (lambda column: column)
+    terms, below = [f"{name('account_id')} = 'acc_a'"], "~"
+    terms += [f"{name(column)} = '{value}'" for column, value in filters]
+    if after is not None:
+        terms.append(f"{name('created_at')} > {after} AND {name('id')} >= '{lowest_id('dl_', after + 1 - MARGIN)}'")
+    if before is not None:
+        terms.append(f"{name('created_at')} < {before}")
+        below = lowest_id("dl_", before + MARGIN)
+    terms.append(f"{name('id')} < '{below}'")
+    columns = sql_columns()
+    if joined:
+        columns = ", ".join(f"d.{column.strip()}" for column in columns.split(","))
+    source = KEYS_JOINED if joined else "deliveries"
+    return (f"SELECT {columns} FROM {source} WHERE {' AND '.join(terms)} "
+            f"ORDER BY {name('id')} DESC LIMIT 21")
 
 
 def sql_columns():
@@ -131,8 +154,8 @@ def sqlite(path):
     event_id = subprocess.run(
         ["sqlite3", path, f"SELECT event_id FROM deliveries WHERE account_id = 'acc_a' LIMIT 1 OFFSET {ROWS // 3}"],
         text=True, capture_output=True, check=True).stdout.strip()
-    for what, clause in searches(event_id):
-        query = f"SELECT {sql_columns()} FROM deliveries {clause}"
+    for what, filters, after, before in searches(event_id):
+        query = statement(filters, after, before, keys_apart=False)
         plan = subprocess.run(["sqlite3", path, f"EXPLAIN QUERY PLAN {query}"],
                               text=True, capture_output=True, check=True).stdout
         connection = sqlite3.connect(path)
@@ -158,13 +181,17 @@ def postgres():
       SELECT {columns('i', 'created', ulid, 'postgres')}
       FROM (SELECT i, {START}::bigint + i * {STEP} AS created
             FROM generate_series(0::bigint, {ROWS - 1}) AS i) AS rows""",
-                               "-c", "VACUUM ANALYZE deliveries"], check=True)
+                               "-c", """INSERT INTO delivery_keys
+                                   SELECT account_id, id, webhook_id, event_id, event_type
+                                   FROM deliveries""",
+                               "-c", "VACUUM ANALYZE deliveries",
+                               "-c", "VACUUM ANALYZE delivery_keys"], check=True)
     print(f"PostgreSQL {ROWS:,} deliveries written in {time.monotonic() - started:.0f} s", flush=True)
     event_id = subprocess.run(
         database + ["-tA", "-c", f"SELECT event_id FROM deliveries WHERE account_id = 'acc_a' LIMIT 1 OFFSET {ROWS // 3}"],
         text=True, capture_output=True, check=True).stdout.strip()
-    for what, clause in searches(event_id):
-        query = f"SELECT {sql_columns()} FROM deliveries {clause}"
+    for what, filters, after, before in searches(event_id):
+        query = statement(filters, after, before, keys_apart=True)
         subprocess.run(database + ["-c", query], capture_output=True, check=True)  # warm the cache
         plan = subprocess.run(database + ["-c", f"EXPLAIN (ANALYZE, BUFFERS) {query}"],
                               text=True, capture_output=True, check=True).stdout

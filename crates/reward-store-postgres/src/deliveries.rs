@@ -7,6 +7,7 @@ use reward_store::records::{
     Attempt, Delivery, DeliveryQuery, DeliveryStatus, DeliveryWithAttempts, Page, PageRequest,
 };
 use reward_store::rules;
+use reward_store::search::DeliveryLayout;
 use reward_store::{StoreError, StoreResult};
 use tokio_postgres::Row;
 
@@ -57,8 +58,9 @@ pub async fn search(
     query: &DeliveryQuery,
     page: &PageRequest,
 ) -> StoreResult<Page<Delivery>> {
-    let statement = reward_store::search::deliveries(account.as_str(), query, page)?;
-    let found = crate::search::rows(client, COLUMNS, "deliveries", &statement).await?;
+    let statement =
+        reward_store::search::deliveries(DeliveryLayout::KeysApart, account.as_str(), query, page)?;
+    let found = crate::search::rows(client, COLUMNS, &statement).await?;
     let deliveries = found
         .iter()
         .map(from_row)

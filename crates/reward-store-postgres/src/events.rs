@@ -29,7 +29,7 @@ pub async fn list(
     page: &PageRequest,
 ) -> StoreResult<Page<Event>> {
     let statement = reward_store::search::events(account.as_str(), query, page)?;
-    let found = crate::search::rows(client, COLUMNS, "events", &statement).await?;
+    let found = crate::search::rows(client, COLUMNS, &statement).await?;
     let events = found
         .iter()
         .map(from_row)

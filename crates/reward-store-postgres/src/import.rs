@@ -47,6 +47,9 @@ pub enum TargetError {
     Other(tokio_postgres::Error),
 }
 
+/// Not a copied table: written from the copied deliveries, as every insert of one writes it.
+const DELIVERY_KEYS: &str = "delivery_keys";
+
 /// One connection to the target database.
 pub struct PostgresTarget {
     client: Client,
@@ -102,7 +105,8 @@ impl PostgresTarget {
             .transaction()
             .await
             .map_err(TargetError::Other)?;
-        let names: Vec<&str> = TABLES.iter().map(|table| table.name).collect();
+        let mut names: Vec<&str> = TABLES.iter().map(|table| table.name).collect();
+        names.push(DELIVERY_KEYS);
         // SHARE ROW EXCLUSIVE conflicts with every write and with itself, not with reads.
         transaction
             .batch_execute(&format!(
@@ -168,6 +172,19 @@ impl Import<'_> {
         self,
         written: &[(&'static str, u64)],
     ) -> Result<Vec<(&'static str, i64)>, TargetError> {
+        // The search keys of the copied deliveries (the target's were empty: `begin` checked).
+        self.transaction
+            .execute(
+                "INSERT INTO delivery_keys (account_id, delivery_id, webhook_id, event_id,
+                   event_type)
+                 SELECT account_id, id, webhook_id, event_id, event_type FROM deliveries",
+                &[],
+            )
+            .await
+            .map_err(|source| TargetError::Write {
+                table: DELIVERY_KEYS,
+                source,
+            })?;
         let mut counts = Vec::with_capacity(TABLES.len());
         for table in TABLES {
             let found = count(&self.transaction, table.name)

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0012_event_trace.sql"),
     include_str!("../migrations/0013_rollup_shards.sql"),
     include_str!("../migrations/0014_due_unleased_index.sql"),
+    include_str!("../migrations/0015_delivery_keys.sql"),
 ];
 
 /// Any number, as long as no other advisory lock on the database uses it: "reward" in ASCII.
@@ -29,6 +30,11 @@ const MIGRATION_LOCK: i64 = 0x7265_7761_7264;
 
 /// Brings the schema up to date; returns how many migrations ran.
 pub async fn migrate(client: &mut Client) -> Result<usize, tokio_postgres::Error> {
+    migrate_to(client, MIGRATIONS.len()).await
+}
+
+/// Applies the migrations up to `version` (included) that have not run yet.
+async fn migrate_to(client: &mut Client, version: usize) -> Result<usize, tokio_postgres::Error> {
     let transaction = client.transaction().await?;
     transaction
         .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
@@ -49,7 +55,8 @@ pub async fn migrate(client: &mut Client) -> Result<usize, tokio_postgres::Error
         .await?
         .get(0);
     let applied = usize::try_from(applied).unwrap_or(0);
-    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+    let wanted = &MIGRATIONS[..version.min(MIGRATIONS.len())];
+    for (index, migration) in wanted.iter().enumerate().skip(applied) {
         transaction.batch_execute(migration).await?;
         let version = i32::try_from(index + 1).unwrap_or(i32::MAX);
         transaction
@@ -61,5 +68,73 @@ pub async fn migrate(client: &mut Client) -> Result<usize, tokio_postgres::Error
             .await?;
     }
     transaction.commit().await?;
-    Ok(MIGRATIONS.len().saturating_sub(applied))
+    Ok(wanted.len().saturating_sub(applied))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn deliveries_stored_before_their_keys_moved_apart_get_them() {
+        let Some(database) = crate::testing::ScratchDatabase::create("reward_migrations").await
+        else {
+            return;
+        };
+        let (mut client, connection) =
+            tokio_postgres::connect(database.url(), tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+        tokio::spawn(connection);
+        migrate_to(&mut client, 14).await.expect("migrate to 14");
+        client
+            .batch_execute(
+                "INSERT INTO deliveries (account_id, id, webhook_id, event_id, event_type, status,
+                   created_at, updated_at)
+                 VALUES ('acc_1', 'dl_1', 'wh_1', 'we_1', 'trigger_event.created', 'succeeded', 1, 1),
+                        ('acc_1', 'dl_2', 'wh_2', 'we_1', 'trigger_event.created', 'pending', 2, 2)",
+            )
+            .await
+            .expect("deliveries");
+
+        assert_eq!(
+            migrate(&mut client).await.expect("migrate"),
+            MIGRATIONS.len() - 14
+        );
+        let keys: Vec<(String, String, String, String, String)> = client
+            .query(
+                "SELECT account_id, delivery_id, webhook_id, event_id, event_type
+                 FROM delivery_keys ORDER BY delivery_id",
+                &[],
+            )
+            .await
+            .expect("keys")
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)))
+            .collect();
+        let key = |delivery: &str, webhook: &str| {
+            let text = |value: &str| value.to_owned();
+            (
+                text("acc_1"),
+                text(delivery),
+                text(webhook),
+                text("we_1"),
+                text("trigger_event.created"),
+            )
+        };
+        assert_eq!(keys, vec![key("dl_1", "wh_1"), key("dl_2", "wh_2")]);
+        let indexes: Vec<String> = client
+            .query(
+                "SELECT indexname::text FROM pg_indexes WHERE tablename = 'deliveries'
+                 AND indexname IN ('deliveries_by_webhook', 'deliveries_by_event',
+                                   'deliveries_by_type')",
+                &[],
+            )
+            .await
+            .expect("indexes")
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert!(indexes.is_empty(), "{indexes:?}");
+    }
 }

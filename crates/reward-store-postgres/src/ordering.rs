@@ -104,7 +104,8 @@ pub async fn schedule_waiting(
 }
 
 /// Below the API, on a database of the test's own (at `REWARD_TEST_POSTGRES_URL`, default the
-/// local server; skipped with one line when none answers): what a new delivery is written with.
+/// local server; skipped with one line when none answers): what a new delivery is written with
+/// (its place in its user's order, its lease, its search keys).
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -222,6 +223,35 @@ mod tests {
             .expect("retry");
         let (_, user_of, position, _) = order_of(&ordered).await;
         assert_eq!((user_of, position), (None, None));
+
+        // Each delivery is written with its search keys, and a webhook's deletion takes both.
+        let keys_and_deliveries = || {
+            let client = &client;
+            async move {
+                let row = client
+                    .query_one(
+                        "SELECT (SELECT count(*) FROM delivery_keys k
+                                 JOIN deliveries d ON d.account_id = k.account_id
+                                  AND d.id = k.delivery_id AND d.webhook_id = k.webhook_id
+                                  AND d.event_id = k.event_id AND d.event_type = k.event_type),
+                                (SELECT count(*) FROM delivery_keys),
+                                (SELECT count(*) FROM deliveries)",
+                        &[],
+                    )
+                    .await
+                    .expect("counts");
+                (
+                    row.get::<_, i64>(0),
+                    row.get::<_, i64>(1),
+                    row.get::<_, i64>(2),
+                )
+            }
+        };
+        assert_eq!(keys_and_deliveries().await, (2, 2, 2));
+        crate::webhooks::delete(&client, &account, &plain)
+            .await
+            .expect("delete");
+        assert_eq!(keys_and_deliveries().await, (1, 1, 1));
 
         drop(client);
         pool.close();

@@ -7,15 +7,10 @@ use tokio_postgres::Row;
 use crate::errors::from_pg;
 use crate::statements::{Db, Param};
 
-/// `SELECT {columns} FROM {table}` with the search's clause. Statements are cached per text: one
-/// per combination of filters, each with its own plan.
-pub async fn rows(
-    client: &impl Db,
-    columns: &str,
-    table: &str,
-    query: &PageQuery,
-) -> StoreResult<Vec<Row>> {
-    let sql = format!("SELECT {columns} FROM {table} {}", query.clause);
+/// `SELECT {columns}` of the search. Statements are cached per text: one per combination of
+/// filters, each with its own plan.
+pub async fn rows(client: &impl Db, columns: &str, query: &PageQuery) -> StoreResult<Vec<Row>> {
+    let sql = query.select(columns);
     let values: Vec<&dyn Param> = query
         .values
         .iter()

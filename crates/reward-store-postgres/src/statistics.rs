@@ -16,8 +16,9 @@ use crate::statements::Db;
 /// Reward's tables whose plans depend on their size, with the columns analyzed: all but the
 /// wide ones no query filters on (a payload or a response body is most of what sampling them
 /// costs: `ANALYZE events` took 200 ms under load).
-const TABLES: [(&str, &str); 8] = [
+const TABLES: [(&str, &str); 9] = [
     ("deliveries", ""),
+    ("delivery_keys", ""),
     (
         "attempts",
         "(account_id, delivery_id, id, number, started_at, duration_ms, status_code)",

@@ -7,6 +7,7 @@ use reward_store::records::{
     Attempt, Delivery, DeliveryQuery, DeliveryStatus, DeliveryWithAttempts, Page, PageRequest,
 };
 use reward_store::rules;
+use reward_store::search::DeliveryLayout;
 use reward_store::{StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -57,8 +58,9 @@ pub fn search(
     query: &DeliveryQuery,
     page: &PageRequest,
 ) -> StoreResult<Page<Delivery>> {
-    let statement = reward_store::search::deliveries(account.as_str(), query, page)?;
-    let found = crate::search::rows(connection, COLUMNS, "deliveries", &statement, from_row)?;
+    let statement =
+        reward_store::search::deliveries(DeliveryLayout::OneTable, account.as_str(), query, page)?;
+    let found = crate::search::rows(connection, COLUMNS, &statement, from_row)?;
     Ok(page_of(found, page.limit, |delivery: &Delivery| {
         delivery.id.to_string()
     }))

@@ -29,7 +29,7 @@ pub fn list(
     page: &PageRequest,
 ) -> StoreResult<Page<Event>> {
     let statement = reward_store::search::events(account.as_str(), query, page)?;
-    let found = crate::search::rows(connection, COLUMNS, "events", &statement, from_row)?;
+    let found = crate::search::rows(connection, COLUMNS, &statement, from_row)?;
     Ok(page_of(found, page.limit, |event: &Event| {
         event.id.to_string()
     }))

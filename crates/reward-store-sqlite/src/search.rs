@@ -7,16 +7,15 @@ use rusqlite::{params_from_iter, Connection, Row, ToSql};
 
 use crate::errors::from_sqlite;
 
-/// `SELECT {columns} FROM {table}` with the search's clause; its `$n` placeholders are SQLite
-/// named parameters numbered in order of appearance, so the values bind by position.
+/// `SELECT {columns}` of the search; its `$n` placeholders are SQLite named parameters numbered
+/// in order of appearance, so the values bind by position.
 pub fn rows<T>(
     connection: &Connection,
     columns: &str,
-    table: &str,
     query: &PageQuery,
     from_row: impl FnMut(&Row) -> rusqlite::Result<T>,
 ) -> StoreResult<Vec<T>> {
-    let sql = format!("SELECT {columns} FROM {table} {}", query.clause);
+    let sql = query.select(columns);
     let mut statement = connection.prepare_cached(&sql).map_err(from_sqlite)?;
     statement
         .query_map(params_from_iter(query.values.iter().map(Bound)), from_row)

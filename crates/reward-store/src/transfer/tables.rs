@@ -291,6 +291,11 @@ pub const NOT_COPIED: &[(&str, &str)] = &[
         "reward_migrations",
         "PostgreSQL only: written by its own migrations",
     ),
+    (
+        "delivery_keys",
+        "PostgreSQL only: the deliveries' search keys, written by the target from the copied \
+         deliveries",
+    ),
 ];
 
 /// Columns of the PostgreSQL schema only, left to their default by the copy, and why.

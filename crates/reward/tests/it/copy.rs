@@ -410,6 +410,27 @@ async fn an_sqlite_database_copied_to_postgres_is_served_by_three_nodes_as_it_wa
         assert_eq!(delivery["status"], expected, "{delivery}");
     }
     assert!(later.count() > before.2 && steady.count() > before.0);
+    // The copied deliveries are found by their webhook, event and type as by anything else (on
+    // PostgreSQL through their search keys, which the copy writes).
+    let everything = all_deliveries(&apis[1], "").await;
+    let ids_where = |key: &str, value: &str| -> Vec<String> {
+        everything
+            .iter()
+            .filter(|delivery| delivery[key] == value)
+            .map(|delivery| text(delivery, "id"))
+            .collect()
+    };
+    let first = &everything[everything.len() - 1];
+    for key in ["webhook_id", "event_id", "event_type"] {
+        let value = text(first, key);
+        let found: Vec<String> = all_deliveries(&apis[2], &format!("&{key}={value}"))
+            .await
+            .iter()
+            .map(|delivery| text(delivery, "id"))
+            .collect();
+        assert!(!found.is_empty(), "{key}");
+        assert_eq!(found, ids_where(key, &value), "{key}");
+    }
 
     // Signatures verify with the secrets the receivers always had.
     let verify = |receiver: &Receiver, from: usize, secrets: &[&str]| {
