@@ -272,11 +272,9 @@ async fn insert_and_commit(
     const DELIVERIES_FROM: usize = EVENTS_FROM + outbox::EVENT_PARAMS;
     static WITH_DELIVERIES: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "WITH trigger_events_written AS ({}), events_written AS ({}),
-             delivery_keys_written AS ({}) {}",
+            "WITH trigger_events_written AS ({}), events_written AS ({}) {}",
             rewards::INSERT_TRIGGER_EVENTS,
             shift_placeholders(outbox::INSERT_EVENTS, EVENTS_FROM),
-            shift_placeholders(outbox::INSERT_DELIVERY_KEYS, DELIVERIES_FROM),
             shift_placeholders(outbox::INSERT_DELIVERIES, DELIVERIES_FROM),
         )
     });

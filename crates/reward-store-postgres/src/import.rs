@@ -25,8 +25,8 @@ pub enum TargetError {
          (nothing was changed there)"
     )]
     NotEmpty { table: &'static str, rows: i64 },
-    #[error("cannot migrate the target: {}", describe(.0))]
-    Migrate(tokio_postgres::Error),
+    #[error("cannot migrate the target: {0}")]
+    Migrate(crate::migrations::MigrateError),
     #[error("writing {table} into the target: {}", describe(.source))]
     Write {
         table: &'static str,
@@ -47,7 +47,7 @@ pub enum TargetError {
     Other(tokio_postgres::Error),
 }
 
-/// Not a copied table: written from the copied deliveries, as every insert of one writes it.
+/// Not a copied table: the deliveries' search keys, written by the database with them.
 const DELIVERY_KEYS: &str = "delivery_keys";
 
 /// One connection to the target database.
@@ -106,6 +106,7 @@ impl PostgresTarget {
             .await
             .map_err(TargetError::Other)?;
         let mut names: Vec<&str> = TABLES.iter().map(|table| table.name).collect();
+        // Written by the database from the copied deliveries (migration 0016's trigger).
         names.push(DELIVERY_KEYS);
         // SHARE ROW EXCLUSIVE conflicts with every write and with itself, not with reads.
         transaction
@@ -172,19 +173,6 @@ impl Import<'_> {
         self,
         written: &[(&'static str, u64)],
     ) -> Result<Vec<(&'static str, i64)>, TargetError> {
-        // The search keys of the copied deliveries (the target's were empty: `begin` checked).
-        self.transaction
-            .execute(
-                "INSERT INTO delivery_keys (account_id, delivery_id, webhook_id, event_id,
-                   event_type)
-                 SELECT account_id, id, webhook_id, event_id, event_type FROM deliveries",
-                &[],
-            )
-            .await
-            .map_err(|source| TargetError::Write {
-                table: DELIVERY_KEYS,
-                source,
-            })?;
         let mut counts = Vec::with_capacity(TABLES.len());
         for table in TABLES {
             let found = count(&self.transaction, table.name)

@@ -32,6 +32,7 @@ mod idempotent;
 pub mod import;
 mod key_cache;
 mod migrations;
+pub use migrations::MigrateError;
 mod ordering;
 mod outbox;
 mod queue;
@@ -93,7 +94,7 @@ pub enum OpenError {
     #[error("cannot connect to the database: {0}")]
     Connect(StoreError),
     #[error("cannot migrate the database: {0}")]
-    Migrate(tokio_postgres::Error),
+    Migrate(migrations::MigrateError),
     #[error("the database {name} does not exist and could not be created: {reason}")]
     Create { name: String, reason: String },
 }

@@ -4,7 +4,21 @@
 //! advisory lock, so one applies the migrations and the others then find them applied. PostgreSQL's
 //! DDL is transactional, so a failed migration leaves nothing half-done.
 
+use thiserror::Error;
 use tokio_postgres::Client;
+
+use crate::errors::describe;
+
+#[derive(Debug, Error)]
+pub enum MigrateError {
+    #[error("{}", describe(.0))]
+    Database(#[from] tokio_postgres::Error),
+    #[error(
+        "its schema is at version {found}, newer than this build of Reward knows ({known}): a \
+         newer release migrated it; run that release or a newer one on every node"
+    )]
+    Newer { found: usize, known: usize },
+}
 
 /// Each entry is one migration, numbered from 1; append, never edit.
 const MIGRATIONS: &[&str] = &[
@@ -23,18 +37,21 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0013_rollup_shards.sql"),
     include_str!("../migrations/0014_due_unleased_index.sql"),
     include_str!("../migrations/0015_delivery_keys.sql"),
+    include_str!("../migrations/0016_delivery_keys_kept_by_triggers.sql"),
 ];
 
 /// Any number, as long as no other advisory lock on the database uses it: "reward" in ASCII.
 const MIGRATION_LOCK: i64 = 0x7265_7761_7264;
 
 /// Brings the schema up to date; returns how many migrations ran.
-pub async fn migrate(client: &mut Client) -> Result<usize, tokio_postgres::Error> {
+pub async fn migrate(client: &mut Client) -> Result<usize, MigrateError> {
     migrate_to(client, MIGRATIONS.len()).await
 }
 
-/// Applies the migrations up to `version` (included) that have not run yet.
-async fn migrate_to(client: &mut Client, version: usize) -> Result<usize, tokio_postgres::Error> {
+/// Applies the migrations up to `version` (included) that have not run yet. A database migrated
+/// by a newer release is refused, changing nothing: its schema may no longer be what this build
+/// writes (a node left on the older release while another upgrades stops at its next start).
+async fn migrate_to(client: &mut Client, version: usize) -> Result<usize, MigrateError> {
     let transaction = client.transaction().await?;
     transaction
         .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
@@ -55,6 +72,12 @@ async fn migrate_to(client: &mut Client, version: usize) -> Result<usize, tokio_
         .await?
         .get(0);
     let applied = usize::try_from(applied).unwrap_or(0);
+    if applied > MIGRATIONS.len() {
+        return Err(MigrateError::Newer {
+            found: applied,
+            known: MIGRATIONS.len(),
+        });
+    }
     let wanted = &MIGRATIONS[..version.min(MIGRATIONS.len())];
     for (index, migration) in wanted.iter().enumerate().skip(applied) {
         transaction.batch_execute(migration).await?;
@@ -74,18 +97,23 @@ async fn migrate_to(client: &mut Client, version: usize) -> Result<usize, tokio_
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::ScratchDatabase;
+
+    /// A database of the test's own, not migrated yet, and a connection to it.
+    async fn scratch() -> Option<(ScratchDatabase, Client)> {
+        let database = ScratchDatabase::create("reward_migrations").await?;
+        let (client, connection) = tokio_postgres::connect(database.url(), tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        Some((database, client))
+    }
 
     #[tokio::test]
     async fn deliveries_stored_before_their_keys_moved_apart_get_them() {
-        let Some(database) = crate::testing::ScratchDatabase::create("reward_migrations").await
-        else {
+        let Some((_database, mut client)) = scratch().await else {
             return;
         };
-        let (mut client, connection) =
-            tokio_postgres::connect(database.url(), tokio_postgres::NoTls)
-                .await
-                .expect("connect");
-        tokio::spawn(connection);
         migrate_to(&mut client, 14).await.expect("migrate to 14");
         client
             .batch_execute(
@@ -136,5 +164,52 @@ mod tests {
             .map(|row| row.get(0))
             .collect();
         assert!(indexes.is_empty(), "{indexes:?}");
+
+        // Deliveries written and deleted without a word about keys (a node of a release before
+        // 0015, an operator's SQL) keep theirs in step: the database writes them.
+        client
+            .batch_execute(
+                "INSERT INTO deliveries (account_id, id, webhook_id, event_id, event_type, status,
+                   created_at, updated_at)
+                 VALUES ('acc_1', 'dl_3', 'wh_3', 'we_2', 'webhook.disabled', 'pending', 3, 3);
+                 DELETE FROM deliveries WHERE id = 'dl_1'",
+            )
+            .await
+            .expect("written and deleted");
+        let kept: Vec<(String, String)> = client
+            .query(
+                "SELECT delivery_id, webhook_id FROM delivery_keys ORDER BY delivery_id",
+                &[],
+            )
+            .await
+            .expect("keys")
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        let pair = |delivery: &str, webhook: &str| (delivery.to_owned(), webhook.to_owned());
+        assert_eq!(kept, vec![pair("dl_2", "wh_2"), pair("dl_3", "wh_3")]);
+    }
+
+    #[tokio::test]
+    async fn a_database_migrated_by_a_newer_release_is_refused_and_left_as_it_is() {
+        let Some((_database, mut client)) = scratch().await else {
+            return;
+        };
+        migrate(&mut client).await.expect("migrate");
+        let newer = i32::try_from(MIGRATIONS.len() + 1).expect("version");
+        client
+            .execute(
+                "INSERT INTO reward_migrations (version, applied_at) VALUES ($1, 0)",
+                &[&newer],
+            )
+            .await
+            .expect("a newer release's migration");
+        let refused = migrate(&mut client).await.expect_err("refused");
+        assert!(
+            matches!(refused, MigrateError::Newer { found, known }
+                if found == MIGRATIONS.len() + 1 && known == MIGRATIONS.len()),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("newer release"), "{refused}");
     }
 }

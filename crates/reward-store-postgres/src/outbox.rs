@@ -3,7 +3,6 @@
 //! node's worker ([`reward_store::handoff`]) are written already leased to it.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use reward_core::event::{NewEvent, UserPosition};
@@ -222,25 +221,16 @@ pub async fn insert_deliveries(
     if deliveries.is_empty() {
         return Ok(());
     }
-    static WITH_KEYS: LazyLock<String> = LazyLock::new(|| {
-        format!("WITH delivery_keys_written AS ({INSERT_DELIVERY_KEYS}) {INSERT_DELIVERIES}")
-    });
     let columns = DeliveryColumns::of(deliveries, now, lease);
     client
-        .execute(&WITH_KEYS, &columns.params())
+        .execute(INSERT_DELIVERIES, &columns.params())
         .await
         .map_err(from_pg)?;
     Ok(())
 }
 
-/// The search keys of the deliveries [`INSERT_DELIVERIES`] inserts, from its first five
-/// placeholders: a `WITH` part of the same statement wherever deliveries are inserted
-/// (migration 0015: `delivery_keys`).
-pub const INSERT_DELIVERY_KEYS: &str = "INSERT INTO delivery_keys (account_id, delivery_id,
-             webhook_id, event_id, event_type)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])";
-
-/// Inserts deliveries passed as [`DeliveryColumns`], `$1` to `$11`.
+/// Inserts deliveries passed as [`DeliveryColumns`], `$1` to `$11`. Their search keys are
+/// written by the database (migration 0016's trigger into `delivery_keys`).
 pub const INSERT_DELIVERIES: &str = "INSERT INTO deliveries (account_id, id, webhook_id, event_id,
              event_type, status, next_attempt_at, lease_expires_at, created_at, updated_at,
              order_user, order_position)

@@ -19,11 +19,11 @@ pub const CHUNK: i64 = 2_000;
 const EVENTS_PER_CHUNK: i64 = 200;
 
 /// One chunk of expired events, after a cursor (oldest first, through `events_by_age`): their
-/// finished deliveries (found by their keys) with their attempts and keys, then each of them
-/// with no pending delivery. Returns how many events were looked at and the last one, where the
-/// next chunk starts. A cursor keeps each chunk's work bounded: events kept for a pending
-/// delivery are passed once, not re-read by every later chunk. (`created_at >= $2` lets the
-/// index start at the cursor.)
+/// finished deliveries (found by their keys, which go with them) with their attempts, then each
+/// of them with no pending delivery. Returns how many events were looked at and the last one,
+/// where the next chunk starts. A cursor keeps each chunk's work bounded: events kept for a
+/// pending delivery are passed once, not re-read by every later chunk. (`created_at >= $2` lets
+/// the index start at the cursor.)
 const EVENTS_CHUNK: &str = "
     WITH batch AS (
         SELECT account_id, id, created_at FROM events
@@ -31,7 +31,7 @@ const EVENTS_CHUNK: &str = "
         ORDER BY created_at, account_id, id
         LIMIT $5),
     doomed AS (
-        SELECT k.account_id, k.event_id, k.delivery_id AS id FROM batch b
+        SELECT k.account_id, k.delivery_id AS id FROM batch b
         JOIN delivery_keys k ON k.account_id = b.account_id AND k.event_id = b.id
         JOIN deliveries d ON d.account_id = k.account_id AND d.id = k.delivery_id
         WHERE d.status <> 'pending'),
@@ -41,10 +41,6 @@ const EVENTS_CHUNK: &str = "
     deliveries_gone AS (
         DELETE FROM deliveries d USING doomed
         WHERE d.account_id = doomed.account_id AND d.id = doomed.id),
-    keys_gone AS (
-        DELETE FROM delivery_keys k USING doomed
-        WHERE k.account_id = doomed.account_id AND k.event_id = doomed.event_id
-          AND k.delivery_id = doomed.id),
     events_gone AS (
         DELETE FROM events e USING batch b
         WHERE e.account_id = b.account_id AND e.id = b.id AND NOT EXISTS (

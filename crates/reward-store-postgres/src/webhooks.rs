@@ -266,13 +266,12 @@ pub async fn delete(client: &impl Db, account: &AccountId, id: &WebhookId) -> St
     if removed == 0 {
         return Err(StoreError::NotFound);
     }
-    // Found by their keys (`delivery_keys_by_webhook`), which go last.
+    // Found by their keys (`delivery_keys_by_webhook`), which go with them (migration 0016).
     for sql in [
         "DELETE FROM attempts WHERE account_id = $1 AND delivery_id IN
          (SELECT delivery_id FROM delivery_keys WHERE account_id = $1 AND webhook_id = $2)",
         "DELETE FROM deliveries WHERE account_id = $1 AND id IN
          (SELECT delivery_id FROM delivery_keys WHERE account_id = $1 AND webhook_id = $2)",
-        "DELETE FROM delivery_keys WHERE account_id = $1 AND webhook_id = $2",
     ] {
         client
             .execute(sql, &[&account.as_str(), &id.as_str()])

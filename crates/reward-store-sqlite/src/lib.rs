@@ -18,6 +18,7 @@ mod events;
 pub mod export;
 mod idempotent;
 mod migrations;
+pub use migrations::MigrateError;
 mod ordering;
 mod outbox;
 mod queue;
@@ -80,7 +81,7 @@ pub enum OpenError {
     #[error("cannot migrate the database {path}: {source}")]
     Migrate {
         path: PathBuf,
-        source: rusqlite::Error,
+        source: migrations::MigrateError,
     },
     #[error("cannot start the database writer: {0}")]
     Writer(std::io::Error),
@@ -140,7 +141,7 @@ impl SqliteStore {
         webhooks::seal_plain_secrets(&connection, &cipher).map_err(|source| {
             OpenError::Migrate {
                 path: path.to_owned(),
-                source,
+                source: source.into(),
             }
         })?;
         let writer = Writer::start(connection).map_err(OpenError::Writer)?;

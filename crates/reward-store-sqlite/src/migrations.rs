@@ -1,6 +1,18 @@
 //! Schema migrations, applied in order on start. `PRAGMA user_version` records how many ran.
 
 use rusqlite::Connection;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum MigrateError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(
+        "its schema is at version {found}, newer than this build of Reward knows ({known}): a \
+         newer release migrated it; run that release or a newer one"
+    )]
+    Newer { found: usize, known: usize },
+}
 
 /// Each entry is one migration; append, never edit.
 const MIGRATIONS: &[&str] = &[
@@ -24,15 +36,47 @@ const MIGRATIONS: &[&str] = &[
 pub const COUNT: usize = MIGRATIONS.len();
 
 /// Brings the schema up to date. Safe to run from several processes at once: the check and the
-/// migrations share one immediate (write-locked) transaction.
-pub fn migrate(connection: &mut Connection) -> rusqlite::Result<usize> {
+/// migrations share one immediate (write-locked) transaction. A database migrated by a newer
+/// release is refused, changing nothing: its schema may no longer be what this build writes.
+pub fn migrate(connection: &mut Connection) -> Result<usize, MigrateError> {
     let transaction =
         connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let applied: usize = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if applied > MIGRATIONS.len() {
+        return Err(MigrateError::Newer {
+            found: applied,
+            known: MIGRATIONS.len(),
+        });
+    }
     for migration in MIGRATIONS.iter().skip(applied) {
         transaction.execute_batch(migration)?;
     }
     transaction.pragma_update(None, "user_version", MIGRATIONS.len())?;
     transaction.commit()?;
     Ok(MIGRATIONS.len().saturating_sub(applied))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_migrated_by_a_newer_release_is_refused_and_left_as_it_is() {
+        let mut connection = Connection::open_in_memory().expect("open");
+        migrate(&mut connection).expect("migrate");
+        let newer = MIGRATIONS.len() + 1;
+        connection
+            .pragma_update(None, "user_version", newer)
+            .expect("version");
+        let refused = migrate(&mut connection).expect_err("refused");
+        assert!(
+            matches!(refused, MigrateError::Newer { found, known } if found == newer && known == COUNT),
+            "{refused}"
+        );
+        let version: usize = connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .expect("version");
+        assert_eq!(version, newer, "left as it was");
+        assert!(refused.to_string().contains("newer release"), "{refused}");
+    }
 }

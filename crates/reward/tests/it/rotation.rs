@@ -166,6 +166,13 @@ async fn back_to_one_previous_secret(database_url: &str, previous: &[(&str, Stri
                      DROP COLUMN trace_parent;
                  DROP INDEX deliveries_ordered;
                  ALTER TABLE deliveries DROP COLUMN order_user, DROP COLUMN order_position;
+                 DROP TRIGGER deliveries_keys_written ON deliveries;
+                 DROP TRIGGER deliveries_keys_deleted ON deliveries;
+                 DROP FUNCTION reward_delivery_keys_written();
+                 DROP FUNCTION reward_delivery_keys_deleted();
+                 DROP TABLE delivery_keys;
+                 CREATE INDEX deliveries_by_webhook ON deliveries (account_id, webhook_id, id);
+                 CREATE INDEX deliveries_by_event ON deliveries (account_id, event_id);
                  DELETE FROM reward_migrations WHERE version >= 5;",
             )
             .await
