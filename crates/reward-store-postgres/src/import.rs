@@ -27,10 +27,10 @@ pub enum TargetError {
     NotEmpty { table: &'static str, rows: i64 },
     #[error("cannot migrate the target: {0}")]
     Migrate(crate::migrations::MigrateError),
-    #[error("writing {table} into the target: {}", describe(.source))]
+    #[error("writing {table} into the target: {}", describe(.cause))]
     Write {
         table: &'static str,
-        source: tokio_postgres::Error,
+        cause: tokio_postgres::Error,
     },
     #[error("{table}: {written} row(s) written but {found} read back; nothing was committed")]
     Mismatch {
@@ -139,9 +139,9 @@ pub struct Import<'a> {
 impl Import<'_> {
     /// Inserts `rows` of `table` in one statement (a column of values per parameter).
     pub async fn insert(&self, table: &Table, rows: &[Row]) -> Result<(), TargetError> {
-        let failed = |source| TargetError::Write {
+        let failed = |cause| TargetError::Write {
             table: table.name,
-            source,
+            cause,
         };
         let columns = columns_of(table, rows)?;
         let casts: Vec<String> = table

@@ -23,22 +23,22 @@ pub enum BackupError {
     InProgress(PathBuf),
     #[error("{0} is not a Reward database (it has no accounts table)")]
     NotReward(PathBuf),
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Source {
         path: PathBuf,
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
-    #[error("cannot write the copy {path}: {source}")]
+    #[error("cannot write the copy {path}: {cause}")]
     Copy {
         path: PathBuf,
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
     #[error("the copy {path} failed its integrity check: {problem}")]
     Corrupt { path: PathBuf, problem: String },
-    #[error("cannot finish the copy at {path}: {source}")]
+    #[error("cannot finish the copy at {path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -60,27 +60,27 @@ pub fn backup(source: &Path, target: &Path) -> Result<u64, BackupError> {
         .create(true)
         .truncate(false)
         .open(&partial)
-        .map_err(|source| BackupError::Io {
+        .map_err(|cause| BackupError::Io {
             path: partial.clone(),
-            source,
+            cause,
         })?;
     match held.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             return Err(BackupError::InProgress(target.to_owned()))
         }
-        Err(std::fs::TryLockError::Error(source)) => {
+        Err(std::fs::TryLockError::Error(cause)) => {
             return Err(BackupError::Io {
                 path: partial,
-                source,
+                cause,
             })
         }
     }
     let outcome = held
         .set_len(0)
-        .map_err(|source| BackupError::Io {
+        .map_err(|cause| BackupError::Io {
             path: partial.clone(),
-            source,
+            cause,
         })
         .and_then(|()| copy_and_check(source, &partial))
         .and_then(|()| finish(&partial, target));
@@ -90,9 +90,9 @@ pub fn backup(source: &Path, target: &Path) -> Result<u64, BackupError> {
     drop(held);
     outcome?;
     let bytes = std::fs::metadata(target)
-        .map_err(|source| BackupError::Io {
+        .map_err(|cause| BackupError::Io {
             path: target.to_owned(),
-            source,
+            cause,
         })?
         .len();
     Ok(bytes)
@@ -104,7 +104,7 @@ pub fn backup(source: &Path, target: &Path) -> Result<u64, BackupError> {
 fn finish(partial: &Path, target: &Path) -> Result<(), BackupError> {
     let io_error = |path: &Path| {
         let path = path.to_owned();
-        move |source| BackupError::Io { path, source }
+        move |cause| BackupError::Io { path, cause }
     };
     match std::fs::hard_link(partial, target) {
         Ok(()) => std::fs::remove_file(partial).map_err(io_error(partial)),
@@ -119,7 +119,7 @@ fn finish(partial: &Path, target: &Path) -> Result<(), BackupError> {
 fn copy_and_check(source: &Path, partial: &Path) -> Result<(), BackupError> {
     let reading = connection::open_reader(source).map_err(|error| BackupError::Source {
         path: source.to_owned(),
-        source: error,
+        cause: error,
     })?;
     let is_reward: bool = reading
         .query_row(
@@ -129,7 +129,7 @@ fn copy_and_check(source: &Path, partial: &Path) -> Result<(), BackupError> {
         )
         .map_err(|error| BackupError::Source {
             path: source.to_owned(),
-            source: error,
+            cause: error,
         })?;
     if !is_reward {
         return Err(BackupError::NotReward(source.to_owned()));
@@ -139,7 +139,7 @@ fn copy_and_check(source: &Path, partial: &Path) -> Result<(), BackupError> {
         .execute("VACUUM INTO ?1", [&target])
         .map_err(|error| BackupError::Copy {
             path: partial.to_owned(),
-            source: error,
+            cause: error,
         })?;
     drop(reading);
     check_integrity(partial)
@@ -147,22 +147,22 @@ fn copy_and_check(source: &Path, partial: &Path) -> Result<(), BackupError> {
 
 fn check_integrity(path: &Path) -> Result<(), BackupError> {
     let copy = rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|source| BackupError::Copy {
+        .map_err(|cause| BackupError::Copy {
             path: path.to_owned(),
-            source,
+            cause,
         })?;
     let mut statement =
         copy.prepare("PRAGMA integrity_check")
-            .map_err(|source| BackupError::Copy {
+            .map_err(|cause| BackupError::Copy {
                 path: path.to_owned(),
-                source,
+                cause,
             })?;
     let findings: Vec<String> = statement
         .query_map([], |row| row.get(0))
         .and_then(|rows| rows.collect())
-        .map_err(|source| BackupError::Copy {
+        .map_err(|cause| BackupError::Copy {
             path: path.to_owned(),
-            source,
+            cause,
         })?;
     if findings.len() == 1 && findings[0] == "ok" {
         Ok(())

@@ -42,10 +42,10 @@ pub enum SourceError {
         found: usize,
         expected: usize,
     },
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}: {cause}")]
     Sqlite {
         path: PathBuf,
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
 }
 
@@ -62,9 +62,9 @@ impl SqliteSource {
         if !path.is_file() {
             return Err(SourceError::Missing(path.to_owned()));
         }
-        let failed = |source| SourceError::Sqlite {
+        let failed = |cause| SourceError::Sqlite {
             path: path.to_owned(),
-            source,
+            cause,
         };
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let connection = Connection::open_with_flags(path, flags).map_err(failed)?;
@@ -114,9 +114,9 @@ impl SqliteSource {
         batch_rows: usize,
         mut deliver: impl FnMut(Vec<Row>) -> Result<(), E>,
     ) -> Result<u64, E> {
-        let failed = |source| SourceError::Sqlite {
+        let failed = |cause| SourceError::Sqlite {
             path: self.path.clone(),
-            source,
+            cause,
         };
         let sql = format!(
             "SELECT {} FROM {} {}",

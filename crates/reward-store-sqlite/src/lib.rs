@@ -68,20 +68,22 @@ const SCHEDULE_WAITING_BATCH: u32 = 1_000;
 
 #[derive(Debug, Error)]
 pub enum OpenError {
-    #[error("cannot create the database folder {path}: {source}")]
+    // `cause`, not `source`: each message says it already, and a `source` would be printed a
+    // second time by the command line's error chain.
+    #[error("cannot create the database folder {path}: {cause}")]
     CreateFolder {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cannot open the database {path}: {source}")]
+    #[error("cannot open the database {path}: {cause}")]
     Open {
         path: PathBuf,
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
-    #[error("cannot migrate the database {path}: {source}")]
+    #[error("cannot migrate the database {path}: {cause}")]
     Migrate {
         path: PathBuf,
-        source: migrations::MigrateError,
+        cause: migrations::MigrateError,
     },
     #[error("cannot start the database writer: {0}")]
     Writer(std::io::Error),
@@ -128,21 +130,19 @@ impl SqliteStore {
 
     fn open_inner(path: &Path, cipher: SecretCipher) -> Result<Self, OpenError> {
         create_folder_of(path)?;
-        let mut connection = connection::open_writer(path).map_err(|source| OpenError::Open {
+        let mut connection = connection::open_writer(path).map_err(|cause| OpenError::Open {
             path: path.to_owned(),
-            source,
+            cause,
         })?;
-        migrations::migrate(&mut connection).map_err(|source| OpenError::Migrate {
+        migrations::migrate(&mut connection).map_err(|cause| OpenError::Migrate {
             path: path.to_owned(),
-            source,
+            cause,
         })?;
         // A migration cannot seal secrets stored before encryption (SQL has no key); opening with
         // one can. Without a key (tools) there is nothing to do.
-        webhooks::seal_plain_secrets(&connection, &cipher).map_err(|source| {
-            OpenError::Migrate {
-                path: path.to_owned(),
-                source: source.into(),
-            }
+        webhooks::seal_plain_secrets(&connection, &cipher).map_err(|cause| OpenError::Migrate {
+            path: path.to_owned(),
+            cause: cause.into(),
         })?;
         let writer = Writer::start(connection).map_err(OpenError::Writer)?;
         Ok(Self {
@@ -213,9 +213,9 @@ fn create_folder_of(path: &Path) -> Result<(), OpenError> {
         .parent()
         .filter(|folder| !folder.as_os_str().is_empty())
     {
-        Some(folder) => std::fs::create_dir_all(folder).map_err(|source| OpenError::CreateFolder {
+        Some(folder) => std::fs::create_dir_all(folder).map_err(|cause| OpenError::CreateFolder {
             path: folder.to_owned(),
-            source,
+            cause,
         }),
         None => Ok(()),
     }

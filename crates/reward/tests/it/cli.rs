@@ -292,6 +292,46 @@ async fn version_migrate_and_accounts_list() {
     assert!(accounts[0].get("api_key").is_none());
 }
 
+/// A database a newer release migrated (an older node started during an upgrade, or a rollback
+/// without restoring the backup): refused with one line, and its schema version left as it is.
+#[tokio::test]
+async fn a_database_migrated_by_a_newer_release_is_refused() {
+    let (_dir, url) = temp_database().await;
+    let migrated = reward(&["migrate", "--database-url", &url], &[]).await;
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    let sqlite = url.starts_with("sqlite://");
+    let (bump, version) = if sqlite {
+        (
+            "PRAGMA user_version = 999",
+            "SELECT CAST(user_version AS TEXT) FROM pragma_user_version",
+        )
+    } else {
+        (
+            "INSERT INTO reward_migrations (version, applied_at) VALUES (999, 0)",
+            "SELECT max(version)::text FROM reward_migrations",
+        )
+    };
+    crate::databases::query(&url, bump).await;
+    for args in [
+        &["migrate", "--database-url", &url][..],
+        &["serve", "--database-url", &url, "--listen", "127.0.0.1:0"][..],
+    ] {
+        let key = [("REWARD_SECRET_KEY", crate::common::TEST_SECRET_KEY)];
+        let refused = reward(args, &key).await;
+        assert!(!refused.status.success(), "{args:?}");
+        let said = stderr(&refused);
+        // Said once: an error's cause is not printed again after its message.
+        assert_eq!(
+            said.matches("its schema is at version 999, newer than this build of Reward knows")
+                .count(),
+            1,
+            "{args:?}: {said}"
+        );
+    }
+    let found = crate::databases::query(&url, version).await;
+    assert_eq!(found, vec![vec![Some("999".to_owned())]]);
+}
+
 #[tokio::test]
 async fn rotate_key_issues_a_new_key_and_revokes_the_old() {
     let server = TestServer::start().await;
