@@ -7,9 +7,8 @@
 -- trigger events.
 --
 -- No primary key here: every lookup goes through one of the three indexes, and each delivery's
--- keys are written by the statement that inserts it and deleted by the one that deletes it.
--- Searches join back to `deliveries` by its primary key, so they never return a delivery that
--- is gone.
+-- keys are written and deleted with it (by triggers since 0016). Searches join back to
+-- `deliveries` by its primary key, so they never return a delivery that is gone.
 CREATE TABLE IF NOT EXISTS delivery_keys (
     account_id   TEXT COLLATE "C" NOT NULL,
     delivery_id  TEXT COLLATE "C" NOT NULL,
