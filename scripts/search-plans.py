@@ -113,10 +113,9 @@ def statement(filters, after, before, keys_apart):
     PostgreSQL (`keys_apart`) a search by webhook, event or type reads `delivery_keys` joined to
     the deliveries."""
     given = dict(filters)
-    # A webhook's pending or failed deliveries: `deliveries_unfinished_by_webhook`.
-    unfinished_of_a_webhook = ("event_id" not in given and "event_type" not in given
-                               and given.get("status") in ("pending", "failed"))
-    joined = keys_apart and any(column in KEYS for column in given) and not unfinished_of_a_webhook
+    # Pending or failed deliveries: their own indexes on `deliveries`, unless of one event.
+    unfinished = "event_id" not in given and given.get("status") in ("pending", "failed")
+    joined = keys_apart and any(column in KEYS for column in given) and not unfinished
     name = (lambda column: KEYS_APART[column]) if joined else (lambda column: column)
     terms, below = [f"{name('account_id')} = 'acc_a'"], "~"
     terms += [f"{name(column)} = '{value}'" for column, value in filters]
