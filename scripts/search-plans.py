@@ -116,7 +116,13 @@ def statement(filters, after, before, keys_apart):
     # Pending or failed deliveries: their own indexes on `deliveries`, unless of one event.
     unfinished = "event_id" not in given and given.get("status") in ("pending", "failed")
     joined = keys_apart and any(column in KEYS for column in given) and not unfinished
-    name = (lambda column: KEYS_APART[column]) if joined else (lambda column: column)
+    if joined:
+        name = lambda column: KEYS_APART[column]
+    elif unfinished and not keys_apart:
+        # SQLite: `+event_type`, no index, so the status's own index is read.
+        name = lambda column: "+event_type" if column == "event_type" else column
+    else:
+        name = lambda column: column
     terms, below = [f"{name('account_id')} = 'acc_a'"], "~"
     terms += [f"{name(column)} = '{value}'" for column, value in filters]
     if after is not None:
