@@ -265,6 +265,12 @@ mod tests {
     use super::*;
     use crate::records::DeliveryStatus;
 
+    /// The first page of the deliveries `query` keeps in account `acc_1`, read as `layout` keeps
+    /// them.
+    fn first_page_of(layout: DeliveryLayout, query: &DeliveryQuery) -> PageQuery {
+        deliveries(layout, "acc_1", query, &first_page()).expect("query")
+    }
+
     fn first_page() -> PageRequest {
         PageRequest {
             limit: 10,
@@ -274,13 +280,7 @@ mod tests {
 
     #[test]
     fn no_filter_reads_the_account_newest_first() {
-        let query = deliveries(
-            DeliveryLayout::OneTable,
-            "acc_1",
-            &DeliveryQuery::default(),
-            &first_page(),
-        )
-        .expect("query");
+        let query = first_page_of(DeliveryLayout::OneTable, &DeliveryQuery::default());
         assert_eq!(
             query.clause,
             "WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
@@ -303,8 +303,7 @@ mod tests {
             status: Some(DeliveryStatus::Failed),
             ..DeliveryQuery::default()
         };
-        let built =
-            deliveries(DeliveryLayout::OneTable, "acc_1", &query, &first_page()).expect("query");
+        let built = first_page_of(DeliveryLayout::OneTable, &query);
         assert_eq!(
             built.clause,
             "WHERE account_id = $1 AND webhook_id = $2 AND status = 'failed' AND id < $3 \
@@ -322,8 +321,7 @@ mod tests {
             created_after: Some(Timestamp::from_millis(1_734_190_158_821)),
             ..DeliveryQuery::default()
         };
-        let built =
-            deliveries(DeliveryLayout::KeysApart, "acc_1", &query, &first_page()).expect("query");
+        let built = first_page_of(DeliveryLayout::KeysApart, &query);
         assert_eq!(
             built.select("id, status"),
             "SELECT d.id, d.status FROM delivery_keys k CROSS JOIN LATERAL (SELECT * FROM \
@@ -344,20 +342,13 @@ mod tests {
                 status: Some(status),
                 ..DeliveryQuery::default()
             };
-            let built = deliveries(DeliveryLayout::KeysApart, "acc_1", &query, &first_page())
-                .expect("query");
+            let built = first_page_of(DeliveryLayout::KeysApart, &query);
             assert_eq!(built.source, "deliveries", "{status:?}");
             let of_one_event = DeliveryQuery {
                 event: Some(EventId::generate()),
                 ..query
             };
-            let built = deliveries(
-                DeliveryLayout::KeysApart,
-                "acc_1",
-                &of_one_event,
-                &first_page(),
-            )
-            .expect("query");
+            let built = first_page_of(DeliveryLayout::KeysApart, &of_one_event);
             assert_eq!(built.source, KEYS_JOINED, "{status:?}");
         }
     }
@@ -369,8 +360,7 @@ mod tests {
             status: Some(DeliveryStatus::Failed),
             ..DeliveryQuery::default()
         };
-        let built =
-            deliveries(DeliveryLayout::OneTable, "acc_1", &query, &first_page()).expect("query");
+        let built = first_page_of(DeliveryLayout::OneTable, &query);
         assert_eq!(
             built.clause,
             "WHERE account_id = $1 AND +event_type = $2 AND status = 'failed' AND id < $3 \
@@ -380,8 +370,7 @@ mod tests {
             status: Some(DeliveryStatus::Succeeded),
             ..query
         };
-        let built = deliveries(DeliveryLayout::OneTable, "acc_1", &succeeded, &first_page())
-            .expect("query");
+        let built = first_page_of(DeliveryLayout::OneTable, &succeeded);
         assert!(
             built.clause.contains(" event_type = $2"),
             "{}",
@@ -395,10 +384,8 @@ mod tests {
             status: Some(DeliveryStatus::Pending),
             ..DeliveryQuery::default()
         };
-        let built =
-            deliveries(DeliveryLayout::KeysApart, "acc_1", &query, &first_page()).expect("query");
-        let one_table =
-            deliveries(DeliveryLayout::OneTable, "acc_1", &query, &first_page()).expect("query");
+        let built = first_page_of(DeliveryLayout::KeysApart, &query);
+        let one_table = first_page_of(DeliveryLayout::OneTable, &query);
         assert_eq!(built.select("id, status"), one_table.select("id, status"));
         assert_eq!(
             built.select("id, status"),
@@ -454,8 +441,7 @@ mod tests {
             created_before: Some(Timestamp::from_millis(-1)),
             ..DeliveryQuery::default()
         };
-        let built =
-            deliveries(DeliveryLayout::OneTable, "acc_1", &query, &first_page()).expect("query");
+        let built = first_page_of(DeliveryLayout::OneTable, &query);
         assert_eq!(
             built.clause,
             "WHERE account_id = $1 AND created_at > $2 AND created_at < $3 AND id < $4 \
