@@ -95,7 +95,11 @@ pub async fn run(
         upkeep_settings,
         shutdown.clone(),
     ));
-    let statistics = tokio::spawn(upkeep::run_frequent_checks(store.clone(), shutdown.clone()));
+    let statistics = tokio::spawn(upkeep::run_frequent_checks(
+        store.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     let worker = worker::Worker {
         store: store.clone(),
         sender: worker::sender::Sender::new(config.delivery_timeout, config.target_policy)

@@ -1,6 +1,7 @@
 //! Prometheus metrics (`GET /metrics`): deliveries by outcome, attempts by status class, attempt
 //! latency, the queue's depth and oldest pending age, events emitted by type, API requests by route
-//! and status code, trace spans dropped, the build, and the process' own figures.
+//! and status code, trace spans dropped, the build, the schema versions, and the process' own
+//! figures.
 //!
 //! prometheus-client writes OpenMetrics only; [`text_format`] turns that into the classic text
 //! format, which is what a scrape gets unless it asks for OpenMetrics ([`negotiate`]).
@@ -29,6 +30,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use reward_core::event::EventType;
 use reward_core::time::Timestamp;
+use reward_store::records::SchemaVersions;
 use reward_store::Store;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -66,6 +68,8 @@ pub struct Metrics {
     handoffs_given_up: Counter,
     start_slots_missed: Counter,
     trace_spans_dropped: Counter,
+    database_schema_version: Gauge,
+    build_schema_version: Gauge,
 }
 
 impl Default for Metrics {
@@ -144,6 +148,18 @@ impl Metrics {
             "Trace spans this node could not export (the OTLP collector was down, slow or refused them, or the export queue was full), dropped rather than waited for",
             trace_spans_dropped.clone(),
         );
+        let database_schema_version = Gauge::default();
+        registry.register(
+            "database_schema_version",
+            "The database's schema version (migrations applied), as this node last read it; above reward_build_schema_version, a newer release migrated it and this node should be upgraded",
+            database_schema_version.clone(),
+        );
+        let build_schema_version = Gauge::default();
+        registry.register(
+            "build_schema_version",
+            "The newest schema version this node's build knows",
+            build_schema_version.clone(),
+        );
         Self {
             registry: root,
             deliveries,
@@ -156,7 +172,16 @@ impl Metrics {
             handoffs_given_up,
             start_slots_missed,
             trace_spans_dropped,
+            database_schema_version,
+            build_schema_version,
         }
+    }
+
+    /// The schema versions last read (see `upkeep::SchemaWatch`).
+    pub fn schema_versions(&self, versions: SchemaVersions) {
+        let gauge = |version: usize| i64::try_from(version).unwrap_or(i64::MAX);
+        self.database_schema_version.set(gauge(versions.database));
+        self.build_schema_version.set(gauge(versions.build));
     }
 
     /// The count of trace spans dropped, for the exporter to add to.

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use reward_core::time::Timestamp;
 use reward_store::Housekeeping;
+
+use crate::metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 
 /// How long events (with their finished deliveries and attempts) are kept, by default.
@@ -115,10 +117,17 @@ const FIRST_STATISTICS_PAUSE: Duration = Duration::from_secs(2);
 /// table), and schedules deliveries of ordered webhooks left waiting for nothing (a safety net:
 /// see `Housekeeping::schedule_waiting`). A new database under load grows fastest in its first
 /// seconds, when plans made for empty tables cost most: with no statistics, claims walked a
-/// webhook's every delivery to find no manual retry (33 ms each instead of microseconds).
-pub async fn run_frequent_checks(store: Arc<dyn Housekeeping>, shutdown: CancellationToken) {
+/// webhook's every delivery to find no manual retry (33 ms each instead of microseconds). And
+/// it looks whether a newer release migrated the database meanwhile ([`SchemaWatch`]).
+pub async fn run_frequent_checks(
+    store: Arc<dyn Housekeeping>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
     let mut pause = FIRST_STATISTICS_PAUSE;
+    let mut schema = SchemaWatch::default();
     loop {
+        schema.check(store.as_ref(), &metrics).await;
         match store.refresh_statistics().await {
             Ok(tables) if !tables.is_empty() => {
                 tracing::info!(?tables, "refreshed the query planner's statistics");
@@ -141,6 +150,39 @@ pub async fn run_frequent_checks(store: Arc<dyn Housekeeping>, shutdown: Cancell
             () = shutdown.cancelled() => return,
         }
         pause = (pause * 2).min(STATISTICS_EVERY);
+    }
+}
+
+/// Notices a newer release migrating the database under this node (a rolling upgrade, with this
+/// node not upgraded yet): it keeps serving, as the migrations allow (docs/decisions.md, "Schema
+/// versions"), but it would refuse to start again, and it should be upgraded. Says so once per
+/// version found, and `reward_database_schema_version` above `reward_build_schema_version` shows
+/// it to an alert.
+#[derive(Default)]
+struct SchemaWatch {
+    /// The database's version last warned about.
+    warned: Option<usize>,
+}
+
+impl SchemaWatch {
+    async fn check(&mut self, store: &dyn Housekeeping, metrics: &Metrics) {
+        let versions = match store.schema_versions().await {
+            Ok(versions) => versions,
+            Err(error) => {
+                tracing::warn!(%error, "reading the database's schema version failed; will try again");
+                return;
+            }
+        };
+        metrics.schema_versions(versions);
+        if versions.database_is_newer() && self.warned != Some(versions.database) {
+            tracing::warn!(
+                database = versions.database,
+                build = versions.build,
+                "a newer release of Reward migrated the database: upgrade this node (it keeps \
+                 serving, but will not start again on this release)"
+            );
+            self.warned = Some(versions.database);
+        }
     }
 }
 

@@ -686,6 +686,16 @@ impl Housekeeping for PostgresStore {
     async fn refresh_statistics(&self) -> StoreResult<Vec<String>> {
         Ok(in_transaction!(self, |tx| statistics::refresh(&tx).await?))
     }
+
+    async fn schema_versions(&self) -> StoreResult<SchemaVersions> {
+        let database = migrations::applied(&self.client().await?)
+            .await
+            .map_err(from_pg)?;
+        Ok(SchemaVersions {
+            database,
+            build: migrations::COUNT,
+        })
+    }
 }
 
 impl PostgresStore {

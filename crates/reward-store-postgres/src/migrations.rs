@@ -8,6 +8,7 @@ use thiserror::Error;
 use tokio_postgres::Client;
 
 use crate::errors::describe;
+use crate::statements::Db;
 
 #[derive(Debug, Error)]
 pub enum MigrateError {
@@ -39,6 +40,21 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0015_delivery_keys.sql"),
     include_str!("../migrations/0016_delivery_keys_kept_by_triggers.sql"),
 ];
+
+/// The schema version this build migrates a database to.
+pub const COUNT: usize = MIGRATIONS.len();
+
+/// The schema version of a migrated database: the newest migration applied to it, by this
+/// release or another.
+pub async fn applied(db: &impl Db) -> Result<usize, tokio_postgres::Error> {
+    let row = db
+        .query_one(
+            "SELECT COALESCE(max(version), 0) FROM reward_migrations",
+            &[],
+        )
+        .await?;
+    Ok(usize::try_from(row.get::<_, i32>(0)).unwrap_or(0))
+}
 
 /// Any number, as long as no other advisory lock on the database uses it: "reward" in ASCII.
 const MIGRATION_LOCK: i64 = 0x7265_7761_7264;

@@ -704,6 +704,20 @@ impl Housekeeping for SqliteStore {
             .await
     }
 
+    async fn schema_versions(&self) -> StoreResult<SchemaVersions> {
+        let database = self
+            .readers
+            .read(|c| {
+                c.query_row("PRAGMA user_version", [], |row| row.get::<_, usize>(0))
+                    .map_err(errors::from_sqlite)
+            })
+            .await?;
+        Ok(SchemaVersions {
+            database,
+            build: migrations::COUNT,
+        })
+    }
+
     async fn schedule_waiting(&self) -> StoreResult<u64> {
         let scheduled = self
             .writer

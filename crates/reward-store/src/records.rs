@@ -495,6 +495,21 @@ pub struct QueueStats {
     pub oldest_pending_created_at: Option<Timestamp>,
 }
 
+/// A database's schema version (how many migrations ran on it) beside the newest this build
+/// knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaVersions {
+    pub database: usize,
+    pub build: usize,
+}
+
+impl SchemaVersions {
+    /// A newer release migrated the database: this build may no longer write what it expects.
+    pub fn database_is_newer(&self) -> bool {
+        self.database > self.build
+    }
+}
+
 /// A secret rotation as the stores carry it out: the new secret, until when the one it replaces
 /// keeps signing, and, when the caller named it, the version of the secret it replaces (rotated
 /// only while that one is current).

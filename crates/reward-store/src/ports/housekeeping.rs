@@ -1,10 +1,12 @@
 //! What the upkeep task does now and then: retention, disabling webhooks that only fail, and the
-//! query planner's statistics; and whether the database answers at all (readiness).
+//! query planner's statistics; and whether the database answers at all (readiness), and whether
+//! a newer release migrated it meanwhile.
 
 use async_trait::async_trait;
 use reward_core::ids::WebhookId;
 use reward_core::time::Timestamp;
 
+use crate::records::SchemaVersions;
 use crate::StoreResult;
 
 #[async_trait]
@@ -50,4 +52,7 @@ pub trait Housekeeping: Send + Sync + 'static {
     /// a race they did not see (a change of `ordering` while events were being recorded) or a
     /// purge of a pending delivery: it keeps such a user's deliveries from waiting forever.
     async fn schedule_waiting(&self) -> StoreResult<u64>;
+    /// The database's schema version as it is now, and the newest this build knows: during a
+    /// rolling upgrade a newer release may migrate the database under a node still running.
+    async fn schema_versions(&self) -> StoreResult<SchemaVersions>;
 }

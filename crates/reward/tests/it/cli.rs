@@ -6,8 +6,8 @@ use std::process::Output;
 use serde_json::Value;
 
 use crate::common::{
-    create_account, fresh_database, fresh_postgres_database, Api, ServerProcess, TestDatabase,
-    TestServer, REWARD_BIN,
+    create_account, fresh_database, fresh_postgres_database, metrics_text, Api, ServerProcess,
+    TestDatabase, TestServer, REWARD_BIN,
 };
 
 async fn reward(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -330,6 +330,67 @@ async fn a_database_migrated_by_a_newer_release_is_refused() {
     }
     let found = crate::databases::query(&url, version).await;
     assert_eq!(found, vec![vec![Some("999".to_owned())]]);
+}
+
+/// The version gauges' values in a `/metrics` exposition: (database, build).
+async fn schema_versions_shown(base_url: &str) -> (Option<i64>, Option<i64>) {
+    let text = metrics_text(base_url).await;
+    let gauge = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    };
+    (
+        gauge("reward_database_schema_version"),
+        gauge("reward_build_schema_version"),
+    )
+}
+
+/// A rolling upgrade: a newer release migrates the database while this node runs. The node keeps
+/// serving, says once per version that it should be upgraded, and shows both versions.
+#[tokio::test]
+async fn a_running_node_notices_a_newer_release_migrating_its_database() {
+    let (_dir, url) = temp_database().await;
+    let node = ServerProcess::spawn(&url, &[]).await;
+    let (database, build) = schema_versions_shown(&node.base_url).await;
+    let build = build.expect("reward_build_schema_version");
+    assert_eq!(database, Some(build), "a database this build migrated");
+    let bump = |version: i64| {
+        if url.starts_with("sqlite://") {
+            format!("PRAGMA user_version = {version}")
+        } else {
+            format!("INSERT INTO reward_migrations (version, applied_at) VALUES ({version}, 0)")
+        }
+    };
+    for newer in [build + 1, build + 2] {
+        crate::databases::query(&url, &bump(newer)).await;
+        // Checked 2, 4 and 8 s after start (then less often).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while schema_versions_shown(&node.base_url).await.0 != Some(newer) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "version {newer} never shown"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    let log = node.log.lock().expect("log").clone();
+    for newer in [build + 1, build + 2] {
+        let said: Vec<&String> = log
+            .iter()
+            .filter(|line| {
+                line.contains("a newer release of Reward migrated the database: upgrade this node")
+                    && line.contains(&format!("database={newer}"))
+                    && line.contains(&format!("build={build}"))
+            })
+            .collect();
+        assert_eq!(said.len(), 1, "{log:#?}");
+    }
+    // Still serving.
+    let ready = reqwest::get(format!("{}/readyz", node.base_url))
+        .await
+        .expect("GET /readyz");
+    assert_eq!(ready.status().as_u16(), 200);
+    node.kill().await;
 }
 
 #[tokio::test]

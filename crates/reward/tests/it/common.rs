@@ -155,10 +155,22 @@ pub async fn create_account(database_url: &str, name: &str) -> Value {
     serde_json::from_str(stdout.trim()).expect("JSON line")
 }
 
+/// A node's `/metrics`, in the classic text format.
+pub async fn metrics_text(base_url: &str) -> String {
+    reqwest::get(format!("{base_url}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
 /// The real binary, `reward serve`, as a child process.
 pub struct ServerProcess {
     pub base_url: String,
     pub child: tokio::process::Child,
+    /// Every line it wrote to stderr after printing its address, so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
@@ -206,10 +218,20 @@ impl ServerProcess {
         .expect("server start timed out")
         .expect("server printed its address");
         // Keep draining stderr so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                kept.lock().expect("log lock").push(line);
+            }
+        });
         let base_url = format!("http://{address}");
         wait_healthy(&base_url).await;
-        Self { base_url, child }
+        Self {
+            base_url,
+            child,
+            log,
+        }
     }
 
     pub async fn kill(mut self) {

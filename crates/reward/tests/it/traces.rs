@@ -23,7 +23,7 @@ use prost::Message;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::common::{create_account, fresh_database, Api, ServerProcess};
+use crate::common::{create_account, fresh_database, metrics_text, Api, ServerProcess};
 use crate::receiver::Receiver;
 
 /// One span as the collector got it.
@@ -359,12 +359,7 @@ async fn attempts_after_a_restart_join_the_trace_of_the_request() {
 
 /// `reward_trace_spans_dropped_total` from `/metrics`.
 async fn dropped_spans(base_url: &str) -> u64 {
-    let text = reqwest::get(format!("{base_url}/metrics"))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let text = metrics_text(base_url).await;
     text.lines()
         .find_map(|line| line.strip_prefix("reward_trace_spans_dropped_total "))
         .unwrap_or_else(|| panic!("no reward_trace_spans_dropped_total in:\n{text}"))
