@@ -10,7 +10,9 @@ use reward_store::Store;
 use reward_store_postgres::PostgresStore;
 use reward_store_sqlite::SqliteStore;
 
-pub use reward_store_postgres::{ConnectOptions, Statements};
+pub use reward_store_postgres::{
+    ConnectOptions, Statements, MAX_POOL_SIZE, MIN_POOL_SIZE, POOL_SIZE,
+};
 
 /// Opens (creating or migrating as needed) the database the URL names, without a secret key: for
 /// the tools that never touch webhook secrets (`reward accounts`, `reward migrate`).

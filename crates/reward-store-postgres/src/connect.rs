@@ -10,10 +10,16 @@ use crate::functions::StatementFunctions;
 use crate::statements::{Conn, Statements};
 use crate::OpenError;
 
-/// Connections each node keeps open at most. A handful serve a node well (every statement is short
-/// and the node's work queues for them), and it keeps several nodes under the server's
-/// `max_connections` (100 by default); docs/scaling.md says when to put PgBouncer in front.
+/// Connections each node keeps open at most, by default (`REWARD_DATABASE_POOL_SIZE`). A handful
+/// serve a node well (every statement is short and the node's work queues for them), and it keeps
+/// several nodes under the server's `max_connections` (100 by default); docs/scaling.md says when
+/// to put PgBouncer in front.
 pub const POOL_SIZE: usize = 16;
+/// The fewest connections a node may be given: a trigger-event batch, a worker's batch of
+/// attempts, a claim and an API read each hold one while they run.
+pub const MIN_POOL_SIZE: usize = 4;
+/// The most: far past what one node can keep busy, and past most servers' `max_connections`.
+pub const MAX_POOL_SIZE: usize = 1000;
 
 /// How long a call waits for a free connection, or for a new one to open, before the store
 /// answers "unavailable" (503) instead of hanging.
@@ -99,6 +105,9 @@ pub struct ConnectOptions {
     pub listen_url: Option<String>,
     /// How statements are sent (`REWARD_DATABASE_PREPARED_STATEMENTS`).
     pub statements: Statements,
+    /// Connections the node keeps open at most (`REWARD_DATABASE_POOL_SIZE`), besides the one
+    /// listening; None: [`POOL_SIZE`]. Bounded to [`MIN_POOL_SIZE`]..=[`MAX_POOL_SIZE`].
+    pub pool_size: Option<usize>,
 }
 
 /// The node's connections, each sending statements as `statements` says.
@@ -126,8 +135,13 @@ impl Pool {
     }
 }
 
-pub fn pool(config: tokio_postgres::Config, statements: Statements) -> Result<Pool, OpenError> {
-    pool_of(config, statements, POOL_SIZE)
+/// The node's pool, as `options` size it.
+pub fn pool(config: tokio_postgres::Config, options: &ConnectOptions) -> Result<Pool, OpenError> {
+    let size = options
+        .pool_size
+        .unwrap_or(POOL_SIZE)
+        .clamp(MIN_POOL_SIZE, MAX_POOL_SIZE);
+    pool_of(config, options.statements, size)
 }
 
 /// A pool of at most `size` connections.

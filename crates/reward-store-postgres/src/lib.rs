@@ -74,7 +74,7 @@ use reward_store::{
 };
 use thiserror::Error;
 
-pub use connect::{is_postgres_url, ConnectOptions, POOL_SIZE};
+pub use connect::{is_postgres_url, ConnectOptions, MAX_POOL_SIZE, MIN_POOL_SIZE, POOL_SIZE};
 pub use signal::CHANNEL;
 pub use statements::Statements;
 
@@ -143,7 +143,7 @@ impl PostgresStore {
             Some(listen_url) => connect::config_from_url(listen_url)?,
             None => config.clone(),
         };
-        let pool = connect::pool(config.clone(), options.statements)?;
+        let pool = connect::pool(config.clone(), options)?;
         let mut client = match pool.get().await {
             Ok(client) => client,
             Err(error) if connect::database_is_missing(&error) => {

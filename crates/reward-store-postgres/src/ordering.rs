@@ -133,7 +133,7 @@ mod tests {
         let url = database.url();
         let pool = connect::pool(
             connect::config_from_url(url).expect("url"),
-            crate::statements::Statements::default(),
+            &connect::ConnectOptions::default(),
         )
         .expect("pool");
         let mut client = pool.get().await.expect("connect");

@@ -76,6 +76,7 @@ impl TwoNodes {
                 let options = ConnectOptions {
                     listen_url: Some(database.url().to_owned()),
                     statements: Statements::Unnamed,
+                    ..ConnectOptions::default()
                 };
                 (bouncer.url_for(database.url()), options, Some(bouncer))
             }

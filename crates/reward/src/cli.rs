@@ -164,6 +164,27 @@ pub struct DatabaseArgs {
         action = ArgAction::Set
     )]
     pub database_prepared_statements: bool,
+    /// PostgreSQL: connections this node keeps open at most, besides the one listening (4 to
+    /// 1000). Every node's, plus one each, must fit in the server's max_connections (100 by
+    /// default), or in PgBouncer's max_client_conn.
+    #[arg(
+        long,
+        env = "REWARD_DATABASE_POOL_SIZE",
+        default_value_t = reward_server::store::POOL_SIZE,
+        value_parser = pool_size
+    )]
+    pub database_pool_size: usize,
+}
+
+/// A pool size within what a node can use.
+fn pool_size(text: &str) -> Result<usize, String> {
+    use reward_server::store::{MAX_POOL_SIZE, MIN_POOL_SIZE};
+    text.parse::<usize>()
+        .ok()
+        .filter(|size| (MIN_POOL_SIZE..=MAX_POOL_SIZE).contains(size))
+        .ok_or_else(|| {
+            format!("a whole number of connections from {MIN_POOL_SIZE} to {MAX_POOL_SIZE}")
+        })
 }
 
 impl DatabaseArgs {
@@ -176,6 +197,7 @@ impl DatabaseArgs {
             } else {
                 reward_server::store::Statements::Unnamed
             },
+            pool_size: Some(self.database_pool_size),
         }
     }
 }

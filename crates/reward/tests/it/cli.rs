@@ -32,11 +32,21 @@ async fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
     let (_dir, url) = temp_database().await;
     // (environment, flags, the setting the message must name)
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
-    let cases: [Case; 7] = [
+    let cases: [Case; 9] = [
         (
             &[("REWARD_RETRY_FACTOR", "abc")],
             &[],
             "REWARD_RETRY_FACTOR",
+        ),
+        (
+            &[("REWARD_DATABASE_POOL_SIZE", "2")],
+            &[],
+            "REWARD_DATABASE_POOL_SIZE",
+        ),
+        (
+            &[],
+            &["--database-pool-size", "many"],
+            "--database-pool-size",
         ),
         (
             &[("REWARD_DATABASE_PREPARED_STATEMENTS", "maybe")],
@@ -390,6 +400,86 @@ async fn a_running_node_notices_a_newer_release_migrating_its_database() {
         .await
         .expect("GET /readyz");
     assert_eq!(ready.status().as_u16(), 200);
+    node.kill().await;
+}
+
+/// `REWARD_DATABASE_POOL_SIZE`: under 64 concurrent trigger events with their deliveries and 128
+/// searches, a node holds at most that many connections besides the one listening, and at the
+/// smallest size it allows still gets everything done.
+#[tokio::test]
+async fn the_pool_size_bounds_a_nodes_connections() {
+    let Some((_database, url)) = fresh_postgres_database().await else {
+        return;
+    };
+    let smallest = reward_server::store::MIN_POOL_SIZE.to_string();
+    let node = ServerProcess::spawn(
+        &url,
+        &[
+            ("REWARD_DATABASE_POOL_SIZE", smallest.as_str()),
+            ("REWARD_ALLOW_INSECURE_TARGETS", "true"),
+        ],
+    )
+    .await;
+    let created = create_account(&url, "Acme").await;
+    let api = Api::new(&node.base_url, created["api_key"].as_str().expect("key"));
+    let receiver = crate::receiver::Receiver::start().await;
+    api.create_webhook(&receiver.url).await;
+    api.put_trigger("signup", serde_json::json!({"fixed": 1}))
+        .await;
+
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let database = url.rsplit('/').next().expect("a database name").to_owned();
+    let held = || async {
+        admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = $1 AND application_name = 'reward'",
+                &[&database],
+            )
+            .await
+            .expect("count connections")
+            .get::<_, i64>(0)
+    };
+    // Trigger events, and as many searches beside them: each search holds a connection.
+    let events = (0..64).map(|n| {
+        let api = api.clone();
+        tokio::spawn(async move {
+            api.trigger_event(&format!("user-{n}"), "signup", serde_json::Value::Null)
+                .await;
+            assert_eq!(api.get("/v1/deliveries").await.status.as_u16(), 200);
+        })
+    });
+    let searches = (0..64).map(|_| {
+        let api = api.clone();
+        tokio::spawn(async move { api.get("/v1/deliveries").await.status.as_u16() })
+    });
+    let searches: Vec<_> = searches.collect();
+    let events: Vec<_> = events.collect();
+    let mut most = 0;
+    let arrived = async {
+        loop {
+            most = most.max(held().await);
+            if receiver.count() >= 128 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), arrived)
+        .await
+        .expect("every delivery arrives");
+    for event in events {
+        event.await.expect("recorded");
+    }
+    for search in searches {
+        assert_eq!(search.await.expect("searched"), 200);
+    }
+    let limit = i64::try_from(reward_server::store::MIN_POOL_SIZE).expect("small") + 1;
+    assert!(most >= 2, "the node's connections were seen: {most}");
+    assert!(most <= limit, "{most} connections, at most {limit}");
     node.kill().await;
 }
 
