@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use reward_core::time::Timestamp;
 use reward_store::Housekeeping;
+use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
-use tokio_util::sync::CancellationToken;
 
 /// How long events (with their finished deliveries and attempts) are kept, by default.
 pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
