@@ -412,9 +412,14 @@ async fn the_pool_size_bounds_a_nodes_connections() {
         return;
     };
     let smallest = reward_server::store::MIN_POOL_SIZE.to_string();
+    // The node's own sessions, told apart from those of `reward accounts` below, which may
+    // linger a moment after it exits.
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let node_url = format!("{url}{separator}application_name=reward_pool_test");
     let node = ServerProcess::spawn(
         &url,
         &[
+            ("REWARD_DATABASE_URL", node_url.as_str()),
             ("REWARD_DATABASE_POOL_SIZE", smallest.as_str()),
             ("REWARD_ALLOW_INSECURE_TARGETS", "true"),
         ],
@@ -431,12 +436,17 @@ async fn the_pool_size_bounds_a_nodes_connections() {
         .await
         .expect("connect");
     tokio::spawn(connection);
-    let database = url.rsplit('/').next().expect("a database name").to_owned();
+    let database = url
+        .rsplit('/')
+        .next()
+        .and_then(|name| name.split('?').next())
+        .expect("a database name")
+        .to_owned();
     let held = || async {
         admin
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = $1 AND application_name = 'reward'",
+                 WHERE datname = $1 AND application_name = 'reward_pool_test'",
                 &[&database],
             )
             .await
