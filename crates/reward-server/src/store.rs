@@ -56,12 +56,34 @@ pub async fn open_for_serving(
             .with_secret_cipher(cipher)
             .await
             .context("sealing webhook secrets stored before encryption")?;
+        if options.listen_url.is_none() {
+            warn_when_short_of_connections(&store).await;
+        }
         return Ok(Arc::new(store));
     }
     let path = sqlite_path(database_url, options)?;
     let store = SqliteStore::open_sealed(&path, cipher)
         .with_context(|| format!("cannot open {}", path.display()))?;
     Ok(Arc::new(store))
+}
+
+/// Says so when the server could not give this node every connection it may keep. Only when it
+/// reaches PostgreSQL directly: behind PgBouncer (a listening URL of its own) the server's limit
+/// is PgBouncer's business. A warning, not a refusal: the others may be about to stop.
+async fn warn_when_short_of_connections(store: &PostgresStore) {
+    match store.connection_room().await {
+        Ok(room) if room.is_short() => tracing::warn!(
+            max_connections = room.max_connections,
+            reserved = room.reserved,
+            open_elsewhere = room.open_elsewhere,
+            this_node = room.wanted,
+            "the database server may run out of connections for this node: lower \
+             REWARD_DATABASE_POOL_SIZE, raise max_connections, or put PgBouncer in front \
+             (docs/scaling.md)"
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::debug!(%error, "could not count the server's connections"),
+    }
 }
 
 /// The SQLite file a `sqlite://` URL names. A listening URL is PostgreSQL's alone: given with

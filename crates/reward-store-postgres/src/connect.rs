@@ -7,7 +7,7 @@ use deadpool_postgres::{Manager, ManagerConfig, PoolError, RecyclingMethod, Runt
 use tokio_postgres::NoTls;
 
 use crate::functions::StatementFunctions;
-use crate::statements::{Conn, Statements};
+use crate::statements::{Conn, Db, Statements};
 use crate::OpenError;
 
 /// Connections each node keeps open at most, by default (`REWARD_DATABASE_POOL_SIZE`). A handful
@@ -129,9 +129,66 @@ impl Pool {
         ))
     }
 
+    /// Connections it keeps open at most.
+    pub fn max_size(&self) -> usize {
+        self.connections.status().max_size
+    }
+
+    /// Connections it has open now, in use or idle.
+    pub fn open(&self) -> usize {
+        self.connections.status().size
+    }
+
     #[cfg(test)]
     pub fn close(&self) {
         self.connections.close();
+    }
+}
+
+/// The server's limit on connections beside what a node may keep, as seen when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionRoom {
+    /// `max_connections`.
+    pub max_connections: i64,
+    /// Kept for superusers and roles with `pg_use_reserved_connections`.
+    pub reserved: i64,
+    /// Client connections open on the server, this node's excepted.
+    pub open_elsewhere: i64,
+    /// What this node may keep: its pool and its listening connection.
+    pub wanted: i64,
+}
+
+impl ConnectionRoom {
+    /// Whether this node, at its busiest, would find the server full.
+    pub fn is_short(&self) -> bool {
+        self.open_elsewhere + self.wanted > self.max_connections - self.reserved
+    }
+
+    /// Reads the server's settings and open connections from `db`, one of this node's `open_here`
+    /// connections, for a node that may keep `wanted`.
+    pub async fn read(
+        db: &impl Db,
+        open_here: usize,
+        wanted: usize,
+    ) -> Result<Self, tokio_postgres::Error> {
+        // `reserved_connections` is new in PostgreSQL 16: unknown before, and then none.
+        let row = db
+            .query_one(
+                "SELECT current_setting('max_connections')::bigint,
+                        current_setting('superuser_reserved_connections')::bigint
+                          + COALESCE(current_setting('reserved_connections', true), '0')::bigint,
+                        (SELECT count(*) FROM pg_stat_activity
+                         WHERE backend_type = 'client backend')",
+                &[],
+            )
+            .await?;
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        Ok(Self {
+            max_connections: row.get(0),
+            reserved: row.get(1),
+            open_elsewhere: row.get::<_, i64>(2).saturating_sub(count(open_here)),
+            wanted: count(wanted),
+        })
     }
 }
 

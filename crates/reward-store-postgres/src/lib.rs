@@ -74,7 +74,9 @@ use reward_store::{
 };
 use thiserror::Error;
 
-pub use connect::{is_postgres_url, ConnectOptions, MAX_POOL_SIZE, MIN_POOL_SIZE, POOL_SIZE};
+pub use connect::{
+    is_postgres_url, ConnectOptions, ConnectionRoom, MAX_POOL_SIZE, MIN_POOL_SIZE, POOL_SIZE,
+};
 pub use signal::CHANNEL;
 pub use statements::Statements;
 
@@ -170,6 +172,15 @@ impl PostgresStore {
             key_lookups: OnceLock::new(),
             rollup_shard: rollups::RollupShard::pick(),
         })
+    }
+
+    /// The server's room for every connection this node may keep (its pool and the one
+    /// listening) beside those open now; call it once started.
+    pub async fn connection_room(&self) -> StoreResult<ConnectionRoom> {
+        let client = self.client().await?;
+        ConnectionRoom::read(&client, self.pool.open(), self.pool.max_size() + 1)
+            .await
+            .map_err(from_pg)
     }
 
     /// Seals webhook secrets with `cipher` from now on, and seals those still stored plain.

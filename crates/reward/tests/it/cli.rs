@@ -342,6 +342,22 @@ async fn a_database_migrated_by_a_newer_release_is_refused() {
     assert_eq!(found, vec![vec![Some("999".to_owned())]]);
 }
 
+/// How many of the node's log lines so far say every one of `parts`.
+fn lines_saying(node: &ServerProcess, parts: &[&str]) -> usize {
+    let log = node.log.lock().expect("log");
+    log.iter()
+        .filter(|line| parts.iter().all(|part| line.contains(part)))
+        .count()
+}
+
+/// The node still answers `/readyz` with 200.
+async fn assert_ready(base_url: &str) {
+    let ready = reqwest::get(format!("{base_url}/readyz"))
+        .await
+        .expect("GET /readyz");
+    assert_eq!(ready.status().as_u16(), 200);
+}
+
 /// The version gauges' values in a `/metrics` exposition: (database, build).
 async fn schema_versions_shown(base_url: &str) -> (Option<i64>, Option<i64>) {
     let text = metrics_text(base_url).await;
@@ -383,23 +399,15 @@ async fn a_running_node_notices_a_newer_release_migrating_its_database() {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
-    let log = node.log.lock().expect("log").clone();
     for newer in [build + 1, build + 2] {
-        let said: Vec<&String> = log
-            .iter()
-            .filter(|line| {
-                line.contains("a newer release of Reward migrated the database: upgrade this node")
-                    && line.contains(&format!("database={newer}"))
-                    && line.contains(&format!("build={build}"))
-            })
-            .collect();
-        assert_eq!(said.len(), 1, "{log:#?}");
+        let said = [
+            "a newer release of Reward migrated the database: upgrade this node",
+            &format!("database={newer}"),
+            &format!("build={build}"),
+        ];
+        assert_eq!(lines_saying(&node, &said), 1, "{:#?}", node.log);
     }
-    // Still serving.
-    let ready = reqwest::get(format!("{}/readyz", node.base_url))
-        .await
-        .expect("GET /readyz");
-    assert_eq!(ready.status().as_u16(), 200);
+    assert_ready(&node.base_url).await;
     node.kill().await;
 }
 
@@ -490,6 +498,25 @@ async fn the_pool_size_bounds_a_nodes_connections() {
     let limit = i64::try_from(reward_server::store::MIN_POOL_SIZE).expect("small") + 1;
     assert!(most >= 2, "the node's connections were seen: {most}");
     assert!(most <= limit, "{most} connections, at most {limit}");
+    node.kill().await;
+}
+
+/// A node whose pool could not fit in the server's `max_connections` says so at start, and
+/// serves all the same.
+#[tokio::test]
+async fn a_pool_larger_than_the_server_allows_is_warned_about() {
+    let Some((_database, url)) = fresh_postgres_database().await else {
+        return;
+    };
+    // Larger than any max_connections a test server runs with (100 by default).
+    let largest = reward_server::store::MAX_POOL_SIZE.to_string();
+    let node = ServerProcess::spawn(&url, &[("REWARD_DATABASE_POOL_SIZE", largest.as_str())]).await;
+    let said = [
+        "the database server may run out of connections for this node",
+        &format!("this_node={}", reward_server::store::MAX_POOL_SIZE + 1),
+    ];
+    assert_eq!(lines_saying(&node, &said), 1, "{:#?}", node.log);
+    assert_ready(&node.base_url).await;
     node.kill().await;
 }
 

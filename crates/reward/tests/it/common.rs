@@ -169,7 +169,7 @@ pub async fn metrics_text(base_url: &str) -> String {
 pub struct ServerProcess {
     pub base_url: String,
     pub child: tokio::process::Child,
-    /// Every line it wrote to stderr after printing its address, so far.
+    /// Every line it wrote to stderr, so far.
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
@@ -206,10 +206,18 @@ impl ServerProcess {
         let mut child = command.spawn().expect("spawn reward serve");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let address = tokio::time::timeout(Duration::from_secs(20), async {
             while let Some(line) = lines.next_line().await.expect("read stderr") {
-                if let Some(rest) = line.split("address=").nth(1) {
-                    return rest.split_whitespace().next().map(str::to_owned);
+                let address = line.split("address=").nth(1).map(|rest| {
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned()
+                });
+                log.lock().expect("log lock").push(line);
+                if address.is_some() {
+                    return address;
                 }
             }
             None
@@ -218,7 +226,6 @@ impl ServerProcess {
         .expect("server start timed out")
         .expect("server printed its address");
         // Keep draining stderr so the child never blocks on a full pipe.
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let kept = log.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
