@@ -81,9 +81,7 @@ impl SqliteSource {
             Err(error) if is_busy(&error) => return Err(SourceError::InUse(path.to_owned())),
             Err(error) => return Err(failed(error)),
         }
-        let found: usize = connection
-            .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(failed)?;
+        let found = migrations::applied(&connection).map_err(failed)?;
         let expected = migrations::COUNT;
         if found < expected {
             return Err(SourceError::OlderSchema {

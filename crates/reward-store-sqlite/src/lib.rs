@@ -707,10 +707,7 @@ impl Housekeeping for SqliteStore {
     async fn schema_versions(&self) -> StoreResult<SchemaVersions> {
         let database = self
             .readers
-            .read(|c| {
-                c.query_row("PRAGMA user_version", [], |row| row.get::<_, usize>(0))
-                    .map_err(errors::from_sqlite)
-            })
+            .read(|c| migrations::applied(c).map_err(errors::from_sqlite))
             .await?;
         Ok(SchemaVersions {
             database,

@@ -35,13 +35,18 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version of a database this build has migrated (`PRAGMA user_version`).
 pub const COUNT: usize = MIGRATIONS.len();
 
+/// The schema version of a database: how many migrations ran on it, by this release or another.
+pub fn applied(connection: &Connection) -> rusqlite::Result<usize> {
+    connection.query_row("PRAGMA user_version", [], |row| row.get(0))
+}
+
 /// Brings the schema up to date. Safe to run from several processes at once: the check and the
 /// migrations share one immediate (write-locked) transaction. A database migrated by a newer
 /// release is refused, changing nothing: its schema may no longer be what this build writes.
 pub fn migrate(connection: &mut Connection) -> Result<usize, MigrateError> {
     let transaction =
         connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let applied: usize = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let applied = applied(&transaction)?;
     if applied > MIGRATIONS.len() {
         return Err(MigrateError::Newer {
             found: applied,
