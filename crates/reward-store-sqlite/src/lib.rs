@@ -29,6 +29,9 @@ mod rollups;
 mod rows;
 mod search;
 mod sessions;
+mod subscriptions;
+#[cfg(test)]
+mod test_fixtures;
 mod webhooks;
 mod writer;
 

@@ -107,31 +107,22 @@ pub fn schedule_waiting(
 mod tests {
     use std::time::Duration;
 
-    use reward_core::endpoint::EventSelection;
     use reward_core::event::{EventType, NewEvent};
-    use reward_core::ids::{ApiKeyId, DeliveryId};
-    use reward_core::names::{Name, TargetPolicy, UserId, WebhookUrl};
-    use reward_core::signing::WebhookSecret;
+    use reward_core::ids::DeliveryId;
+    use reward_core::names::UserId;
     use reward_store::handoff::{Handoff, Outbox};
-    use reward_store::records::{NewApiKeyRecord, NewWebhook, WebhookPatch, WebhookSettings};
+    use reward_store::records::{WebhookPatch, WebhookSettings};
     use reward_store::secrets::SecretCipher;
 
     use super::*;
+    use crate::test_fixtures;
 
     /// A migrated in-memory database with one account.
     fn database() -> (Connection, AccountId) {
         let mut connection = Connection::open_in_memory().expect("open");
         crate::migrations::migrate(&mut connection).expect("migrate");
-        let key = NewApiKeyRecord {
-            id: ApiKeyId::generate(),
-            name: Name::parse("default").expect("name"),
-            hash: "key-hash".into(),
-            display_prefix: "rwd_abcdefgh".into(),
-        };
-        let account =
-            crate::accounts::create(&connection, &Name::parse("Acme").expect("name"), &key)
-                .expect("account");
-        (connection, account.id)
+        let account = test_fixtures::add_account(&connection);
+        (connection, account)
     }
 
     fn webhook(
@@ -140,21 +131,11 @@ mod tests {
         ordering: Ordering,
         cipher: &SecretCipher,
     ) -> WebhookId {
-        let new = NewWebhook {
-            name: Name::parse("Hook").expect("name"),
-            url: WebhookUrl::parse("https://example.com/hook", TargetPolicy::SecureOnly)
-                .expect("url"),
-            events: EventSelection::Every,
-            enabled: true,
-            secret: WebhookSecret::generate(),
-            settings: WebhookSettings {
-                ordering,
-                ..WebhookSettings::default()
-            },
+        let settings = WebhookSettings {
+            ordering,
+            ..WebhookSettings::default()
         };
-        crate::webhooks::create(connection, account, &new, cipher)
-            .expect("webhook")
-            .id
+        test_fixtures::add_webhook(connection, account, settings, cipher)
     }
 
     /// (order_user, order_position, leased) of the webhook's only delivery.

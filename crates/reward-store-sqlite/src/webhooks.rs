@@ -11,8 +11,8 @@ use reward_store::columns::{self, event_types_json};
 use reward_store::paging::{fetch_limit, id_cursor, page_of};
 pub use reward_store::records::Rotation;
 use reward_store::records::{
-    DeliveryTarget, NewWebhook, Page, PageRequest, Subscription, Webhook, WebhookPatch,
-    WebhookSecrets, WebhookSettings,
+    DeliveryTarget, NewWebhook, Page, PageRequest, Webhook, WebhookPatch, WebhookSecrets,
+    WebhookSettings,
 };
 use reward_store::rules;
 use reward_store::secrets::{previous_from_stored, previous_to_stored, SecretCipher};
@@ -21,6 +21,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::errors::from_sqlite;
 use crate::rows;
+use crate::subscriptions;
 
 const COLUMNS: &str = "id, name, url, events, enabled, disabled_reason, created_at, updated_at,
      filter, headers, description, metadata, rate_limit, ordering";
@@ -396,47 +397,25 @@ pub fn subscribed(
     event: &NewEvent,
     cipher: Option<&SecretCipher>,
 ) -> StoreResult<Vec<Subscriber>> {
-    let mut statement = connection
-        .prepare_cached(
-            "SELECT id, events, filter, url, secret, previous_secrets, headers,
-                    rate_limit IS NOT NULL, ordering
-             FROM webhooks WHERE account_id = ?1 AND enabled = 1",
-        )
-        .map_err(from_sqlite)?;
-    let mut rows = statement.query([account.as_str()]).map_err(from_sqlite)?;
+    let webhooks = subscriptions::enabled(connection, account)?;
     let mut matching = rules::EventForMatching::new(event);
     let mut subscribers = Vec::new();
-    while let Some(row) = rows.next().map_err(from_sqlite)? {
-        let events = rows::event_types(row, 1).map_err(from_sqlite)?;
-        if !events.includes(event.event_type) {
+    for webhook in webhooks.iter() {
+        if !rules::receives(&webhook.subscription, &mut matching) {
             continue;
         }
-        let subscription = Subscription {
-            events,
-            filter: rows::filter(row, 2).map_err(from_sqlite)?,
-        };
-        if !rules::receives(&subscription, &mut matching) {
-            continue;
-        }
-        let id: String = row.get(0).map_err(from_sqlite)?;
-        // A rate-limited webhook's deliveries are left for claiming, which grants start slots.
-        let rate_limited: bool = row.get(7).map_err(from_sqlite)?;
-        let ordering = Ordering::from_trusted(&row.get::<_, String>(8).map_err(from_sqlite)?);
-        // So is an ordered one: a claim decides when its turn has come.
-        let ordered = rules::delivery_order(ordering, event).is_some();
+        // A rate-limited webhook's deliveries are left for claiming, which grants start slots;
+        // so is an ordered one's: a claim decides when its turn has come.
+        let ordered = rules::delivery_order(webhook.ordering, event).is_some();
         let target = match cipher {
             None => None,
-            Some(_) if rate_limited || ordered => None,
-            Some(cipher) => Some(DeliveryTarget {
-                url: rows::webhook_url(row, 3).map_err(from_sqlite)?,
-                secrets: rows::webhook_secrets(row, 4, cipher, &id).map_err(from_sqlite)?,
-                headers: rows::headers(row, 6, cipher, &id).map_err(from_sqlite)?,
-            }),
+            Some(_) if webhook.rate_limited || ordered => None,
+            Some(cipher) => Some(webhook.target(cipher)?),
         };
         subscribers.push(Subscriber {
-            id: WebhookId::from_trusted(id),
+            id: webhook.id.clone(),
             target,
-            ordering,
+            ordering: webhook.ordering,
         });
     }
     Ok(subscribers)

@@ -126,6 +126,10 @@ impl Writer {
 }
 
 fn run_batches(connection: Connection, mut queue: mpsc::Receiver<Box<dyn Job>>) {
+    if let Err(error) = crate::subscriptions::remember_on_writer(&connection) {
+        // Only slower: every event then reads its account's webhooks.
+        tracing::warn!(%error, "the writer could not remember webhooks between events");
+    }
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
