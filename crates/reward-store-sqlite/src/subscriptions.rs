@@ -33,7 +33,7 @@ use crate::errors::from_sqlite;
 use crate::rows;
 
 /// The SQL function the triggers call; registered on the writer's connection only.
-pub const FORGET_FUNCTION: &str = "reward_forget_subscriptions";
+const FORGET_FUNCTION: &str = "reward_forget_subscriptions";
 
 /// Accounts remembered at most; past it, everything is forgotten and read again (bounds memory).
 const ACCOUNTS_REMEMBERED: usize = 4096;
