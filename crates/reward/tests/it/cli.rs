@@ -387,10 +387,18 @@ async fn a_running_node_notices_a_newer_release_migrating_its_database() {
             format!("INSERT INTO reward_migrations (version, applied_at) VALUES ({version}, 0)")
         }
     };
+    let warning = |newer: i64| {
+        [
+            "a newer release of Reward migrated the database: upgrade this node".to_owned(),
+            format!("database={newer}"),
+            format!("build={build}"),
+        ]
+    };
     for newer in [build + 1, build + 2] {
         crate::databases::query(&url, &bump(newer)).await;
-        // Checked 2, 4 and 8 s after start (then less often).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        // Checked 2, 4, 8 and 16 s after start, then every 30 s: on a slow machine the bump
+        // can land just after a check at 30 s.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(45);
         while schema_versions_shown(&node.base_url).await.0 != Some(newer) {
             assert!(
                 std::time::Instant::now() < deadline,
@@ -398,13 +406,22 @@ async fn a_running_node_notices_a_newer_release_migrating_its_database() {
             );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+        // The gauge is set before the warning goes out, and the line reaches this test through
+        // the node's stderr a moment later.
+        let said = warning(newer);
+        let said: Vec<&str> = said.iter().map(String::as_str).collect();
+        while lines_saying(&node, &said) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "version {newer} shown but never warned about: {:#?}",
+                node.log
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
     for newer in [build + 1, build + 2] {
-        let said = [
-            "a newer release of Reward migrated the database: upgrade this node",
-            &format!("database={newer}"),
-            &format!("build={build}"),
-        ];
+        let said = warning(newer);
+        let said: Vec<&str> = said.iter().map(String::as_str).collect();
         assert_eq!(lines_saying(&node, &said), 1, "{:#?}", node.log);
     }
     assert_ready(&node.base_url).await;
