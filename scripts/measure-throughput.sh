@@ -9,6 +9,8 @@
 #   BASELINE=/tmp/reward-before scripts/measure-throughput.sh
 #       # each run twice, back to back: first with BASELINE (a release build of the commit before
 #       # a change) as the nodes' binary, then with this tree's; a median for each
+#   REWARD_TEST_PGBOUNCER_SERVER_CONNECTIONS=20 ROUTES=pgbouncer scripts/measure-throughput.sh
+#       # PgBouncer's server pool (default_pool_size) other than the tests' 10
 set -euo pipefail
 cd "$(dirname "$0")/.."
 clients="${CLIENTS:-32}"

@@ -24,6 +24,17 @@ const DEBIAN_BINARY: &str = "/usr/sbin/pgbouncer";
 /// each), so that transactions of different nodes do share server connections.
 const SERVER_CONNECTIONS: u32 = 10;
 
+/// [`SERVER_CONNECTIONS`], or `REWARD_TEST_PGBOUNCER_SERVER_CONNECTIONS` when set: for
+/// measuring how the pool's size bears on throughput (`scripts/measure-throughput.sh`).
+fn server_connections() -> u32 {
+    match std::env::var("REWARD_TEST_PGBOUNCER_SERVER_CONNECTIONS") {
+        Ok(value) => value
+            .parse()
+            .expect("REWARD_TEST_PGBOUNCER_SERVER_CONNECTIONS is a number of connections"),
+        Err(_) => SERVER_CONNECTIONS,
+    }
+}
+
 /// How long PgBouncer may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -165,9 +176,10 @@ fn write_config(dir: &Path, user: &str, host: &str, port: u16, listen_port: u16)
              auth_type = trust\n\
              auth_file = {users}\n\
              pool_mode = transaction\n\
-             default_pool_size = {SERVER_CONNECTIONS}\n\
+             default_pool_size = {server_connections}\n\
              max_client_conn = 500\n",
             users = users.display(),
+            server_connections = server_connections(),
         ),
     )
     .expect("write pgbouncer.ini");
