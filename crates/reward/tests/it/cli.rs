@@ -343,10 +343,10 @@ async fn a_database_migrated_by_a_newer_release_is_refused() {
 }
 
 /// How many of the node's log lines so far say every one of `parts`.
-fn lines_saying(node: &ServerProcess, parts: &[&str]) -> usize {
+fn lines_saying(node: &ServerProcess, parts: &[impl AsRef<str>]) -> usize {
     let log = node.log.lock().expect("log");
     log.iter()
-        .filter(|line| parts.iter().all(|part| line.contains(part)))
+        .filter(|line| parts.iter().all(|part| line.contains(part.as_ref())))
         .count()
 }
 
@@ -408,9 +408,7 @@ async fn a_running_node_notices_a_newer_release_migrating_its_database() {
         }
         // The gauge is set before the warning goes out, and the line reaches this test through
         // the node's stderr a moment later.
-        let said = warning(newer);
-        let said: Vec<&str> = said.iter().map(String::as_str).collect();
-        while lines_saying(&node, &said) == 0 {
+        while lines_saying(&node, &warning(newer)) == 0 {
             assert!(
                 std::time::Instant::now() < deadline,
                 "version {newer} shown but never warned about: {:#?}",
@@ -420,9 +418,7 @@ async fn a_running_node_notices_a_newer_release_migrating_its_database() {
         }
     }
     for newer in [build + 1, build + 2] {
-        let said = warning(newer);
-        let said: Vec<&str> = said.iter().map(String::as_str).collect();
-        assert_eq!(lines_saying(&node, &said), 1, "{:#?}", node.log);
+        assert_eq!(lines_saying(&node, &warning(newer)), 1, "{:#?}", node.log);
     }
     assert_ready(&node.base_url).await;
     node.kill().await;
