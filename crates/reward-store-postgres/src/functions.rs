@@ -18,10 +18,11 @@
 //! for the next.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 use tokio_postgres::{Config, NoTls};
 
 use crate::statements::Param;
@@ -47,6 +48,10 @@ const RETRY_AFTER: Duration = Duration::from_secs(60);
 pub struct StatementFunctions {
     config: Config,
     known: Mutex<HashMap<String, Known>>,
+    /// Each statement's functions by its text, so a call does not digest the text again: a
+    /// function's name is a SHA-256 of the whole statement, which is most of what a hot call
+    /// costs the node otherwise.
+    named: Mutex<HashMap<String, Vec<Arc<Function>>>>,
     retry_after: Duration,
 }
 
@@ -65,18 +70,16 @@ pub struct Function {
     pub name: String,
     pub call: String,
     signature: String,
+    types: Vec<Type>,
     returns: Returns,
 }
 
 impl Function {
     /// `sql` taking `params`, returning what `returns` says.
     pub fn of(sql: &str, params: &[&dyn Param], returns: Returns) -> Self {
+        let types: Vec<Type> = params.iter().map(|param| param.declared_type()).collect();
         // The types' own names (`_text` for `text[]`, `int8`, ...), as PostgreSQL spells them.
-        let types: Vec<String> = params
-            .iter()
-            .map(|param| param.declared_type().name().to_owned())
-            .collect();
-        let signature = types.join(", ");
+        let signature = types.iter().map(Type::name).collect::<Vec<_>>().join(", ");
         let kind = match returns {
             Returns::Changed => "changed",
             Returns::Rows => "rows",
@@ -93,8 +96,20 @@ impl Function {
             name,
             call,
             signature,
+            types,
             returns,
         }
+    }
+
+    /// Whether this is the function of a statement taking `params` and returning `returns`.
+    fn takes(&self, params: &[&dyn Param], returns: Returns) -> bool {
+        self.returns == returns
+            && self.types.len() == params.len()
+            && self
+                .types
+                .iter()
+                .zip(params)
+                .all(|(declared, param)| *declared == param.declared_type())
     }
 
     /// The statement that makes the function of `sql`, whose rows (if it returns them) have
@@ -145,6 +160,7 @@ impl StatementFunctions {
         Self {
             config,
             known: Mutex::new(HashMap::new()),
+            named: Mutex::new(HashMap::new()),
             retry_after,
         }
     }
@@ -156,11 +172,11 @@ impl StatementFunctions {
         sql: &str,
         params: &[&dyn Param],
         returns: Returns,
-    ) -> Option<Function> {
+    ) -> Option<Arc<Function>> {
         if sql.contains("$reward_statement$") {
             return None;
         }
-        let function = Function::of(sql, params, returns);
+        let function = self.function_of(sql, params, returns);
         {
             let mut known = self.lock();
             match known.get(&function.name) {
@@ -192,6 +208,26 @@ impl StatementFunctions {
         };
         creating.settle(outcome);
         (outcome == Known::Created).then_some(function)
+    }
+
+    /// [`Function::of`], worked out once per statement.
+    fn function_of(&self, sql: &str, params: &[&dyn Param], returns: Returns) -> Arc<Function> {
+        let mut named = self
+            .named
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(function) = named
+            .get(sql)
+            .and_then(|functions| functions.iter().find(|f| f.takes(params, returns)))
+        {
+            return Arc::clone(function);
+        }
+        let function = Arc::new(Function::of(sql, params, returns));
+        named
+            .entry(sql.to_owned())
+            .or_default()
+            .push(Arc::clone(&function));
+        function
     }
 
     /// After a call failed because the function is gone: the next call creates it again.
@@ -480,5 +516,36 @@ mod tests {
         assert!(first
             .definition(insert, &[])
             .contains(&format!("{}(_text)", first.name)));
+    }
+
+    #[test]
+    fn a_statement_s_function_is_worked_out_once_per_types_and_returns() {
+        let functions = StatementFunctions::new(Config::new());
+        let ids: Vec<&str> = vec!["a"];
+        let numbers: Vec<i64> = vec![1];
+        let insert = "INSERT INTO t SELECT unnest($1::text[])";
+        let first = functions.function_of(insert, &[&ids], Returns::Changed);
+        // The same text from another place in memory is the same statement.
+        let elsewhere = String::from(insert);
+        let again = functions.function_of(elsewhere.as_str(), &[&ids], Returns::Changed);
+        assert!(Arc::ptr_eq(&first, &again), "worked out once");
+        let typed_otherwise = functions.function_of(insert, &[&numbers], Returns::Changed);
+        let returning_rows = functions.function_of(insert, &[&ids], Returns::Rows);
+        for (memoized, fresh) in [
+            (&first, Function::of(insert, &[&ids], Returns::Changed)),
+            (
+                &typed_otherwise,
+                Function::of(insert, &[&numbers], Returns::Changed),
+            ),
+            (
+                &returning_rows,
+                Function::of(insert, &[&ids], Returns::Rows),
+            ),
+        ] {
+            assert_eq!(memoized.name, fresh.name);
+            assert_eq!(memoized.call, fresh.call);
+        }
+        assert_ne!(first.name, typed_otherwise.name);
+        assert_ne!(first.name, returning_rows.name);
     }
 }
