@@ -38,6 +38,7 @@ pub mod targets;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,7 +72,7 @@ const MAX_PARKED_PER_WEBHOOK: usize = 2048;
 /// Finished attempts recorded in one store call at most.
 const RECORD_BATCH: usize = 512;
 /// How long a lingering batch of finished attempts waits for the next one before it is recorded
-/// anyway (see [`linger`]).
+/// anyway, while this worker's claims wait for slots (see [`linger`]).
 const LINGER_QUIET: Duration = Duration::from_millis(5);
 /// Attempts in flight in this process at most (a claim started just before hand-offs filled
 /// the room may go past it by one batch).
@@ -111,6 +112,7 @@ impl Worker {
         // free as soon as its HTTP exchange ends, while its lease keeps the delivery from being
         // claimed again until the outcome is stored.
         let (records, recorder_queue) = mpsc::unbounded_channel();
+        let slots_wanted = Arc::new(AtomicBool::new(false));
         // The recorder tells the loop of every batch it stored: when its earliest retry falls due
         // (so a retry sooner than the loop's planned wake-up is claimed on time rather than at the
         // next idle poll), and that its attempts' slots are free.
@@ -122,6 +124,7 @@ impl Worker {
             Recording {
                 lease: worker.lease,
                 stopping: shutdown.clone(),
+                slots_wanted: Arc::clone(&slots_wanted),
             },
         ));
         let handoff = worker.store.start_handoff(worker.lease);
@@ -177,6 +180,7 @@ impl Worker {
                             // Again at once after a full batch (more may be due right now), or
                             // when attempts recorded meanwhile freed slots it passed over.
                             claim_now = reclaim.claim_ended(passed_over) || full;
+                            slots_wanted.store(reclaim.slots_wanted(), AtomicOrdering::Relaxed);
                             next_claim = Instant::now() + pause;
                             if let Some(due) = retry_due {
                                 next_claim = next_claim.min(due);
@@ -483,6 +487,8 @@ struct Recording {
     lease: Duration,
     /// Once the worker stops, turns are no longer passed on: nothing would attempt them.
     stopping: CancellationToken,
+    /// This worker's claims wait for slots that recorded attempts free (see [`linger`]).
+    slots_wanted: Arc<AtomicBool>,
 }
 
 /// A batch of attempts the recorder wrote, or failed to.
@@ -509,7 +515,8 @@ async fn record_in_batches(
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     let linger_for = store.record_linger();
     while queue.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-        linger(&mut queue, &mut batch, linger_for).await;
+        let patient = !recording.slots_wanted.load(AtomicOrdering::Relaxed);
+        linger(&mut queue, &mut batch, linger_for, patient).await;
         let records = std::mem::take(&mut batch);
         let mut turns_held: HashMap<WebhookId, u32> = HashMap::new();
         for record in records.iter().filter(|record| record.ends_turn()) {
@@ -548,13 +555,20 @@ async fn record_in_batches(
 /// Lets a batch that came with company wait up to `linger_for` (the store's
 /// `DeliveryQueue::record_linger`) for more, up to [`RECORD_BATCH`]: under load, attempts end in
 /// a stream. A lone attempt (light load) is written at once, and so is a batch that ends an
-/// ordered delivery: its user's next one waits for the record. A stream that stops for
-/// [`LINGER_QUIET`] ends the wait: every attempt a busy webhook had in flight may have ended,
-/// their slots held until the record (claims count live leases), and nothing more is coming.
+/// ordered delivery: its user's next one waits for the record.
+///
+/// A stream that stops for [`LINGER_QUIET`] ends the wait when the batch holds a failed attempt
+/// (its retry may be due soon) or when the worker is not `patient` (its claims wait for busy
+/// webhooks' slots): every attempt such a webhook had in flight may have ended, their slots held
+/// until the record (claims count live leases), and nothing more is coming. Otherwise (hand-offs
+/// that succeeded, no claim waiting) the batch waits out its linger: a node's attempts end in
+/// bursts, one per batch of trigger events it wrote, several milliseconds apart, and the short
+/// quiet would record each burst on its own, a commit each (docs/scaling.md).
 async fn linger(
     queue: &mut mpsc::UnboundedReceiver<AttemptRecord>,
     batch: &mut Vec<AttemptRecord>,
     linger_for: Duration,
+    patient: bool,
 ) {
     if linger_for.is_zero() || batch.len() < 2 || batch.iter().any(AttemptRecord::ends_turn) {
         return;
@@ -562,7 +576,15 @@ async fn linger(
     let deadline = tokio::time::Instant::now() + linger_for;
     while batch.len() < RECORD_BATCH {
         let room = RECORD_BATCH - batch.len();
-        let quiet_until = (tokio::time::Instant::now() + LINGER_QUIET).min(deadline);
+        let all_succeeded = batch
+            .iter()
+            .all(|record| matches!(record.update, DeliveryUpdate::Succeeded));
+        let quiet = if patient && all_succeeded {
+            linger_for
+        } else {
+            LINGER_QUIET
+        };
+        let quiet_until = (tokio::time::Instant::now() + quiet).min(deadline);
         match tokio::time::timeout_at(quiet_until, queue.recv_many(batch, room)).await {
             Ok(0) | Err(_) => return,
             Ok(_) if batch.iter().any(AttemptRecord::ends_turn) => return,
@@ -804,11 +826,47 @@ mod tests {
         // A minute's linger, and the sender still open: only the quiet can end the wait.
         let lingered = tokio::time::timeout(
             Duration::from_secs(30),
-            linger(&mut queue, &mut batch, Duration::from_secs(60)),
+            linger(&mut queue, &mut batch, Duration::from_secs(60), false),
         )
         .await;
         assert!(lingered.is_ok(), "the batch waited out its linger");
         assert_eq!(batch.len(), 5, "what had come meanwhile joins the batch");
         drop(sender);
+    }
+
+    /// Lingers over `batch` (patiently or not) while a burst of two attempts comes every 100 ms,
+    /// three times; returns the batch's size once the linger ended.
+    async fn lingered_over_bursts(mut batch: Vec<AttemptRecord>, patient: bool) -> usize {
+        let gap = LINGER_QUIET * 20;
+        let (sender, mut queue) = mpsc::unbounded_channel();
+        let bursts = tokio::spawn(async move {
+            for _ in 0..3 {
+                tokio::time::sleep(gap).await;
+                sender.send(finished()).expect("queued");
+                sender.send(finished()).expect("queued");
+            }
+            sender
+        });
+        linger(&mut queue, &mut batch, gap * 6, patient).await;
+        drop(bursts.await.expect("bursts"));
+        batch.len()
+    }
+
+    #[tokio::test]
+    async fn without_a_claim_waiting_successes_linger_across_gaps_between_bursts() {
+        let patient = lingered_over_bursts(vec![finished(), finished()], true).await;
+        assert_eq!(patient, 8, "every burst joined the batch");
+        let waited_for = lingered_over_bursts(vec![finished(), finished()], false).await;
+        assert_eq!(
+            waited_for, 2,
+            "a claim waiting: recorded before the next burst"
+        );
+        let mut failed = finished();
+        failed.update = DeliveryUpdate::RetryAt(Timestamp::now());
+        let retrying = lingered_over_bursts(vec![finished(), failed], true).await;
+        assert_eq!(
+            retrying, 2,
+            "a retry to store: recorded before the next burst"
+        );
     }
 }

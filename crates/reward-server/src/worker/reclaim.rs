@@ -31,6 +31,10 @@ pub(super) struct ReclaimPolicy {
     recorded_while_claiming: bool,
     /// Ordered deliveries ended since the running claim started.
     turns_ended_while_claiming: bool,
+    /// The last claim that ended passed over due deliveries of busy webhooks: until one ends
+    /// having passed nothing over, this worker's claims wait for slots that recorded attempts
+    /// free, so finished attempts are not held long for company.
+    slots_wanted: bool,
 }
 
 impl Default for ReclaimPolicy {
@@ -42,6 +46,7 @@ impl Default for ReclaimPolicy {
             passed_over_busy: false,
             recorded_while_claiming: false,
             turns_ended_while_claiming: false,
+            slots_wanted: false,
         }
     }
 }
@@ -66,12 +71,18 @@ impl ReclaimPolicy {
             PassedOver::BusyWebhooks => true,
             PassedOver::BusyWebhooksUnseen => self.claim_took_announced,
         };
+        self.slots_wanted = self.passed_over_busy;
         // Announced work the claim left behind still waits for the next one.
         if self.passed_over_busy && self.claim_took_announced {
             self.announced = true;
         }
         (self.passed_over_busy && self.recorded_while_claiming)
             || std::mem::take(&mut self.turns_ended_while_claiming)
+    }
+
+    /// Whether this worker's claims wait for the slots of busy webhooks (see `slots_wanted`).
+    pub(super) fn slots_wanted(&self) -> bool {
+        self.slots_wanted
     }
 
     /// The claim failed: whatever was announced still waits.
@@ -146,6 +157,29 @@ mod tests {
         assert!(!policy.recorded(true));
         assert!(!policy.claim_ended(Nothing), "nothing was passed over");
         assert!(!policy.recorded(false));
+    }
+
+    #[test]
+    fn slots_are_wanted_from_a_claim_that_passed_webhooks_over_to_one_that_did_not() {
+        let mut policy = settled();
+        assert!(!policy.slots_wanted());
+        policy.claim_started();
+        assert!(!policy.claim_ended(BusyWebhooks));
+        assert!(policy.slots_wanted());
+        assert!(policy.recorded(false));
+        assert!(policy.slots_wanted(), "until a claim sees them free");
+        policy.claim_started();
+        assert!(policy.slots_wanted(), "while that claim runs");
+        assert!(!policy.claim_ended(Nothing));
+        assert!(!policy.slots_wanted());
+        // Unseen busy webhooks count only when the claim took announced work.
+        policy.claim_started();
+        assert!(!policy.claim_ended(BusyWebhooksUnseen));
+        assert!(!policy.slots_wanted());
+        policy.work_announced();
+        policy.claim_started();
+        assert!(!policy.claim_ended(BusyWebhooksUnseen));
+        assert!(policy.slots_wanted());
     }
 
     #[test]
