@@ -14,20 +14,22 @@ use std::time::{Duration, Instant};
 use reward_core::endpoint::{EventSelection, Ordering};
 use reward_core::event::EventType;
 use reward_core::ids::{AccountId, WebhookId};
-use reward_core::names::{Name, TargetPolicy, UserId, WebhookUrl};
-use reward_core::signing::WebhookSecret;
+use reward_core::names::UserId;
 use reward_core::time::Timestamp;
 use reward_store::records::{
     Attempt, AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryUpdate, IssueCredits,
-    NewWebhook, PassedOver, WebhookPatch, WebhookSettings,
+    PassedOver, WebhookPatch,
 };
 use reward_store::{DeliveryQueue, EventLog, Housekeeping, Rewards, Webhooks};
-use reward_store_postgres::testing::{server_url, ScratchDatabase};
-use reward_store_postgres::{ConnectOptions, PostgresStore, Statements};
+use reward_store_postgres::testing::ScratchDatabase;
+use reward_store_postgres::PostgresStore;
 
-#[path = "support/pgbouncer.rs"]
-mod pgbouncer;
-use pgbouncer::PgBouncer;
+mod support {
+    pub mod pgbouncer;
+    pub mod route;
+}
+use support::pgbouncer::PgBouncer;
+use support::route::{connect_to, Route};
 
 /// Two nodes on one database, an account, and a webhook subscribed to credit issuance.
 struct TwoNodes {
@@ -39,14 +41,6 @@ struct TwoNodes {
     _bouncer: Option<PgBouncer>,
     /// Dropped last: the stores' connections go first.
     _database: ScratchDatabase,
-}
-
-/// How the nodes reach the database.
-#[derive(Clone, Copy)]
-enum Route {
-    Direct,
-    /// Through PgBouncer in transaction mode, with statements unnamed, listening directly.
-    ThroughPgBouncer,
 }
 
 /// Each scenario twice: `direct` and `through_pgbouncer` (skipped when PgBouncer is missing).
@@ -69,18 +63,7 @@ macro_rules! on_both_routes {
 impl TwoNodes {
     async fn start(route: Route) -> Option<Self> {
         let database = ScratchDatabase::create("reward_store_test").await?;
-        let (url, options, bouncer) = match route {
-            Route::Direct => (database.url().to_owned(), ConnectOptions::default(), None),
-            Route::ThroughPgBouncer => {
-                let bouncer = PgBouncer::start(&server_url()).await?;
-                let options = ConnectOptions {
-                    listen_url: Some(database.url().to_owned()),
-                    statements: Statements::Unnamed,
-                    ..ConnectOptions::default()
-                };
-                (bouncer.url_for(database.url()), options, Some(bouncer))
-            }
-        };
+        let (url, options, bouncer) = connect_to(route, &database).await?;
         let open = || async {
             let store = PostgresStore::open_with(&url, &options).await;
             Arc::new(store.expect("open"))
@@ -90,15 +73,10 @@ impl TwoNodes {
         let webhook = first
             .create_webhook(
                 &account,
-                NewWebhook {
-                    name: Name::parse("Orders").expect("name"),
-                    url: WebhookUrl::parse("http://127.0.0.1:9/hook", TargetPolicy::AllowInsecure)
-                        .expect("url"),
-                    events: EventSelection::Only(vec![EventType::BalanceCreditPointsIssued]),
-                    enabled: true,
-                    secret: WebhookSecret::generate(),
-                    settings: WebhookSettings::default(),
-                },
+                reward_store::testing::loopback_webhook(
+                    "Orders",
+                    EventSelection::Only(vec![EventType::BalanceCreditPointsIssued]),
+                ),
             )
             .await
             .expect("webhook")

@@ -4,11 +4,15 @@
 mod refills;
 mod rotation;
 
+use reward_core::endpoint::EventSelection;
 use reward_core::ids::{AccountId, ApiKeyId, AttemptId, DeliveryId, WebhookId};
-use reward_core::names::Name;
+use reward_core::names::{Name, TargetPolicy, WebhookUrl};
+use reward_core::signing::WebhookSecret;
 use reward_core::time::Timestamp;
 
-use crate::records::{Attempt, AttemptRecord, DeliveryUpdate, NewApiKeyRecord};
+use crate::records::{
+    Attempt, AttemptRecord, DeliveryUpdate, NewApiKeyRecord, NewWebhook, WebhookSettings,
+};
 use crate::Accounts;
 
 pub use refills::a_refill_due_since_the_last_claim_is_announced;
@@ -27,6 +31,20 @@ pub async fn new_account(store: &impl Accounts) -> AccountId {
         .await
         .expect("account")
         .id
+}
+
+/// An enabled webhook named `name` receiving `events`, to a loopback port nothing listens on
+/// (insecure targets allowed), with a fresh secret and default settings.
+pub fn loopback_webhook(name: &str, events: EventSelection) -> NewWebhook {
+    NewWebhook {
+        name: Name::parse(name).expect("name"),
+        url: WebhookUrl::parse("http://127.0.0.1:9/hook", TargetPolicy::AllowInsecure)
+            .expect("url"),
+        events,
+        enabled: true,
+        secret: WebhookSecret::generate(),
+        settings: WebhookSettings::default(),
+    }
 }
 
 /// A first attempt of a new delivery to the webhook that ended with `status` after
