@@ -438,17 +438,34 @@ async fn load_subscribers(
     accounts.sort_unstable();
     accounts.dedup();
     let types: Vec<&str> = EventType::ALL.iter().map(|kind| kind.as_str()).collect();
-    let found = client
-        .query_hot(
-            "SELECT account_id, id, events, url, secret, previous_secrets, headers, filter,
-                    rate_limit IS NOT NULL, ordering
-             FROM webhooks
-             WHERE account_id = ANY($1::text[]) AND enabled
-               AND (events::jsonb ?| $2::text[] OR events::jsonb ? '*')
-             FOR KEY SHARE",
-            &[&accounts, &types],
-        )
-        .await
+    // A batch of one account names it as a value: the server then keeps one plan
+    // for the statement. With an array, the plan made for each call's own array always looks
+    // cheaper than the kept one, so the statement was planned again on every call.
+    let found =
+        match accounts.as_slice() {
+            [account] => client
+                .query_hot(
+                    "SELECT account_id, id, events, url, secret, previous_secrets, headers, filter,
+                            rate_limit IS NOT NULL, ordering
+                     FROM webhooks
+                     WHERE account_id = $1 AND enabled
+                       AND (events::jsonb ?| $2::text[] OR events::jsonb ? '*')
+                     FOR KEY SHARE",
+                    &[account, &types],
+                )
+                .await,
+            _ => client
+                .query_hot(
+                    "SELECT account_id, id, events, url, secret, previous_secrets, headers, filter,
+                            rate_limit IS NOT NULL, ordering
+                     FROM webhooks
+                     WHERE account_id = ANY($1::text[]) AND enabled
+                       AND (events::jsonb ?| $2::text[] OR events::jsonb ? '*')
+                     FOR KEY SHARE",
+                    &[&accounts, &types],
+                )
+                .await,
+        }
         .map_err(from_pg)?;
     let mut by_account: HashMap<String, Vec<Subscriber>> = HashMap::new();
     for row in &found {
