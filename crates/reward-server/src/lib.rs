@@ -59,6 +59,7 @@ pub async fn run(
     )
     .await?;
     let metrics = std::sync::Arc::new(metrics::Metrics::new());
+    upkeep::show_schema_versions(store.as_ref(), &metrics).await;
     let traces = match &config.traces {
         Some(settings) => traces::Traces::start(settings, metrics.trace_spans_dropped())
             .context("starting the OpenTelemetry trace export")?,

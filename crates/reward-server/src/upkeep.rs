@@ -153,6 +153,14 @@ pub async fn run_frequent_checks(
     }
 }
 
+/// Sets the schema-version gauges before the node serves: a scrape before the first of the
+/// frequent checks would read both as 0. A failure is left to those checks, which say so.
+pub async fn show_schema_versions(store: &dyn Housekeeping, metrics: &Metrics) {
+    if let Ok(versions) = store.schema_versions().await {
+        metrics.schema_versions(versions);
+    }
+}
+
 /// Notices a newer release migrating the database under this node (a rolling upgrade, with this
 /// node not upgraded yet): it keeps serving, as the migrations allow (docs/decisions.md, "Schema
 /// versions"), but it would refuse to start again, and it should be upgraded. Says so once per
