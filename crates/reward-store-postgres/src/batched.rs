@@ -438,35 +438,17 @@ async fn load_subscribers(
     accounts.sort_unstable();
     accounts.dedup();
     let types: Vec<&str> = EventType::ALL.iter().map(|kind| kind.as_str()).collect();
-    // A batch of one account names it as a value: the server then keeps one plan
-    // for the statement. With an array, the plan made for each call's own array always looks
-    // cheaper than the kept one, so the statement was planned again on every call.
-    let found =
-        match accounts.as_slice() {
-            [account] => client
-                .query_hot(
-                    "SELECT account_id, id, events, url, secret, previous_secrets, headers, filter,
-                            rate_limit IS NOT NULL, ordering
-                     FROM webhooks
-                     WHERE account_id = $1 AND enabled
-                       AND (events::jsonb ?| $2::text[] OR events::jsonb ? '*')
-                     FOR KEY SHARE",
-                    &[account, &types],
-                )
-                .await,
-            _ => client
-                .query_hot(
-                    "SELECT account_id, id, events, url, secret, previous_secrets, headers, filter,
-                            rate_limit IS NOT NULL, ordering
-                     FROM webhooks
-                     WHERE account_id = ANY($1::text[]) AND enabled
-                       AND (events::jsonb ?| $2::text[] OR events::jsonb ? '*')
-                     FOR KEY SHARE",
-                    &[&accounts, &types],
-                )
-                .await,
-        }
-        .map_err(from_pg)?;
+    // A batch of one account names it as a value: the server then keeps one plan for the
+    // statement. With an array, the plan made for each call's own array always looks cheaper
+    // than the kept one, so the statement was planned again on every call.
+    static OF_ONE_ACCOUNT: LazyLock<String> = LazyLock::new(|| subscribers_of("account_id = $1"));
+    static OF_ACCOUNTS: LazyLock<String> =
+        LazyLock::new(|| subscribers_of("account_id = ANY($1::text[])"));
+    let found = match accounts.as_slice() {
+        [account] => client.query_hot(&OF_ONE_ACCOUNT, &[account, &types]).await,
+        _ => client.query_hot(&OF_ACCOUNTS, &[&accounts, &types]).await,
+    }
+    .map_err(from_pg)?;
     let mut by_account: HashMap<String, Vec<Subscriber>> = HashMap::new();
     for row in &found {
         let account: String = rows::get(row, 0)?;
@@ -486,6 +468,19 @@ async fn load_subscribers(
         });
     }
     Ok(by_account)
+}
+
+/// The read of the enabled webhooks subscribed to the event types `$2`, of the accounts
+/// `accounts` names (by `$1`), kept from deletion until the transaction ends.
+fn subscribers_of(accounts: &str) -> String {
+    format!(
+        "SELECT account_id, id, events, url, secret, previous_secrets, headers, filter,
+                rate_limit IS NOT NULL, ordering
+         FROM webhooks
+         WHERE {accounts} AND enabled
+           AND (events::jsonb ?| $2::text[] OR events::jsonb ? '*')
+         FOR KEY SHARE"
+    )
 }
 
 /// Adds to each user's counters what the batch's trigger events add (all of them, summed per

@@ -573,22 +573,26 @@ async fn linger(
     if linger_for.is_zero() || batch.len() < 2 || batch.iter().any(AttemptRecord::ends_turn) {
         return;
     }
+    let succeeded = |record: &AttemptRecord| matches!(record.update, DeliveryUpdate::Succeeded);
     let deadline = tokio::time::Instant::now() + linger_for;
+    let mut all_succeeded = batch.iter().all(succeeded);
     while batch.len() < RECORD_BATCH {
-        let room = RECORD_BATCH - batch.len();
-        let all_succeeded = batch
-            .iter()
-            .all(|record| matches!(record.update, DeliveryUpdate::Succeeded));
         let quiet = if patient && all_succeeded {
             linger_for
         } else {
             LINGER_QUIET
         };
         let quiet_until = (tokio::time::Instant::now() + quiet).min(deadline);
+        let (before, room) = (batch.len(), RECORD_BATCH - batch.len());
         match tokio::time::timeout_at(quiet_until, queue.recv_many(batch, room)).await {
             Ok(0) | Err(_) => return,
-            Ok(_) if batch.iter().any(AttemptRecord::ends_turn) => return,
-            Ok(_) => {}
+            Ok(_) => {
+                let arrived = &batch[before..];
+                if arrived.iter().any(AttemptRecord::ends_turn) {
+                    return;
+                }
+                all_succeeded &= arrived.iter().all(succeeded);
+            }
         }
     }
 }
