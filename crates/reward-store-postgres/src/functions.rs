@@ -18,7 +18,7 @@
 //! for the next.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio_postgres::error::SqlState;
@@ -39,6 +39,12 @@ enum Known {
     Unavailable {
         until: Instant,
     },
+}
+
+/// The map behind `mutex`; a panic while another call held it left nothing half-changed that a
+/// later call could trip over (each change is one insert or remove).
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// How long a node sends a statement itself after failing to create its function.
@@ -178,7 +184,7 @@ impl StatementFunctions {
         }
         let function = self.function_of(sql, params, returns);
         {
-            let mut known = self.lock();
+            let mut known = locked(&self.known);
             match known.get(&function.name) {
                 Some(Known::Created) => return Some(function),
                 Some(Known::Creating) => return None,
@@ -212,10 +218,7 @@ impl StatementFunctions {
 
     /// [`Function::of`], worked out once per statement.
     fn function_of(&self, sql: &str, params: &[&dyn Param], returns: Returns) -> Arc<Function> {
-        let mut named = self
-            .named
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut named = locked(&self.named);
         if let Some(function) = named
             .get(sql)
             .and_then(|functions| functions.iter().find(|f| f.takes(params, returns)))
@@ -232,13 +235,7 @@ impl StatementFunctions {
 
     /// After a call failed because the function is gone: the next call creates it again.
     pub fn forget(&self, name: &str) {
-        self.lock().remove(name);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Known>> {
-        self.known
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        locked(&self.known).remove(name);
     }
 
     async fn create(
@@ -298,7 +295,7 @@ struct Creating<'a> {
 impl Creating<'_> {
     /// Records what creating it came to.
     fn settle(self, outcome: Known) {
-        self.functions.lock().insert(self.name.to_owned(), outcome);
+        locked(&self.functions.known).insert(self.name.to_owned(), outcome);
         // Settled: nothing for `drop` to undo.
         std::mem::forget(self);
     }
